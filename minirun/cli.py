@@ -1,0 +1,337 @@
+"""The ``minirun`` command line: the only module that prints and picks exit codes.
+
+Exit codes: 0 success; 1 an operation failed; 2 bad usage (flags, references);
+3 the registry's rate limit (Docker Hub's 429), so scripts can wait and retry.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import getpass
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from . import __version__, credentials
+from .errors import (ImageNotKnown, MiniRunError, RateLimited, ReferenceFormatError,
+                     UsageError)
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_RATE_LIMITED = 3
+
+app = typer.Typer(
+    name="minirun", add_completion=False, no_args_is_help=True,
+    pretty_exceptions_enable=False, rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Pull and run OCI container images, without a daemon.")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(f"minirun: {message}\n")
+    sys.stderr.flush()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"minirun version {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", "-v", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Pull and run OCI container images, without a daemon."""
+
+
+def _store() -> Any:
+    from .store import ContentStore, ImageStore, default_root
+    root = default_root()
+    return ImageStore(root, ContentStore(root))
+
+
+def _registry_options(mirrors: list[str], insecure: list[str]) -> Any:
+    from .registry import RegistryOptions, parse_mirror
+    env_mirrors = [m for m in os.environ.get("MINIRUN_REGISTRY_MIRROR", "").split(",") if m.strip()]
+    env_insecure = [h.strip() for h in os.environ.get("MINIRUN_INSECURE_REGISTRIES", "").split(",") if h.strip()]
+    all_mirrors = [parse_mirror(m) for m in (mirrors or env_mirrors)]
+    return RegistryOptions(all_mirrors, list(insecure) + env_insecure)
+
+
+# -- pull ---------------------------------------------------------------------
+
+MirrorOpt = Annotated[list[str], typer.Option(
+    "--registry-mirror", metavar="URL",
+    help="Mirror for docker.io images (also MINIRUN_REGISTRY_MIRROR, comma-separated).")]
+InsecureOpt = Annotated[list[str], typer.Option(
+    "--insecure-registry", metavar="HOST",
+    help="Registry to reach without TLS verification (also MINIRUN_INSECURE_REGISTRIES).")]
+PlatformOpt = Annotated[str | None, typer.Option(
+    "--platform", metavar="OS/ARCH[/VARIANT]", help="Platform to pull (default: this host's).")]
+
+
+def do_pull(image: str, platform: str | None, progress_mode: str, mirrors: list[str],
+            insecure: list[str], out: Any) -> Any:
+    """Pull ``image``; shared by ``pull`` and (later) ``run``. Returns the PullResult."""
+    from . import reference
+    from .oci import Platform
+    from .progress import renderer
+    from .pull import pull
+
+    ref = reference.parse(image)
+    plat_text = platform or os.environ.get("DOCKER_DEFAULT_PLATFORM")
+    plat = Platform.parse(plat_text) if plat_text else Platform.host()
+    options = _registry_options(mirrors, insecure)
+    images = _store()
+    creds = credentials.lookup(ref.domain)
+    render = renderer(progress_mode, out)
+    try:
+        return ref, pull(ref, images, options, plat, render, creds)
+    finally:
+        render.close()
+
+
+@app.command("pull")
+def pull_cmd(
+    image: Annotated[str, typer.Argument(metavar="NAME[:TAG|@DIGEST]")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the image reference.")] = False,
+    progress: Annotated[str, typer.Option(
+        "--progress", help="auto, plain, tty or json.")] = "auto",
+    platform: PlatformOpt = None,
+    registry_mirror: MirrorOpt = [],  # noqa: B006 - typer reads the default, never mutates it
+    insecure_registry: InsecureOpt = [],  # noqa: B006
+) -> None:
+    """Download an image from a registry."""
+    if progress not in ("auto", "plain", "tty", "json"):
+        raise UsageError(f'invalid --progress "{progress}": expected auto, plain, tty or json')
+    from . import reference
+    if reference.parse(image).tag_defaulted and not quiet and progress != "json":
+        typer.echo("Using default tag: latest")
+    ref, _ = do_pull(image, platform, "quiet" if quiet else progress, registry_mirror,
+                     insecure_registry, sys.stdout)
+    typer.echo(str(ref))
+
+
+# -- images, rmi --------------------------------------------------------------
+
+def _human_size(n: float) -> str:
+    # Docker's units.HumanSize: decimal units, 3 significant digits.
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.3g}{unit}"
+        n /= 1000
+    return f"{n:.3g}TB"
+
+
+def _since(created: str | None) -> str:
+    if not created:
+        return "N/A"
+    try:
+        when = _dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return "N/A"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.timezone.utc)
+    secs = (_dt.datetime.now(_dt.timezone.utc) - when).total_seconds()
+    for unit, size in (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400),
+                       ("day", 86400), ("hour", 3600), ("minute", 60)):
+        if secs >= size:
+            n = int(secs // size)
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return "Less than a second ago" if secs < 1 else f"{int(secs)} seconds ago"
+
+
+def _image_rows() -> list[dict[str, Any]]:
+    from . import reference
+    from .oci import parse_config
+    images = _store()
+    rows = []
+    for rec in sorted(images.list(), key=lambda r: r.pulled, reverse=True):
+        ref = reference.parse(rec.reference)
+        manifest = images.manifest_of(rec)
+        config = parse_config(images.content.read(rec.config), rec.reference)
+        size = sum(layer.size for layer in manifest.layers) + manifest.config.size
+        rows.append({
+            "Repository": ref.familiar_name, "Tag": ref.tag or "<none>",
+            "ID": rec.config.split(":", 1)[1][:12], "Digest": rec.digest,
+            "CreatedAt": config.created or "", "CreatedSince": _since(config.created),
+            "Size": _human_size(size), "Platform": rec.platform, "Reference": rec.reference,
+        })
+    return rows
+
+
+@app.command("images")
+def images_cmd(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only show image IDs.")] = False,
+    format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """List images in the local store."""
+    if format not in ("table", "json"):
+        raise UsageError(f'invalid --format "{format}": expected table or json')
+    rows = _image_rows()
+    if quiet:
+        for row in rows:
+            typer.echo(row["ID"])
+        return
+    if format == "json":
+        for row in rows:
+            typer.echo(json.dumps(row))
+        return
+    cols = [("REPOSITORY", "Repository"), ("TAG", "Tag"), ("IMAGE ID", "ID"),
+            ("CREATED", "CreatedSince"), ("SIZE", "Size")]
+    widths = [max([len(h)] + [len(str(r[k])) for r in rows]) for h, k in cols]
+    typer.echo("   ".join(h.ljust(w) for (h, _), w in zip(cols, widths)).rstrip())
+    for r in rows:
+        typer.echo("   ".join(str(r[k]).ljust(w) for (_, k), w in zip(cols, widths)).rstrip())
+
+
+@app.command("rmi")
+def rmi_cmd(images: Annotated[list[str], typer.Argument(metavar="IMAGE...")]) -> None:
+    """Remove images; blobs no other image uses are deleted."""
+    from . import reference
+    store = _store()
+    records = store.list()
+    targets: list[str] = []
+    for name in images:
+        # An image ID (or a unique prefix of it, as Docker allows) names every tag of it.
+        hexid = name.removeprefix("sha256:")
+        is_id = len(hexid) >= 4 and all(c in "0123456789abcdef" for c in hexid)
+        matches = [r.reference for r in records
+                   if is_id and r.config.split(":", 1)[1].startswith(hexid)]
+        if not matches:
+            try:
+                key = str(reference.parse(name))
+            except ReferenceFormatError:
+                key = ""
+            matches = [r.reference for r in records if r.reference == key]
+        if not matches:
+            raise ImageNotKnown(f"No such image: {name}")
+        targets += [m for m in matches if m not in targets]
+    removed, deleted, _ = store.remove(targets)
+    for rec in removed:
+        typer.echo(f"Untagged: {reference.parse(rec.reference).familiar()}")
+    for digest in deleted:
+        typer.echo(f"Deleted: {digest}")
+
+
+# -- login, logout ------------------------------------------------------------
+
+def _registry_of(server: str | None) -> str:
+    if not server:
+        return "docker.io"
+    host = credentials.hostname(server.strip())
+    return "docker.io" if credentials.server_key(host) == credentials.DOCKER_HUB_KEY else host
+
+
+@app.command("login")
+def login_cmd(
+    server: Annotated[str | None, typer.Argument(metavar="[SERVER]")] = None,
+    username: Annotated[str | None, typer.Option("--username", "-u")] = None,
+    password: Annotated[str | None, typer.Option("--password", "-p")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin",
+                                                 help="Read the password from stdin.")] = False,
+    insecure_registry: InsecureOpt = [],  # noqa: B006
+) -> None:
+    """Log in to a registry (credentials go to Docker's config.json)."""
+    from .registry import login_check
+    registry = _registry_of(server)
+    if password and password_stdin:
+        raise UsageError("--password and --password-stdin are mutually exclusive")
+    if password_stdin:
+        if not username:
+            raise UsageError("must provide --username with --password-stdin")
+        password = sys.stdin.read().rstrip("\r\n")
+    elif password:
+        _err("WARNING! Using --password via the CLI is insecure. Use --password-stdin.")
+    if not username:
+        if not sys.stdin.isatty():
+            raise UsageError("cannot ask for a username: stdin is not a terminal (use --username)")
+        username = input("Username: ").strip()
+    if password is None:
+        if not sys.stdin.isatty():
+            raise UsageError("cannot ask for a password: stdin is not a terminal (use --password-stdin)")
+        password = getpass.getpass("Password: ")
+    if not username or not password:
+        raise UsageError("username and password must not be empty")
+    creds = credentials.Credentials(username, password)
+    login_check(registry, _registry_options([], insecure_registry), creds)
+    path = credentials.store(registry, creds)
+    _err(f"credentials stored in {path}")
+    typer.echo("Login Succeeded")
+
+
+@app.command("logout")
+def logout_cmd(server: Annotated[str | None, typer.Argument(metavar="[SERVER]")] = None) -> None:
+    """Remove the stored credentials of a registry."""
+    registry = _registry_of(server)
+    key = credentials.server_key(registry)
+    if credentials.remove(registry):
+        typer.echo(f"Removing login credentials for {key}")
+    else:
+        typer.echo(f"Not logged in to {key}")
+
+
+# -- entry point --------------------------------------------------------------
+
+def _exit_code(e: MiniRunError) -> int:
+    if isinstance(e, RateLimited):
+        return EXIT_RATE_LIMITED
+    if isinstance(e, UsageError | ReferenceFormatError):
+        return EXIT_USAGE
+    return EXIT_FAILURE
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = typer.main.get_command(app)
+    debug = bool(os.environ.get("MINIRUN_DEBUG"))
+    try:
+        result = command.main(args=argv, prog_name="minirun", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except RateLimited as e:
+        _err(str(e))
+        if e.remaining is not None:
+            _err(f"ratelimit-remaining: {e.remaining}")
+        return EXIT_RATE_LIMITED
+    except MiniRunError as e:
+        if debug:
+            traceback.print_exc()
+        _err(str(e))
+        return _exit_code(e)
+    except typer.Exit as e:
+        return e.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``minirun images | head``): not our failure.
+        sys.stderr.close()
+        return 141
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        if hasattr(e, "format_message") and hasattr(e, "exit_code"):
+            # A usage error from the (vendored) click parser: bad flag, missing argument.
+            ctx = getattr(e, "ctx", None)
+            where = ctx.command_path if ctx is not None else "minirun"
+            _err(f"{e.format_message()} (see '{where} --help')")
+            return EXIT_USAGE
+        if debug:
+            traceback.print_exc()
+        _err(f"internal error: {type(e).__name__}: {e} (set MINIRUN_DEBUG=1 for details)")
+        return EXIT_FAILURE
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()
+

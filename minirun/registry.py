@@ -1,0 +1,328 @@
+"""HTTP client for the distribution API: manifests and blobs of one repository.
+
+Everything that can go wrong on the wire is turned into a ``RegistryError``
+naming the operation, the object and the cause. Content is checked against the
+digest we asked for, never against a response header.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import ipaddress
+import random
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from . import credentials
+from .auth import RegistryAuth
+from .errors import (AuthenticationFailed, BadResponse, ConnectionFailed, NotFound,
+                     RateLimited, RegistryError, UsageError, VerificationError)
+from .oci import ACCEPT, Descriptor
+from .reference import DEFAULT_DOMAIN, Reference
+from .store import Ingest
+
+MAX_ATTEMPTS = 5            # per request, for connection errors, 5xx and 429
+MAX_RETRY_AFTER = 60.0      # seconds; a longer Retry-After is reported, not waited for
+MAX_MANIFEST_BYTES = 4 << 20
+BACKOFF_BASE = 0.5
+CHUNK = 1 << 16
+
+
+@dataclass
+class RegistryOptions:
+    mirrors: list[str] = field(default_factory=list)
+    insecure: list[str] = field(default_factory=list)
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    base: str            # scheme://host[:port]
+    verify: bool
+    mirror: bool = False
+
+    @property
+    def host(self) -> str:
+        return httpx.URL(self.base).netloc.decode()
+
+
+def is_insecure(host: str, insecure: list[str]) -> bool:
+    """Docker's rule: localhost, 127.0.0.0/8 and the configured hosts or CIDRs."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+    name = name.strip("[]")
+    if name == "localhost" or host in insecure or name in insecure:
+        return True
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if ip.is_loopback:
+        return True
+    for entry in insecure:
+        try:
+            if ip in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def parse_mirror(url: str) -> str:
+    u = url.strip().rstrip("/")
+    if "://" not in u:
+        raise UsageError(f'invalid registry mirror "{url}": it must start with http:// or https://')
+    try:
+        parsed = httpx.URL(u)
+    except httpx.InvalidURL:
+        raise UsageError(f'invalid registry mirror "{url}": not a URL') from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise UsageError(f'invalid registry mirror "{url}": it must be an http(s) URL with a host')
+    if parsed.path not in ("", "/"):
+        raise UsageError(f'invalid registry mirror "{url}": it must not contain a path')
+    return f"{parsed.scheme}://{parsed.netloc.decode()}"
+
+
+def endpoints_for(ref: Reference, options: RegistryOptions) -> list[Endpoint]:
+    out: list[Endpoint] = []
+    if ref.domain == DEFAULT_DOMAIN:
+        for m in options.mirrors:
+            base = parse_mirror(m)
+            host = httpx.URL(base).netloc.decode()
+            out.append(Endpoint(base, not is_insecure(host, options.insecure), mirror=True))
+    host = ref.api_host
+    if is_insecure(host, options.insecure):
+        out += [Endpoint(f"https://{host}", False), Endpoint(f"http://{host}", False)]
+    else:
+        out.append(Endpoint(f"https://{host}", True))
+    return out
+
+
+def login_check(registry: str, options: RegistryOptions, creds: credentials.Credentials) -> None:
+    """Raise AuthenticationFailed unless ``creds`` are accepted by ``registry``."""
+    repo = Repository(Reference(registry, ""), RegistryOptions([], options.insecure, options.timeout), creds)
+    try:
+        repo.ping()
+    finally:
+        repo.close()
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    when = email.utils.parsedate_to_datetime(value) if value else None
+    return max(0.0, when.timestamp() - time.time()) if when else None
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """The registry's own words: ``CODE: message`` from its JSON error body."""
+    try:
+        errors = response.json().get("errors") or []
+        first = errors[0]
+        return f"{str(first.get('code', '')).lower()}: {first.get('message', '')}".strip(": ")
+    except (ValueError, AttributeError, IndexError, TypeError, KeyError):
+        return f"{response.status_code} {response.reason_phrase}"
+
+
+class Repository:
+    """One repository on one registry (with its mirrors and fallbacks)."""
+
+    def __init__(self, ref: Reference, options: RegistryOptions,
+                 creds: credentials.Credentials | None = None) -> None:
+        self.ref = ref
+        self.options = options
+        self.endpoints = endpoints_for(ref, options)
+        self._active = 0
+        self._creds = creds
+        self._clients: dict[Endpoint, httpx.Client] = {}
+        self.requests: list[str] = []  # method + path, for status and tests' accounting
+
+    # -- plumbing -------------------------------------------------------------
+
+    def _client(self, ep: Endpoint) -> httpx.Client:
+        client = self._clients.get(ep)
+        if client is None:
+            # ssl.create_default_context() is the system trust store, and OpenSSL's
+            # default paths honour SSL_CERT_FILE and SSL_CERT_DIR.
+            verify: ssl.SSLContext | bool = ssl.create_default_context() if ep.verify else False
+            creds = self._creds if not ep.mirror else None
+            if creds is None and ep.mirror:
+                creds = credentials.lookup(ep.host)
+            auth = RegistryAuth(creds, [f"repository:{self.ref.path}:pull"] if self.ref.path else [])
+            client = httpx.Client(
+                verify=verify, auth=auth, follow_redirects=True, trust_env=False,
+                timeout=httpx.Timeout(self.options.timeout, connect=10.0),
+                headers={"User-Agent": "minirun/0.1"})
+            self._clients[ep] = client
+        return client
+
+    def close(self) -> None:
+        for c in self._clients.values():
+            c.close()
+
+    def _send_once(self, ep: Endpoint, method: str, path: str, headers: dict[str, str],
+                   what: str) -> httpx.Response:
+        """Send with bounded retries on connection errors, 5xx and 429."""
+        client = self._client(ep)
+        url = f"{ep.base}/v2/{self.ref.path}/{path}" if path else f"{ep.base}/v2/"
+        last = ""
+        for attempt in range(MAX_ATTEMPTS):
+            delay = BACKOFF_BASE * (2 ** attempt) * (0.75 + random.random() / 2)
+            try:
+                self.requests.append(f"{method} {path}")
+                response = client.send(client.build_request(method, url, headers=headers), stream=True)
+            except httpx.TransportError as e:
+                last = str(e) or type(e).__name__
+                if isinstance(e, httpx.ConnectError) and (
+                        "SSL" in last or "certificate" in last.lower()):
+                    raise ConnectionFailed(f"{what}: TLS connection to {ep.host} failed: {last}") from None
+                if attempt + 1 < MAX_ATTEMPTS:
+                    time.sleep(delay)
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                response.read()
+                response.close()
+                wait = _retry_after(response)
+                detail = _error_detail(response)
+                if response.status_code == 429 and (wait is None or wait > MAX_RETRY_AFTER):
+                    remaining = response.headers.get("ratelimit-remaining")
+                    raise RateLimited(f"{what}: {detail}", remaining)
+                last = f"{response.status_code} {response.reason_phrase} ({detail})"
+                if attempt + 1 < MAX_ATTEMPTS:
+                    time.sleep(min(wait, MAX_RETRY_AFTER) if wait is not None else delay)
+                continue
+            return response
+        raise (BadResponse if last[:1].isdigit() else ConnectionFailed)(
+            f"{what}: {ep.host}: {last} (after {MAX_ATTEMPTS} attempts)")
+
+    def _check(self, response: httpx.Response, what: str) -> None:
+        if response.status_code < 300:
+            return
+        response.read()
+        response.close()
+        detail = _error_detail(response)
+        if response.status_code == 401 and not self.ref.path:
+            raise AuthenticationFailed(f"{what}: unauthorized: incorrect username or password")
+        if response.status_code == 401 or (response.status_code == 403 and "denied" in detail):
+            raise AuthenticationFailed(
+                f"pull access denied for {self.ref.familiar_name}, repository does not exist "
+                f"or may require 'minirun login': {detail}")
+        if response.status_code == 404:
+            raise NotFound(f"{what}: not found: {detail}")
+        raise BadResponse(f"{what}: {response.status_code} {response.reason_phrase} ({detail})")
+
+    def _open(self, method: str, path: str, headers: dict[str, str], what: str) -> httpx.Response:
+        """Send on the first endpoint that works; a failing mirror falls back to the origin."""
+        error: RegistryError | None = None
+        for i in range(self._active, len(self.endpoints)):
+            ep = self.endpoints[i]
+            try:
+                response = self._send_once(ep, method, path, headers, what)
+                self._check(response, what)
+            except RateLimited:
+                raise
+            except RegistryError as e:
+                fallback = ep.mirror or (isinstance(e, ConnectionFailed) and ep.base.startswith("https://")
+                                         and not ep.verify)
+                if not fallback or i + 1 == len(self.endpoints):
+                    raise
+                error = e
+                continue
+            self._active = i
+            return response
+        assert error is not None
+        raise error
+
+    # -- the API --------------------------------------------------------------
+
+    def ping(self) -> None:
+        """GET /v2/ with the credentials: what ``login`` uses to check them."""
+        self._open("GET", "", {}, f"logging in to {self.ref.domain}").close()
+
+    def head_manifest(self) -> str | None:
+        """The digest the tag points to now, from a HEAD (free of Docker Hub's quota)."""
+        what = f"checking {self.ref}"
+        response = self._open("HEAD", f"manifests/{self.ref.identifier}", {"Accept": ACCEPT}, what)
+        response.close()
+        digest = response.headers.get("docker-content-digest")
+        return digest if digest and digest.startswith("sha256:") else None
+
+    def get_manifest(self, identifier: str) -> tuple[bytes, str, str]:
+        """Fetch a manifest by tag or digest; returns (body, media type, digest of body)."""
+        if identifier.startswith("sha256:"):
+            what = f"fetching manifest {identifier} of {self.ref.name}"
+        else:
+            what = f"manifest for {self.ref.familiar()}"
+        response = self._open("GET", f"manifests/{identifier}", {"Accept": ACCEPT}, what)
+        body = bytearray()
+        try:
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_MANIFEST_BYTES:
+                    raise BadResponse(f"{what}: manifest larger than {MAX_MANIFEST_BYTES} bytes")
+        except httpx.TransportError as e:
+            raise ConnectionFailed(f"{what}: connection lost: {e}") from None
+        finally:
+            response.close()
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        if identifier.startswith("sha256:") and digest != identifier:
+            raise VerificationError(f"{what}: content has digest {digest}")
+        return bytes(body), response.headers.get("content-type", ""), digest
+
+    def fetch_blob(self, desc: Descriptor, ingest: Ingest,
+                   progress: Callable[[int], None] | None = None) -> None:
+        """Download ``desc`` into ``ingest`` (locked, maybe partly there), verified.
+
+        An interrupted body is resumed with a Range request; content that does not
+        verify is fetched once more from zero before the error is reported.
+        """
+        what = f"downloading {desc.digest} of {self.ref.name}"
+        failures, restarts = 0, 0
+        while True:
+            headers = {"Range": f"bytes={ingest.offset}-"} if ingest.offset else {}
+            response = self._open("GET", f"blobs/{desc.digest}", headers, what)
+            try:
+                resumed = response.status_code == 206 and response.headers.get(
+                    "content-range", "").startswith(f"bytes {ingest.offset}-")
+                if not resumed:
+                    ingest.reset()
+                if progress:
+                    progress(ingest.offset)
+                for chunk in response.iter_raw(CHUNK):
+                    ingest.write(chunk)
+                    if progress:
+                        progress(ingest.offset)
+            except httpx.TransportError as e:
+                failures += 1
+                if failures >= MAX_ATTEMPTS:
+                    raise ConnectionFailed(f"{what}: connection lost after {ingest.offset} bytes: {e}") from None
+                time.sleep(BACKOFF_BASE * failures)
+                continue  # resume from ingest.offset
+            except VerificationError:
+                restarts += 1
+                ingest.reset()
+                if restarts > 1:
+                    raise
+                continue
+            finally:
+                response.close()
+            if ingest.offset < desc.size:
+                # The body ended early without an error: resume, bounded like a failure.
+                failures += 1
+                if failures >= MAX_ATTEMPTS:
+                    raise ConnectionFailed(f"{what}: body ended after {ingest.offset} of {desc.size} bytes")
+                continue
+            try:
+                ingest.commit()
+                return
+            except VerificationError:
+                restarts += 1
+                if restarts > 1:
+                    raise

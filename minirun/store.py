@@ -1,0 +1,314 @@
+"""The local store: content-addressed blobs and the index of image references.
+
+Layout under the root (``MINIRUN_ROOT``)::
+
+    blobs/sha256/<hex>      verified content, written once, renamed into place
+    ingest/<hex>.partial    a blob being downloaded (kept across kills, resumed)
+    ingest/<hex>.lock       flock held by the one process downloading that blob
+    images.json             reference -> digests, rewritten whole under images.lock
+    gc.lock                 pulls hold it shared, garbage collection exclusive
+
+Nothing becomes visible under ``blobs/`` before its sha256 and size were checked,
+so a pull killed at any moment leaves only partials and locks behind, and the
+next pull resumes from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import ImageNotKnown, StoreError, VerificationError
+from .oci import ImageIndex, Manifest, parse_manifest
+
+
+def default_root() -> Path:
+    env = os.environ.get("MINIRUN_ROOT")
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/lib/minirun")
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "minirun"
+
+
+def _os_error(action: str, path: Path | str, e: OSError) -> StoreError:
+    return StoreError(f"{action} {path}: {e.strerror or e}")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, whole."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise _os_error("writing", path, e) from None
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, shared: bool = False) -> Iterator[None]:
+    """An flock on ``path``; the kernel drops it when the process dies, even by SIGKILL."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise _os_error("opening lock", path, e) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class Ingest:
+    """One blob being written: resumable, verified, then renamed into the store.
+
+    Hold it as a context manager; it locks the blob so that concurrent pulls of the
+    same layer download it once (the second waits, then finds it complete).
+    """
+
+    def __init__(self, store: ContentStore, digest: str, size: int) -> None:
+        self.store, self.digest, self.size = store, digest, size
+        hexpart = digest.split(":", 1)[1]
+        self.partial = store.ingest_dir / f"{hexpart}.partial"
+        self._lock_path = store.ingest_dir / f"{hexpart}.lock"
+        self._lock_fd = -1
+        self._file: IO[bytes] | None = None
+        self._hash = hashlib.sha256()
+        self.offset = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.store.has(self.digest)
+
+    def __enter__(self) -> Ingest:
+        try:
+            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            if not self.complete:
+                self._file = open(self.partial, "a+b")
+                self._file.seek(0)
+                # Hash what an earlier, interrupted pull left, so we can resume after it.
+                while chunk := self._file.read(1 << 20):
+                    self._hash.update(chunk)
+                self.offset = self._file.tell()
+                if self.offset > self.size:
+                    self.reset()
+        except OSError as e:
+            self.__exit__(None, None, None)
+            raise _os_error("preparing download of", self.partial, e) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def reset(self) -> None:
+        assert self._file is not None
+        self._file.seek(0)
+        self._file.truncate()
+        self._hash = hashlib.sha256()
+        self.offset = 0
+
+    def write(self, chunk: bytes) -> None:
+        assert self._file is not None
+        if self.offset + len(chunk) > self.size:
+            raise VerificationError(
+                f"downloading {self.digest}: the registry sent more than the "
+                f"{self.size} bytes the manifest declares")
+        try:
+            self._file.write(chunk)
+        except OSError as e:
+            raise _os_error("writing", self.partial, e) from None
+        self._hash.update(chunk)
+        self.offset += len(chunk)
+
+    def commit(self) -> None:
+        """Check size and sha256; on success the blob is in the store, else reset."""
+        assert self._file is not None
+        actual = "sha256:" + self._hash.hexdigest()
+        if self.offset != self.size or actual != self.digest:
+            got = self.offset
+            self.reset()
+            raise VerificationError(
+                f"verifying {self.digest}: got {got} bytes with digest {actual}, "
+                f"expected {self.size} bytes")
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            os.replace(self.partial, self.store.path(self.digest))
+            _fsync_dir(self.store.blob_dir)
+        except OSError as e:
+            raise _os_error("storing", self.store.path(self.digest), e) from None
+
+
+class ContentStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blob_dir = root / "blobs" / "sha256"
+        self.ingest_dir = root / "ingest"
+        try:
+            self.blob_dir.mkdir(parents=True, exist_ok=True)
+            self.ingest_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _os_error("creating store in", root, e) from None
+
+    def path(self, digest: str) -> Path:
+        return self.blob_dir / digest.split(":", 1)[1]
+
+    def has(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def read(self, digest: str) -> bytes:
+        try:
+            return self.path(digest).read_bytes()
+        except FileNotFoundError:
+            raise StoreError(f"reading blob {digest}: not in the store at {self.root}") from None
+        except OSError as e:
+            raise _os_error("reading", self.path(digest), e) from None
+
+    def put(self, digest: str, data: bytes) -> None:
+        """Store small content (manifests, configs) already in memory, verified."""
+        actual = "sha256:" + hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise VerificationError(f"verifying {digest}: content has digest {actual}")
+        if not self.has(digest):
+            atomic_write(self.path(digest), data)
+
+    def ingest(self, digest: str, size: int) -> Ingest:
+        return Ingest(self, digest, size)
+
+    def digests(self) -> set[str]:
+        return {"sha256:" + p.name for p in self.blob_dir.iterdir() if len(p.name) == 64}
+
+    def remove(self, digest: str) -> int:
+        """Remove a blob; returns the bytes freed."""
+        p = self.path(digest)
+        try:
+            size = p.stat().st_size
+            p.unlink()
+            return size
+        except FileNotFoundError:
+            return 0
+        except OSError as e:
+            raise _os_error("removing", p, e) from None
+
+
+@dataclass
+class ImageRecord:
+    reference: str   # docker.io/library/hello-world:latest or ...@sha256:...
+    digest: str      # what the reference resolved to: index or manifest digest
+    manifest: str    # the platform's manifest
+    config: str      # the image ID is this digest
+    platform: str
+    pulled: str
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class ImageStore:
+    """The image references index, read and rewritten whole under a file lock."""
+
+    def __init__(self, root: Path, content: ContentStore) -> None:
+        self.root, self.content = root, content
+        self.index_path = root / "images.json"
+        self.lock_path = root / "images.lock"
+        self.gc_lock_path = root / "gc.lock"
+
+    def _load(self) -> dict[str, ImageRecord]:
+        try:
+            doc = json.loads(self.index_path.read_text())
+        except FileNotFoundError:
+            return {}
+        except OSError as e:
+            raise _os_error("reading", self.index_path, e) from None
+        except ValueError as e:
+            raise StoreError(f"reading {self.index_path}: not valid JSON ({e})") from None
+        try:
+            return {k: ImageRecord(**v) for k, v in doc["images"].items()}
+        except (KeyError, TypeError, AttributeError):
+            raise StoreError(f"reading {self.index_path}: unexpected structure") from None
+
+    def _save(self, records: dict[str, ImageRecord]) -> None:
+        doc: dict[str, Any] = {"version": 1, "images": {k: asdict(v) for k, v in sorted(records.items())}}
+        atomic_write(self.index_path, json.dumps(doc, indent=1).encode())
+
+    def list(self) -> list[ImageRecord]:
+        with file_lock(self.lock_path, shared=True):
+            return list(self._load().values())
+
+    def get(self, reference: str) -> ImageRecord | None:
+        return {r.reference: r for r in self.list()}.get(reference)
+
+    def put(self, record: ImageRecord) -> None:
+        with file_lock(self.lock_path):
+            records = self._load()
+            records[record.reference] = record
+            self._save(records)
+
+    def pulling(self) -> contextlib.AbstractContextManager[None]:
+        """Held (shared) for the whole of a pull, so GC never removes blobs it is fetching."""
+        return file_lock(self.gc_lock_path, shared=True)
+
+    def blobs_of(self, record: ImageRecord) -> set[str]:
+        out = {record.digest, record.manifest, record.config}
+        if self.content.has(record.manifest):
+            m = parse_manifest(self.content.read(record.manifest), None, record.reference)
+            if isinstance(m, Manifest):
+                out.update(layer.digest for layer in m.layers)
+        return out
+
+    def manifest_of(self, record: ImageRecord) -> Manifest:
+        m = parse_manifest(self.content.read(record.manifest), None, record.reference)
+        if isinstance(m, ImageIndex):
+            raise StoreError(f"reading {record.reference}: stored manifest is an index")
+        return m
+
+    def remove(self, references: list[str]) -> tuple[list[ImageRecord], list[str], int]:
+        """Untag references and collect blobs nothing uses any more.
+
+        Returns the removed records, the deleted blob digests and bytes freed.
+        """
+        with file_lock(self.gc_lock_path), file_lock(self.lock_path):
+            records = self._load()
+            missing = [r for r in references if r not in records]
+            if missing:
+                raise ImageNotKnown(f"removing image {missing[0]}: no such image")
+            removed = [records.pop(r) for r in references]
+            self._save(records)
+            keep: set[str] = set()
+            for rec in records.values():
+                keep |= self.blobs_of(rec)
+            deleted, freed = [], 0
+            for digest in sorted(self.content.digests() - keep):
+                freed += self.content.remove(digest)
+                deleted.append(digest)
+            return removed, deleted, freed

@@ -1,0 +1,145 @@
+"""Real registries on 127.0.0.1, test images pushed with python-dxf, fault proxies.
+
+Three registries run for the whole session:
+- ``plain``: HTTP, anonymous;
+- ``token``: TLS (test CA) with token auth from tests/support/tokenserver.py, like Docker Hub;
+- ``basic``: TLS with htpasswd basic auth.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support import images as test_images
+from tests.support.faultproxy import FaultProxy
+from tests.support.pki import Pki, make_pki
+from tests.support.registry import Registry, start_registry
+from tests.support.tokenserver import ISSUER, SERVICE, TokenServer
+
+USER, PASSWORD = "tester", "s3cret-pass"
+PUSHER, PUSHER_PASSWORD = "pusher", "push-pass"
+PRIVATE_REPO = "private/app"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.geteuid() != 0:
+        # The tests start real services and, in later issues, namespaces: CI runs as root.
+        raise pytest.UsageError("the integration tests run as root (sudo scripts/test)")
+
+
+@dataclass
+class Env:
+    pki: Pki
+    tokens: TokenServer
+    plain: Registry
+    token: Registry
+    basic: Registry
+    images: dict[str, test_images.TestImage]
+
+
+@pytest.fixture(scope="session")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    base = tmp_path_factory.mktemp("registries")
+    pki = make_pki(base / "pki")
+    tokens = TokenServer(pki.signing_cert, pki.signing_key, pki.server_cert, pki.server_key,
+                         {USER: PASSWORD, PUSHER: PUSHER_PASSWORD}, {PRIVATE_REPO})
+    htpasswd = base / "htpasswd"
+    out = subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], check=True, capture_output=True)
+    htpasswd.write_bytes(out.stdout)
+    tls = (pki.server_cert, pki.server_key)
+    started: list[Registry] = []
+    try:
+        plain = start_registry("plain", base / "plain")
+        started.append(plain)
+        token = start_registry("token", base / "token", tls=tls, ca=pki.ca_cert, token={
+            "realm": tokens.realm, "service": SERVICE, "issuer": ISSUER,
+            "rootcertbundle": str(pki.signing_cert)})
+        started.append(token)
+        basic = start_registry("basic", base / "basic", tls=tls, ca=pki.ca_cert, htpasswd=htpasswd)
+        started.append(basic)
+
+        imgs = test_images.build_images(base / "images")
+        for img in imgs.values():
+            test_images.push(img, plain.host)
+        for name in ("hello-world", "busybox", "busybox-app", "big"):
+            test_images.push(imgs[name], token.host, scheme="https", ca=pki.ca_cert,
+                             user=PUSHER, password=PUSHER_PASSWORD)
+        private = test_images.TestImage(PRIVATE_REPO, "latest", imgs["busybox"].top, imgs["busybox"].top_type,
+                                        [], imgs["busybox"].blobs)
+        test_images.push(private, token.host, scheme="https", ca=pki.ca_cert,
+                         user=PUSHER, password=PUSHER_PASSWORD)
+        test_images.push(imgs["busybox"], basic.host, scheme="https", ca=pki.ca_cert,
+                         user=USER, password=PASSWORD)
+        yield Env(pki, tokens, plain, token, basic, imgs)
+    finally:
+        for r in started:
+            r.stop()
+        tokens.close()
+
+
+@pytest.fixture
+def proxy(env: Env) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the plain registry."""
+    p = FaultProxy(env.plain.url)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def token_proxy(env: Env) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the TLS + token registry (speaks HTTP to minirun)."""
+    p = FaultProxy(env.token.url, ca=env.pki.ca_cert)
+    yield p
+    p.close()
+
+
+@dataclass
+class Minirun:
+    root: Path
+    docker_config: Path
+    extra_env: dict[str, str]
+
+    def env(self, **more: str) -> dict[str, str]:
+        e = {k: v for k, v in os.environ.items() if not k.startswith(("MINIRUN_", "DOCKER_"))}
+        e.update(MINIRUN_ROOT=str(self.root), DOCKER_CONFIG=str(self.docker_config))
+        e.update(self.extra_env)
+        e.update(more)
+        return e
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "minirun", *args]
+
+    def __call__(self, *args: str, input: bytes | None = None, timeout: float = 120,
+                 **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(*args), env=self.env(**env), capture_output=True, text=True,
+                              input=input.decode() if input is not None else None, timeout=timeout)
+
+    def popen(self, *args: str, **env: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(self.argv(*args), env=self.env(**env), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def blobs(self) -> set[str]:
+        d = self.root / "blobs" / "sha256"
+        return {"sha256:" + p.name for p in d.iterdir()} if d.exists() else set()
+
+
+@pytest.fixture
+def minirun(tmp_path: Path) -> Minirun:
+    return Minirun(tmp_path / "store", tmp_path / "docker-config", {})
+
+
+def verify_store(root: Path) -> set[str]:
+    """Every blob's content hashes to its name; returns the digests. No stray temp files."""
+    import hashlib
+    out = set()
+    for p in (root / "blobs" / "sha256").iterdir():
+        assert hashlib.sha256(p.read_bytes()).hexdigest() == p.name, f"corrupt blob {p}"
+        out.add("sha256:" + p.name)
+    return out

@@ -1,0 +1,227 @@
+"""Build the test images from real programs and publish them with python-dxf.
+
+python-dxf is an independent registry client, so minirun is never checked against
+itself. The images:
+
+- ``library/hello-world``: OCI index with the host's platform (a static C program),
+  one other platform and a BuildKit-style attestation entry (``unknown/unknown``);
+- ``library/busybox``: Docker schema 2 manifest, Debian's busybox-static with applets;
+- ``library/busybox-app``: busybox's base layer plus a layer of its own (shared base);
+- ``library/zstd``: one ``tar+zstd`` layer; ``library/plain-tar``: one uncompressed layer;
+- ``library/big``: a 4 MiB incompressible layer, for slow and interrupted downloads.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+OCI_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+OCI_TAR = "application/vnd.oci.image.layer.v1.tar"
+
+BUSYBOX = "/bin/busybox"
+HELLO_MESSAGE = "Hello from minirun!"
+HELLO_C = r"""
+#include <stdio.h>
+int main(void) {
+    puts("\n" "%s" "\n\nThis message shows that your installation appears to be working correctly.");
+    return 0;
+}
+"""
+_EPOCH = 1700000000
+APPLETS = ["sh", "ls", "cat", "echo", "id", "env", "pwd", "sleep", "true", "false", "mkdir",
+           "rm", "hostname", "ps", "mount", "uname", "wc", "head", "yes", "sha256sum", "touch"]
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class TestImage:
+    repo: str
+    tag: str
+    top: bytes                       # what the tag points to (index or manifest)
+    top_type: str
+    manifests: list[tuple[bytes, str]] = field(default_factory=list)  # children, pushed by digest
+    blobs: dict[str, bytes] = field(default_factory=dict)
+    config_digest: str = ""
+    layer_digests: list[str] = field(default_factory=list)    # of the host's manifest
+    platform_manifest: str = ""
+
+    @property
+    def digest(self) -> str:
+        return sha256(self.top)
+
+
+def _tar(entries: list[tuple[str, bytes | None, int, str | None]]) -> bytes:
+    """entries: (name, content or None for a directory, mode, symlink target)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, content, mode, link in entries:
+            info = tarfile.TarInfo(name)
+            info.mtime, info.mode, info.uid, info.gid = _EPOCH, mode, 0, 0
+            if link is not None:
+                info.type, info.linkname = tarfile.SYMTYPE, link
+                tf.addfile(info)
+            elif content is None:
+                info.type = tarfile.DIRTYPE
+                tf.addfile(info)
+            else:
+                info.size = len(content)
+                tf.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+def _gzip(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+def _config(diff_ids: list[str], cmd: list[str], arch: str, variant: str | None) -> bytes:
+    doc: dict[str, Any] = {
+        "created": "2024-01-01T00:00:00Z", "architecture": arch, "os": "linux",
+        "config": {"Cmd": cmd, "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "minirun tests"}],
+    }
+    if variant:
+        doc["variant"] = variant
+    return json.dumps(doc, sort_keys=True).encode()
+
+
+def _manifest(media_type: str, config_type: str, config: bytes,
+              layers: list[tuple[str, bytes]]) -> bytes:
+    return json.dumps({
+        "schemaVersion": 2, "mediaType": media_type,
+        "config": {"mediaType": config_type, "digest": sha256(config), "size": len(config)},
+        "layers": [{"mediaType": t, "digest": sha256(b), "size": len(b)} for t, b in layers],
+    }, indent=3).encode()
+
+
+def host_arch() -> str:
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+
+
+def _single(repo: str, layers: list[tuple[str, bytes, bytes]], cmd: list[str],
+            media: str = OCI_MANIFEST, config_type: str = OCI_CONFIG) -> TestImage:
+    """layers: (media type, blob, uncompressed tar)."""
+    config = _config([sha256(raw) for _, _, raw in layers], cmd, host_arch(), None)
+    manifest = _manifest(media, config_type, config, [(t, b) for t, b, _ in layers])
+    img = TestImage(repo, "latest", manifest, media, config_digest=sha256(config),
+                    layer_digests=[sha256(b) for _, b, _ in layers], platform_manifest=sha256(manifest))
+    img.blobs[sha256(config)] = config
+    for _, blob, _ in layers:
+        img.blobs[sha256(blob)] = blob
+    return img
+
+
+def build_hello(workdir: Path) -> bytes:
+    src = workdir / "hello.c"
+    src.write_text(HELLO_C.replace("%s", HELLO_MESSAGE))
+    out = workdir / "hello"
+    subprocess.run(["gcc", "-static", "-Os", "-s", "-o", str(out), str(src)], check=True)
+    return out.read_bytes()
+
+
+def busybox_layer() -> bytes:
+    if not Path(BUSYBOX).exists():
+        raise RuntimeError(f"{BUSYBOX} is missing: install Debian's busybox-static (scripts/test does)")
+    entries: list[tuple[str, bytes | None, int, str | None]] = [
+        ("bin", None, 0o755, None), ("bin/busybox", Path(BUSYBOX).read_bytes(), 0o755, None),
+        ("etc", None, 0o755, None),
+        ("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", 0o644, None),
+        ("etc/group", b"root:x:0:\nnogroup:x:65534:\n", 0o644, None),
+        ("root", None, 0o700, None), ("tmp", None, 0o1777, None),
+    ]
+    entries += [(f"bin/{a}", None, 0o777, "busybox") for a in APPLETS]
+    return _tar(entries)
+
+
+def build_images(workdir: Path) -> dict[str, TestImage]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    images: dict[str, TestImage] = {}
+
+    # hello-world: an OCI index, like Docker Hub's.
+    hello_tar = _tar([("hello", build_hello(workdir), 0o755, None)])
+    other_arch, other_variant = ("arm64", "v8") if host_arch() != "arm64" else ("amd64", None)
+    other_tar = _tar([("hello", f"#!/bin/sh\necho {HELLO_MESSAGE} on {other_arch}\n".encode(), 0o755, None)])
+    children, blobs = [], {}
+    descs = []
+    for tar, arch, variant in ((hello_tar, host_arch(), None), (other_tar, other_arch, other_variant)):
+        layer = _gzip(tar)
+        config = _config([sha256(tar)], ["/hello"], arch, variant)
+        manifest = _manifest(OCI_MANIFEST, OCI_CONFIG, config, [(OCI_GZIP, layer)])
+        blobs[sha256(layer)], blobs[sha256(config)] = layer, config
+        children.append((manifest, OCI_MANIFEST))
+        plat = {"architecture": arch, "os": "linux"} | ({"variant": variant} if variant else {})
+        descs.append({"mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest),
+                      "platform": plat})
+    attest_layer = json.dumps({"_type": "https://in-toto.io/Statement/v0.1"}).encode()
+    attest_config = b"{}"
+    attest = _manifest(OCI_MANIFEST, OCI_CONFIG, attest_config, [("application/vnd.in-toto+json", attest_layer)])
+    blobs[sha256(attest_layer)], blobs[sha256(attest_config)] = attest_layer, attest_config
+    children.append((attest, OCI_MANIFEST))
+    descs.append({"mediaType": OCI_MANIFEST, "digest": sha256(attest), "size": len(attest),
+                  "platform": {"architecture": "unknown", "os": "unknown"},
+                  "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                                  "vnd.docker.reference.digest": descs[0]["digest"]}})
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descs}, indent=3).encode()
+    host_manifest = json.loads(children[0][0])
+    images["hello-world"] = TestImage(
+        "library/hello-world", "latest", index, OCI_INDEX, children, blobs,
+        config_digest=host_manifest["config"]["digest"],
+        layer_digests=[x["digest"] for x in host_manifest["layers"]],
+        platform_manifest=descs[0]["digest"])
+
+    bb_tar = busybox_layer()
+    bb_layer = (DOCKER_LAYER, _gzip(bb_tar), bb_tar)
+    images["busybox"] = _single("library/busybox", [bb_layer], ["sh"], DOCKER_MANIFEST, DOCKER_CONFIG)
+    app_tar = _tar([("app", None, 0o755, None), ("app/hello.txt", b"hello from the app layer\n", 0o644, None)])
+    images["busybox-app"] = _single("library/busybox-app", [bb_layer, (DOCKER_LAYER, _gzip(app_tar), app_tar)],
+                                    ["cat", "/app/hello.txt"], DOCKER_MANIFEST, DOCKER_CONFIG)
+    z_tar = _tar([("zstd.txt", b"compressed with zstd\n", 0o644, None)])
+    images["zstd"] = _single("library/zstd", [(OCI_ZSTD, zstandard.ZstdCompressor().compress(z_tar), z_tar)],
+                             ["cat", "/zstd.txt"])
+    p_tar = _tar([("plain.txt", b"an uncompressed layer\n", 0o644, None)])
+    images["plain-tar"] = _single("library/plain-tar", [(OCI_TAR, p_tar, p_tar)], ["cat", "/plain.txt"])
+    big_tar = _tar([("big.bin", os.urandom(4 << 20), 0o644, None)])
+    images["big"] = _single("library/big", [(OCI_TAR, big_tar, big_tar)], ["true"])
+    return images
+
+
+def push(image: TestImage, host: str, *, scheme: str = "http", ca: Path | None = None,
+         user: str | None = None, password: str | None = None) -> None:
+    from dxf import DXF
+
+    def auth(dxf: Any, response: Any) -> None:
+        dxf.authenticate(user, password, response=response)
+
+    registry = DXF(host, image.repo, auth=auth if user else None, insecure=scheme == "http",
+                   tlsverify=str(ca) if ca else True)
+    for digest, blob in image.blobs.items():
+        assert registry.push_blob(data=iter([blob]), digest=digest) == digest
+    for body, _ in image.manifests:
+        registry.set_manifest(sha256(body), body.decode())
+    registry.set_manifest(image.tag, image.top.decode())
+
+
+def gcc_available() -> bool:
+    return shutil.which("gcc") is not None

@@ -1,0 +1,101 @@
+"""Start Debian's ``docker-registry`` (the CNCF distribution registry) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REGISTRY_BINARY = "docker-registry"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Registry:
+    name: str
+    port: int
+    scheme: str
+    process: subprocess.Popen[bytes]
+    directory: Path
+    ca: Path | None = None
+    users: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _wait_ready(url: str, ca: Path | None, proc: subprocess.Popen[bytes], log: Path) -> None:
+    ctx = ssl.create_default_context(cafile=str(ca)) if ca else None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"docker-registry exited: {log.read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(f"{url}/v2/", timeout=2, context=ctx)
+            return
+        except urllib.error.HTTPError:
+            return  # 401 means it is up
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"docker-registry at {url} did not start: {log.read_text()[-2000:]}")
+
+
+def start_registry(name: str, directory: Path, *, tls: tuple[Path, Path] | None = None,
+                   token: dict[str, str] | None = None, htpasswd: Path | None = None,
+                   ca: Path | None = None) -> Registry:
+    """``token``: realm, service, issuer, rootcertbundle for token auth."""
+    binary = shutil.which(REGISTRY_BINARY)
+    if binary is None:
+        raise RuntimeError("docker-registry is not installed: run scripts/test, which installs it")
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    lines = [
+        "version: 0.1",
+        "log:", "  level: error", "  accesslog:", "    disabled: true",
+        "storage:", f"  filesystem:", f"    rootdirectory: {directory / 'data'}",
+        "  delete:", "    enabled: true",
+        "http:", f"  addr: 127.0.0.1:{port}", "  secret: minirun-test-secret",
+    ]
+    if tls:
+        lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
+    if token:
+        lines += ["auth:", "  token:"] + [f"    {k}: {v}" for k, v in token.items()]
+    elif htpasswd:
+        lines += ["auth:", "  htpasswd:", "    realm: minirun-basic", f"    path: {htpasswd}"]
+    config = directory / "config.yml"
+    config.write_text("\n".join(lines) + "\n")
+    log = directory / "registry.log"
+    proc = subprocess.Popen([binary, "serve", str(config)], stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT)
+    scheme = "https" if tls else "http"
+    reg = Registry(name, port, scheme, proc, directory, ca if tls else None)
+    try:
+        _wait_ready(reg.url, reg.ca, proc, log)
+    except Exception:
+        reg.stop()
+        raise
+    return reg
