@@ -44,8 +44,13 @@ class _Cancelled(MiniRunError):
     """Raised inside a download thread when another layer already failed."""
 
 
-def _complete(images: ImageStore, record: ImageRecord) -> bool:
-    return all(images.content.has(d) for d in images.blobs_of(record))
+def _usable(images: ImageStore, record: ImageRecord, platform: Platform) -> bool:
+    """The record is for this platform and all of its blobs are here."""
+    try:
+        same = Platform.parse(record.platform) == platform
+    except MiniRunError:
+        same = False
+    return same and all(images.content.has(d) for d in images.blobs_of(record))
 
 
 def pull(ref: Reference, images: ImageStore, options: RegistryOptions, platform: Platform,
@@ -61,11 +66,12 @@ def pull(ref: Reference, images: ImageStore, options: RegistryOptions, platform:
 def _pull(ref: Reference, repo: Repository, images: ImageStore, platform: Platform,
           emit: Emit) -> PullResult:
     content = images.content
-    emit(PullEvent(f"{ref.digest or ref.tag}: Pulling from {ref.path}"))
+    # Docker prints this once the registry has answered for the reference, not before.
+    pulling_from = PullEvent(f"{ref.digest or ref.tag}: Pulling from {ref.path}")
     existing = images.get(str(ref))
 
     known: str | None = None
-    if existing and _complete(images, existing):
+    if existing and _usable(images, existing, platform):
         if ref.digest:
             # Content-addressed: what we hold under this digest cannot have changed.
             known = existing.digest
@@ -75,6 +81,7 @@ def _pull(ref: Reference, repo: Repository, images: ImageStore, platform: Platfo
             except BadResponse:
                 known = None  # some registries refuse HEAD; a GET tells the same
         if known == existing.digest:
+            emit(pulling_from)
             _finish(ref, existing, emit, downloaded=False)
             return PullResult(existing, False, tuple(repo.requests))
 
@@ -84,6 +91,7 @@ def _pull(ref: Reference, repo: Repository, images: ImageStore, platform: Platfo
         media_type = ""
     else:
         top_body, media_type, top_digest = repo.get_manifest(ref.identifier)
+    emit(pulling_from)
     what = str(ref)
     top = parse_manifest(top_body, media_type, what)
     content.put(top_digest, top_body)

@@ -11,6 +11,7 @@ import email.utils
 import hashlib
 import ipaddress
 import random
+import re
 import ssl
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from .store import Ingest
 MAX_ATTEMPTS = 5            # per request, for connection errors, 5xx and 429
 MAX_RETRY_AFTER = 60.0      # seconds; a longer Retry-After is reported, not waited for
 MAX_MANIFEST_BYTES = 4 << 20
-BACKOFF_BASE = 0.5
+BACKOFF_BASE = 0.25
 CHUNK = 1 << 16
 
 
@@ -121,12 +122,19 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time()) if when else None
 
 
+def _reason(e: Exception) -> str:
+    """``[Errno 111] Connection refused`` -> ``Connection refused``."""
+    text = str(e) or type(e).__name__
+    return re.sub(r"^\[Errno -?\d+\] ", "", text)
+
+
 def _error_detail(response: httpx.Response) -> str:
     """The registry's own words: ``CODE: message`` from its JSON error body."""
     try:
         errors = response.json().get("errors") or []
         first = errors[0]
-        return f"{str(first.get('code', '')).lower()}: {first.get('message', '')}".strip(": ")
+        code = str(first.get("code", "")).lower().replace("_", " ")
+        return f"{code}: {first.get('message', '')}".strip(": ")
     except (ValueError, AttributeError, IndexError, TypeError, KeyError):
         return f"{response.status_code} {response.reason_phrase}"
 
@@ -168,7 +176,7 @@ class Repository:
             c.close()
 
     def _send_once(self, ep: Endpoint, method: str, path: str, headers: dict[str, str],
-                   what: str) -> httpx.Response:
+                   what: str, fast_fail: bool = False) -> httpx.Response:
         """Send with bounded retries on connection errors, 5xx and 429."""
         client = self._client(ep)
         url = f"{ep.base}/v2/{self.ref.path}/{path}" if path else f"{ep.base}/v2/"
@@ -179,10 +187,13 @@ class Repository:
                 self.requests.append(f"{method} {path}")
                 response = client.send(client.build_request(method, url, headers=headers), stream=True)
             except httpx.TransportError as e:
-                last = str(e) or type(e).__name__
+                last = _reason(e)
                 if isinstance(e, httpx.ConnectError) and (
-                        "SSL" in last or "certificate" in last.lower()):
-                    raise ConnectionFailed(f"{what}: TLS connection to {ep.host} failed: {last}") from None
+                        fast_fail or "SSL" in str(e) or "certificate" in last.lower()
+                        or "Name or service not known" in last or "Temporary failure in name" in last):
+                    # Permanent (TLS, DNS), or an https try that plain http may answer:
+                    # retrying the same thing cannot help.
+                    raise ConnectionFailed(f"{what}: cannot reach {ep.host}: {last}") from None
                 if attempt + 1 < MAX_ATTEMPTS:
                     time.sleep(delay)
                 continue
@@ -199,8 +210,9 @@ class Repository:
                     time.sleep(min(wait, MAX_RETRY_AFTER) if wait is not None else delay)
                 continue
             return response
-        raise (BadResponse if last[:1].isdigit() else ConnectionFailed)(
-            f"{what}: {ep.host}: {last} (after {MAX_ATTEMPTS} attempts)")
+        if last[:1].isdigit():
+            raise BadResponse(f"{what}: {ep.host} answered {last} (after {MAX_ATTEMPTS} attempts)")
+        raise ConnectionFailed(f"{what}: cannot reach {ep.host}: {last} (after {MAX_ATTEMPTS} attempts)")
 
     def _check(self, response: httpx.Response, what: str) -> None:
         if response.status_code < 300:
@@ -215,7 +227,7 @@ class Repository:
                 f"pull access denied for {self.ref.familiar_name}, repository does not exist "
                 f"or may require 'minirun login': {detail}")
         if response.status_code == 404:
-            raise NotFound(f"{what}: not found: {detail}")
+            raise NotFound(f"{what.removeprefix('pulling ')} not found: {detail}")
         raise BadResponse(f"{what}: {response.status_code} {response.reason_phrase} ({detail})")
 
     def _open(self, method: str, path: str, headers: dict[str, str], what: str) -> httpx.Response:
@@ -224,7 +236,10 @@ class Repository:
         for i in range(self._active, len(self.endpoints)):
             ep = self.endpoints[i]
             try:
-                response = self._send_once(ep, method, path, headers, what)
+                # An insecure registry tried over https first falls back to http at once.
+                fast = not ep.verify and ep.base.startswith("https://") and i + 1 < len(self.endpoints) \
+                    and not self.endpoints[i + 1].mirror and self.endpoints[i + 1].base.startswith("http://")
+                response = self._send_once(ep, method, path, headers, what, fast_fail=fast)
                 self._check(response, what)
             except RateLimited:
                 raise
@@ -257,9 +272,9 @@ class Repository:
     def get_manifest(self, identifier: str) -> tuple[bytes, str, str]:
         """Fetch a manifest by tag or digest; returns (body, media type, digest of body)."""
         if identifier.startswith("sha256:"):
-            what = f"fetching manifest {identifier} of {self.ref.name}"
+            what = f"pulling manifest {identifier} of {self.ref.name}"
         else:
-            what = f"manifest for {self.ref.familiar()}"
+            what = f"pulling manifest for {self.ref.familiar()}"
         response = self._open("GET", f"manifests/{identifier}", {"Accept": ACCEPT}, what)
         body = bytearray()
         try:
@@ -283,7 +298,7 @@ class Repository:
         An interrupted body is resumed with a Range request; content that does not
         verify is fetched once more from zero before the error is reported.
         """
-        what = f"downloading {desc.digest} of {self.ref.name}"
+        what = f"pulling blob {desc.digest} of {self.ref.name}"
         failures, restarts = 0, 0
         while True:
             headers = {"Range": f"bytes={ingest.offset}-"} if ingest.offset else {}

@@ -1,0 +1,242 @@
+"""`minirun pull`, `images` and `rmi` against real registries (as a user runs them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.integration.conftest import Env, Minirun, verify_store
+from tests.support.faultproxy import Fault, FaultProxy
+from tests.support.images import sha256
+from tests.support.pki import TEST_HOSTNAME
+
+
+def lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line]
+
+
+def test_hello_world_through_token_auth_mirror_prints_dockers_lines(env: Env, minirun: Minirun) -> None:
+    img = env.images["hello-world"]
+    issued = env.tokens.issued
+    r = minirun("pull", "hello-world", MINIRUN_REGISTRY_MIRROR=env.token.url)
+    assert r.returncode == 0, r.stderr
+    layer = img.layer_digests[0].split(":")[1][:12]
+    assert lines(r.stdout) == [
+        "Using default tag: latest",
+        "latest: Pulling from library/hello-world",
+        f"{layer}: Pulling fs layer",
+        f"{layer}: Verifying Checksum",
+        f"{layer}: Download complete",
+        f"{layer}: Pull complete",
+        f"Digest: {img.digest}",
+        "Status: Downloaded newer image for hello-world:latest",
+        "docker.io/library/hello-world:latest",
+    ]
+    assert r.stderr == ""
+    # The index, the host's manifest, its config and its layer; no other platform, no attestation.
+    assert verify_store(minirun.root) == {img.digest, img.platform_manifest, img.config_digest,
+                                          *img.layer_digests}
+    assert env.tokens.issued > issued
+    assert any("repository:library/hello-world:pull" in e["scope"] for e in env.tokens.log)
+
+
+def test_platform_override_and_missing_platform(env: Env, minirun: Minirun) -> None:
+    host = env.plain.host
+    other = "linux/arm64/v8" if os.uname().machine != "aarch64" else "linux/amd64"
+    r = minirun("pull", "--platform", other, f"{host}/library/hello-world")
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(minirun("images", "--format", "json").stdout.splitlines()[0])
+    assert rec["Platform"] == other
+    r = minirun("pull", "--platform", "linux/s390x", f"{host}/library/hello-world:latest")
+    assert r.returncode == 1
+    assert lines(r.stderr) == [lines(r.stderr)[-1]]
+    assert "no manifest for platform linux/s390x" in r.stderr and "linux/arm64/v8" in r.stderr
+    assert "unknown/unknown" not in r.stderr
+    r = minirun("pull", "--platform", "linux", f"{host}/library/hello-world")
+    assert r.returncode == 2 and 'invalid platform "linux"' in r.stderr
+
+
+def test_repull_of_cached_tag_costs_one_head(env: Env, minirun: Minirun, proxy: FaultProxy) -> None:
+    ref = f"{proxy.host}/library/busybox"
+    assert minirun("pull", ref).returncode == 0
+    proxy.clear()
+    r = minirun("pull", ref)
+    assert r.returncode == 0, r.stderr
+    assert lines(r.stdout)[-2:] == [f"Status: Image is up to date for {ref}:latest", f"{ref}:latest"]
+    registry_calls = [(q.method, q.path) for q in proxy.log]
+    assert registry_calls == [("HEAD", "/v2/library/busybox/manifests/latest")]
+
+
+def test_shared_layer_is_not_fetched_again(env: Env, minirun: Minirun, proxy: FaultProxy) -> None:
+    base = env.images["busybox"].layer_digests[0]
+    assert minirun("pull", f"{proxy.host}/library/busybox").returncode == 0
+    proxy.clear()
+    r = minirun("pull", f"{proxy.host}/library/busybox-app")
+    assert r.returncode == 0, r.stderr
+    assert f"{base.split(':')[1][:12]}: Already exists" in r.stdout
+    assert not proxy.requests("GET", f"/blobs/{base}")
+    verify_store(minirun.root)
+
+
+def test_zstd_uncompressed_and_digest_references(env: Env, minirun: Minirun, proxy: FaultProxy) -> None:
+    for name in ("zstd", "plain-tar"):
+        img = env.images[name]
+        r = minirun("pull", f"{env.plain.host}/library/{name}")
+        assert r.returncode == 0, r.stderr
+        assert set(img.layer_digests) <= verify_store(minirun.root)
+    img = env.images["busybox"]
+    ref = f"{proxy.host}/library/busybox@{img.digest}"
+    r = minirun("pull", ref)
+    assert r.returncode == 0, r.stderr
+    assert "Using default tag" not in r.stdout
+    assert lines(r.stdout)[0] == f"{img.digest}: Pulling from library/busybox"
+    assert f"Status: Downloaded newer image for {ref}" in r.stdout
+    proxy.clear()
+    r = minirun("pull", ref)
+    assert f"Status: Image is up to date for {ref}" in r.stdout
+    assert proxy.log == []  # content-addressed: nothing to ask
+
+
+def test_quiet_and_json_progress(env: Env, minirun: Minirun) -> None:
+    ref = f"{env.plain.host}/library/busybox-app"
+    r = minirun("pull", "-q", ref)
+    assert (r.returncode, r.stdout) == (0, f"{ref}:latest\n")
+    minirun("rmi", ref)
+    r = minirun("pull", "--progress", "json", ref)
+    events = [json.loads(line) for line in r.stdout.splitlines()[:-1]]
+    assert {"status": "Pulling fs layer", "id": env.images["busybox-app"].layer_digests[0][7:19]} in events
+    downloading = [e for e in events if e["status"] == "Downloading"]
+    assert downloading and all(e["progressDetail"]["total"] > 0 for e in downloading)
+
+
+def test_tty_progress_bars(env: Env, minirun: Minirun) -> None:
+    """On a terminal the layers get live lines with bars (run under a real pty)."""
+    import pty
+    ref = f"{env.plain.host}/library/big"
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(minirun.argv("pull", ref)[0], minirun.argv("pull", ref), minirun.env(COLUMNS="100"))
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "\x1b[" in text  # redrawn in place
+    assert "Pull complete" in text and "4.2/4.2 MB" in text
+    assert f"Status: Downloaded newer image for {ref}:latest" in text
+
+
+def test_failures_are_one_line(env: Env, minirun: Minirun, tmp_path: Path) -> None:
+    cases = [
+        (("pull", f"{env.plain.host}/library/nope"), 1, "not found"),
+        (("pull", f"{env.plain.host}/library/busybox:nope"), 1, "manifest for"),
+        (("pull", "127.0.0.1:1/library/busybox"), 1, "127.0.0.1:1"),
+        (("pull", "Busybox"), 2, 'invalid reference format "Busybox"'),
+        (("pull", "--bogus", "busybox"), 2, "No such option: --bogus"),
+        (("pull", "--registry-mirror", "mirror.example", "busybox"), 2, "invalid registry mirror"),
+        (("rmi", "not-there"), 1, "No such image: not-there"),
+        (("images", "--format", "xml"), 2, "invalid --format"),
+    ]
+    for args, code, text in cases:
+        r = minirun(*args)
+        assert r.returncode == code, (args, r.stderr)
+        assert len(lines(r.stderr)) == 1 and text in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr and r.stdout in ("", "Using default tag: latest\n"), args
+
+
+def test_rmi_keeps_shared_blobs(env: Env, minirun: Minirun) -> None:
+    host = env.plain.host
+    base = env.images["busybox"].layer_digests[0]
+    app = env.images["busybox-app"]
+    for name in ("busybox", "busybox-app"):
+        assert minirun("pull", "-q", f"{host}/library/{name}").returncode == 0
+    r = minirun("rmi", f"{host}/library/busybox-app")
+    assert r.returncode == 0, r.stderr
+    assert lines(r.stdout)[0] == f"Untagged: {host}/library/busybox-app:latest"
+    assert f"Deleted: {app.layer_digests[1]}" in r.stdout
+    blobs = verify_store(minirun.root)
+    assert base in blobs and app.layer_digests[1] not in blobs
+    table = minirun("images").stdout
+    assert "busybox-app" not in table and f"{host}/library/busybox" in table
+    image_id = env.images["busybox"].config_digest[7:19]
+    assert image_id in table
+    r = minirun("rmi", image_id)
+    assert r.returncode == 0, r.stderr
+    assert verify_store(minirun.root) == set()
+    assert lines(minirun("images").stdout) == ["REPOSITORY   TAG   IMAGE ID   CREATED   SIZE"]
+
+
+def test_schema1_manifest_is_refused(env: Env, minirun: Minirun, proxy: FaultProxy) -> None:
+    body = json.dumps({"schemaVersion": 1, "name": "library/old", "tag": "latest", "fsLayers": []}).encode()
+    proxy.add(Fault("status", r"/manifests/latest$", status=200, body=body, headers={
+        "Content-Type": "application/vnd.docker.distribution.manifest.v1+prettyjws"}))
+    r = minirun("pull", f"{proxy.host}/library/old")
+    assert r.returncode == 1
+    assert "schema 1" in r.stderr and len(lines(r.stderr)) == 1
+
+
+def test_disk_full_is_a_clear_error_and_loses_nothing(env: Env, minirun: Minirun, tmp_path: Path) -> None:
+    root = tmp_path / "small"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(root)], check=True)
+    try:
+        small = Minirun(root, minirun.docker_config, {})
+        assert small("pull", "-q", f"{env.plain.host}/library/busybox").returncode == 0
+        r = small("pull", f"{env.plain.host}/library/big")
+        assert r.returncode == 1
+        assert "No space left on device" in r.stderr and len(lines(r.stderr)) == 1
+        assert env.images["busybox"].layer_digests[0] in verify_store(root)
+        assert f"{env.plain.host}/library/busybox" in small("images").stdout
+    finally:
+        subprocess.run(["umount", str(root)], check=True)
+
+
+def _with_test_hostname(minirun: Minirun, tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run minirun where registry.minirun.test resolves to 127.0.0.1 (private mount namespace)."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text(Path("/etc/hosts").read_text() + f"\n127.0.0.1 {TEST_HOSTNAME}\n")
+    script = f'mount --bind "{hosts}" /etc/hosts && exec "$@"'
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+                           *minirun.argv(*args)], env=minirun.env(**env), capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_tls_is_verified_against_ssl_cert_file(env: Env, minirun: Minirun, tmp_path: Path) -> None:
+    ref = f"{TEST_HOSTNAME}:{env.token.port}/library/busybox"
+    r = _with_test_hostname(minirun, tmp_path, "pull", ref)
+    assert r.returncode == 1 and "certificate" in r.stderr.lower() and len(lines(r.stderr)) == 1
+    r = _with_test_hostname(minirun, tmp_path, "pull", ref, SSL_CERT_FILE=str(env.pki.ca_cert))
+    assert r.returncode == 0, r.stderr
+    r = _with_test_hostname(minirun, tmp_path, "pull", "--insecure-registry", TEST_HOSTNAME,
+                            f"{TEST_HOSTNAME}:{env.token.port}/library/busybox-app")
+    assert r.returncode == 0, r.stderr
+    # A CA directory (c_rehash layout) works as well.
+    certdir = tmp_path / "certs"
+    certdir.mkdir()
+    shutil.copy(env.pki.ca_cert, certdir / "ca.pem")
+    subprocess.run(["openssl", "rehash", str(certdir)], check=True)
+    minirun("rmi", ref)
+    r = _with_test_hostname(minirun, tmp_path, "pull", ref, SSL_CERT_DIR=str(certdir))
+    assert r.returncode == 0, r.stderr
+
+
+def test_mirror_failure_falls_back(env: Env, minirun: Minirun, proxy: FaultProxy) -> None:
+    """A dead mirror, then a mirror that answers 500, then a working one (never the real Hub)."""
+    proxy.add(Fault("status", r"/manifests/", method="GET", status=503, times=-1))
+    proxy.add(Fault("status", r"/manifests/", method="HEAD", status=503, times=-1))
+    mirrors = ["http://127.0.0.1:1", proxy.url, env.token.url]
+    args = [a for m in mirrors for a in ("--registry-mirror", m)]
+    r = minirun("pull", *args, "busybox")
+    assert r.returncode == 0, r.stderr
+    assert "Status: Downloaded newer image for busybox:latest" in r.stdout
+    assert sha256(env.images["busybox"].top) in verify_store(minirun.root)
