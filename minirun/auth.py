@@ -96,7 +96,7 @@ class RegistryAuth(httpx.Auth):
             raise AuthenticationFailed(f"authenticating: invalid token realm {realm!r}") from None
         if url.scheme not in ("http", "https"):
             raise AuthenticationFailed(f"authenticating: token realm {realm!r} is not an http(s) URL")
-        params: list[tuple[str, str]] = []
+        params: list[tuple[str, str | int | float | bool | None]] = []
         if challenge.params.get("service"):
             params.append(("service", challenge.params["service"]))
         scopes = list(self.scopes)

@@ -18,8 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from . import __version__, credentials
-from .errors import (ImageNotKnown, MiniRunError, RateLimited, ReferenceFormatError,
-                     UsageError)
+from .errors import ImageNotKnown, MiniRunError, RateLimited, ReferenceFormatError, UsageError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -140,8 +139,8 @@ def _since(created: str | None) -> str:
     except ValueError:
         return "N/A"
     if when.tzinfo is None:
-        when = when.replace(tzinfo=_dt.timezone.utc)
-    secs = (_dt.datetime.now(_dt.timezone.utc) - when).total_seconds()
+        when = when.replace(tzinfo=_dt.UTC)
+    secs = (_dt.datetime.now(_dt.UTC) - when).total_seconds()
     for unit, size in (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400),
                        ("day", 86400), ("hour", 3600), ("minute", 60)):
         if secs >= size:
@@ -155,7 +154,7 @@ def _image_rows() -> list[dict[str, Any]]:
     from .oci import parse_config
     images = _store()
     rows = []
-    for rec in sorted(images.list(), key=lambda r: r.pulled, reverse=True):
+    for rec in sorted(images.records(), key=lambda r: r.pulled, reverse=True):
         ref = reference.parse(rec.reference)
         manifest = images.manifest_of(rec)
         config = parse_config(images.content.read(rec.config), rec.reference)
@@ -189,9 +188,9 @@ def images_cmd(
     cols = [("REPOSITORY", "Repository"), ("TAG", "Tag"), ("IMAGE ID", "ID"),
             ("CREATED", "CreatedSince"), ("SIZE", "Size")]
     widths = [max([len(h)] + [len(str(r[k])) for r in rows]) for h, k in cols]
-    typer.echo("   ".join(h.ljust(w) for (h, _), w in zip(cols, widths)).rstrip())
+    typer.echo("   ".join(h.ljust(w) for (h, _), w in zip(cols, widths, strict=True)).rstrip())
     for r in rows:
-        typer.echo("   ".join(str(r[k]).ljust(w) for (_, k), w in zip(cols, widths)).rstrip())
+        typer.echo("   ".join(str(r[k]).ljust(w) for (_, k), w in zip(cols, widths, strict=True)).rstrip())
 
 
 @app.command("rmi")
@@ -199,7 +198,7 @@ def rmi_cmd(images: Annotated[list[str], typer.Argument(metavar="IMAGE...")]) ->
     """Remove images; blobs no other image uses are deleted."""
     from . import reference
     store = _store()
-    records = store.list()
+    records = store.records()
     targets: list[str] = []
     for name in images:
         # An image ID (or a unique prefix of it, as Docker allows) names every tag of it.

@@ -167,7 +167,7 @@ def select_manifest(index: ImageIndex, want: Platform, what: str) -> Descriptor:
     """Pick the entry for ``want``: exact variant first, then one without a variant."""
     candidates = [d for d in index.manifests
                   if d.platform is not None and not _is_attestation(d)
-                  and d.media_type in MANIFEST_TYPES + ("",)]
+                  and d.media_type in (*MANIFEST_TYPES, "")]
     same = [d for d in candidates if d.platform is not None
             and d.platform.os == want.os and d.platform.architecture == want.architecture]
 

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 from .credentials import Credentials
 from .errors import BadResponse, ManifestError, MiniRunError
-from .oci import (Descriptor, ImageIndex, Manifest, Platform, parse_config, parse_manifest,
-                  select_manifest)
+from .oci import Descriptor, ImageIndex, Manifest, Platform, parse_config, parse_manifest, select_manifest
 from .reference import Reference
-from .registry import Repository, RegistryOptions
+from .registry import RegistryOptions, Repository
 from .store import ContentStore, ImageRecord, ImageStore, now_iso
 
 PARALLEL_LAYERS = 3

@@ -21,8 +21,16 @@ import httpx
 
 from . import credentials
 from .auth import RegistryAuth
-from .errors import (AuthenticationFailed, BadResponse, ConnectionFailed, NotFound,
-                     RateLimited, RegistryError, UsageError, VerificationError)
+from .errors import (
+    AuthenticationFailed,
+    BadResponse,
+    ConnectionFailed,
+    NotFound,
+    RateLimited,
+    RegistryError,
+    UsageError,
+    VerificationError,
+)
 from .oci import ACCEPT, Descriptor
 from .reference import DEFAULT_DOMAIN, Reference
 from .store import Ingest

@@ -231,7 +231,7 @@ class ImageRecord:
 
 
 def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 class ImageStore:
@@ -261,12 +261,12 @@ class ImageStore:
         doc: dict[str, Any] = {"version": 1, "images": {k: asdict(v) for k, v in sorted(records.items())}}
         atomic_write(self.index_path, json.dumps(doc, indent=1).encode())
 
-    def list(self) -> list[ImageRecord]:
+    def records(self) -> list[ImageRecord]:
         with file_lock(self.lock_path, shared=True):
             return list(self._load().values())
 
     def get(self, reference: str) -> ImageRecord | None:
-        return {r.reference: r for r in self.list()}.get(reference)
+        return {r.reference: r for r in self.records()}.get(reference)
 
     def put(self, record: ImageRecord) -> None:
         with file_lock(self.lock_path):

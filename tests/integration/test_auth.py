@@ -28,7 +28,7 @@ def test_private_repository_needs_login(env: Env, minirun: Minirun) -> None:
 
     r = minirun("pull", ref)
     assert r.returncode == 0, r.stderr
-    assert any(e["user"] == USER and f"repository:{PRIVATE_REPO}:pull" in e["scope"] for e in env.tokens.log)
+    assert any(e.user == USER and f"repository:{PRIVATE_REPO}:pull" in e.scope for e in env.tokens.log)
 
     r = minirun("logout", env.token.host)
     assert (r.returncode, r.stdout) == (0, f"Removing login credentials for {env.token.host}\n")
@@ -44,7 +44,8 @@ def test_basic_auth_registry_with_credentials_docker_wrote(env: Env, minirun: Mi
     # What `docker login` writes, read as it is.
     minirun.docker_config.mkdir(parents=True)
     auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    (minirun.docker_config / "config.json").write_text(json.dumps({"auths": {f"https://{env.basic.host}": {"auth": auth}}}))
+    doc = {"auths": {f"https://{env.basic.host}": {"auth": auth}}}
+    (minirun.docker_config / "config.json").write_text(json.dumps(doc))
     r = minirun("pull", ref)
     assert r.returncode == 0, r.stderr
     verify_store(minirun.root)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.integration.conftest import Env, Minirun, verify_store
@@ -40,7 +41,7 @@ def test_hello_world_through_token_auth_mirror_prints_dockers_lines(env: Env, mi
     assert verify_store(minirun.root) == {img.digest, img.platform_manifest, img.config_digest,
                                           *img.layer_digests}
     assert env.tokens.issued > issued
-    assert any("repository:library/hello-world:pull" in e["scope"] for e in env.tokens.log)
+    assert any("repository:library/hello-world:pull" in e.scope for e in env.tokens.log)
 
 
 def test_platform_override_and_missing_platform(env: Env, minirun: Minirun) -> None:
@@ -240,3 +241,23 @@ def test_mirror_failure_falls_back(env: Env, minirun: Minirun, proxy: FaultProxy
     assert r.returncode == 0, r.stderr
     assert "Status: Downloaded newer image for busybox:latest" in r.stdout
     assert sha256(env.images["busybox"].top) in verify_store(minirun.root)
+
+
+def test_local_registry_script_serves_the_offline_demo(minirun: Minirun) -> None:
+    """scripts/local-registry, as the README tells a newcomer to use it."""
+    from tests.support.registry import free_port
+    script = Path(__file__).resolve().parents[2] / "scripts" / "local-registry"
+    port = free_port()
+    p = subprocess.Popen([sys.executable, str(script), "--port", str(port)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout is not None
+        line = p.stdout.readline()
+        assert line == f"export MINIRUN_REGISTRY_MIRROR=http://127.0.0.1:{port}\n", p.stderr.read() if p.stderr else ""
+        r = minirun("pull", "hello-world", MINIRUN_REGISTRY_MIRROR=line.strip().split("=", 1)[1])
+        assert r.returncode == 0, r.stderr
+        assert lines(r.stdout)[-2:] == ["Status: Downloaded newer image for hello-world:latest",
+                                        "docker.io/library/hello-world:latest"]
+    finally:
+        p.terminate()
+        p.wait(20)

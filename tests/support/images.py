@@ -147,7 +147,8 @@ def busybox_layer() -> bytes:
     entries: list[tuple[str, bytes | None, int, str | None]] = [
         ("bin", None, 0o755, None), ("bin/busybox", Path(BUSYBOX).read_bytes(), 0o755, None),
         ("etc", None, 0o755, None),
-        ("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", 0o644, None),
+        ("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"
+                       b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", 0o644, None),
         ("etc/group", b"root:x:0:\nnogroup:x:65534:\n", 0o644, None),
         ("root", None, 0o700, None), ("tmp", None, 0o1777, None),
     ]
@@ -164,7 +165,7 @@ def build_images(workdir: Path) -> dict[str, TestImage]:
     other_arch, other_variant = ("arm64", "v8") if host_arch() != "arm64" else ("amd64", None)
     other_tar = _tar([("hello", f"#!/bin/sh\necho {HELLO_MESSAGE} on {other_arch}\n".encode(), 0o755, None)])
     children, blobs = [], {}
-    descs = []
+    descs: list[dict[str, Any]] = []
     for tar, arch, variant in ((hello_tar, host_arch(), None), (other_tar, other_arch, other_variant)):
         layer = _gzip(tar)
         config = _config([sha256(tar)], ["/hello"], arch, variant)

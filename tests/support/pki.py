@@ -35,7 +35,7 @@ def _write_key(key: rsa.RSAPrivateKey, path: Path) -> None:
 
 
 def make_pki(directory: Path) -> Pki:
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     later = now + dt.timedelta(days=2)
 
     ca_key = _key()

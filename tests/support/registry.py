@@ -66,17 +66,17 @@ def _wait_ready(url: str, ca: Path | None, proc: subprocess.Popen[bytes], log: P
 
 def start_registry(name: str, directory: Path, *, tls: tuple[Path, Path] | None = None,
                    token: dict[str, str] | None = None, htpasswd: Path | None = None,
-                   ca: Path | None = None) -> Registry:
+                   ca: Path | None = None, port: int | None = None) -> Registry:
     """``token``: realm, service, issuer, rootcertbundle for token auth."""
     binary = shutil.which(REGISTRY_BINARY)
     if binary is None:
         raise RuntimeError("docker-registry is not installed: run scripts/test, which installs it")
     directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     lines = [
         "version: 0.1",
         "log:", "  level: error", "  accesslog:", "    disabled: true",
-        "storage:", f"  filesystem:", f"    rootdirectory: {directory / 'data'}",
+        "storage:", "  filesystem:", f"    rootdirectory: {directory / 'data'}",
         "  delete:", "    enabled: true",
         "http:", f"  addr: 127.0.0.1:{port}", "  secret: minirun-test-secret",
     ]

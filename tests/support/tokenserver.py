@@ -14,6 +14,7 @@ import ssl
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -27,6 +28,13 @@ SERVICE = "minirun-test-registry"
 # distribution accepts tokens up to 60 s past their expiry (its "leeway"); to make a
 # token that the registry refuses after ``ttl`` seconds, we date it back by that much.
 REGISTRY_LEEWAY = 60
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    user: str | None
+    scope: list[str]
+    ok: bool
 
 
 def _b64(data: bytes) -> str:
@@ -44,7 +52,7 @@ class TokenServer:
         self._key = key
         self.ttl = 300.0   # seconds the registry accepts a token; tests shorten it
         self.issued = 0
-        self.log: list[dict[str, object]] = []
+        self.log: list[TokenRequest] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -82,7 +90,7 @@ class TokenServer:
     def _handle(self, req: BaseHTTPRequestHandler) -> None:
         query = parse_qs(urlparse(req.path).query)
         user, ok = self._user(req.headers.get("Authorization"))
-        self.log.append({"user": user, "scope": query.get("scope", []), "ok": ok})
+        self.log.append(TokenRequest(user, query.get("scope", []), ok))
         if not ok:
             body = json.dumps({"details": "incorrect username or password"}).encode()
             req.send_response(401)

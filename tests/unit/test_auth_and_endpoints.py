@@ -137,5 +137,5 @@ def test_reads_what_docker_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_corrupt_config_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(CredentialsError, match="config.json: not valid JSON"):
+    with pytest.raises(CredentialsError, match=r"config\.json: not valid JSON"):
         credentials.lookup("docker.io")

@@ -8,8 +8,18 @@ from typing import Any
 import pytest
 
 from minirun.errors import ManifestError, PlatformNotFound, UsageError
-from minirun.oci import (DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, ImageIndex, Manifest,
-                         Platform, parse_config, parse_manifest, select_manifest)
+from minirun.oci import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    ImageIndex,
+    Manifest,
+    Platform,
+    parse_config,
+    parse_manifest,
+    select_manifest,
+)
 
 
 def dg(c: str) -> str:
