@@ -244,9 +244,10 @@ class Repository:
         for i in range(self._active, len(self.endpoints)):
             ep = self.endpoints[i]
             try:
-                # An insecure registry tried over https first falls back to http at once.
-                fast = not ep.verify and ep.base.startswith("https://") and i + 1 < len(self.endpoints) \
-                    and not self.endpoints[i + 1].mirror and self.endpoints[i + 1].base.startswith("http://")
+                # Where another endpoint follows (a mirror before the origin, https before
+                # plain http for an insecure registry), a refused connection moves on at once.
+                fast = i + 1 < len(self.endpoints) and (ep.mirror or (
+                    not ep.verify and ep.base.startswith("https://")))
                 response = self._send_once(ep, method, path, headers, what, fast_fail=fast)
                 self._check(response, what)
             except RateLimited:

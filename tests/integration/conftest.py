@@ -41,6 +41,7 @@ class Env:
     plain: Registry
     token: Registry
     basic: Registry
+    hub: Registry        # TLS + token on 127.0.0.1:443, reached as registry-1.docker.io
     images: dict[str, test_images.TestImage]
 
 
@@ -65,10 +66,17 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         basic = start_registry("basic", base / "basic", tls=tls, ca=pki.ca_cert, htpasswd=htpasswd)
         started.append(basic)
 
+        hub = start_registry("hub", base / "hub", tls=tls, ca=pki.ca_cert, port=443, token={
+            "realm": tokens.realm, "service": SERVICE, "issuer": ISSUER,
+            "rootcertbundle": str(pki.signing_cert)})
+        started.append(hub)
+
         imgs = test_images.build_images(base / "images")
         for img in imgs.values():
             test_images.push(img, plain.host)
         for name in ("hello-world", "busybox", "busybox-app", "big"):
+            test_images.push(imgs[name], hub.host, scheme="https", ca=pki.ca_cert,
+                             user=PUSHER, password=PUSHER_PASSWORD)
             test_images.push(imgs[name], token.host, scheme="https", ca=pki.ca_cert,
                              user=PUSHER, password=PUSHER_PASSWORD)
         private = test_images.TestImage(PRIVATE_REPO, "latest", imgs["busybox"].top, imgs["busybox"].top_type,
@@ -77,7 +85,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
                          user=PUSHER, password=PUSHER_PASSWORD)
         test_images.push(imgs["busybox"], basic.host, scheme="https", ca=pki.ca_cert,
                          user=USER, password=PASSWORD)
-        yield Env(pki, tokens, plain, token, basic, imgs)
+        yield Env(pki, tokens, plain, token, basic, hub, imgs)
     finally:
         for r in started:
             r.stop()

@@ -152,3 +152,16 @@ def test_pulls_killed_at_random_moments_leave_a_usable_store(env: Env, minirun: 
     r = minirun("pull", f"{proxy.host}/library/big")
     assert r.returncode == 0, r.stderr
     assert set(env.images["big"].layer_digests) <= verify_store(minirun.root)
+
+
+def test_layers_download_three_at_once(env: Env, minirun: Minirun, proxy: FaultProxy) -> None:
+    img = env.images["four-layers"]
+    proxy.add(Fault("slow", "/blobs/sha256:", times=-1, rate=512 << 10))  # each layer about 0.5 s
+    r = minirun("pull", f"{proxy.host}/library/four-layers")
+    assert r.returncode == 0, r.stderr
+    assert proxy.max_inflight == 3
+    assert f"{img.layer_digests[3][7:19]}: Waiting" in r.stdout
+    # "Pull complete" comes in layer order, whatever order the downloads finished in.
+    done = [line.split(":")[0] for line in r.stdout.splitlines() if line.endswith("Pull complete")]
+    assert done == [d[7:19] for d in img.layer_digests]
+    assert set(img.layer_digests) <= verify_store(minirun.root)

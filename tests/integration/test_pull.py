@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.integration.conftest import Env, Minirun, verify_store
 from tests.support.faultproxy import Fault, FaultProxy
 from tests.support.images import sha256
-from tests.support.pki import TEST_HOSTNAME
+from tests.support.pki import HUB_HOSTNAME, TEST_HOSTNAME
 
 
 def lines(text: str) -> list[str]:
@@ -203,9 +203,13 @@ def test_disk_full_is_a_clear_error_and_loses_nothing(env: Env, minirun: Minirun
 
 
 def _with_test_hostname(minirun: Minirun, tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run minirun where registry.minirun.test resolves to 127.0.0.1 (private mount namespace)."""
+    """Run minirun where registry.minirun.test and registry-1.docker.io resolve to 127.0.0.1.
+
+    The names are added to a private copy of /etc/hosts, bind-mounted in a private mount
+    namespace; if the bind mount fails, minirun is not started (no traffic leaves the machine).
+    """
     hosts = tmp_path / "hosts"
-    hosts.write_text(Path("/etc/hosts").read_text() + f"\n127.0.0.1 {TEST_HOSTNAME}\n")
+    hosts.write_text(Path("/etc/hosts").read_text() + f"\n127.0.0.1 {TEST_HOSTNAME} {HUB_HOSTNAME}\n")
     script = f'mount --bind "{hosts}" /etc/hosts && exec "$@"'
     return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
                            *minirun.argv(*args)], env=minirun.env(**env), capture_output=True, text=True,
@@ -261,3 +265,20 @@ def test_local_registry_script_serves_the_offline_demo(minirun: Minirun) -> None
     finally:
         p.terminate()
         p.wait(20)
+
+
+def test_docker_hub_origin_after_a_dead_mirror(env: Env, minirun: Minirun, tmp_path: Path) -> None:
+    """`minirun pull hello-world` as users type it: registry-1.docker.io, verified TLS, token
+    auth; the mirror that fails first is left for the origin, as dockerd does."""
+    assert env.hub.port == 443
+    r = _with_test_hostname(minirun, tmp_path, "pull", "hello-world", SSL_CERT_FILE=str(env.pki.ca_cert),
+                            MINIRUN_REGISTRY_MIRROR="http://127.0.0.1:1")
+    assert r.returncode == 0, r.stderr
+    assert lines(r.stdout)[-3:] == [f"Digest: {env.images['hello-world'].digest}",
+                                    "Status: Downloaded newer image for hello-world:latest",
+                                    "docker.io/library/hello-world:latest"]
+    assert env.images["hello-world"].layer_digests[0] in verify_store(minirun.root)
+    # Without the CA, Docker Hub's name with a certificate we cannot verify is refused.
+    minirun("rmi", "hello-world")
+    r = _with_test_hostname(minirun, tmp_path, "pull", "hello-world")
+    assert r.returncode == 1 and HUB_HOSTNAME in r.stderr and "certificate" in r.stderr.lower()

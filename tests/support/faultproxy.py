@@ -53,6 +53,8 @@ class FaultProxy:
         self.faults: list[Fault] = []
         self.log: list[Logged] = []
         self.bytes_sent = 0
+        self.inflight = 0        # blob GETs being answered right now
+        self.max_inflight = 0
         self._lock = threading.Lock()
         self.servers = [self._serve("127.0.0.1", "main"), self._serve(cdn_address, "cdn")]
         self.port = self.servers[0].server_address[1]
@@ -114,6 +116,19 @@ class FaultProxy:
         return None
 
     def _handle(self, req: BaseHTTPRequestHandler, listener: str) -> None:
+        counted = req.command == "GET" and "/blobs/" in req.path
+        if counted:
+            with self._lock:
+                self.inflight += 1
+                self.max_inflight = max(self.max_inflight, self.inflight)
+        try:
+            self._answer(req, listener)
+        finally:
+            if counted:
+                with self._lock:
+                    self.inflight -= 1
+
+    def _answer(self, req: BaseHTTPRequestHandler, listener: str) -> None:
         method, path = req.command, req.path
         headers = {k: v for k, v in req.headers.items()}
         length = int(req.headers.get("Content-Length") or 0)

@@ -203,6 +203,11 @@ def build_images(workdir: Path) -> dict[str, TestImage]:
                              ["cat", "/zstd.txt"])
     p_tar = _tar([("plain.txt", b"an uncompressed layer\n", 0o644, None)])
     images["plain-tar"] = _single("library/plain-tar", [(OCI_TAR, p_tar, p_tar)], ["cat", "/plain.txt"])
+    four = []
+    for i in range(4):
+        t = _tar([(f"layer{i}.bin", os.urandom(256 << 10), 0o644, None)])
+        four.append((OCI_GZIP, _gzip(t), t))
+    images["four-layers"] = _single("library/four-layers", four, ["true"])
     big_tar = _tar([("big.bin", os.urandom(4 << 20), 0o644, None)])
     images["big"] = _single("library/big", [(OCI_TAR, big_tar, big_tar)], ["true"])
     return images

@@ -13,6 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 TEST_HOSTNAME = "registry.minirun.test"
+# Docker Hub's API host: the tests make it resolve to 127.0.0.1 inside a private mount
+# namespace (its own /etc/hosts), where a test registry answers on port 443.
+HUB_HOSTNAME = "registry-1.docker.io"
 
 
 @dataclass
@@ -53,7 +56,7 @@ def make_pki(directory: Path) -> Pki:
            .issuer_name(ca_name).public_key(srv_key.public_key())
            .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(later)
            .add_extension(x509.SubjectAlternativeName([
-               x509.DNSName(TEST_HOSTNAME), x509.DNSName("localhost"),
+               x509.DNSName(TEST_HOSTNAME), x509.DNSName("localhost"), x509.DNSName(HUB_HOSTNAME),
                x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
