@@ -17,6 +17,7 @@ print ``str(error)`` as the single line a user sees::
     ├── VerificationError          content that does not match its digest or size
     ├── StoreError                 the local store: disk full, permissions, corrupt index
     │   └── ImageNotKnown          an image that is not in the store
+    ├── LayerError                 a layer that cannot be applied: bad tar, escapes, DiffID
     └── CredentialsError           reading or writing Docker's config.json
 
 Python's own ``OSError`` is never let through to the user directly: the module that
@@ -81,6 +82,10 @@ class StoreError(MiniRunError):
 
 
 class ImageNotKnown(StoreError):
+    pass
+
+
+class LayerError(MiniRunError):
     pass
 
 

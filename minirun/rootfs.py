@@ -1,0 +1,270 @@
+"""Layer snapshots keyed by ChainID, and container root filesystems as mount data.
+
+Layout under ``<root>/snapshots/<driver>/``::
+
+    <chain hex>/fs          the snapshot (overlay: the layer's diff; vfs: a full tree)
+    l/<16 hex>              short symlink to ../<chain hex>/fs, for short mount options
+    tmp/<chain hex>.<pid>/  a snapshot being made; renamed into place only when complete
+    tmp/<chain hex>.lock    flock held by the one process unpacking that chain
+
+The overlay driver applies a layer through an overlay mount of its parents with the
+new snapshot as upper directory, so overlayfs itself writes whiteouts and opaque
+directories in its own format. The vfs driver (for stores on overlayfs, or forced)
+applies each layer to a copy of its parent, as Docker's vfs driver does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LayerError, ManifestError, StoreError, UsageError
+from .oci import Descriptor, parse_config
+from .runtime import _libc
+from .store import ImageRecord, ImageStore, file_lock
+from .unpack import apply_layer
+
+DRIVERS = ("overlay", "vfs")
+_SHORT = 16
+_cwd_lock = threading.Lock()  # chdir is process-wide: one relative-path mount at a time
+
+
+@dataclass(frozen=True)
+class Mount:
+    type: str
+    source: str
+    target: str
+    options: tuple[str, ...] = ()
+    cwd: str | None = None   # relative paths in options are relative to this directory
+
+
+def chain_ids(diff_ids: list[str] | tuple[str, ...]) -> list[str]:
+    """ChainID(L1) = DiffID(L1); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
+    out: list[str] = []
+    for d in diff_ids:
+        out.append(d if not out else "sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
+    return out
+
+
+def mount(m: Mount) -> None:
+    flags = _libc.MS_BIND | _libc.MS_REC if "rbind" in m.options else 0
+    data = ",".join(o for o in m.options if o != "rbind") or None
+    if m.cwd is None:
+        _libc.mount(m.source, m.target, None if flags else m.type, flags, None if flags else data)
+        return
+    with _cwd_lock:
+        old = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.chdir(m.cwd)
+            _libc.mount(m.source, m.target, m.type, flags, data)
+        finally:
+            os.fchdir(old)
+            os.close(old)
+
+
+def unmount(target: str) -> None:
+    with contextlib.suppress(OSError):
+        _libc.umount(target, _libc.MNT_DETACH)
+
+
+def _overlay_works(directory: Path) -> bool:
+    """Try a real overlay mount in the store: the only reliable test (overlay on overlay fails)."""
+    probe = directory / f"probe.{os.getpid()}"
+    try:
+        for sub in ("lower", "upper", "work", "merged"):
+            (probe / sub).mkdir(parents=True, exist_ok=True)
+        mount(Mount("overlay", "overlay", str(probe / "merged"),
+                    (f"lowerdir={probe / 'lower'}", f"upperdir={probe / 'upper'}", f"workdir={probe / 'work'}")))
+        unmount(str(probe / "merged"))
+        return True
+    except OSError:
+        return False
+    finally:
+        if not os.path.ismount(probe / "merged"):
+            shutil.rmtree(probe, ignore_errors=True)
+
+
+def choose_driver(root: Path, wanted: str | None) -> str:
+    wanted = wanted or os.environ.get("MINIRUN_STORAGE_DRIVER") or None
+    if wanted is not None:
+        if wanted not in DRIVERS:
+            raise UsageError(f'invalid storage driver "{wanted}": expected overlay or vfs')
+        return wanted
+    base = root / "snapshots"
+    base.mkdir(parents=True, exist_ok=True)
+    return "overlay" if _overlay_works(base) else "vfs"
+
+
+class Snapshotter:
+    def __init__(self, root: Path, driver: str) -> None:
+        self.driver = driver
+        self.dir = root / "snapshots" / driver
+        self.tmp = self.dir / "tmp"
+        self.links = self.dir / "l"
+        try:
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            self.links.mkdir(exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"creating snapshot directory {self.dir}: {e.strerror}") from None
+
+    def fs(self, chain: str) -> Path:
+        return self.dir / chain.split(":", 1)[1] / "fs"
+
+    def short(self, chain: str) -> str:
+        return f"l/{chain.split(':', 1)[1][:_SHORT]}"
+
+    def exists(self, chain: str) -> bool:
+        return self.fs(chain).is_dir()
+
+    def chains(self) -> set[str]:
+        return {"sha256:" + p.name for p in self.dir.iterdir() if len(p.name) == 64}
+
+    def _lower(self, chains: list[str]) -> str:
+        return "lowerdir=" + ":".join(self.short(c) for c in reversed(chains))  # top first
+
+    def _discard(self, path: Path) -> None:
+        merged = path / "merged"
+        if merged.exists():
+            unmount(str(merged))
+            if os.path.ismount(merged):
+                raise StoreError(f"removing {path}: {merged} is still mounted")
+        shutil.rmtree(path, ignore_errors=True)
+
+    def unpack(self, chain: str, parents: list[str], blob: Path, layer: Descriptor, diff_id: str,
+               limit: int | None = None) -> bool:
+        """Make the snapshot for ``chain`` unless it exists; True when made here."""
+        hexid = chain.split(":", 1)[1]
+        with file_lock(self.tmp / f"{hexid}.lock"):
+            if self.exists(chain):
+                return False
+            for stale in self.tmp.glob(f"{hexid}.*"):
+                if stale.is_dir():
+                    self._discard(stale)  # left by an unpack that was killed
+            work = self.tmp / f"{hexid}.{os.getpid()}"
+            work.mkdir()
+            try:
+                self._apply(work, parents, blob, layer, diff_id, limit)
+                final = self.dir / hexid
+                final.mkdir(exist_ok=True)  # may be left empty by a kill just after this line
+                os.rename(work / "fs", final / "fs")
+                link = self.links / hexid[:_SHORT]
+                with contextlib.suppress(FileNotFoundError):
+                    link.unlink()
+                link.symlink_to(f"../{hexid}/fs")
+            except OSError as e:
+                raise StoreError(f"unpacking layer {layer.digest} into {work}: {e.strerror or e}") from None
+            finally:
+                self._discard(work)
+            return True
+
+    def _apply(self, work: Path, parents: list[str], blob: Path, layer: Descriptor, diff_id: str,
+               limit: int | None) -> None:
+        fs = work / "fs"
+        if limit is None:
+            env = os.environ.get("MINIRUN_MAX_LAYER_BYTES")
+            st = os.statvfs(self.dir)
+            limit = int(env) if env else st.f_bavail * st.f_frsize
+        target = fs
+        mounted = False
+        if self.driver == "vfs" and parents:
+            subprocess.run(["cp", "-a", "--reflink=auto", str(self.fs(parents[-1])), str(fs)],
+                           check=True, capture_output=True)
+        else:
+            fs.mkdir()
+        if self.driver == "overlay" and parents:
+            (work / "work").mkdir()
+            target = work / "merged"
+            target.mkdir()
+            rel = work.relative_to(self.dir)
+            mount(Mount("overlay", "overlay", str(target),
+                        (self._lower(parents), f"upperdir={rel}/fs", f"workdir={rel}/work"), cwd=str(self.dir)))
+            mounted = True
+        try:
+            with open(blob, "rb") as raw:
+                apply_layer(str(target), raw, layer.media_type, diff_id, limit)
+        except LayerError as e:
+            raise LayerError(f"unpacking layer {layer.digest}: {e}") from None
+        finally:
+            if mounted:
+                unmount(str(target))
+
+    def prepare(self, chains: list[str], container_dir: Path) -> list[Mount]:
+        """The container's root filesystem as mounts (applied by the runtime)."""
+        rootfs = container_dir / "rootfs"
+        rootfs.mkdir(parents=True, exist_ok=True)
+        if self.driver == "overlay":
+            upper, work = container_dir / "upper", container_dir / "work"
+            upper.mkdir(exist_ok=True)
+            work.mkdir(exist_ok=True)
+            return [Mount("overlay", "overlay", str(rootfs),
+                          (self._lower(chains), f"upperdir={upper}", f"workdir={work}"), cwd=str(self.dir))]
+        if not any(rootfs.iterdir()):
+            rootfs.rmdir()
+            subprocess.run(["cp", "-a", "--reflink=auto", str(self.fs(chains[-1])), str(rootfs)],
+                           check=True, capture_output=True)
+        return [Mount("bind", str(rootfs), str(rootfs), ("rbind",))]
+
+    def remove_unused(self, keep: set[str]) -> list[str]:
+        removed = []
+        for chain in sorted(self.chains() - keep):
+            hexid = chain.split(":", 1)[1]
+            with file_lock(self.tmp / f"{hexid}.lock"):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.links / hexid[:_SHORT]).unlink()
+                shutil.rmtree(self.dir / hexid)
+            with contextlib.suppress(FileNotFoundError):
+                (self.tmp / f"{hexid}.lock").unlink()
+            removed.append(chain)
+        return removed
+
+
+def image_layers(images: ImageStore, record: ImageRecord) -> list[tuple[Descriptor, str, str]]:
+    """(layer descriptor, DiffID, ChainID) for each layer of an image, bottom first."""
+    manifest = images.manifest_of(record)
+    config = parse_config(images.content.read(record.config), record.reference)
+    if len(config.diff_ids) != len(manifest.layers):
+        raise ManifestError(f"{record.reference}: config lists {len(config.diff_ids)} diff_ids "
+                            f"for {len(manifest.layers)} layers")
+    return list(zip(manifest.layers, config.diff_ids, chain_ids(config.diff_ids), strict=True))
+
+
+def ensure_image(images: ImageStore, snap: Snapshotter, record: ImageRecord,
+                 on_layer: Callable[[Descriptor, bool], None] | None = None) -> list[str]:
+    """Unpack whatever snapshots of the image are missing; returns its ChainIDs."""
+    chains: list[str] = []
+    for layer, diff_id, chain in image_layers(images, record):
+        made = snap.unpack(chain, chains, images.content.path(layer.digest), layer, diff_id) \
+            if not snap.exists(chain) else False
+        chains.append(chain)
+        if on_layer:
+            on_layer(layer, made)
+    return chains
+
+
+def chains_in_use(images: ImageStore) -> set[str]:
+    keep: set[str] = set()
+    for rec in images.records():
+        with contextlib.suppress(StoreError, ManifestError):
+            keep.update(c for _, _, c in image_layers(images, rec))
+    return keep
+
+
+@contextlib.contextmanager
+def mounted(mounts: list[Mount]) -> Iterator[str]:
+    """Mount a container root filesystem for the duration (tests, inspection)."""
+    done: list[str] = []
+    try:
+        for m in mounts:
+            mount(m)
+            done.append(m.target)
+        yield mounts[-1].target
+    finally:
+        for t in reversed(done):
+            unmount(t)

@@ -1,0 +1,51 @@
+"""libc calls Python's os module lacks, through cffi (ABI mode: no compiler needed).
+
+Every failure raises OSError with errno, naming the call and the path, as crun does:
+``mount overlay on /var/lib/minirun/...: Invalid argument``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import cffi
+
+_CDEF = """
+int mount(const char *source, const char *target, const char *filesystemtype,
+          unsigned long mountflags, const void *data);
+int umount2(const char *target, int flags);
+"""
+
+_ffi = cffi.FFI()
+_ffi.cdef(_CDEF)
+_lib: Any = _ffi.dlopen(None)
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MNT_DETACH = 2
+
+
+def _fail(call: str, path: str) -> OSError:
+    err = _ffi.errno
+    return OSError(err, f"{call} {path}: {os.strerror(err)}")
+
+
+def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
+    rc = _lib.mount(source.encode(), target.encode(), fstype.encode() if fstype else _ffi.NULL,
+                    flags, data.encode() if data is not None else _ffi.NULL)
+    if rc != 0:
+        raise _fail(f"mount {fstype or source} on", target)
+
+
+def umount(target: str, flags: int = 0) -> None:
+    if _lib.umount2(target.encode(), flags) != 0:
+        raise _fail("umount", target)

@@ -1,0 +1,463 @@
+"""Apply one image layer to a directory tree, safely.
+
+The tree is the *merged view* the layer applies to: an overlay mount whose upper
+directory becomes the layer's snapshot, or (vfs driver) a copy of the parent. So a
+whiteout is a real deletion (overlayfs records it as a 0:0 device or an opaque
+directory), a hardlink to a lower layer's file works (overlayfs copies it up), and
+a directory that a lower layer made a symlink is followed as Docker follows it.
+
+Why not ``tarfile.extractall``: it drops setuid bits, refuses the absolute symlinks
+real images carry, and judges links with the host's paths. Instead every path is
+resolved here, component by component from a directory fd with ``O_NOFOLLOW``;
+symlinks met on the way are followed *inside the root* (``..`` stops at the root,
+an absolute target starts from it), like ``openat2(RESOLVE_IN_ROOT)``. Nothing is
+ever opened, created or deleted through a path the kernel resolves on its own.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import posixpath
+import stat
+import tarfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, BinaryIO
+
+from .errors import LayerError
+from .oci import LAYER_GZIP, LAYER_TAR, LAYER_ZSTD
+
+MAX_SYMLINKS = 40
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+_CHUNK = 1 << 20
+
+
+# -- decompression with a DiffID check and a size bound ------------------------
+
+class _GzipReader:
+    """Streaming gunzip of one or more members (zlib in C, no temp files)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw, self.buf = raw, b""
+        self.z = zlib.decompressobj(47)
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self.buf) < n:
+            if self.z.unconsumed_tail:
+                data = self.z.unconsumed_tail
+            elif self.z.eof:
+                # One member ended; another may follow (concatenated gzip is valid).
+                data = self.z.unused_data or self.raw.read(_CHUNK)
+                if not data:
+                    break
+                self.z = zlib.decompressobj(47)
+            else:
+                data = self.raw.read(_CHUNK)
+                if not data:
+                    raise LayerError("gzip stream ends early (truncated layer)")
+            try:
+                self.buf += self.z.decompress(data, _CHUNK)
+            except zlib.error as e:
+                raise LayerError(f"gzip data is corrupt: {e}") from None
+        if n < 0:
+            out, self.buf = self.buf, b""
+        else:
+            out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+
+class VerifyingReader:
+    """Hashes and counts the uncompressed stream; stops past ``limit`` bytes."""
+
+    def __init__(self, inner: IO[bytes] | _GzipReader, limit: int) -> None:
+        self.inner, self.limit = inner, limit
+        self.hash = hashlib.sha256()
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.inner.read(n)
+        self.count += len(data)
+        if self.count > self.limit:
+            raise LayerError(
+                f"uncompressed layer exceeds {self.limit} bytes (the bound set from free disk "
+                "space or MINIRUN_MAX_LAYER_BYTES): refusing a possible decompression bomb")
+        self.hash.update(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(_CHUNK):
+            pass
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self.hash.hexdigest()
+
+
+def decompressed(raw: BinaryIO, media_type: str) -> IO[bytes] | _GzipReader:
+    if media_type in LAYER_GZIP:
+        return _GzipReader(raw)
+    if media_type in LAYER_ZSTD:
+        import zstandard
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    if media_type in LAYER_TAR:
+        return raw
+    if "foreign" in media_type or "nondistributable" in media_type:
+        raise LayerError(f"foreign layer type {media_type!r} is not supported (Windows base layers)")
+    raise LayerError(f"unknown layer media type {media_type!r}")
+
+
+# -- resolving paths inside the root ------------------------------------------
+
+def split_name(name: str) -> list[str]:
+    """A tar name as components inside the root; refuses ``..`` that leaves it."""
+    parts: list[str] = []
+    for c in name.split("/"):
+        if c in ("", "."):
+            continue
+        if c == "..":
+            if not parts:
+                raise LayerError(f"entry {name!r} points outside the root")
+            parts.pop()
+            continue
+        parts.append(c)
+    return parts
+
+
+@dataclass
+class Root:
+    """A directory fd and in-root resolution relative to it."""
+
+    fd: int
+    _cache: dict[tuple[str, ...], int] = field(default_factory=dict)
+
+    def close(self) -> None:
+        for fd in self._cache.values():
+            os.close(fd)
+        self._cache.clear()
+        os.close(self.fd)
+
+    def forget(self) -> None:
+        """Drop cached directory fds (after something was removed or replaced)."""
+        for fd in self._cache.values():
+            os.close(fd)
+        self._cache.clear()
+
+    def dir_fd(self, parts: tuple[str, ...], create: bool = True) -> int:
+        """fd of the real (already resolved, symlink-free) directory ``parts``."""
+        if not parts:
+            return self.fd
+        cached = self._cache.get(parts)
+        if cached is not None:
+            return cached
+        parent = self.dir_fd(parts[:-1], create)
+        name = parts[-1]
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+        except FileNotFoundError:
+            if not create:
+                raise
+            os.mkdir(name, 0o755, dir_fd=parent)
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+        self._cache[parts] = fd
+        return fd
+
+    def resolve(self, parts: list[str], follow_last: bool) -> tuple[str, ...]:
+        """Follow symlinks inside the root; returns real components (the last may not exist)."""
+        done: list[str] = []
+        todo = list(reversed(parts))
+        links = 0
+        while todo:
+            c = todo.pop()
+            if c in ("", "."):
+                continue
+            if c == "..":
+                if done:
+                    done.pop()
+                continue
+            try:
+                st = os.stat(c, dir_fd=self.dir_fd(tuple(done), create=False), follow_symlinks=False)
+            except (FileNotFoundError, NotADirectoryError):
+                done.append(c)
+                done.extend(reversed([x for x in todo if x not in ("", ".")]))
+                return tuple(_clean(done))
+            if stat.S_ISLNK(st.st_mode) and (todo or follow_last):
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise LayerError(f"too many levels of symbolic links resolving {'/'.join(parts)!r}")
+                target = os.readlink(c, dir_fd=self.dir_fd(tuple(done), create=False))
+                if target.startswith("/"):
+                    done = []
+                todo.extend(reversed(target.split("/")))
+                continue
+            if todo and not stat.S_ISDIR(st.st_mode):
+                raise LayerError(f"{'/'.join(done + [c])!r} is not a directory")
+            done.append(c)
+        return tuple(done)
+
+
+def _clean(parts: list[str]) -> list[str]:
+    out: list[str] = []
+    for c in parts:
+        if c == "..":
+            if out:
+                out.pop()
+        elif c not in ("", "."):
+            out.append(c)
+    return out
+
+
+def _lstat(fd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def remove_tree(fd: int, name: str) -> None:
+    """Remove ``name`` in directory ``fd``, recursively, never following symlinks."""
+    st = _lstat(fd, name)
+    if st is None:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=fd)
+        return
+    sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+    try:
+        for child in os.listdir(sub):
+            remove_tree(sub, child)
+    finally:
+        os.close(sub)
+    os.rmdir(name, dir_fd=fd)
+
+
+# -- applying entries ---------------------------------------------------------
+
+def _xattrs(info: tarfile.TarInfo) -> Iterator[tuple[str, bytes]]:
+    for key, value in info.pax_headers.items():
+        if key.startswith("SCHILY.xattr."):
+            name = key[len("SCHILY.xattr."):]
+            if name.startswith("trusted.overlay."):
+                continue  # a layer must not forge overlayfs's own bookkeeping
+            yield name, value.encode("utf-8", "surrogateescape")
+
+
+class Applier:
+    """Applies the entries of one layer to the tree at ``root_path``."""
+
+    def __init__(self, root_path: str) -> None:
+        self.root = Root(os.open(root_path, os.O_RDONLY | os.O_DIRECTORY))
+        self.root_path = root_path
+        self.created: set[tuple[str, ...]] = set()     # paths this layer has made
+        self.dir_times: list[tuple[tuple[str, ...], int]] = []
+
+    def close(self) -> None:
+        self.root.close()
+
+    def apply(self, tar: tarfile.TarFile) -> None:
+        for info in tar:
+            if len(self.root._cache) > 256:
+                self.root.forget()  # bound open fds; only here, where no fd is in use
+            try:
+                self._entry(tar, info)
+            except LayerError as e:
+                raise LayerError(f"entry {info.name!r}: {e}") from None
+            except OSError as e:
+                raise LayerError(f"entry {info.name!r}: {e.strerror or e}") from None
+        # Directory times last: adding children changed them. Deepest first.
+        for parts, mtime in sorted(self.dir_times, key=lambda x: -len(x[0])):
+            try:
+                os.utime(parts[-1], ns=(mtime, mtime), dir_fd=self.root.dir_fd(parts[:-1], False),
+                         follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+
+    def _place(self, name: str) -> tuple[tuple[str, ...], int, str]:
+        """Resolve the parent of ``name`` in the root: (full path, parent fd, base name)."""
+        parts = split_name(name)
+        if not parts:
+            return (), -1, ""
+        parent = self.root.resolve(parts[:-1], follow_last=True)
+        return (*parent, parts[-1]), self.root.dir_fd(parent), parts[-1]
+
+    def _entry(self, tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
+        path, pfd, base = self._place(info.name)
+        if not path:
+            if info.isdir():  # "./": the root directory's own metadata
+                self._meta_dir((), self.root.fd, info)
+            return
+        if base.startswith(WHITEOUT):
+            self._whiteout(path, pfd, base)
+            return
+        existing = _lstat(pfd, base)
+        if info.isdir():
+            if existing is not None and not stat.S_ISDIR(existing.st_mode):
+                os.unlink(base, dir_fd=pfd)
+                existing = None
+            if existing is None:
+                os.mkdir(base, 0o700, dir_fd=pfd)
+            self.created.add(path)
+            self._meta_dir(path, pfd, info)
+            return
+        if existing is not None:
+            if info.islnk() and self._same_inode_as_target(info, existing):
+                self.created.add(path)
+                return
+            if stat.S_ISDIR(existing.st_mode):
+                remove_tree(pfd, base)
+                self.root.forget()
+                pfd = self.root.dir_fd(path[:-1])
+            else:
+                os.unlink(base, dir_fd=pfd)
+        self.created.add(path)
+        if info.isreg():
+            self._file(tar, info, pfd, base)
+        elif info.issym():
+            os.symlink(info.linkname, base, dir_fd=pfd)
+            self._meta(pfd, base, info, symlink=True)
+        elif info.islnk():
+            self._hardlink(info, pfd, base)
+        elif info.ischr() or info.isblk() or info.isfifo():
+            kind = stat.S_IFCHR if info.ischr() else stat.S_IFBLK if info.isblk() else stat.S_IFIFO
+            os.mknod(base, kind | 0o600, os.makedev(info.devmajor, info.devminor), dir_fd=pfd)
+            self._meta(pfd, base, info)
+        else:
+            raise LayerError(f"unsupported tar entry type {info.type!r}")
+
+    def _file(self, tar: tarfile.TarFile, info: tarfile.TarInfo, pfd: int, base: str) -> None:
+        src = tar.extractfile(info)
+        assert src is not None
+        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=pfd)
+        try:
+            while chunk := src.read(_CHUNK):
+                os.write(fd, chunk)
+            os.fchown(fd, info.uid, info.gid)
+            os.fchmod(fd, stat.S_IMODE(info.mode))  # after chown, which clears setuid
+            for k, v in _xattrs(info):
+                os.setxattr(fd, k, v)
+            mtime = int(info.mtime * 1e9)
+            os.utime(fd, ns=(mtime, mtime))
+        finally:
+            os.close(fd)
+
+    def _meta(self, pfd: int, base: str, info: tarfile.TarInfo, symlink: bool = False) -> None:
+        os.chown(base, info.uid, info.gid, dir_fd=pfd, follow_symlinks=False)
+        if not symlink:
+            # Safe to follow: we created this entry ourselves and it is not a symlink.
+            os.chmod(base, stat.S_IMODE(info.mode), dir_fd=pfd)
+        proc = f"/proc/self/fd/{pfd}/{base}"
+        for k, v in _xattrs(info):
+            try:
+                os.setxattr(proc, k, v, follow_symlinks=False)
+            except OSError as e:
+                if not (symlink and e.errno in (errno.EPERM, errno.ENOTSUP)):
+                    raise
+        mtime = int(info.mtime * 1e9)
+        os.utime(base, ns=(mtime, mtime), dir_fd=pfd, follow_symlinks=False)
+
+    def _meta_dir(self, path: tuple[str, ...], pfd: int, info: tarfile.TarInfo) -> None:
+        if not path:
+            os.fchown(self.root.fd, info.uid, info.gid)
+            os.fchmod(self.root.fd, stat.S_IMODE(info.mode))
+        else:
+            fd = self.root.dir_fd(path)
+            os.fchown(fd, info.uid, info.gid)
+            os.fchmod(fd, stat.S_IMODE(info.mode))
+            for k, v in _xattrs(info):
+                os.setxattr(fd, k, v)
+        self.dir_times.append((path, int(info.mtime * 1e9)))
+
+    def _link_target(self, info: tarfile.TarInfo) -> tuple[int, str]:
+        parts = split_name(info.linkname)
+        if not parts:
+            raise LayerError(f"hardlink to {info.linkname!r}: not a file")
+        parent = self.root.resolve(parts[:-1], follow_last=True)
+        tfd = self.root.dir_fd(parent, create=False)
+        st = _lstat(tfd, parts[-1])
+        if st is None:
+            raise LayerError(f"hardlink target {info.linkname!r} does not exist")
+        if stat.S_ISDIR(st.st_mode):
+            raise LayerError(f"hardlink target {info.linkname!r} is a directory")
+        return tfd, parts[-1]
+
+    def _same_inode_as_target(self, info: tarfile.TarInfo, existing: os.stat_result) -> bool:
+        tfd, tbase = self._link_target(info)
+        st = os.stat(tbase, dir_fd=tfd, follow_symlinks=False)
+        return (st.st_dev, st.st_ino) == (existing.st_dev, existing.st_ino)
+
+    def _hardlink(self, info: tarfile.TarInfo, pfd: int, base: str) -> None:
+        tfd, tbase = self._link_target(info)
+        os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
+
+    def _whiteout(self, path: tuple[str, ...], pfd: int, base: str) -> None:
+        """Whiteouts hide what *lower* layers have; what this layer made survives."""
+        parent = path[:-1]
+        if base == OPAQUE:
+            children = os.listdir(pfd)
+            mine = [c for c in children if (*parent, c) in self.created]
+            if parent and not mine and parent not in self.created:
+                # Remove and recreate the directory: on overlayfs this stores it as
+                # an opaque directory (trusted.overlay.opaque=y), as image specs intend.
+                st = os.fstat(pfd)
+                xattrs = {k: os.getxattr(pfd, k) for k in os.listxattr(pfd) if not k.startswith("trusted.overlay.")}
+                gfd = self.root.dir_fd(parent[:-1])
+                remove_tree(gfd, parent[-1])
+                self.root.forget()
+                os.mkdir(parent[-1], 0o700, dir_fd=gfd)
+                fd = self.root.dir_fd(parent)
+                os.fchown(fd, st.st_uid, st.st_gid)
+                os.fchmod(fd, stat.S_IMODE(st.st_mode))
+                for k, v in xattrs.items():
+                    os.setxattr(fd, k, v)
+                os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+                self.created.add(parent)
+            else:
+                for c in children:
+                    if (*parent, c) not in self.created:
+                        remove_tree(pfd, c)
+                self.root.forget()
+            return
+        if base.startswith(WHITEOUT + WHITEOUT):
+            return  # other AUFS metadata (.wh..wh.plnk and the like): nothing to apply
+        name = base[len(WHITEOUT):]
+        if name in ("", ".", ".."):
+            raise LayerError(f"whiteout {base!r} names no file")
+        if (*parent, name) in self.created:
+            return
+        remove_tree(pfd, name)
+        self.root.forget()
+
+
+def apply_layer(root_path: str, raw: BinaryIO, media_type: str, diff_id: str, limit: int) -> int:
+    """Apply the layer in ``raw`` to ``root_path``; returns its uncompressed size.
+
+    Raises LayerError (the caller discards the tree) when its DiffID does not match.
+    """
+    reader = VerifyingReader(decompressed(raw, media_type), limit)
+    applier = Applier(root_path)
+    try:
+        try:
+            with tarfile.open(fileobj=reader, mode="r|", errorlevel=2) as tar:  # type: ignore[call-overload]
+                applier.apply(tar)
+            reader.drain()
+        except tarfile.TarError as e:
+            raise LayerError(f"not a valid tar stream: {e}") from None
+        except (EOFError, zlib.error) as e:
+            raise LayerError(f"layer data is truncated or corrupt: {e}") from None
+        except Exception as e:
+            if type(e).__module__.startswith("zstandard"):
+                raise LayerError(f"zstd data is corrupt: {e}") from None
+            raise
+    finally:
+        applier.close()
+    if reader.digest != diff_id:
+        raise LayerError(f"uncompressed content has digest {reader.digest}, config says DiffID {diff_id}")
+    return reader.count
+
+
+def posix_join(parts: tuple[str, ...]) -> str:
+    return posixpath.join("/", *parts)
