@@ -48,14 +48,43 @@ def _version(value: bool) -> None:
 def main_options(
     version: Annotated[bool, typer.Option("--version", "-v", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
+    storage_driver: Annotated[str | None, typer.Option(
+        "--storage-driver", metavar="overlay|vfs",
+        help="How layers become root filesystems (default: overlay where it works, else vfs; "
+             "also MINIRUN_STORAGE_DRIVER).")] = None,
 ) -> None:
     """Pull and run OCI container images, without a daemon."""
+    if storage_driver is not None and storage_driver not in ("overlay", "vfs"):
+        raise UsageError(f'invalid storage driver "{storage_driver}": expected overlay or vfs')
+    _state["storage_driver"] = storage_driver
+
+
+_state: dict[str, str | None] = {"storage_driver": None}
 
 
 def _store() -> Any:
     from .store import ContentStore, ImageStore, default_root
     root = default_root()
     return ImageStore(root, ContentStore(root))
+
+
+def _snapshotter(images: Any) -> Any:
+    """Snapshots need root (devices, ownership, mounts); others only download."""
+    if os.geteuid() != 0:
+        return None
+    from .rootfs import Snapshotter, choose_driver
+    return Snapshotter(images.root, choose_driver(images.root, _state["storage_driver"]))
+
+
+def _collect_snapshots(images: Any, records: list[Any]) -> list[str]:
+    """Remove the snapshots (of every driver) that no remaining image uses; under the GC lock."""
+    from .rootfs import DRIVERS, Snapshotter, chains_in_use
+    keep = chains_in_use(images, records)
+    removed: list[str] = []
+    for driver in DRIVERS:
+        if (images.root / "snapshots" / driver).is_dir():
+            removed += Snapshotter(images.root, driver).remove_unused(keep)
+    return removed
 
 
 def _registry_options(mirrors: list[str], insecure: list[str]) -> Any:
@@ -92,9 +121,10 @@ def do_pull(image: str, platform: str | None, progress_mode: str, mirrors: list[
     options = _registry_options(mirrors, insecure)
     images = _store()
     creds = credentials.lookup(ref.domain)
+    snapshots = _snapshotter(images)
     render = renderer(progress_mode, out)
     try:
-        return ref, pull(ref, images, options, plat, render, creds)
+        return ref, pull(ref, images, options, plat, render, creds, snapshots)
     finally:
         render.close()
 
@@ -215,11 +245,25 @@ def rmi_cmd(images: Annotated[list[str], typer.Argument(metavar="IMAGE...")]) ->
         if not matches:
             raise ImageNotKnown(f"No such image: {name}")
         targets += [m for m in matches if m not in targets]
-    removed, deleted, _ = store.remove(targets)
+    removed, deleted, _ = store.remove(targets, lambda records: _collect_snapshots(store, records))
     for rec in removed:
         typer.echo(f"Untagged: {reference.parse(rec.reference).familiar()}")
     for digest in deleted:
         typer.echo(f"Deleted: {digest}")
+
+
+system_app = typer.Typer(help="Manage minirun's store.", no_args_is_help=True)
+app.add_typer(system_app, name="system")
+
+
+@system_app.command("prune")
+def prune_cmd() -> None:
+    """Remove blobs, snapshots and partial downloads that no image references."""
+    store = _store()
+    _, deleted, freed = store.remove([], lambda records: _collect_snapshots(store, records))
+    for digest in deleted:
+        typer.echo(f"Deleted: {digest}")
+    typer.echo(f"Total reclaimed space: {_human_size(freed)}")
 
 
 # -- login, logout ------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from .credentials import Credentials
@@ -16,6 +16,7 @@ from .errors import BadResponse, ManifestError, MiniRunError
 from .oci import Descriptor, ImageIndex, Manifest, Platform, parse_config, parse_manifest, select_manifest
 from .reference import Reference
 from .registry import RegistryOptions, Repository
+from .rootfs import Snapshotter, chain_ids, ensure_image
 from .store import ContentStore, ImageRecord, ImageStore, now_iso
 
 PARALLEL_LAYERS = 3
@@ -30,6 +31,7 @@ class PullEvent:
 
 
 Emit = Callable[[PullEvent], None]
+Unpack = Callable[[int, Descriptor], None]   # (layer index, layer): make its snapshot
 
 
 @dataclass(frozen=True)
@@ -53,17 +55,21 @@ def _usable(images: ImageStore, record: ImageRecord, platform: Platform) -> bool
 
 
 def pull(ref: Reference, images: ImageStore, options: RegistryOptions, platform: Platform,
-         emit: Emit, creds: Credentials | None = None) -> PullResult:
+         emit: Emit, creds: Credentials | None = None, snapshots: Snapshotter | None = None) -> PullResult:
+    """Pull ``ref``; with ``snapshots`` (root only) its layers are unpacked as they arrive."""
     repo = Repository(ref, options, creds)
     try:
         with images.pulling():
-            return _pull(ref, repo, images, platform, emit)
+            result = _pull(ref, repo, images, platform, emit, snapshots)
+            if snapshots is not None and not result.downloaded:
+                ensure_image(images, snapshots, result.record)  # e.g. pulled earlier as non-root
+            return result
     finally:
         repo.close()
 
 
 def _pull(ref: Reference, repo: Repository, images: ImageStore, platform: Platform,
-          emit: Emit) -> PullResult:
+          emit: Emit, snapshots: Snapshotter | None) -> PullResult:
     content = images.content
     # Docker prints this once the registry has answered for the reference, not before.
     pulling_from = PullEvent(f"{ref.digest or ref.tag}: Pulling from {ref.path}")
@@ -115,7 +121,20 @@ def _pull(ref: Reference, repo: Repository, images: ImageStore, platform: Platfo
     if config.diff_ids and len(config.diff_ids) != len(manifest.layers):
         raise ManifestError(f"{what}: config lists {len(config.diff_ids)} diff_ids "
                             f"for {len(manifest.layers)} layers")
-    _fetch_layers(repo, content, manifest.layers, emit)
+    unpack: Unpack | None = None
+    if snapshots is not None:
+        snap = snapshots
+        if len(config.diff_ids) != len(manifest.layers):
+            raise ManifestError(f"{what}: config has no rootfs.diff_ids for its layers")
+        chains = chain_ids(config.diff_ids)
+
+        def unpack(index: int, layer: Descriptor) -> None:
+            if not snap.exists(chains[index]):
+                emit(PullEvent("Extracting", layer.short_id, 0, layer.size))
+                snap.unpack(chains[index], chains[:index], content.path(layer.digest), layer,
+                            config.diff_ids[index])
+
+    _fetch_layers(repo, content, manifest.layers, emit, unpack)
 
     record = ImageRecord(
         reference=str(ref), digest=top_digest, manifest=manifest_digest,
@@ -147,34 +166,22 @@ def _fetch(repo: Repository, content: ContentStore, desc: Descriptor,
 
 
 def _fetch_layers(repo: Repository, content: ContentStore, layers: tuple[Descriptor, ...],
-                  emit: Emit) -> None:
+                  emit: Emit, unpack: Unpack | None) -> None:
+    """Download missing layers, three at a time, and unpack them in order as they arrive.
+
+    Unpacking layer N overlaps with downloading layers after it, as in Docker.
+    """
     todo: list[Descriptor] = []
-    seen: set[str] = set()
     for layer in layers:
-        if layer.digest in seen:
-            continue
-        seen.add(layer.digest)
         if content.has(layer.digest):
             emit(PullEvent("Already exists", layer.short_id))
-        else:
+        elif layer not in todo:
             emit(PullEvent("Pulling fs layer", layer.short_id))
             todo.append(layer)
     for layer in todo[PARALLEL_LAYERS:]:
         emit(PullEvent("Waiting", layer.short_id))
-    if not todo:
-        return
 
     stop = threading.Event()
-    done: dict[str, threading.Event] = {d.digest: threading.Event() for d in todo}
-    order_lock = threading.Lock()
-    next_index = [0]
-
-    def report_in_order() -> None:
-        # Docker reports "Pull complete" in layer order, as layers are applied in order.
-        with order_lock:
-            while next_index[0] < len(todo) and done[todo[next_index[0]].digest].is_set():
-                emit(PullEvent("Pull complete", todo[next_index[0]].short_id))
-                next_index[0] += 1
 
     def work(layer: Descriptor) -> None:
         verifying = [False]
@@ -190,17 +197,28 @@ def _fetch_layers(repo: Repository, content: ContentStore, layers: tuple[Descrip
 
         _fetch(repo, content, layer, progress)
         emit(PullEvent("Download complete", layer.short_id))
-        done[layer.digest].set()
-        report_in_order()
 
     with ThreadPoolExecutor(max_workers=PARALLEL_LAYERS, thread_name_prefix="layer") as pool:
-        futures = [pool.submit(work, layer) for layer in todo]
-        finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        errors = [f.exception() for f in finished if f.exception() is not None]
-        if errors:
+        futures: dict[str, Future[None]] = {d.digest: pool.submit(work, d) for d in todo}
+        try:
+            reported: set[str] = set()
+            for index, layer in enumerate(layers):
+                future = futures.get(layer.digest)
+                if future is not None:
+                    future.result()
+                if unpack is not None:
+                    unpack(index, layer)
+                if future is not None and layer.digest not in reported:
+                    # Docker reports "Pull complete" in layer order, once a layer is applied.
+                    reported.add(layer.digest)
+                    emit(PullEvent("Pull complete", layer.short_id))
+        except BaseException:
             stop.set()
-            for f in futures:
+            for f in futures.values():
                 f.cancel()
-            wait(futures)
-            real = [e for e in errors if not isinstance(e, _Cancelled)]
-            raise (real or errors)[0]  # type: ignore[misc]
+            wait(futures.values())
+            errors = [f.exception() for f in futures.values() if not f.cancelled()]
+            real = [e for e in errors if e is not None and not isinstance(e, _Cancelled)]
+            if real:
+                raise real[0] from None
+            raise

@@ -248,9 +248,9 @@ def ensure_image(images: ImageStore, snap: Snapshotter, record: ImageRecord,
     return chains
 
 
-def chains_in_use(images: ImageStore) -> set[str]:
+def chains_in_use(images: ImageStore, records: list[ImageRecord]) -> set[str]:
     keep: set[str] = set()
-    for rec in images.records():
+    for rec in records:
         with contextlib.suppress(StoreError, ManifestError):
             keep.update(c for _, _, c in image_layers(images, rec))
     return keep

@@ -21,7 +21,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -292,10 +292,15 @@ class ImageStore:
             raise StoreError(f"reading {record.reference}: stored manifest is an index")
         return m
 
-    def remove(self, references: list[str]) -> tuple[list[ImageRecord], list[str], int]:
+    def remove(
+        self, references: list[str], collect: Callable[[list[ImageRecord]], list[str]] | None = None,
+    ) -> tuple[list[ImageRecord], list[str], int]:
         """Untag references and collect blobs nothing uses any more.
 
-        Returns the removed records, the deleted blob digests and bytes freed.
+        ``collect`` runs under the same exclusive lock (no pull is running), given the
+        images that remain, to remove other unused things (snapshots); what it returns
+        is added to the deleted list.
+        Returns the removed records, the deleted digests and the blob bytes freed.
         """
         with file_lock(self.gc_lock_path), file_lock(self.lock_path):
             records = self._load()
@@ -311,4 +316,16 @@ class ImageStore:
             for digest in sorted(self.content.digests() - keep):
                 freed += self.content.remove(digest)
                 deleted.append(digest)
+            freed += self._remove_stale_partials()
+            if collect is not None:
+                deleted += collect(list(records.values()))
             return removed, deleted, freed
+
+    def _remove_stale_partials(self) -> int:
+        """Partial downloads whose lock nobody holds (no pull runs under our lock)."""
+        freed = 0
+        for p in self.content.ingest_dir.glob("*.partial"):
+            with contextlib.suppress(OSError):
+                freed += p.stat().st_size
+                p.unlink()
+        return freed

@@ -120,7 +120,7 @@ def split_name(name: str) -> list[str]:
             continue
         if c == "..":
             if not parts:
-                raise LayerError(f"entry {name!r} points outside the root")
+                raise LayerError("the name points outside the root")
             parts.pop()
             continue
         parts.append(c)
@@ -194,7 +194,7 @@ class Root:
                 todo.extend(reversed(target.split("/")))
                 continue
             if todo and not stat.S_ISDIR(st.st_mode):
-                raise LayerError(f"{'/'.join(done + [c])!r} is not a directory")
+                raise LayerError(f"{'/'.join([*done, c])!r} is not a directory")
             done.append(c)
         return tuple(done)
 
@@ -376,7 +376,10 @@ class Applier:
         if not parts:
             raise LayerError(f"hardlink to {info.linkname!r}: not a file")
         parent = self.root.resolve(parts[:-1], follow_last=True)
-        tfd = self.root.dir_fd(parent, create=False)
+        try:
+            tfd = self.root.dir_fd(parent, create=False)
+        except (FileNotFoundError, NotADirectoryError):
+            raise LayerError(f"hardlink target {info.linkname!r} does not exist") from None
         st = _lstat(tfd, parts[-1])
         if st is None:
             raise LayerError(f"hardlink target {info.linkname!r} does not exist")
@@ -404,10 +407,9 @@ class Applier:
                 # an opaque directory (trusted.overlay.opaque=y), as image specs intend.
                 st = os.fstat(pfd)
                 xattrs = {k: os.getxattr(pfd, k) for k in os.listxattr(pfd) if not k.startswith("trusted.overlay.")}
-                gfd = self.root.dir_fd(parent[:-1])
-                remove_tree(gfd, parent[-1])
-                self.root.forget()
-                os.mkdir(parent[-1], 0o700, dir_fd=gfd)
+                remove_tree(self.root.dir_fd(parent[:-1]), parent[-1])
+                self.root.forget()  # closes every cached fd: fetch the parent's again
+                os.mkdir(parent[-1], 0o700, dir_fd=self.root.dir_fd(parent[:-1]))
                 fd = self.root.dir_fd(parent)
                 os.fchown(fd, st.st_uid, st.st_gid)
                 os.fchmod(fd, stat.S_IMODE(st.st_mode))

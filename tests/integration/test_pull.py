@@ -189,7 +189,7 @@ def test_schema1_manifest_is_refused(env: Env, minirun: Minirun, proxy: FaultPro
 def test_disk_full_is_a_clear_error_and_loses_nothing(env: Env, minirun: Minirun, tmp_path: Path) -> None:
     root = tmp_path / "small"
     root.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(root)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(root)], check=True)
     try:
         small = Minirun(root, minirun.docker_config, {})
         assert small("pull", "-q", f"{env.plain.host}/library/busybox").returncode == 0
