@@ -212,6 +212,13 @@ class Snapshotter:
         return [Mount("bind", str(rootfs), str(rootfs), ("rbind",))]
 
     def remove_unused(self, keep: set[str]) -> list[str]:
+        """Remove snapshots not in ``keep``, and work directories of killed unpacks.
+
+        Called with no pull running (the store's GC lock), so every work directory is stale.
+        """
+        for stale in self.tmp.iterdir():
+            if stale.is_dir():
+                self._discard(stale)
         removed = []
         for chain in sorted(self.chains() - keep):
             hexid = chain.split(":", 1)[1]

@@ -272,8 +272,8 @@ class Applier:
             try:
                 os.utime(parts[-1], ns=(mtime, mtime), dir_fd=self.root.dir_fd(parts[:-1], False),
                          follow_symlinks=False)
-            except FileNotFoundError:
-                continue
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # a later entry of this layer removed or replaced it
 
     def _place(self, name: str) -> tuple[tuple[str, ...], int, str]:
         """Resolve the parent of ``name`` in the root: (full path, parent fd, base name)."""

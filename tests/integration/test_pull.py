@@ -282,3 +282,66 @@ def test_docker_hub_origin_after_a_dead_mirror(env: Env, minirun: Minirun, tmp_p
     minirun("rmi", "hello-world")
     r = _with_test_hostname(minirun, tmp_path, "pull", "hello-world")
     assert r.returncode == 1 and HUB_HOSTNAME in r.stderr and "certificate" in r.stderr.lower()
+
+
+def snapshots(root: Path) -> set[str]:
+    d = root / "snapshots" / "overlay"
+    return {"sha256:" + p.name for p in d.iterdir() if len(p.name) == 64} if d.exists() else set()
+
+
+def test_pull_unpacks_shared_snapshots_and_rmi_prune_collect_them(env: Env, minirun: Minirun) -> None:
+    from minirun.rootfs import chain_ids
+    host = env.plain.host
+    assert minirun("pull", "-q", f"{host}/library/busybox").returncode == 0
+    base = snapshots(minirun.root)
+    assert len(base) == 1
+    r = minirun("pull", f"{host}/library/busybox-app")
+    assert r.returncode == 0, r.stderr
+    app = env.images["busybox-app"]
+    cfg = json.loads(app.blobs[app.config_digest])
+    chains = chain_ids(cfg["rootfs"]["diff_ids"])
+    assert snapshots(minirun.root) == set(chains) and base == {chains[0]}
+    fs = minirun.root / "snapshots" / "overlay" / chains[1][7:] / "fs"
+    assert (fs / "app" / "hello.txt").read_text() == "hello from the app layer\n"
+    # Docker's order: a layer's "Pull complete" comes after it was extracted.
+    layer = app.layer_digests[1][7:19]
+    assert lines(r.stdout).index(f"{layer}: Pull complete") > lines(r.stdout).index(f"{layer}: Download complete")
+
+    r = minirun("rmi", f"{host}/library/busybox-app")
+    assert f"Deleted: {chains[1]}" in r.stdout
+    assert snapshots(minirun.root) == {chains[0]}
+    # Prune removes what no image references (here: nothing is left unreferenced but stale files).
+    (minirun.root / "ingest" / ("0" * 64 + ".partial")).write_bytes(b"stale")
+    r = minirun("system", "prune")
+    assert r.returncode == 0 and r.stdout.endswith("Total reclaimed space: 5B\n")
+    assert snapshots(minirun.root) == {chains[0]}
+    minirun("rmi", f"{host}/library/busybox")
+    assert snapshots(minirun.root) == set() and verify_store(minirun.root) == set()
+
+
+def test_pull_killed_during_unpack_leaves_nothing_taken_for_complete(env: Env, minirun: Minirun) -> None:
+    import signal
+    import time
+    from minirun.rootfs import chain_ids
+    img = env.images["many-files"]
+    chains = chain_ids(json.loads(img.blobs[img.config_digest])["rootfs"]["diff_ids"])
+    work = minirun.root / "snapshots" / "overlay" / "tmp"
+    for _ in range(3):
+        p = minirun.popen("pull", "-q", f"{env.plain.host}/library/many-files")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if work.exists() and any(d.is_dir() and d.name.startswith(chains[1][7:]) for d in work.iterdir()):
+                break
+            time.sleep(0.005)
+        time.sleep(0.2)  # well inside the unpack of 20000 files
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        assert chains[1] not in snapshots(minirun.root)
+    stale = [d for d in work.iterdir() if d.is_dir()]
+    assert stale and os.path.ismount(stale[0] / "merged")  # killed with its overlay mounted
+    r = minirun("pull", f"{env.plain.host}/library/many-files")
+    assert r.returncode == 0, r.stderr
+    fs = minirun.root / "snapshots" / "overlay" / chains[1][7:] / "fs"
+    assert len(os.listdir(fs / "many")) == 20000
+    assert not [d for d in work.iterdir() if d.is_dir()]
+    assert not any(os.path.ismount(d / "merged") for d in stale)

@@ -278,3 +278,10 @@ def test_prepare_returns_mounts_as_data(tmp_path: Path, blobs: Path) -> None:
                        f"upperdir={tmp_path / 'ctr' / 'upper'}", f"workdir={tmp_path / 'ctr' / 'work'}"),
                       cwd=str(snap.dir))
     assert MTIME  # the crafted entries' times are what listing() compares
+
+
+def test_directory_replaced_by_a_file_in_the_same_layer(snap: Snapshotter, blobs: Path, tmp_path: Path) -> None:
+    """Found by the property test: the directory's deferred mtime must not trip over the file."""
+    layer = make_layer(blobs, [E("d/e", "dir"), E("a"), E("a", data=b"again"), E("d", data=b"now a file")])
+    t = tree(snap, unpack_stack(snap, [layer]), tmp_path)
+    assert t["/d"][0] == "file" and "/d/e" not in t and t["/a"][4] == listing_hash(b"again")

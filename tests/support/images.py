@@ -208,6 +208,11 @@ def build_images(workdir: Path) -> dict[str, TestImage]:
         t = _tar([(f"layer{i}.bin", os.urandom(256 << 10), 0o644, None)])
         four.append((OCI_GZIP, _gzip(t), t))
     images["four-layers"] = _single("library/four-layers", four, ["true"])
+    # Slow to unpack (many small files), on top of busybox so it unpacks through an overlay mount.
+    many_tar = _tar([("many", None, 0o755, None)] +
+                    [(f"many/f{i:05d}", f"file {i}\n".encode(), 0o644, None) for i in range(20000)])
+    images["many-files"] = _single("library/many-files", [bb_layer, (DOCKER_LAYER, _gzip(many_tar), many_tar)],
+                                   ["true"], DOCKER_MANIFEST, DOCKER_CONFIG)
     big_tar = _tar([("big.bin", os.urandom(4 << 20), 0o644, None)])
     images["big"] = _single("library/big", [(OCI_TAR, big_tar, big_tar)], ["true"])
     return images
