@@ -322,6 +322,7 @@ def test_pull_unpacks_shared_snapshots_and_rmi_prune_collect_them(env: Env, mini
 def test_pull_killed_during_unpack_leaves_nothing_taken_for_complete(env: Env, minirun: Minirun) -> None:
     import signal
     import time
+
     from minirun.rootfs import chain_ids
     img = env.images["many-files"]
     chains = chain_ids(json.loads(img.blobs[img.config_digest])["rootfs"]["diff_ids"])
