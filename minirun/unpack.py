@@ -39,34 +39,44 @@ _CHUNK = 1 << 20
 # -- decompression with a DiffID check and a size bound ------------------------
 
 class _GzipReader:
-    """Streaming gunzip of one or more members (zlib in C, no temp files)."""
+    """Streaming gunzip of one or more members (zlib in C, no temp files).
+
+    Decompressed data is served from ``buf`` at offset ``pos``: tarfile reads in
+    small pieces, and re-slicing the whole buffer on each read cost seconds.
+    """
 
     def __init__(self, raw: BinaryIO) -> None:
-        self.raw, self.buf = raw, b""
+        self.raw, self.buf, self.pos = raw, b"", 0
         self.z = zlib.decompressobj(47)
 
-    def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self.buf) < n:
-            if self.z.unconsumed_tail:
-                data = self.z.unconsumed_tail
-            elif self.z.eof:
-                # One member ended; another may follow (concatenated gzip is valid).
-                data = self.z.unused_data or self.raw.read(_CHUNK)
-                if not data:
-                    break
-                self.z = zlib.decompressobj(47)
-            else:
-                data = self.raw.read(_CHUNK)
-                if not data:
-                    raise LayerError("gzip stream ends early (truncated layer)")
-            try:
-                self.buf += self.z.decompress(data, _CHUNK)
-            except zlib.error as e:
-                raise LayerError(f"gzip data is corrupt: {e}") from None
-        if n < 0:
-            out, self.buf = self.buf, b""
+    def _more(self) -> bool:
+        """Decompress another piece into the buffer; False at the clean end."""
+        if self.z.unconsumed_tail:
+            data = self.z.unconsumed_tail
+        elif self.z.eof:
+            # One member ended; another may follow (concatenated gzip is valid).
+            data = self.z.unused_data or self.raw.read(_CHUNK)
+            if not data:
+                return False
+            self.z = zlib.decompressobj(47)
         else:
-            out, self.buf = self.buf[:n], self.buf[n:]
+            data = self.raw.read(_CHUNK)
+            if not data:
+                raise LayerError("gzip stream ends early (truncated layer)")
+        try:
+            piece = self.z.decompress(data, _CHUNK)
+        except zlib.error as e:
+            raise LayerError(f"gzip data is corrupt: {e}") from None
+        self.buf = self.buf[self.pos:] + piece
+        self.pos = 0
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        while (n < 0 or len(self.buf) - self.pos < n) and self._more():
+            pass
+        end = len(self.buf) if n < 0 else min(len(self.buf), self.pos + n)
+        out = self.buf[self.pos:end]
+        self.pos = end
         return out
 
 
@@ -269,6 +279,9 @@ class Applier:
                 raise LayerError(f"entry {info.name!r}: {e.strerror or e}") from None
         # Directory times last: adding children changed them. Deepest first.
         for parts, mtime in sorted(self.dir_times, key=lambda x: -len(x[0])):
+            if not parts:
+                os.utime(self.root.fd, ns=(mtime, mtime))  # the root's own "./" entry
+                continue
             try:
                 os.utime(parts[-1], ns=(mtime, mtime), dir_fd=self.root.dir_fd(parts[:-1], False),
                          follow_symlinks=False)
