@@ -285,3 +285,41 @@ def test_directory_replaced_by_a_file_in_the_same_layer(snap: Snapshotter, blobs
     layer = make_layer(blobs, [E("d/e", "dir"), E("a"), E("a", data=b"again"), E("d", data=b"now a file")])
     t = tree(snap, unpack_stack(snap, [layer]), tmp_path)
     assert t["/d"][0] == "file" and "/d/e" not in t and t["/a"][4] == listing_hash(b"again")
+
+
+def test_release_removes_the_containers_layer_only(snap: Snapshotter, blobs: Path, tmp_path: Path) -> None:
+    chains = unpack_stack(snap, [make_layer(blobs, [E("a", data=b"a")])])
+    ctr = tmp_path / "containers" / "x"
+    mounts = snap.prepare(chains, ctr)
+    for m in mounts:
+        from minirun.rootfs import mount
+        mount(m)
+    (ctr / "rootfs" / "written-by-container").write_text("x")
+    (ctr / "rootfs" / "a").unlink()
+    snap.release(ctr)
+    assert not ctr.exists()
+    assert (snap.fs(chains[0]) / "a").read_bytes() == b"a"  # the image's layer is untouched
+    assert not (snap.fs(chains[0]) / "written-by-container").exists()
+
+
+def test_store_on_overlayfs_falls_back_to_vfs(tmp_path: Path, blobs: Path) -> None:
+    """Like Docker: overlay cannot use an upper directory on overlayfs, so vfs is chosen."""
+    import subprocess
+
+    from minirun.rootfs import choose_driver
+    for d in ("lower", "upper", "work", "merged"):
+        (tmp_path / d).mkdir()
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                    f"lowerdir={tmp_path}/lower,upperdir={tmp_path}/upper,workdir={tmp_path}/work",
+                    str(tmp_path / "merged")], check=True)
+    try:
+        store = tmp_path / "merged" / "store"
+        assert choose_driver(tmp_path / "store-elsewhere", None) == "overlay"
+        assert choose_driver(store, None) == "vfs"
+        assert choose_driver(store, "overlay") == "overlay"  # forced, as --storage-driver does
+        snap = Snapshotter(store, "vfs")
+        chains = unpack_stack(snap, [base_for_whiteouts(blobs), make_layer(blobs, [E(".wh.f")])])
+        t = tree(snap, chains, tmp_path)
+        assert "/f" not in t and "/d/x" in t
+    finally:
+        subprocess.run(["umount", "-l", str(tmp_path / "merged")], check=True)
