@@ -23,7 +23,7 @@ def cache_dir() -> Path:
 
 def apt_mirror() -> str:
     """The Debian mirror of this machine's apt sources (deb822 or one-line format)."""
-    for path in sorted(Path("/etc/apt").glob("sources.list.d/*.sources")) + [Path("/etc/apt/sources.list")]:
+    for path in [*sorted(Path("/etc/apt").glob("sources.list.d/*.sources")), Path("/etc/apt/sources.list")]:
         try:
             text = path.read_text()
         except OSError:
