@@ -150,6 +150,86 @@ def pull_cmd(
     typer.echo(str(ref))
 
 
+# -- run ----------------------------------------------------------------------
+
+@app.command("run", context_settings={"allow_interspersed_args": False, "help_option_names": ["--help"]})
+def run_cmd(
+    image: Annotated[str, typer.Argument(metavar="IMAGE")],
+    command: Annotated[list[str] | None, typer.Argument(metavar="[COMMAND] [ARG...]")] = None,
+    rm: Annotated[bool, typer.Option("--rm", help="Remove the container when it exits.")] = False,
+    name: Annotated[str | None, typer.Option("--name")] = None,
+    env: Annotated[list[str], typer.Option("--env", "-e", metavar="K=V|K")] = [],  # noqa: B006
+    env_file: Annotated[list[str], typer.Option("--env-file", metavar="FILE")] = [],  # noqa: B006
+    workdir: Annotated[str | None, typer.Option("--workdir", "-w")] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u", metavar="NAME|UID[:GROUP|GID]")] = None,
+    entrypoint: Annotated[str | None, typer.Option("--entrypoint")] = None,
+    hostname: Annotated[str | None, typer.Option("--hostname", "-h")] = None,
+    interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Keep stdin open.")] = False,
+    network: Annotated[str, typer.Option("--network", metavar="none|host")] = "none",
+    platform: PlatformOpt = None,
+    registry_mirror: MirrorOpt = [],  # noqa: B006
+    insecure_registry: InsecureOpt = [],  # noqa: B006
+) -> None:
+    """Run a command in a new container (pulling the image if it is not here)."""
+    from . import reference
+    from .oci import Platform, parse_config
+    from .rootfs import ensure_image
+    from .runtime import container, process, spec
+
+    if os.geteuid() != 0:
+        raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
+    if network not in ("none", "host"):
+        raise UsageError(f'invalid --network "{network}": expected none or host (bridge comes later)')
+    ref = reference.parse(image)
+    images = _store()
+    plat_text = platform or os.environ.get("DOCKER_DEFAULT_PLATFORM")
+    plat = Platform.parse(plat_text) if plat_text else Platform.host()
+    record = images.get(str(ref))
+    if record is None or Platform.parse(record.platform) != plat:
+        _err_plain(f"Unable to find image '{ref.familiar()}' locally")
+        do_pull(image, platform, "auto", registry_mirror, insecure_registry, sys.stderr)
+        record = images.get(str(ref))
+        assert record is not None
+    snap = _snapshotter(images)
+    chains = ensure_image(images, snap, record)
+    config = parse_config(images.content.read(record.config), record.reference).raw.get("config") or {}
+
+    env_lines: list[str] = []
+    for path in env_file:
+        try:
+            text = open(path).read()
+        except OSError as e:
+            raise UsageError(f"reading env file {path}: {e.strerror}") from None
+        env_lines += spec.parse_env_file(text, path, os.environ)
+    argv = spec.command(config, list(command or []), entrypoint)
+    state, directory, files = container.create(images.root, ref.familiar(), list(argv), name, hostname)
+    host = container.hostname_of(directory)
+    run_spec = spec.RunSpec(
+        argv=argv, env=spec.environment(config, env_lines + list(env), os.environ, host),
+        cwd=workdir or config.get("WorkingDir") or "/", user=user if user is not None else config.get("User") or "",
+        hostname=host, interactive=interactive)
+    mounts = snap.prepare(chains, directory)
+    code = 125
+    try:
+        container.save(directory, container.running_as(state))
+        code = process.start(run_spec, mounts, mounts[-1].target, files, network)
+    except process.ContainerStartError as e:
+        code = e.code
+        _err(str(e))
+    finally:
+        state.status, state.exit_code, state.pid = "exited", code, None
+        if rm:
+            snap.release(directory)
+        else:
+            container.save(directory, state)
+    raise typer.Exit(code)
+
+
+def _err_plain(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
 # -- images, rmi --------------------------------------------------------------
 
 def _human_size(n: float) -> str:

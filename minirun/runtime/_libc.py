@@ -15,6 +15,8 @@ _CDEF = """
 int mount(const char *source, const char *target, const char *filesystemtype,
           unsigned long mountflags, const void *data);
 int umount2(const char *target, int flags);
+int unshare(int flags);
+long syscall(long number, ...);
 """
 
 _ffi = cffi.FFI()
@@ -33,6 +35,17 @@ MS_PRIVATE = 1 << 18
 MS_SLAVE = 1 << 19
 MNT_DETACH = 2
 
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# pivot_root has no libc wrapper; its number depends on the architecture.
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217,
+                   "armv7l": 218, "i686": 217}.get(os.uname().machine, -1)
+
 
 def _fail(call: str, path: str) -> OSError:
     err = _ffi.errno
@@ -49,3 +62,16 @@ def mount(source: str, target: str, fstype: str | None, flags: int = 0, data: st
 def umount(target: str, flags: int = 0) -> None:
     if _lib.umount2(target.encode(), flags) != 0:
         raise _fail("umount", target)
+
+
+def unshare(flags: int) -> None:
+    if _lib.unshare(flags) != 0:
+        raise _fail("unshare", hex(flags))
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    if _SYS_PIVOT_ROOT < 0:
+        raise OSError(38, f"pivot_root {new_root}: not supported on {os.uname().machine}")
+    rc = _lib.syscall(_SYS_PIVOT_ROOT, _ffi.new("char[]", new_root.encode()), _ffi.new("char[]", put_old.encode()))
+    if rc != 0:
+        raise _fail("pivot_root", new_root)

@@ -1,0 +1,210 @@
+"""Start a container's process: namespaces, mounts, pivot_root, identity, exec.
+
+The parent unshares only its PID namespace *for children*, so the child it forks is
+PID 1 of a new PID namespace and the parent waits for it directly (exact exit codes,
+direct signal forwarding). The child makes its other namespaces, mounts the root
+filesystem, pivots into it and execs. Anything that fails before exec is written to
+a close-on-exec pipe, which the parent reads: an empty read means exec succeeded.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+import socket
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import UsageError
+from ..rootfs import Mount, mount
+from . import _libc
+from .spec import RunSpec, resolve_user, with_home
+
+EXIT_RUNTIME = 125
+EXIT_CANNOT_EXEC = 126
+EXIT_NOT_FOUND = 127
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGWINCH)
+
+# Docker's defaults (moby's oci/defaults.go): hidden and read-only parts of /proc and /sys.
+MASKED = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+          "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+          "/sys/firmware", "/sys/devices/virtual/powercap")
+READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
+           ("tty", 5, 0))
+
+
+class ContainerStartError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _mount_in(root: str, path: str, fstype: str, flags: int, data: str | None, source: str | None = None) -> None:
+    target = root + path
+    os.makedirs(target, exist_ok=True)
+    _libc.mount(source or fstype, target, fstype, flags, data)
+
+
+def _setup_dev(root: str) -> None:
+    nosuid = _libc.MS_NOSUID
+    _mount_in(root, "/dev", "tmpfs", nosuid | _libc.MS_NOEXEC, "mode=755,size=65536k")
+    for name, major, minor in DEVICES:
+        os.mknod(f"{root}/dev/{name}", 0o666 | 0o020000, os.makedev(major, minor))
+        os.chmod(f"{root}/dev/{name}", 0o666)
+    _mount_in(root, "/dev/pts", "devpts", nosuid | _libc.MS_NOEXEC,
+              "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    os.symlink("pts/ptmx", f"{root}/dev/ptmx")
+    _mount_in(root, "/dev/shm", "tmpfs", nosuid | _libc.MS_NOEXEC | _libc.MS_NODEV, "mode=1777,size=65536k")
+    _mount_in(root, "/dev/mqueue", "mqueue", nosuid | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"{root}/dev/{name}")
+
+
+def _bind_file(source: Path, root: str, path: str) -> None:
+    target = root + path
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if os.path.islink(target):
+        os.unlink(target)  # a symlink here would make the bind land wherever it points
+    if not os.path.exists(target):
+        open(target, "a").close()
+    _libc.mount(str(source), target, None, _libc.MS_BIND)
+
+
+def _mask_and_protect() -> None:
+    """After pivot_root: Docker's masked and read-only paths (absent ones are skipped)."""
+    for path in MASKED:
+        if os.path.isdir(path):
+            _libc.mount("tmpfs", path, "tmpfs", _libc.MS_RDONLY, None)
+        elif os.path.exists(path):
+            _libc.mount("/dev/null", path, None, _libc.MS_BIND)
+    for path in READONLY:
+        if os.path.exists(path):
+            _libc.mount(path, path, None, _libc.MS_BIND | _libc.MS_REC)
+            _libc.mount(path, path, None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY | _libc.MS_REC)
+
+
+def _loopback_up() -> None:
+    """ifconfig lo up, with one ioctl: no need to import pyroute2 on this path."""
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, siocgifflags, req))[1]
+        fcntl.ioctl(s, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, Path],
+           network: str, errw: int) -> None:
+    step = "setting up"
+    try:
+        step = "unshare"
+        flags = _libc.CLONE_NEWNS | _libc.CLONE_NEWUTS | _libc.CLONE_NEWIPC | _libc.CLONE_NEWCGROUP
+        if network != "host":
+            flags |= _libc.CLONE_NEWNET
+        _libc.unshare(flags)
+        _libc.mount("none", "/", None, _libc.MS_REC | _libc.MS_PRIVATE, None)
+        step = "mounting the root filesystem"
+        for m in mounts:
+            mount(m)
+        _mount_in(rootfs, "/proc", "proc", _libc.MS_NOSUID | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
+        _setup_dev(rootfs)
+        _mount_in(rootfs, "/sys", "sysfs",
+                  _libc.MS_RDONLY | _libc.MS_NOSUID | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
+        for path, source in etc_files.items():
+            _bind_file(source, rootfs, path)
+        step = "pivot_root"
+        os.chdir(rootfs)
+        _libc.pivot_root(".", ".")          # the old root ends up stacked under the new one
+        _libc.umount(".", _libc.MNT_DETACH)  # ... and is detached here
+        os.chdir("/")
+        step = "masking paths"
+        _mask_and_protect()
+        socket.sethostname(spec.hostname)
+        if network != "host":
+            _loopback_up()
+        step = f"working directory {spec.cwd}"
+        os.makedirs(spec.cwd, exist_ok=True)
+        os.chdir(spec.cwd)
+        # runc CVE-2024-21626: make sure the working directory is inside the new root.
+        if not os.getcwd().startswith("/") or os.path.realpath(".") != os.getcwd():
+            raise OSError(errno.EPERM, f"working directory {spec.cwd} is outside the container")
+        step = "setting the user"
+        user = resolve_user(spec.user, _read("/etc/passwd"), _read("/etc/group"))
+        os.setgroups(list(user.groups))
+        os.setgid(user.gid)
+        os.setuid(user.uid)
+        if not spec.interactive:
+            null = os.open("/dev/null", os.O_RDONLY)
+            os.dup2(null, 0)
+            os.close(null)
+        os.closerange(3, errw)
+        os.closerange(errw + 1, 65536)
+        step = "exec"
+        env = dict(e.split("=", 1) for e in with_home(spec.env, user.home))
+        os.execvpe(spec.argv[0], list(spec.argv), env)
+    except UsageError as e:
+        os.write(errw, f"{EXIT_RUNTIME}\n{e}".encode())
+        os._exit(EXIT_RUNTIME)
+    except OSError as e:
+        if step == "exec":
+            if e.errno in (errno.ENOENT, errno.ENOTDIR):
+                code, msg = EXIT_NOT_FOUND, f'exec: "{spec.argv[0]}": executable file not found in $PATH'
+            else:
+                code, msg = EXIT_CANNOT_EXEC, f'exec: "{spec.argv[0]}": {e.strerror}'
+        else:
+            code, msg = EXIT_RUNTIME, f"{step}: {e.strerror or e}"
+        os.write(errw, f"{code}\n{msg}".encode())
+        os._exit(code)
+    except BaseException as e:  # noqa: BLE001 - the child must never return into the caller's code
+        os.write(errw, f"{EXIT_RUNTIME}\n{step}: {e}".encode())
+        os._exit(EXIT_RUNTIME)
+
+
+def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, Path], network: str,
+          on_started: Callable[[int], None] | None = None) -> int:
+    """Run the container's process to its end; returns Docker's exit code for it."""
+    errr, errw = os.pipe2(os.O_CLOEXEC)
+    _libc.unshare(_libc.CLONE_NEWPID)  # for our children only: the next fork is PID 1
+    pid = os.fork()
+    if pid == 0:
+        os.close(errr)
+        _child(spec, mounts, rootfs, etc_files, network, errw)
+        os._exit(EXIT_RUNTIME)  # not reached
+    os.close(errw)
+    previous = {s: signal.signal(s, lambda signum, _frame: _forward(pid, signum)) for s in FORWARDED}
+    try:
+        report = b""
+        while chunk := os.read(errr, 4096):
+            report += chunk
+        os.close(errr)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    if report:
+        code, _, message = report.decode(errors="replace").partition("\n")
+        raise ContainerStartError(message, int(code))
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _forward(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,120 @@
+"""From an image config and ``run`` flags to what the container runs (pure).
+
+Docker's rules: ``--entrypoint`` replaces the image's Entrypoint *and* clears its Cmd;
+arguments after the image replace Cmd; ``-e K=V`` overrides, ``-e K`` copies from the
+caller's environment (or drops K); PATH has a default; HOSTNAME and HOME are set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import UsageError
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class User:
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+    home: str = "/"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    argv: tuple[str, ...]
+    env: tuple[str, ...]     # without HOME unless set: HOME comes from the image's passwd
+    cwd: str
+    user: str                # as given (-u or the image's User); resolved inside the container
+    hostname: str
+    interactive: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def command(config: Mapping[str, Any], args: list[str], entrypoint: str | None) -> tuple[str, ...]:
+    image_ep = list(config.get("Entrypoint") or [])
+    image_cmd = list(config.get("Cmd") or [])
+    if entrypoint is not None:
+        ep = [entrypoint] if entrypoint else []
+        cmd = args  # --entrypoint clears the image's Cmd
+    else:
+        ep, cmd = image_ep, args or image_cmd
+    argv = tuple(ep + cmd)
+    if not argv:
+        raise UsageError("no command specified: the image has no Entrypoint or Cmd and none was given")
+    return argv
+
+
+def parse_env_file(text: str, source: str, caller: Mapping[str, str]) -> list[str]:
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line and line not in caller:
+            continue
+        if line.split("=", 1)[0] == "" or any(c.isspace() for c in line.split("=", 1)[0]):
+            raise UsageError(f"{source}:{n}: invalid variable name in {line!r}")
+        out.append(line)
+    return out
+
+
+def environment(config: Mapping[str, Any], flags: list[str], caller: Mapping[str, str],
+                hostname: str) -> tuple[str, ...]:
+    env: dict[str, str] = {}
+    for item in list(config.get("Env") or []):
+        k, _, v = str(item).partition("=")
+        env[k] = v
+    env.setdefault("PATH", DEFAULT_PATH)
+    env["HOSTNAME"] = hostname
+    for item in flags:
+        k, eq, v = item.partition("=")
+        if not k:
+            raise UsageError(f'invalid environment variable "{item}"')
+        if eq:
+            env[k] = v
+        elif k in caller:
+            env[k] = caller[k]
+        else:
+            env.pop(k, None)
+    return tuple(f"{k}={v}" for k, v in env.items())
+
+
+def with_home(env: tuple[str, ...], home: str) -> tuple[str, ...]:
+    return env if any(e.startswith("HOME=") for e in env) else (*env, f"HOME={home}")
+
+
+def _table(text: str) -> list[list[str]]:
+    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def resolve_user(spec: str, passwd: str, group: str) -> User:
+    """``name``, ``uid``, ``uid:gid``, ``name:group``, as Docker resolves them in the image."""
+    if not spec:
+        spec = "0"
+    user_part, _, group_part = spec.partition(":")
+    users, groups = _table(passwd), _table(group)
+    entry = next((u for u in users if len(u) >= 7 and (u[0] == user_part or u[2] == user_part)), None)
+    if entry is not None:
+        uid, gid, home, name = int(entry[2]), int(entry[3]), entry[5] or "/", entry[0]
+    elif user_part.isdigit():
+        uid, gid, home, name = int(user_part), 0 if not group_part else -1, "/", None
+    else:
+        raise UsageError(f"unable to find user {user_part}: no matching entries in passwd file")
+    if group_part:
+        g = next((g for g in groups if len(g) >= 3 and (g[0] == group_part or g[2] == group_part)), None)
+        if g is not None:
+            gid = int(g[2])
+        elif group_part.isdigit():
+            gid = int(group_part)
+        else:
+            raise UsageError(f"unable to find group {group_part}: no matching entries in group file")
+    if gid < 0:
+        gid = 0
+    supplementary = tuple(sorted({int(g[2]) for g in groups
+                                  if len(g) >= 4 and name and name in g[3].split(",") and g[2].isdigit()}))
+    return User(uid, gid, supplementary, home)

@@ -1,0 +1,159 @@
+"""`minirun run` end to end: the test images, real namespaces and mounts, as root."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Env, Minirun
+from tests.support.images import HELLO_MESSAGE
+
+
+@pytest.fixture
+def mr(env: Env, minirun: Minirun) -> Minirun:
+    """minirun with the plain test registry as its Docker Hub mirror."""
+    minirun.extra_env["MINIRUN_REGISTRY_MIRROR"] = env.plain.url
+    return minirun
+
+
+def sh(mr: Minirun, script: str, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(mr.argv("run", "--rm", *flags, "busybox", "sh", "-c", script), env=mr.env(**env),
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_hello_world_end_to_end(mr: Minirun) -> None:
+    r = mr("run", "hello-world")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (f"\n{HELLO_MESSAGE}\n\n"
+                        "This message shows that your installation appears to be working correctly.\n")
+    err = r.stderr.splitlines()
+    assert err[0] == "Unable to find image 'hello-world:latest' locally"
+    assert err[1] == "latest: Pulling from library/hello-world"
+    assert err[-1] == "Status: Downloaded newer image for hello-world:latest"
+    r = mr("run", "--rm", "hello-world")
+    assert (r.returncode, r.stderr) == (0, "")  # cached: only the program speaks
+    assert HELLO_MESSAGE in r.stdout
+
+
+def test_exit_codes(mr: Minirun) -> None:
+    assert sh(mr, "exit 7").returncode == 7
+    r = mr("run", "--rm", "busybox", "nosuchcmd")
+    assert r.returncode == 127 and r.stderr == 'minirun: exec: "nosuchcmd": executable file not found in $PATH\n'
+    r = mr("run", "--rm", "busybox", "/etc/passwd")
+    assert r.returncode == 126 and "Permission denied" in r.stderr
+    r = mr("run", "--rm", "-u", "ghost", "busybox", "id")
+    assert r.returncode == 125 and "unable to find user ghost" in r.stderr
+    r = mr("run", "--rm", "--network", "bridge", "busybox", "true")
+    assert r.returncode == 2 and "invalid --network" in r.stderr
+
+
+def test_killed_by_a_signal_is_128_plus_n(mr: Minirun) -> None:
+    assert sh(mr, "true").returncode == 0  # pull first
+    p = mr.popen("run", "--rm", "busybox", "sleep", "30")
+    child = None
+    deadline = time.monotonic() + 20
+    while child is None and time.monotonic() < deadline:
+        out = subprocess.run(["ps", "-o", "pid=,comm=", "--ppid", str(p.pid)], capture_output=True, text=True)
+        child = next((int(line.split()[0]) for line in out.stdout.splitlines() if "sleep" in line), None)
+        time.sleep(0.05)
+    assert child is not None
+    os.kill(child, signal.SIGKILL)
+    assert p.wait(20) == 137
+
+
+def test_signals_are_forwarded(mr: Minirun) -> None:
+    assert sh(mr, "true").returncode == 0
+    p = mr.popen("run", "--rm", "busybox", "sh", "-c", 'trap "echo got TERM; exit 3" TERM; echo ready; '
+                 "sleep 30 & wait")
+    assert p.stdout is not None
+    assert p.stdout.readline() == "ready\n"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(20) == 3
+    assert p.stdout.read() == "got TERM\n"
+
+
+def test_isolation(mr: Minirun) -> None:
+    r = sh(mr, "echo $$; hostname; cat /etc/hostname; cat /proc/net/dev | tail -n +3 | cut -d: -f1; "
+               "cat /proc/mounts")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "1"
+    assert len(lines[1]) == 12 and lines[2] == lines[1]
+    assert [x.strip() for x in lines[3:] if ":" not in x and x.strip() in ("lo", "eth0", "ens3", "ens4")] == ["lo"]
+    mounts = "\n".join(lines[3:])
+    points = {line.split()[1] for line in lines[3:] if len(line.split()) >= 4}
+    # Only the container's own mounts: none of the host's (its /, /proc, ... are the container's).
+    from minirun.runtime.process import MASKED, READONLY
+    kernel_has = {p for p in MASKED + READONLY if os.path.exists(p)}  # absent ones are skipped
+    assert points == {"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/etc/hostname",
+                      "/etc/hosts", "/etc/resolv.conf"} | kernel_has
+    assert {"/proc/keys", "/proc/timer_list", "/sys/firmware"} <= points
+    assert " /proc/sys proc ro," in mounts and " /sys sysfs ro," in mounts
+    assert sh(mr, "hostname", "--hostname", "box").stdout == "box\n"
+    r = sh(mr, "echo x > /proc/sys/kernel/hostname")
+    assert r.returncode != 0 and "Read-only file system" in r.stderr
+    r = sh(mr, "ls /sys/firmware | wc -l; cat /proc/timer_list | wc -c")
+    assert r.stdout.split() == ["0", "0"]
+
+
+def test_network_host(mr: Minirun) -> None:
+    ours = sorted(line.split(":")[0].strip() for line in Path("/proc/net/dev").read_text().splitlines()[2:])
+    r = sh(mr, "tail -n +3 /proc/net/dev | cut -d: -f1", "--network", "host")
+    assert sorted(x.strip() for x in r.stdout.splitlines()) == ours
+
+
+def test_env_workdir_and_user(mr: Minirun, tmp_path: Path) -> None:
+    env_file = tmp_path / "env"
+    env_file.write_text("# comment\nFROM_FILE=yes\nPASSED_THROUGH\n")
+    r = sh(mr, 'echo "$PATH|$FOO|$FROM_FILE|$PASSED_THROUGH|$HOME|$HOSTNAME"', "-e", "FOO=bar",
+           "--env-file", str(env_file), "-e", "UNSET_IN_CALLER", "--hostname", "hh", PASSED_THROUGH="from caller")
+    assert r.stdout == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin|bar|yes|from caller|/root|hh\n"
+    r = sh(mr, "pwd", "-w", "/made/for/you")
+    assert r.stdout == "/made/for/you\n"
+    assert sh(mr, "id", "-u", "nobody").stdout == "uid=65534(nobody) gid=65534(nogroup)\n"
+    r = sh(mr, "id -u; id -g; echo $HOME", "-u", "1234:5678")
+    assert r.stdout.split() == ["1234", "5678", "/"]
+    r = mr("run", "--rm", "--entrypoint", "echo", "busybox", "a", "-n", "b")
+    assert r.stdout == "a -n b\n"  # options after the image belong to the container
+
+
+def test_stdin_only_with_i_and_stdout_only_for_the_program(mr: Minirun) -> None:
+    assert sh(mr, "true").returncode == 0
+    r = mr("run", "--rm", "-i", "busybox", "cat", input=b"hi\n")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "hi\n", "")
+    r = mr("run", "--rm", "busybox", "cat", input=b"hi\n")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    r = sh(mr, "echo out; echo err >&2")
+    assert (r.stdout, r.stderr) == ("out\n", "err\n")
+
+
+def test_containers_leave_nothing_behind_and_rm(mr: Minirun) -> None:
+    assert sh(mr, "true").returncode == 0
+    r = mr("run", "--name", "kept", "busybox", "sh", "-c", "echo data > /written; exit 4")
+    assert r.returncode == 4
+    [kept] = list((mr.root / "containers").iterdir())
+    state = json.loads((kept / "state.json").read_text())
+    assert (state["name"], state["status"], state["exit_code"]) == ("kept", "exited", 4)
+    assert (kept / "upper" / "written").read_text() == "data\n"  # its own layer, not the image's
+    assert str(mr.root) not in Path("/proc/mounts").read_text()
+    sh(mr, "true")
+    assert list((mr.root / "containers").iterdir()) == [kept]  # --rm removed the other
+    zombies = subprocess.run(["ps", "-eo", "stat="], capture_output=True, text=True).stdout.split()
+    assert zombies.count("Z") == 0 or all(s != "Z" for s in zombies)
+
+
+def test_run_pulls_again_for_another_platform(mr: Minirun) -> None:
+    assert mr("run", "--rm", "hello-world").returncode == 0
+    other = "linux/arm64/v8" if os.uname().machine != "aarch64" else "linux/amd64"
+    r = mr("pull", "--platform", other, "hello-world")
+    assert r.returncode == 0, r.stderr
+    # The tag now holds the other platform's image; run for this host pulls it back.
+    r = mr("run", "--rm", "hello-world")
+    assert r.returncode == 0, r.stderr
+    assert "Unable to find image 'hello-world:latest' locally" in r.stderr and HELLO_MESSAGE in r.stdout

@@ -1,0 +1,68 @@
+"""Docker's rules for command, environment and user (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from minirun.errors import UsageError
+from minirun.runtime.spec import DEFAULT_PATH, command, environment, parse_env_file, resolve_user, with_home
+
+
+@pytest.mark.parametrize("config,args,entrypoint,argv", [
+    ({"Cmd": ["/hello"]}, [], None, ("/hello",)),
+    ({"Cmd": ["sh"]}, ["ls", "-l"], None, ("ls", "-l")),
+    ({"Entrypoint": ["/ep"], "Cmd": ["a"]}, [], None, ("/ep", "a")),
+    ({"Entrypoint": ["/ep"], "Cmd": ["a"]}, ["b"], None, ("/ep", "b")),
+    ({"Entrypoint": ["/ep"], "Cmd": ["a"]}, [], "/other", ("/other",)),      # --entrypoint clears Cmd
+    ({"Entrypoint": ["/ep"], "Cmd": ["a"]}, ["x"], "/other", ("/other", "x")),
+    ({"Entrypoint": ["/ep"], "Cmd": ["a"]}, ["x"], "", ("x",)),             # --entrypoint "" resets it
+    ({"Entrypoint": None, "Cmd": None}, ["true"], None, ("true",)),
+])
+def test_command(config: dict[str, object], args: list[str], entrypoint: str | None, argv: tuple[str, ...]) -> None:
+    assert command(config, args, entrypoint) == argv
+
+
+def test_no_command_is_an_error() -> None:
+    with pytest.raises(UsageError, match="no command specified"):
+        command({}, [], None)
+
+
+def test_environment_merge() -> None:
+    env = environment({"Env": ["A=1", "PATH=/x", "B=2"]}, ["A=override", "C", "D", "B"], {"C": "from-caller"}, "h")
+    assert env == ("A=override", "PATH=/x", "HOSTNAME=h", "C=from-caller")
+    assert "PATH=" + DEFAULT_PATH in environment({}, [], {}, "h")
+    assert with_home(("A=1",), "/root") == ("A=1", "HOME=/root")
+    assert with_home(("HOME=/mine",), "/root") == ("HOME=/mine",)
+    with pytest.raises(UsageError):
+        environment({}, ["=x"], {}, "h")
+
+
+def test_env_file() -> None:
+    text = "# c\n\nA=1\nB\nUNSET\n"
+    assert parse_env_file(text, "f", {"B": "2"}) == ["A=1", "B"]
+    with pytest.raises(UsageError, match="f:1"):
+        parse_env_file("BAD NAME=1", "f", {})
+
+
+PASSWD = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"
+GROUP = "root:x:0:\nwheel:x:10:app,other\napp:x:1000:\nstaff:x:50:\n"
+
+
+@pytest.mark.parametrize("spec,uid,gid,groups,home", [
+    ("", 0, 0, (), "/root"),
+    ("app", 1000, 1000, (10,), "/home/app"),
+    ("1000", 1000, 1000, (10,), "/home/app"),
+    ("app:staff", 1000, 50, (10,), "/home/app"),
+    ("4242", 4242, 0, (), "/"),
+    ("4242:77", 4242, 77, (), "/"),
+    ("root:wheel", 0, 10, (), "/root"),
+])
+def test_users(spec: str, uid: int, gid: int, groups: tuple[int, ...], home: str) -> None:
+    u = resolve_user(spec, PASSWD, GROUP)
+    assert (u.uid, u.gid, u.groups, u.home) == (uid, gid, groups, home)
+
+
+@pytest.mark.parametrize("spec,why", [("ghost", "unable to find user ghost"), ("app:nogroup", "unable to find group")])
+def test_unknown_users(spec: str, why: str) -> None:
+    with pytest.raises(UsageError, match=why):
+        resolve_user(spec, PASSWD, GROUP)
