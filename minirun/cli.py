@@ -2,6 +2,7 @@
 
 Exit codes: 0 success; 1 an operation failed; 2 bad usage (flags, references);
 3 the registry's rate limit (Docker Hub's 429), so scripts can wait and retry.
+``run`` exits with its program's code, and 125 for any failure of its own (as docker run).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .errors import ImageNotKnown, MiniRunError, RateLimited, ReferenceFormatErr
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_RATE_LIMITED = 3
+EXIT_RUN_FAILED = 125   # `run`: minirun failed before the program started
 
 app = typer.Typer(
     name="minirun", add_completion=False, no_args_is_help=True,
@@ -222,7 +224,15 @@ def run_cmd(
             snap.release(directory)
         else:
             container.save(directory, state)
-    raise typer.Exit(code)
+    raise ProgramExited(code)
+
+
+class ProgramExited(Exception):
+    """The container's program ended with ``code``: passed through as it is, never remapped."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 def _err_plain(message: str) -> None:
@@ -413,7 +423,27 @@ def _exit_code(e: MiniRunError) -> int:
     return EXIT_FAILURE
 
 
+def _is_run(argv: list[str]) -> bool:
+    """``minirun [--storage-driver X] run ...``: its own failures exit 125, as docker run's do."""
+    words = iter(argv)
+    for word in words:
+        if word == "--storage-driver":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word == "run"
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        code = _main(args)
+    except ProgramExited as e:
+        return e.code
+    return EXIT_RUN_FAILED if _is_run(args) and code in (EXIT_FAILURE, EXIT_USAGE, EXIT_RATE_LIMITED) else code
+
+
+def _main(argv: list[str]) -> int:
     command = typer.main.get_command(app)
     debug = bool(os.environ.get("MINIRUN_DEBUG"))
     try:
@@ -429,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         _err(str(e))
         return _exit_code(e)
+    except ProgramExited:
+        raise
     except typer.Exit as e:
         return e.exit_code
     except (typer.Abort, KeyboardInterrupt):

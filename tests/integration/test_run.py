@@ -50,7 +50,7 @@ def test_exit_codes(mr: Minirun) -> None:
     r = mr("run", "--rm", "-u", "ghost", "busybox", "id")
     assert r.returncode == 125 and "unable to find user ghost" in r.stderr
     r = mr("run", "--rm", "--network", "bridge", "busybox", "true")
-    assert r.returncode == 2 and "invalid --network" in r.stderr
+    assert r.returncode == 125 and "invalid --network" in r.stderr
 
 
 def test_killed_by_a_signal_is_128_plus_n(mr: Minirun) -> None:
@@ -157,3 +157,15 @@ def test_run_pulls_again_for_another_platform(mr: Minirun) -> None:
     r = mr("run", "--rm", "hello-world")
     assert r.returncode == 0, r.stderr
     assert "Unable to find image 'hello-world:latest' locally" in r.stderr and HELLO_MESSAGE in r.stdout
+
+
+def test_run_failures_of_minirun_itself_exit_125(mr: Minirun, env: Env) -> None:
+    for args, text in [(("run", "--bogus", "busybox"), "No such option: --bogus"),
+                       (("run", "Busybox"), 'invalid reference format "Busybox"'),
+                       (("run", f"{env.plain.host}/library/nope"), "not found"),
+                       (("--storage-driver", "zfs", "run", "busybox"), "invalid storage driver")]:
+        r = mr(*args)
+        assert r.returncode == 125, (args, r.stderr)
+        assert r.stderr.splitlines()[-1].startswith("minirun: ") and text in r.stderr, (args, r.stderr)
+    r = mr("run", "--rm", "busybox", "sh", "-c", "exit 2")
+    assert r.returncode == 2  # the program's own 2 is passed through, not taken for a usage error
