@@ -29,7 +29,6 @@ from .errors import LayerError, ManifestError, StoreError, UsageError
 from .oci import Descriptor, parse_config
 from .runtime import _libc
 from .store import ImageRecord, ImageStore, file_lock
-from .unpack import apply_layer
 
 DRIVERS = ("overlay", "vfs")
 _SHORT = 16
@@ -186,6 +185,7 @@ class Snapshotter:
             mount(Mount("overlay", "overlay", str(target),
                         (self._lower(parents), f"upperdir={rel}/fs", f"workdir={rel}/work"), cwd=str(self.dir)))
             mounted = True
+        from .unpack import apply_layer  # here: the run path of a cached image never needs it
         try:
             with open(blob, "rb") as raw:
                 apply_layer(str(target), raw, layer.media_type, diff_id, limit)

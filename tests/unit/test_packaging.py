@@ -25,3 +25,19 @@ def test_wheel_contains_every_module(tmp_path: Path) -> None:
     assert ours and ours <= shipped, sorted(ours - shipped)
     entry = [n for n in zipfile.ZipFile(wheel).namelist() if n.endswith("entry_points.txt")]
     assert "minirun = minirun.cli:entry" in zipfile.ZipFile(wheel).read(entry[0]).decode()
+
+
+def test_generated_cffi_module_is_current() -> None:
+    from minirun.runtime import _libc_build
+    assert _libc_build.TARGET.read_text() == _libc_build.generate(), \
+        "run: python -m minirun.runtime._libc_build"
+
+
+def test_run_path_imports_only_what_it_needs() -> None:
+    """The modules a cached `run` loads: no HTTP client, netlink library, tar or pycparser."""
+    code = ("import sys, minirun.cli, minirun.rootfs, minirun.runtime.process, minirun.runtime.container; "
+            "print(' '.join(sorted(sys.modules)))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                cwd=REPO).stdout.split())
+    for heavy in ("httpx", "pyroute2", "tarfile", "pycparser", "zstandard", "minirun.pull", "minirun.registry"):
+        assert heavy not in loaded, heavy
