@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from . import __version__, credentials
-from .errors import ImageNotKnown, MiniRunError, RateLimited, ReferenceFormatError, UsageError
+from .errors import ImageNotKnown, MiniRunError, RateLimited, ReferenceFormatError, StoreError, UsageError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -81,7 +81,10 @@ def _snapshotter(images: Any) -> Any:
 def _collect_snapshots(images: Any, records: list[Any]) -> list[str]:
     """Remove the snapshots (of every driver) that no remaining image uses; under the GC lock."""
     from .rootfs import DRIVERS, Snapshotter, chains_in_use
+    from .runtime.container import list_all
     keep = chains_in_use(images, records)
+    for _, state in list_all(images.root):
+        keep.update(state.chains)  # a container's root filesystem stacks these
     removed: list[str] = []
     for driver in DRIVERS:
         if (images.root / "snapshots" / driver).is_dir():
@@ -175,8 +178,9 @@ def run_cmd(
     """Run a command in a new container (pulling the image if it is not here)."""
     from . import reference
     from .oci import Platform, parse_config
-    from .rootfs import ensure_image
+    from .rootfs import ensure_image, release_container
     from .runtime import container, process, spec
+    from .store import now_iso
 
     if os.geteuid() != 0:
         raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
@@ -204,7 +208,8 @@ def run_cmd(
             raise UsageError(f"reading env file {path}: {e.strerror}") from None
         env_lines += spec.parse_env_file(text, path, os.environ)
     argv = spec.command(config, list(command or []), entrypoint)
-    state, directory, files = container.create(images.root, ref.familiar(), list(argv), name, hostname)
+    state, directory, files = container.create(images.root, image, list(argv), name, hostname,
+                                               record.reference, chains)
     host = container.hostname_of(directory)
     run_spec = spec.RunSpec(
         argv=argv, env=spec.environment(config, env_lines + list(env), os.environ, host),
@@ -212,16 +217,21 @@ def run_cmd(
         hostname=host, interactive=interactive)
     mounts = snap.prepare(chains, directory)
     code = 125
+
+    def started(pid: int) -> None:
+        state.status, state.pid, state.monitor = "running", pid, os.getpid()
+        container.save(directory, state)
+
     try:
-        container.save(directory, container.running_as(state))
-        code = process.start(run_spec, mounts, mounts[-1].target, files, network)
+        code = process.start(run_spec, mounts, mounts[-1].target, files, network, started)
     except process.ContainerStartError as e:
         code = e.code
         _err(str(e))
     finally:
         state.status, state.exit_code, state.pid = "exited", code, None
+        state.finished = now_iso()
         if rm:
-            snap.release(directory)
+            release_container(directory)
         else:
             container.save(directory, state)
     raise ProgramExited(code)
@@ -238,6 +248,83 @@ class ProgramExited(Exception):
 def _err_plain(message: str) -> None:
     sys.stderr.write(message + "\n")
     sys.stderr.flush()
+
+
+# -- ps, rm -------------------------------------------------------------------
+
+def _status(state: Any) -> str:
+    if state.status == "running":
+        return f"Up {_since(state.created).removesuffix(' ago')}"
+    if state.status == "exited":
+        return f"Exited ({state.exit_code}) {_since(state.finished)}"
+    return "Created"
+
+
+@app.command("ps")
+def ps_cmd(
+    all: Annotated[bool, typer.Option("--all", "-a", help="Show all containers, not only running ones.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only show IDs.")] = False,
+    format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """List containers."""
+    from .runtime.container import list_all
+    if format not in ("table", "json"):
+        raise UsageError(f'invalid --format "{format}": expected table or json')
+    states = [s for _, s in list_all(_store().root) if all or s.status == "running"]
+    rows = [{"ID": s.id[:12], "Image": s.image, "Command": json.dumps(" ".join(s.command)),
+             "CreatedAt": s.created, "RunningFor": _since(s.created), "Status": _status(s),
+             "State": s.status, "ExitCode": s.exit_code, "Names": s.name} for s in states]
+    if quiet:
+        for row in rows:
+            typer.echo(row["ID"])
+        return
+    if format == "json":
+        for row in rows:
+            typer.echo(json.dumps(row))
+        return
+    cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"), ("CREATED", "RunningFor"),
+            ("STATUS", "Status"), ("NAMES", "Names")]
+    _table(cols, [{k: (str(v)[:22] + "…\"" if k == "Command" and len(str(v)) > 24 else v) for k, v in r.items()}
+                  for r in rows])
+
+
+@app.command("rm")
+def rm_cmd(
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+    force: Annotated[bool, typer.Option("--force", "-f", help="Kill a running container first.")] = False,
+) -> None:
+    """Remove containers and their root filesystems."""
+    import signal
+    import time
+
+    from .rootfs import release_container
+    from .runtime.container import ContainerConflict, find, refresh
+    root = _store().root
+    for key in containers:
+        directory, state = find(root, key)
+        if state.status == "running":
+            if not force:
+                raise ContainerConflict(f"cannot remove running container {state.id[:12]}: "
+                                        "stop it first or use minirun rm -f")
+            # Kill the container's process; the minirun waiting for it records the exit (137).
+            target = state.pid or state.monitor
+            if target:
+                try:
+                    os.kill(target, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + 10
+            while refresh(state).status == "running" and time.monotonic() < deadline:
+                time.sleep(0.05)
+        release_container(directory)
+        typer.echo(key)
+
+
+def _table(cols: list[tuple[str, str]], rows: list[dict[str, Any]]) -> None:
+    widths = [max([len(h)] + [len(str(r[k])) for r in rows]) for h, k in cols]
+    typer.echo("   ".join(h.ljust(w) for (h, _), w in zip(cols, widths, strict=True)).rstrip())
+    for r in rows:
+        typer.echo("   ".join(str(r[k]).ljust(w) for (_, k), w in zip(cols, widths, strict=True)).rstrip())
 
 
 # -- images, rmi --------------------------------------------------------------
@@ -305,18 +392,18 @@ def images_cmd(
         for row in rows:
             typer.echo(json.dumps(row))
         return
-    cols = [("REPOSITORY", "Repository"), ("TAG", "Tag"), ("IMAGE ID", "ID"),
-            ("CREATED", "CreatedSince"), ("SIZE", "Size")]
-    widths = [max([len(h)] + [len(str(r[k])) for r in rows]) for h, k in cols]
-    typer.echo("   ".join(h.ljust(w) for (h, _), w in zip(cols, widths, strict=True)).rstrip())
-    for r in rows:
-        typer.echo("   ".join(str(r[k]).ljust(w) for (_, k), w in zip(cols, widths, strict=True)).rstrip())
+    _table([("REPOSITORY", "Repository"), ("TAG", "Tag"), ("IMAGE ID", "ID"),
+            ("CREATED", "CreatedSince"), ("SIZE", "Size")], rows)
 
 
 @app.command("rmi")
-def rmi_cmd(images: Annotated[list[str], typer.Argument(metavar="IMAGE...")]) -> None:
+def rmi_cmd(
+    images: Annotated[list[str], typer.Argument(metavar="IMAGE...")],
+    force: Annotated[bool, typer.Option("--force", "-f", help="Remove even if containers use it.")] = False,
+) -> None:
     """Remove images; blobs no other image uses are deleted."""
     from . import reference
+    from .runtime.container import list_all
     store = _store()
     records = store.records()
     targets: list[str] = []
@@ -335,6 +422,12 @@ def rmi_cmd(images: Annotated[list[str], typer.Argument(metavar="IMAGE...")]) ->
         if not matches:
             raise ImageNotKnown(f"No such image: {name}")
         targets += [m for m in matches if m not in targets]
+    if not force:
+        for _, state in list_all(store.root):
+            if state.reference in targets:
+                raise StoreError(
+                    f'conflict: unable to remove image "{state.image}": container {state.id[:12]} '
+                    f"({state.status}) uses it; remove the container first (minirun rm) or use -f")
     removed, deleted, _ = store.remove(targets, lambda records: _collect_snapshots(store, records))
     for rec in removed:
         typer.echo(f"Untagged: {reference.parse(rec.reference).familiar()}")

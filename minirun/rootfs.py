@@ -211,15 +211,6 @@ class Snapshotter:
                            check=True, capture_output=True)
         return [Mount("bind", str(rootfs), str(rootfs), ("rbind",))]
 
-    def release(self, container_dir: Path) -> None:
-        """Remove a container's root filesystem: its upper layer (overlay) or its copy (vfs)."""
-        rootfs = container_dir / "rootfs"
-        if rootfs.exists():
-            unmount(str(rootfs))
-            if os.path.ismount(rootfs):
-                raise StoreError(f"removing container root filesystem {rootfs}: still mounted")
-        shutil.rmtree(container_dir, ignore_errors=True)
-
     def remove_unused(self, keep: set[str]) -> list[str]:
         """Remove snapshots not in ``keep``, and work directories of killed unpacks.
 
@@ -284,3 +275,13 @@ def mounted(mounts: list[Mount]) -> Iterator[str]:
     finally:
         for t in reversed(done):
             unmount(t)
+
+
+def release_container(container_dir: Path) -> None:
+    """Remove a container's directory with its root filesystem (overlay upper or vfs copy)."""
+    rootfs = container_dir / "rootfs"
+    if rootfs.exists():
+        unmount(str(rootfs))
+        if os.path.ismount(rootfs):
+            raise StoreError(f"removing container root filesystem {rootfs}: still mounted")
+    shutil.rmtree(container_dir, ignore_errors=True)

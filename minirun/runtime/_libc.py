@@ -67,3 +67,11 @@ def pivot_root(new_root: str, put_old: str) -> None:
     rc = _lib.syscall(_SYS_PIVOT_ROOT, _ffi.new("char[]", new_root.encode()), _ffi.new("char[]", put_old.encode()))
     if rc != 0:
         raise _fail("pivot_root", new_root)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def prctl(option: int, arg2: int = 0) -> None:
+    if _lib.prctl(option, arg2, 0, 0, 0) != 0:
+        raise _fail("prctl", str(option))

@@ -15,6 +15,7 @@ int mount(const char *source, const char *target, const char *filesystemtype,
 int umount2(const char *target, int flags);
 int unshare(int flags);
 long syscall(long number, ...);
+int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5);
 """
 
 TARGET = Path(__file__).with_name("_libc_ffi.py")

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..store import atomic_write, now_iso
+from ..errors import MiniRunError, StoreError
+from ..store import atomic_write, file_lock, now_iso
 
 _ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "quiet", "sharp", "vivid", "wise")
 _NAMES = ("curie", "hopper", "lovelace", "noether", "ritchie", "shannon", "thompson", "turing")
@@ -23,12 +24,16 @@ _NAMES = ("curie", "hopper", "lovelace", "noether", "ritchie", "shannon", "thomp
 class ContainerState:
     id: str
     name: str
-    image: str
+    image: str                       # as the user named it (familiar form)
     command: list[str]
     created: str
+    reference: str = ""              # the image's full reference in the store
+    chains: list[str] = field(default_factory=list)   # snapshots its root filesystem stacks
     status: str = "created"          # created, running, exited
     exit_code: int | None = None
-    pid: int | None = None
+    pid: int | None = None           # the container's process, on the host
+    monitor: int | None = None       # the minirun process that waits for it
+    finished: str | None = None
 
 
 def new_id() -> str:
@@ -39,12 +44,32 @@ def generated_name() -> str:
     return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NAMES)}_{secrets.token_hex(2)}"
 
 
-def create(root: Path, image: str, command: list[str], name: str | None, hostname: str | None
-           ) -> tuple[ContainerState, Path, dict[str, Path]]:
+class ContainerNotFound(MiniRunError):
+    pass
+
+
+class ContainerConflict(MiniRunError):
+    pass
+
+
+def create(root: Path, image: str, command: list[str], name: str | None, hostname: str | None,
+           reference: str = "", chains: list[str] | None = None) -> tuple[ContainerState, Path, dict[str, Path]]:
     cid = new_id()
-    directory = root / "containers" / cid
-    directory.mkdir(parents=True)
-    state = ContainerState(cid, name or generated_name(), image, command, now_iso())
+    base = root / "containers"
+    base.mkdir(parents=True, exist_ok=True)
+    with file_lock(root / "containers.lock"):  # names are unique: check and claim at once
+        if name is not None:
+            if not _NAME_RE_OK(name):
+                raise ContainerConflict(f'invalid container name "{name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
+            taken = next((s for _, s in list_all(root) if s.name == name), None)
+            if taken is not None:
+                raise ContainerConflict(f'the container name "{name}" is already in use by container '
+                                        f'"{taken.id}": remove it (minirun rm) or choose another name')
+        directory = base / cid
+        directory.mkdir()
+        state = ContainerState(cid, name or generated_name(), image, command, now_iso(), reference,
+                               list(chains or []))
+        save(directory, state)
     host = hostname or cid[:12]
     files = {"/etc/hostname": directory / "hostname", "/etc/hosts": directory / "hosts",
              "/etc/resolv.conf": directory / "resolv.conf"}
@@ -57,7 +82,6 @@ def create(root: Path, image: str, command: list[str], name: str | None, hostnam
     except OSError:
         resolv = ""
     files["/etc/resolv.conf"].write_text(resolv)
-    save(directory, state)
     return state, directory, files
 
 
@@ -69,6 +93,62 @@ def hostname_of(directory: Path) -> str:
     return (directory / "hostname").read_text().strip()
 
 
-def running_as(state: ContainerState) -> ContainerState:
-    state.status, state.pid = "running", os.getpid()
+def _NAME_RE_OK(name: str) -> bool:
+    import re
+    return re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name) is not None
+
+
+def load(directory: Path) -> ContainerState:
+    try:
+        doc = json.loads((directory / "state.json").read_text())
+        return ContainerState(**doc)
+    except (OSError, ValueError, TypeError) as e:
+        raise StoreError(f"reading container state {directory / 'state.json'}: {e}") from None
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def refresh(state: ContainerState) -> ContainerState:
+    """A container whose minirun died is exited (its process died with it: PDEATHSIG)."""
+    if state.status == "running" and not _alive(state.monitor):
+        state.status, state.exit_code = "exited", 137
+        state.finished = state.finished or now_iso()
     return state
+
+
+def list_all(root: Path) -> list[tuple[Path, ContainerState]]:
+    base = root / "containers"
+    if not base.is_dir():
+        return []
+    out = []
+    for d in base.iterdir():
+        if len(d.name) == 64 and (d / "state.json").exists():
+            try:
+                out.append((d, refresh(load(d))))
+            except StoreError:
+                continue  # being created or removed right now
+    return sorted(out, key=lambda x: x[1].created, reverse=True)
+
+
+def find(root: Path, key: str) -> tuple[Path, ContainerState]:
+    """By name, full ID or unique ID prefix, as Docker finds containers."""
+    every = list_all(root)
+    exact = [x for x in every if key in (x[1].name, x[1].id)]
+    if exact:
+        return exact[0]
+    prefix = [x for x in every if key and x[1].id.startswith(key)]
+    if len(prefix) == 1:
+        return prefix[0]
+    if len(prefix) > 1:
+        raise ContainerConflict(f'multiple containers match "{key}": give more of the ID')
+    raise ContainerNotFound(f"No such container: {key}")

@@ -111,6 +111,8 @@ def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str,
            network: str, errw: int) -> None:
     step = "setting up"
     try:
+        # If minirun dies (even by SIGKILL), so does the container: nothing runs unwatched.
+        _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
         step = "unshare"
         flags = _libc.CLONE_NEWNS | _libc.CLONE_NEWUTS | _libc.CLONE_NEWIPC | _libc.CLONE_NEWCGROUP
         if network != "host":
@@ -185,6 +187,8 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
         _child(spec, mounts, rootfs, etc_files, network, errw)
         os._exit(EXIT_RUNTIME)  # not reached
     os.close(errw)
+    if on_started is not None:
+        on_started(pid)
     previous = {s: signal.signal(s, lambda signum, _frame: _forward(pid, signum)) for s in FORWARDED}
     try:
         report = b""

@@ -169,3 +169,47 @@ def test_run_failures_of_minirun_itself_exit_125(mr: Minirun, env: Env) -> None:
         assert r.stderr.splitlines()[-1].startswith("minirun: ") and text in r.stderr, (args, r.stderr)
     r = mr("run", "--rm", "busybox", "sh", "-c", "exit 2")
     assert r.returncode == 2  # the program's own 2 is passed through, not taken for a usage error
+
+
+def test_ps_rm_and_names(mr: Minirun) -> None:
+    assert sh(mr, "true").returncode == 0
+    assert mr("run", "--name", "first", "busybox", "sh", "-c", "exit 3").returncode == 3
+    r = mr("run", "--name", "first", "busybox", "true")
+    assert r.returncode == 125 and 'the container name "first" is already in use' in r.stderr
+    table = mr("ps", "-a").stdout.splitlines()
+    assert table[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]
+    assert "Exited (3)" in table[1] and table[1].endswith("first") and '"sh -c exit 3"' in table[1]
+    assert mr("ps").stdout.splitlines()[1:] == []  # nothing running
+    [row] = [json.loads(line) for line in mr("ps", "-a", "--format", "json").stdout.splitlines()]
+    assert (row["Names"], row["State"], row["ExitCode"], row["Image"]) == ("first", "exited", 3, "busybox")
+
+    r = mr("rmi", "busybox")
+    assert r.returncode == 1 and "conflict: unable to remove image" in r.stderr and row["ID"] in r.stderr
+    assert (mr("rm", "first").returncode, mr("ps", "-a", "-q").stdout) == (0, "")
+    assert mr("rm", "first").stderr == "minirun: No such container: first\n"
+
+
+def test_running_container_ps_rm_f_and_killed_monitor(mr: Minirun) -> None:
+    assert sh(mr, "true").returncode == 0
+    p = mr.popen("run", "--name", "sleeper", "busybox", "sleep", "60")
+    deadline = time.monotonic() + 20
+    while "sleeper" not in mr("ps").stdout and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "Up " in mr("ps").stdout
+    r = mr("rm", "sleeper")
+    assert r.returncode == 1 and "cannot remove running container" in r.stderr
+    # minirun itself killed: its container dies with it and is shown as exited, not running forever.
+    p.send_signal(signal.SIGKILL)
+    p.wait(10)
+    deadline = time.monotonic() + 10
+    while subprocess.run(["pgrep", "-f", "^sleep 60$"], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "the container outlived minirun"
+        time.sleep(0.1)
+    assert "Exited (137)" in mr("ps", "-a").stdout and mr("ps").stdout.splitlines()[1:] == []
+    # rm -f on a running one.
+    p = mr.popen("run", "--name", "sleeper2", "busybox", "sleep", "60")
+    while "sleeper2" not in mr("ps").stdout and time.monotonic() < deadline + 20:
+        time.sleep(0.1)
+    assert mr("rm", "-f", "sleeper2").returncode == 0
+    assert p.wait(10) == 137
+    assert "sleeper2" not in mr("ps", "-a").stdout

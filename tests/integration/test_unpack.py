@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from minirun.errors import LayerError
-from minirun.rootfs import Mount, Snapshotter, mounted
+from minirun.rootfs import Mount, Snapshotter, mount, mounted, release_container
 from tests.support.layers import GZIP, MTIME, TAR, ZSTD, E, Layer, listing, make_layer, unpack_stack
 
 CAP = b"\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"  # cap_net_bind_service
@@ -292,11 +292,10 @@ def test_release_removes_the_containers_layer_only(snap: Snapshotter, blobs: Pat
     ctr = tmp_path / "containers" / "x"
     mounts = snap.prepare(chains, ctr)
     for m in mounts:
-        from minirun.rootfs import mount
         mount(m)
     (ctr / "rootfs" / "written-by-container").write_text("x")
     (ctr / "rootfs" / "a").unlink()
-    snap.release(ctr)
+    release_container(ctr)
     assert not ctr.exists()
     assert (snap.fs(chains[0]) / "a").read_bytes() == b"a"  # the image's layer is untouched
     assert not (snap.fs(chains[0]) / "written-by-container").exists()
