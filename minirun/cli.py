@@ -171,6 +171,9 @@ def run_cmd(
     hostname: Annotated[str | None, typer.Option("--hostname", "-h")] = None,
     interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Keep stdin open.")] = False,
     network: Annotated[str, typer.Option("--network", metavar="none|host")] = "none",
+    volume: Annotated[list[str], typer.Option("--volume", "-v", metavar="/HOST:/CONTAINER[:ro]")] = [],  # noqa: B006
+    tmpfs: Annotated[list[str], typer.Option("--tmpfs", metavar="/PATH[:OPTIONS]")] = [],  # noqa: B006
+    read_only: Annotated[bool, typer.Option("--read-only", help="Mount the root filesystem read-only.")] = False,
     platform: PlatformOpt = None,
     registry_mirror: MirrorOpt = [],  # noqa: B006
     insecure_registry: InsecureOpt = [],  # noqa: B006
@@ -208,13 +211,16 @@ def run_cmd(
             raise UsageError(f"reading env file {path}: {e.strerror}") from None
         env_lines += spec.parse_env_file(text, path, os.environ)
     argv = spec.command(config, list(command or []), entrypoint)
+    binds = tuple(spec.parse_volume(v) for v in volume)
+    tmpfs_mounts = tuple(spec.parse_tmpfs(t) for t in tmpfs)
     state, directory, files = container.create(images.root, image, list(argv), name, hostname,
                                                record.reference, chains)
     host = container.hostname_of(directory)
     run_spec = spec.RunSpec(
         argv=argv, env=spec.environment(config, env_lines + list(env), os.environ, host),
         cwd=workdir or config.get("WorkingDir") or "/", user=user if user is not None else config.get("User") or "",
-        hostname=host, interactive=interactive)
+        hostname=host, interactive=interactive, binds=binds, tmpfs=tmpfs_mounts,
+        read_only=read_only)
     mounts = snap.prepare(chains, directory)
     code = 125
 

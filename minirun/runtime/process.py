@@ -23,6 +23,7 @@ from ..rootfs import Mount, mount
 from . import _libc
 from .spec import RunSpec, resolve_user, with_home
 
+OLD_ROOT = ".minirun-oldroot"  # where pivot_root parks the host's root until it is detached
 EXIT_RUNTIME = 125
 EXIT_CANNOT_EXEC = 126
 EXIT_NOT_FOUND = 127
@@ -90,6 +91,36 @@ def _mask_and_protect() -> None:
             _libc.mount(path, path, None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY | _libc.MS_REC)
 
 
+_FLAGS = {"ro": _libc.MS_RDONLY, "nosuid": _libc.MS_NOSUID, "nodev": _libc.MS_NODEV,
+          "noexec": _libc.MS_NOEXEC}
+_CLEARS = {"rw": _libc.MS_RDONLY, "suid": _libc.MS_NOSUID, "dev": _libc.MS_NODEV, "exec": _libc.MS_NOEXEC}
+
+
+def mount_options(options: str) -> tuple[int, str | None]:
+    """``noexec,nosuid,size=64m`` -> (mount flags, data the filesystem itself reads)."""
+    flags, data = 0, []
+    for o in filter(None, options.split(",")):
+        if o in _FLAGS:
+            flags |= _FLAGS[o]
+        elif o in _CLEARS:
+            flags &= ~_CLEARS[o]
+        else:
+            data.append(o)
+    return flags, ",".join(data) or None
+
+
+def _bind_volume(fd: int, target: str, readonly: bool) -> None:
+    source = f"/proc/self/fd/{fd}"
+    if os.path.isdir(source):
+        os.makedirs(target, exist_ok=True)
+    elif not os.path.exists(target):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        open(target, "a").close()
+    _libc.mount(source, target, None, _libc.MS_BIND | _libc.MS_REC)
+    if readonly:
+        _libc.mount(source, target, None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY)
+
+
 def _loopback_up() -> None:
     """ifconfig lo up, with one ioctl: no need to import pyroute2 on this path."""
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
@@ -128,13 +159,38 @@ def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str,
                   _libc.MS_RDONLY | _libc.MS_NOSUID | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
         for path, source in etc_files.items():
             _bind_file(source, rootfs, path)
+        step = "opening volumes"
+        # Host side opened now, container side resolved after pivot_root, by the kernel,
+        # inside the new root: an image's symlinks cannot send a bind mount elsewhere.
+        sources = []
+        for b in spec.binds:
+            if not os.path.exists(b.source):
+                os.makedirs(b.source, exist_ok=True)  # as docker run -v does
+            sources.append(os.open(b.source, os.O_PATH | os.O_CLOEXEC))
         step = "pivot_root"
         os.chdir(rootfs)
-        _libc.pivot_root(".", ".")          # the old root ends up stacked under the new one
-        _libc.umount(".", _libc.MNT_DETACH)  # ... and is detached here
+        os.makedirs(OLD_ROOT, exist_ok=True)
+        _libc.pivot_root(".", OLD_ROOT)
         os.chdir("/")
+        # The volumes' sources are still reachable (their fds point into the old root,
+        # still mounted); their targets now resolve inside the new root only.
+        for b, fd in zip(spec.binds, sources, strict=True):
+            step = f"mounting volume {b.source}:{b.target}"
+            _bind_volume(fd, b.target, b.readonly)
+            os.close(fd)
+        step = "detaching the old root"
+        _libc.umount("/" + OLD_ROOT, _libc.MNT_DETACH)
+        os.rmdir("/" + OLD_ROOT)
         step = "masking paths"
         _mask_and_protect()
+        for path, options in spec.tmpfs:
+            step = f"mounting tmpfs on {path}"
+            os.makedirs(path, exist_ok=True)
+            flags, data = mount_options(options)
+            _libc.mount("tmpfs", path, "tmpfs", flags, data)
+        if spec.read_only:
+            step = "making the root filesystem read-only"
+            _libc.mount("/", "/", None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY, None)
         socket.sethostname(spec.hostname)
         if network != "host":
             _loopback_up()
@@ -153,6 +209,7 @@ def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str,
             null = os.open("/dev/null", os.O_RDONLY)
             os.dup2(null, 0)
             os.close(null)
+        # Every inherited descriptor above 2 is closed (the error pipe closes on exec).
         os.closerange(3, errw)
         os.closerange(errw + 1, 65536)
         step = "exec"

@@ -7,8 +7,9 @@ caller's environment (or drops K); PATH has a default; HOSTNAME and HOME are set
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError
@@ -25,6 +26,13 @@ class User:
 
 
 @dataclass(frozen=True)
+class Bind:
+    source: str      # absolute host path
+    target: str      # absolute container path
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
 class RunSpec:
     argv: tuple[str, ...]
     env: tuple[str, ...]     # without HOME unless set: HOME comes from the image's passwd
@@ -32,7 +40,9 @@ class RunSpec:
     user: str                # as given (-u or the image's User); resolved inside the container
     hostname: str
     interactive: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    binds: tuple[Bind, ...] = ()
+    tmpfs: tuple[tuple[str, str], ...] = ()   # (container path, mount options)
+    read_only: bool = False
 
 
 def command(config: Mapping[str, Any], args: list[str], entrypoint: str | None) -> tuple[str, ...]:
@@ -118,3 +128,27 @@ def resolve_user(spec: str, passwd: str, group: str) -> User:
     supplementary = tuple(sorted({int(g[2]) for g in groups
                                   if len(g) >= 4 and name and name in g[3].split(",") and g[2].isdigit()}))
     return User(uid, gid, supplementary, home)
+
+
+def parse_volume(text: str) -> Bind:
+    """``-v /host:/container[:ro|rw]`` (named volumes are not supported)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise UsageError(f'invalid volume "{text}": expected /host/path:/container/path[:ro]')
+    source, target = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise UsageError(f'invalid volume "{text}": mode must be ro or rw')
+    if not source.startswith("/"):
+        raise UsageError(f'invalid volume "{text}": named volumes are not supported, give an absolute host path')
+    if not target.startswith("/") or posixpath.normpath(target) == "/":
+        raise UsageError(f'invalid volume "{text}": the container path must be absolute and not /')
+    return Bind(posixpath.normpath(source), posixpath.normpath(target), mode == "ro")
+
+
+def parse_tmpfs(text: str) -> tuple[str, str]:
+    """``--tmpfs /path[:options]``, with Docker's defaults."""
+    path, _, options = text.partition(":")
+    if not path.startswith("/") or posixpath.normpath(path) == "/":
+        raise UsageError(f'invalid tmpfs "{text}": the container path must be absolute and not /')
+    return posixpath.normpath(path), options or "noexec,nosuid,nodev,size=65536k"

@@ -213,3 +213,28 @@ def test_running_container_ps_rm_f_and_killed_monitor(mr: Minirun) -> None:
     assert mr("rm", "-f", "sleeper2").returncode == 0
     assert p.wait(10) == 137
     assert "sleeper2" not in mr("ps", "-a").stdout
+
+
+def test_volumes_tmpfs_and_read_only(mr: Minirun, tmp_path: Path) -> None:
+    host = tmp_path / "shared"
+    host.mkdir()
+    (host / "in").write_text("from host\n")
+    r = sh(mr, "cat /data/in; echo from container > /data/out", "-v", f"{host}:/data")
+    assert (r.returncode, r.stdout) == (0, "from host\n"), r.stderr
+    assert (host / "out").read_text() == "from container\n"
+    r = sh(mr, "cat /data/in; touch /data/nope", "-v", f"{host}:/data:ro")
+    assert r.returncode != 0 and r.stdout == "from host\n" and "Read-only file system" in r.stderr
+    assert not (host / "nope").exists()
+    # A file, and a path through .. that must stay inside the container.
+    r = sh(mr, "cat /etc/injected; ls /tmp/escape", "-v", f"{host}/in:/etc/injected:ro",
+           "-v", f"{host}:/../../tmp/escape")
+    assert r.stdout.splitlines() == ["from host", "in", "out"], r.stderr
+    assert not Path("/tmp/escape").exists()
+    r = sh(mr, "touch /x", "--read-only")
+    assert r.returncode != 0 and "Read-only file system" in r.stderr
+    r = sh(mr, "touch /scratch/ok && grep /scratch /proc/mounts", "--read-only", "--tmpfs", "/scratch")
+    assert r.returncode == 0 and "tmpfs /scratch tmpfs rw,nosuid,nodev,noexec" in r.stdout, r.stderr
+    for bad in ("relative:/data", f"{host}:data", f"{host}:/data:rx", f"{host}"):
+        r = mr("run", "--rm", "-v", bad, "busybox", "true")
+        assert r.returncode == 125 and "invalid volume" in r.stderr, bad
+    assert mr("ps", "-a", "-q").stdout == ""  # refused before any container was made

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 
 from minirun.errors import UsageError
-from minirun.runtime.spec import DEFAULT_PATH, command, environment, parse_env_file, resolve_user, with_home
+from minirun.runtime.spec import (
+    DEFAULT_PATH,
+    Bind,
+    command,
+    environment,
+    parse_env_file,
+    parse_tmpfs,
+    parse_volume,
+    resolve_user,
+    with_home,
+)
 
 
 @pytest.mark.parametrize("config,args,entrypoint,argv", [
@@ -66,3 +76,27 @@ def test_users(spec: str, uid: int, gid: int, groups: tuple[int, ...], home: str
 def test_unknown_users(spec: str, why: str) -> None:
     with pytest.raises(UsageError, match=why):
         resolve_user(spec, PASSWD, GROUP)
+
+
+@pytest.mark.parametrize("text,bind", [
+    ("/h:/c", Bind("/h", "/c", False)), ("/h/:/c/d/../e:ro", Bind("/h", "/c/e", True)), ("/h:/c:rw", Bind("/h", "/c"))])
+def test_volumes(text: str, bind: Bind) -> None:
+    assert parse_volume(text) == bind
+
+
+@pytest.mark.parametrize("text", ["h:/c", "/h:c", "/h:/", "/h", "/h:/c:rx", ":/c"])
+def test_bad_volumes(text: str) -> None:
+    with pytest.raises(UsageError, match="invalid volume"):
+        parse_volume(text)
+
+
+def test_tmpfs_and_mount_options() -> None:
+    from minirun.runtime._libc import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY
+    from minirun.runtime.process import mount_options
+    assert parse_tmpfs("/run") == ("/run", "noexec,nosuid,nodev,size=65536k")
+    assert parse_tmpfs("/x:size=1m,ro") == ("/x", "size=1m,ro")
+    assert mount_options("noexec,nosuid,nodev,size=65536k") == (MS_NOEXEC | MS_NOSUID | MS_NODEV, "size=65536k")
+    assert mount_options("ro,rw,exec,mode=1777") == (0, "mode=1777")
+    assert mount_options("ro") == (MS_RDONLY, None)
+    with pytest.raises(UsageError):
+        parse_tmpfs("relative")
