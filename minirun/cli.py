@@ -174,6 +174,9 @@ def run_cmd(
     volume: Annotated[list[str], typer.Option("--volume", "-v", metavar="/HOST:/CONTAINER[:ro]")] = [],  # noqa: B006
     tmpfs: Annotated[list[str], typer.Option("--tmpfs", metavar="/PATH[:OPTIONS]")] = [],  # noqa: B006
     read_only: Annotated[bool, typer.Option("--read-only", help="Mount the root filesystem read-only.")] = False,
+    privileged: Annotated[bool, typer.Option("--privileged", help="All capabilities, no masked paths.")] = False,
+    cap_add: Annotated[list[str], typer.Option("--cap-add", metavar="CAP")] = [],  # noqa: B006
+    cap_drop: Annotated[list[str], typer.Option("--cap-drop", metavar="CAP")] = [],  # noqa: B006
     platform: PlatformOpt = None,
     registry_mirror: MirrorOpt = [],  # noqa: B006
     insecure_registry: InsecureOpt = [],  # noqa: B006
@@ -182,7 +185,7 @@ def run_cmd(
     from . import reference
     from .oci import Platform, parse_config
     from .rootfs import ensure_image, release_container
-    from .runtime import container, process, spec
+    from .runtime import caps, container, process, spec
     from .store import now_iso
 
     if os.geteuid() != 0:
@@ -213,6 +216,8 @@ def run_cmd(
     argv = spec.command(config, list(command or []), entrypoint)
     binds = tuple(spec.parse_volume(v) for v in volume)
     tmpfs_mounts = tuple(spec.parse_tmpfs(t) for t in tmpfs)
+    last_cap = int(open("/proc/sys/kernel/cap_last_cap").read())
+    capabilities = caps.capability_set(privileged, cap_add, cap_drop, last_cap)
     state, directory, files = container.create(images.root, image, list(argv), name, hostname,
                                                record.reference, chains)
     host = container.hostname_of(directory)
@@ -220,7 +225,7 @@ def run_cmd(
         argv=argv, env=spec.environment(config, env_lines + list(env), os.environ, host),
         cwd=workdir or config.get("WorkingDir") or "/", user=user if user is not None else config.get("User") or "",
         hostname=host, interactive=interactive, binds=binds, tmpfs=tmpfs_mounts,
-        read_only=read_only)
+        read_only=read_only, privileged=privileged, capabilities=capabilities)
     mounts = snap.prepare(chains, directory)
     code = 125
 

@@ -75,3 +75,19 @@ PR_SET_PDEATHSIG = 1
 def prctl(option: int, arg2: int = 0) -> None:
     if _lib.prctl(option, arg2, 0, 0, 0) != 0:
         raise _fail("prctl", str(option))
+
+
+PR_CAPBSET_DROP = 24
+_CAP_V3 = 0x20080522
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """Set this thread's capabilities (64-bit masks, as version 3 takes them in two halves)."""
+    header = _ffi.new("cap_header *", {"version": _CAP_V3, "pid": 0})
+    data = _ffi.new("cap_data[2]")
+    for i in (0, 1):
+        data[i].effective = (effective >> (32 * i)) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> (32 * i)) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> (32 * i)) & 0xFFFFFFFF
+    if _lib.capset(header, data) != 0:
+        raise _fail("capset", hex(permitted))

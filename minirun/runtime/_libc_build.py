@@ -16,6 +16,9 @@ int umount2(const char *target, int flags);
 int unshare(int flags);
 long syscall(long number, ...);
 int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5);
+typedef struct { uint32_t version; int pid; } cap_header;
+typedef struct { uint32_t effective; uint32_t permitted; uint32_t inheritable; } cap_data;
+int capset(cap_header *hdrp, const cap_data *datap);
 """
 
 TARGET = Path(__file__).with_name("_libc_ffi.py")

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..rootfs import Mount, mount
 from . import _libc
+from .caps import mask
 from .spec import RunSpec, resolve_user, with_home
 
 OLD_ROOT = ".minirun-oldroot"  # where pivot_root parks the host's root until it is detached
@@ -130,6 +131,13 @@ def _loopback_up() -> None:
         fcntl.ioctl(s, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
 
 
+def _held_capabilities() -> int:
+    for line in _read("/proc/self/status").splitlines():
+        if line.startswith("CapPrm:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
 def _read(path: str) -> str:
     try:
         with open(path) as f:
@@ -181,8 +189,9 @@ def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str,
         step = "detaching the old root"
         _libc.umount("/" + OLD_ROOT, _libc.MNT_DETACH)
         os.rmdir("/" + OLD_ROOT)
-        step = "masking paths"
-        _mask_and_protect()
+        if not spec.privileged:
+            step = "masking paths"
+            _mask_and_protect()
         for path, options in spec.tmpfs:
             step = f"mounting tmpfs on {path}"
             os.makedirs(path, exist_ok=True)
@@ -202,9 +211,19 @@ def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str,
             raise OSError(errno.EPERM, f"working directory {spec.cwd} is outside the container")
         step = "setting the user"
         user = resolve_user(spec.user, _read("/etc/passwd"), _read("/etc/group"))
+        step = "dropping capabilities"
+        last_cap = int(_read("/proc/sys/kernel/cap_last_cap") or "40")
+        for cap in range(last_cap + 1):
+            if cap not in spec.capabilities:
+                _libc.prctl(_libc.PR_CAPBSET_DROP, cap)
+        step = "setting the user"
         os.setgroups(list(user.groups))
         os.setgid(user.gid)
-        os.setuid(user.uid)
+        os.setuid(user.uid)  # for a non-root user the kernel clears the capabilities here, as in Docker
+        if user.uid == 0:
+            # Never more than minirun itself holds (a sandbox may run it without some).
+            allowed = mask(spec.capabilities) & _held_capabilities()
+            _libc.capset(allowed, allowed, allowed)
         if not spec.interactive:
             null = os.open("/dev/null", os.O_RDONLY)
             os.dup2(null, 0)

@@ -43,6 +43,8 @@ class RunSpec:
     binds: tuple[Bind, ...] = ()
     tmpfs: tuple[tuple[str, str], ...] = ()   # (container path, mount options)
     read_only: bool = False
+    privileged: bool = False
+    capabilities: frozenset[int] = frozenset()
 
 
 def command(config: Mapping[str, Any], args: list[str], entrypoint: str | None) -> tuple[str, ...]:

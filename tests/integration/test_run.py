@@ -238,3 +238,33 @@ def test_volumes_tmpfs_and_read_only(mr: Minirun, tmp_path: Path) -> None:
         r = mr("run", "--rm", "-v", bad, "busybox", "true")
         assert r.returncode == 125 and "invalid volume" in r.stderr, bad
     assert mr("ps", "-a", "-q").stdout == ""  # refused before any container was made
+
+
+def caps_of(out: str) -> dict[str, int]:
+    return {k: int(v, 16) for k, v in (line.split(":\t") for line in out.splitlines() if line.startswith("Cap"))}
+
+
+def test_capabilities_like_docker(mr: Minirun) -> None:
+    from minirun.runtime.caps import DEFAULT, NUMBER, mask
+    ours = caps_of(Path("/proc/self/status").read_text())["CapBnd"]  # all that --privileged can give
+    read = "grep ^Cap /proc/self/status"
+    r = sh(mr, read)
+    assert r.returncode == 0, r.stderr
+    c = caps_of(r.stdout)
+    assert c["CapEff"] == c["CapPrm"] == c["CapBnd"] == mask(DEFAULT) == 0xA80425FB  # Docker's default set
+    c = caps_of(sh(mr, read, "--privileged").stdout)
+    assert c["CapEff"] == c["CapBnd"] == ours
+    c = caps_of(sh(mr, read, "--cap-drop", "NET_RAW", "--cap-add", "cap_sys_admin").stdout)
+    assert c["CapEff"] == mask(DEFAULT) - (1 << NUMBER["NET_RAW"]) + (1 << NUMBER["SYS_ADMIN"])
+    c = caps_of(sh(mr, read, "--cap-drop", "ALL", "--cap-add", "CHOWN").stdout)
+    assert c["CapEff"] == 1 << NUMBER["CHOWN"]
+    c = caps_of(sh(mr, read, "-u", "nobody").stdout)
+    assert (c["CapEff"], c["CapBnd"]) == (0, mask(DEFAULT))  # a user other than root has none in effect
+    # What it means: without CAP_SYS_ADMIN no mount; without CHOWN no chown.
+    r = sh(mr, "mkdir /m && mount -t tmpfs none /m")
+    assert r.returncode != 0 and "permission denied" in r.stderr  # EPERM, in busybox's words
+    assert sh(mr, "touch /f && chown 5 /f", "--cap-drop", "CHOWN").returncode != 0
+    assert sh(mr, "mkdir -p /m && mount -t tmpfs none /m", "--privileged").returncode == 0
+    assert sh(mr, "ls /sys/firmware >/dev/null", "--privileged").returncode == 0
+    r = mr("run", "--rm", "--cap-add", "CAP_NOPE", "busybox", "true")
+    assert r.returncode == 125 and 'unknown capability: "CAP_NOPE"' in r.stderr

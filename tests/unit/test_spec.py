@@ -100,3 +100,15 @@ def test_tmpfs_and_mount_options() -> None:
     assert mount_options("ro") == (MS_RDONLY, None)
     with pytest.raises(UsageError):
         parse_tmpfs("relative")
+
+
+def test_capability_rules() -> None:
+    from minirun.runtime.caps import DEFAULT, NUMBER, capability_set
+    assert capability_set(False, [], [], 40) == DEFAULT
+    assert capability_set(True, [], ["ALL"], 40) == frozenset(range(41))
+    assert capability_set(False, ["ALL"], ["chown"], 40) == frozenset(range(41)) - {NUMBER["CHOWN"]}
+    assert capability_set(False, ["NET_ADMIN"], ["ALL"], 40) == {NUMBER["NET_ADMIN"]}
+    assert capability_set(False, ["cap_sys_admin"], ["CAP_KILL"], 40) == DEFAULT - {5} | {21}
+    assert capability_set(False, ["BPF"], [], 38) == DEFAULT  # a kernel without it
+    with pytest.raises(UsageError, match='unknown capability: "FLY"'):
+        capability_set(False, ["FLY"], [], 40)
