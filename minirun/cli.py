@@ -177,6 +177,9 @@ def run_cmd(
     privileged: Annotated[bool, typer.Option("--privileged", help="All capabilities, no masked paths.")] = False,
     cap_add: Annotated[list[str], typer.Option("--cap-add", metavar="CAP")] = [],  # noqa: B006
     cap_drop: Annotated[list[str], typer.Option("--cap-drop", metavar="CAP")] = [],  # noqa: B006
+    memory: Annotated[str | None, typer.Option("--memory", "-m", metavar="SIZE", help="e.g. 512m")] = None,
+    cpus: Annotated[str | None, typer.Option("--cpus", metavar="N", help="e.g. 0.5")] = None,
+    pids_limit: Annotated[int | None, typer.Option("--pids-limit", metavar="N")] = None,
     platform: PlatformOpt = None,
     registry_mirror: MirrorOpt = [],  # noqa: B006
     insecure_registry: InsecureOpt = [],  # noqa: B006
@@ -185,7 +188,7 @@ def run_cmd(
     from . import reference
     from .oci import Platform, parse_config
     from .rootfs import ensure_image, release_container
-    from .runtime import caps, container, process, spec
+    from .runtime import caps, cgroups, container, process, spec
     from .store import now_iso
 
     if os.geteuid() != 0:
@@ -218,6 +221,7 @@ def run_cmd(
     tmpfs_mounts = tuple(spec.parse_tmpfs(t) for t in tmpfs)
     last_cap = int(open("/proc/sys/kernel/cap_last_cap").read())
     capabilities = caps.capability_set(privileged, cap_add, cap_drop, last_cap)
+    limits = cgroups.parse_limits(memory, cpus, pids_limit)
     state, directory, files = container.create(images.root, image, list(argv), name, hostname,
                                                record.reference, chains)
     host = container.hostname_of(directory)
@@ -234,7 +238,8 @@ def run_cmd(
         container.save(directory, state)
 
     try:
-        code = process.start(run_spec, mounts, mounts[-1].target, files, network, started)
+        code = process.start(run_spec, mounts, mounts[-1].target, files, network,
+                             cgroups.Cgroup(state.id, limits), started)
     except process.ContainerStartError as e:
         code = e.code
         _err(str(e))

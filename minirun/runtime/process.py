@@ -22,6 +22,7 @@ from ..errors import UsageError
 from ..rootfs import Mount, mount
 from . import _libc
 from .caps import mask
+from .cgroups import Cgroup
 from .spec import RunSpec, resolve_user, with_home
 
 OLD_ROOT = ".minirun-oldroot"  # where pivot_root parks the host's root until it is detached
@@ -147,9 +148,14 @@ def _read(path: str) -> str:
 
 
 def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, Path],
-           network: str, errw: int) -> None:
+           network: str, errw: int, syncr: int) -> None:
     step = "setting up"
     try:
+        # Wait until the parent has put us in our cgroup: the cgroup namespace made
+        # below must have that cgroup as its root. An empty read: the parent is gone.
+        if os.read(syncr, 1) != b"g":
+            os._exit(EXIT_RUNTIME)
+        os.close(syncr)
         # If minirun dies (even by SIGKILL), so does the container: nothing runs unwatched.
         _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
         step = "unshare"
@@ -253,16 +259,35 @@ def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str,
 
 
 def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, Path], network: str,
-          on_started: Callable[[int], None] | None = None) -> int:
-    """Run the container's process to its end; returns Docker's exit code for it."""
+          cgroup: Cgroup, on_started: Callable[[int], None] | None = None) -> int:
+    """Run the container's process to its end; returns Docker's exit code for it.
+
+    ``cgroup`` is created here before the process starts and removed after it ended.
+    """
     errr, errw = os.pipe2(os.O_CLOEXEC)
+    syncr, syncw = os.pipe2(os.O_CLOEXEC)
+    try:
+        cgroup.create()
+    except OSError as e:
+        raise ContainerStartError(f"creating cgroup: {e.strerror or e}", EXIT_RUNTIME) from None
     _libc.unshare(_libc.CLONE_NEWPID)  # for our children only: the next fork is PID 1
     pid = os.fork()
     if pid == 0:
         os.close(errr)
-        _child(spec, mounts, rootfs, etc_files, network, errw)
+        os.close(syncw)
+        _child(spec, mounts, rootfs, etc_files, network, errw, syncr)
         os._exit(EXIT_RUNTIME)  # not reached
     os.close(errw)
+    os.close(syncr)
+    try:
+        cgroup.add(pid)
+    except OSError as e:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        cgroup.remove()
+        raise ContainerStartError(f"joining cgroup: {e.strerror or e}", EXIT_RUNTIME) from None
+    os.write(syncw, b"g")
+    os.close(syncw)
     if on_started is not None:
         on_started(pid)
     previous = {s: signal.signal(s, lambda signum, _frame: _forward(pid, signum)) for s in FORWARDED}
@@ -275,6 +300,7 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+        cgroup.remove()
     if report:
         code, _, message = report.decode(errors="replace").partition("\n")
         raise ContainerStartError(message, int(code))

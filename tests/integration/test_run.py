@@ -268,3 +268,51 @@ def test_capabilities_like_docker(mr: Minirun) -> None:
     assert sh(mr, "ls /sys/firmware >/dev/null", "--privileged").returncode == 0
     r = mr("run", "--rm", "--cap-add", "CAP_NOPE", "busybox", "true")
     assert r.returncode == 125 and 'unknown capability: "CAP_NOPE"' in r.stderr
+
+
+def _cgroup_dirs(container_id: str) -> list[Path]:
+    from minirun.runtime.cgroups import ROOT, version
+    name = Path("minirun") / container_id
+    return [ROOT / name] if version() == 2 else [ROOT / c / name for c in ("memory", "pids", "cpu")]
+
+
+def test_memory_limit_ends_with_137_and_cgroups_are_removed(mr: Minirun) -> None:
+    assert sh(mr, "true").returncode == 0
+    r = mr("run", "--rm", "--memory", "32m", "busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1")
+    assert r.returncode == 137, r.stderr
+    assert mr("run", "--rm", "--memory", "32m", "busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs=8M",
+              "count=1").returncode == 0  # within the limit
+    r = mr("run", "--rm", "--memory", "lots", "busybox", "true")
+    assert r.returncode == 125 and 'invalid --memory "lots"' in r.stderr
+
+
+def test_pids_limit_stops_a_fork_bomb(mr: Minirun) -> None:
+    r = sh(mr, "for i in $(seq 50); do sleep 3 & done; wait", "--pids-limit", "10")
+    assert "can't fork" in r.stderr
+
+
+def test_limits_are_set_while_running_and_removed_after(mr: Minirun) -> None:
+    from minirun.runtime.cgroups import version
+    assert sh(mr, "true").returncode == 0
+    p = mr.popen("run", "--name", "limited", "--memory", "64m", "--cpus", "0.5", "--pids-limit", "20",
+                 "busybox", "sleep", "30")
+    deadline = time.monotonic() + 20
+    while "limited" not in mr("ps").stdout and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [row] = [json.loads(line) for line in mr("ps", "--format", "json").stdout.splitlines()]
+    [state] = [json.loads((d / "state.json").read_text()) for d in (mr.root / "containers").iterdir()]
+    dirs = _cgroup_dirs(state["id"])
+    if version() == 2:
+        d = dirs[0]
+        assert (d / "memory.max").read_text().strip() == str(64 << 20)
+        assert (d / "cpu.max").read_text().split() == ["50000", "100000"]
+        assert (d / "pids.max").read_text().strip() == "20"
+    else:
+        assert (dirs[0] / "memory.limit_in_bytes").read_text().strip() == str(64 << 20)
+        assert (dirs[2] / "cpu.cfs_quota_us").read_text().strip() == "50000"
+        assert (dirs[1] / "pids.max").read_text().strip() == "20"
+    assert str(state["pid"]) in (dirs[0] / "cgroup.procs").read_text().split()
+    assert row["Names"] == "limited"
+    assert mr("rm", "-f", "limited").returncode == 0
+    assert p.wait(10) == 137
+    assert not any(d.exists() for d in dirs)

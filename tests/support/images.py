@@ -48,7 +48,8 @@ int main(void) {
 """
 _EPOCH = 1700000000
 APPLETS = ["sh", "ls", "cat", "echo", "id", "env", "pwd", "sleep", "true", "false", "mkdir",
-           "rm", "hostname", "ps", "mount", "uname", "wc", "head", "yes", "sha256sum", "touch"]
+           "rm", "hostname", "ps", "mount", "uname", "wc", "head", "yes", "sha256sum", "touch", "dd", "seq",
+           "grep", "cut", "tail", "kill"]
 
 
 def sha256(data: bytes) -> str:

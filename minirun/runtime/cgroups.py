@@ -1,0 +1,139 @@
+"""Resource limits through cgroups, v2 (most users) and v1 (hybrid hosts, like ours).
+
+One cgroup per container, ``minirun/<id>``, created before the program starts and
+removed after it exits. The limits, as Docker sets them:
+
+    --memory    v2 memory.max (+ memory.swap.max 0)   v1 memory.limit_in_bytes (+ memsw)
+    --cpus      v2 cpu.max "quota period"             v1 cpu.cfs_quota_us / cpu.cfs_period_us
+    --pids-limit v2/v1 pids.max
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UsageError
+
+ROOT = Path("/sys/fs/cgroup")
+PERIOD = 100_000
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory: int | None = None      # bytes
+    cpus: float | None = None
+    pids: int | None = None
+
+    @property
+    def any(self) -> bool:
+        return any(v is not None for v in (self.memory, self.cpus, self.pids))
+
+
+def parse_memory(text: str) -> int:
+    """Docker's sizes: ``512m``, ``1g``, ``1048576`` (at least 6 MiB, as Docker requires)."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)b?", text.strip().lower())
+    if not m:
+        raise UsageError(f'invalid --memory "{text}": expected a size such as 512m or 1g')
+    value = int(float(m.group(1)) * _UNITS[m.group(2)])
+    if value < 6 << 20:
+        raise UsageError(f'invalid --memory "{text}": the minimum is 6m')
+    return value
+
+
+def parse_limits(memory: str | None, cpus: str | None, pids: int | None) -> Limits:
+    cpu_value = None
+    if cpus is not None:
+        try:
+            cpu_value = float(cpus)
+        except ValueError:
+            raise UsageError(f'invalid --cpus "{cpus}": expected a number such as 0.5') from None
+        if cpu_value <= 0 or cpu_value > os.cpu_count() * 1.0:  # type: ignore[operator]
+            raise UsageError(f'invalid --cpus "{cpus}": must be above 0 and at most {os.cpu_count()}')
+    if pids is not None and pids <= 0:
+        raise UsageError(f'invalid --pids-limit "{pids}": must be a positive number')
+    return Limits(parse_memory(memory) if memory is not None else None, cpu_value, pids)
+
+
+def version() -> int:
+    return 2 if (ROOT / "cgroup.controllers").exists() else 1
+
+
+def _write(path: Path, value: str) -> None:
+    try:
+        path.write_text(value)
+    except OSError as e:
+        raise OSError(e.errno, f"writing {value!r} to {path}: {e.strerror}") from None
+
+
+class Cgroup:
+    """The container's cgroup directories (one on v2; one per controller on v1)."""
+
+    def __init__(self, container_id: str, limits: Limits) -> None:
+        self.limits = limits
+        self.v2 = version() == 2
+        name = Path("minirun") / container_id
+        if self.v2:
+            self.dirs = {"all": ROOT / name}
+        else:
+            self.dirs = {c: ROOT / c / name for c in ("memory", "pids", "cpu")}
+
+    def create(self) -> None:
+        if self.v2:
+            parent = self.dirs["all"].parent
+            parent.mkdir(exist_ok=True)
+            wanted = [c for c in ("memory", "pids", "cpu")
+                      if c in (ROOT / "cgroup.controllers").read_text().split()]
+            for level in (ROOT, parent):
+                _write(level / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
+        for d in self.dirs.values():
+            d.mkdir(parents=True, exist_ok=True)
+        self._apply()
+
+    def _apply(self) -> None:
+        lim = self.limits
+        if self.v2:
+            d = self.dirs["all"]
+            if lim.memory is not None:
+                _write(d / "memory.max", str(lim.memory))
+                if (d / "memory.swap.max").exists():
+                    _write(d / "memory.swap.max", "0")
+            if lim.cpus is not None:
+                _write(d / "cpu.max", f"{int(lim.cpus * PERIOD)} {PERIOD}")
+            if lim.pids is not None:
+                _write(d / "pids.max", str(lim.pids))
+            return
+        if lim.memory is not None:
+            _write(self.dirs["memory"] / "memory.limit_in_bytes", str(lim.memory))
+            memsw = self.dirs["memory"] / "memory.memsw.limit_in_bytes"
+            if memsw.exists():
+                _write(memsw, str(lim.memory))  # no swap beyond the limit: the OOM killer acts
+        if lim.cpus is not None:
+            _write(self.dirs["cpu"] / "cpu.cfs_period_us", str(PERIOD))
+            _write(self.dirs["cpu"] / "cpu.cfs_quota_us", str(int(lim.cpus * PERIOD)))
+        if lim.pids is not None:
+            _write(self.dirs["pids"] / "pids.max", str(lim.pids))
+
+    def add(self, pid: int) -> None:
+        for d in self.dirs.values():
+            _write(d / "cgroup.procs", str(pid))
+
+    def remove(self) -> None:
+        """After the process exited; a cgroup is removable once its last task is gone."""
+        for d in self.dirs.values():
+            for _ in range(50):
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+        if self.v2:
+            with contextlib.suppress(OSError):
+                self.dirs["all"].parent.rmdir()
