@@ -180,6 +180,7 @@ def run_cmd(
     memory: Annotated[str | None, typer.Option("--memory", "-m", metavar="SIZE", help="e.g. 512m")] = None,
     cpus: Annotated[str | None, typer.Option("--cpus", metavar="N", help="e.g. 0.5")] = None,
     pids_limit: Annotated[int | None, typer.Option("--pids-limit", metavar="N")] = None,
+    init: Annotated[bool, typer.Option("--init", help="Run a reaper as PID 1 for the program.")] = False,
     platform: PlatformOpt = None,
     registry_mirror: MirrorOpt = [],  # noqa: B006
     insecure_registry: InsecureOpt = [],  # noqa: B006
@@ -229,7 +230,7 @@ def run_cmd(
         argv=argv, env=spec.environment(config, env_lines + list(env), os.environ, host),
         cwd=workdir or config.get("WorkingDir") or "/", user=user if user is not None else config.get("User") or "",
         hostname=host, interactive=interactive, binds=binds, tmpfs=tmpfs_mounts,
-        read_only=read_only, privileged=privileged, capabilities=capabilities)
+        read_only=read_only, privileged=privileged, capabilities=capabilities, init=init)
     mounts = snap.prepare(chains, directory)
     code = 125
 

@@ -239,6 +239,8 @@ def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str,
         os.closerange(errw + 1, 65536)
         step = "exec"
         env = dict(e.split("=", 1) for e in with_home(spec.env, user.home))
+        if spec.init:
+            _init(spec, env, errw)
         os.execvpe(spec.argv[0], list(spec.argv), env)
     except UsageError as e:
         os.write(errw, f"{EXIT_RUNTIME}\n{e}".encode())
@@ -256,6 +258,30 @@ def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str,
     except BaseException as e:  # noqa: BLE001 - the child must never return into the caller's code
         os.write(errw, f"{EXIT_RUNTIME}\n{step}: {e}".encode())
         os._exit(EXIT_RUNTIME)
+
+
+def _init(spec: RunSpec, env: dict[str, str], errw: int) -> None:
+    """``--init``: stay PID 1, run the program as a child, reap every orphan, forward signals.
+
+    Exits with the program's status (128+N if a signal ended it), like tini.
+    """
+    program = os.fork()
+    if program == 0:
+        for s in FORWARDED:
+            signal.signal(s, signal.SIG_DFL)
+        os.execvpe(spec.argv[0], list(spec.argv), env)  # an error reaches _child's handlers
+    os.close(errw)  # the program's exec closes its copy; ours must not keep the pipe open
+    for s in FORWARDED:
+        signal.signal(s, lambda signum, _frame: _forward(program, signum))
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(EXIT_RUNTIME)
+        except InterruptedError:
+            continue
+        if pid == program:
+            os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
 
 
 def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, Path], network: str,

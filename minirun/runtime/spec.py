@@ -44,6 +44,7 @@ class RunSpec:
     tmpfs: tuple[tuple[str, str], ...] = ()   # (container path, mount options)
     read_only: bool = False
     privileged: bool = False
+    init: bool = False
     capabilities: frozenset[int] = frozenset()
 
 

@@ -316,3 +316,42 @@ def test_limits_are_set_while_running_and_removed_after(mr: Minirun) -> None:
     assert mr("rm", "-f", "limited").returncode == 0
     assert p.wait(10) == 137
     assert not any(d.exists() for d in dirs)
+
+
+def _zombies_under(host_pid: int) -> int:
+    out = subprocess.run(["ps", "-eo", "ppid=,stat="], capture_output=True, text=True).stdout.split("\n")
+    return sum(1 for line in out if line.split() and int(line.split()[0]) == host_pid and "Z" in line.split()[1])
+
+
+def _pid1(mr: Minirun, name: str) -> int:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        for d in (mr.root / "containers").iterdir():
+            state = json.loads((d / "state.json").read_text())
+            if state["name"] == name and state["pid"]:
+                return int(state["pid"])
+        time.sleep(0.05)
+    raise AssertionError(f"container {name} did not start")
+
+
+def test_init_reaps_orphans_and_passes_codes(mr: Minirun) -> None:
+    assert sh(mr, "true").returncode == 0
+    orphan = "(sleep 0.2 &); exec sleep 2"  # the orphaned sleep is handed to PID 1
+    p = mr.popen("run", "--rm", "--name", "no-init", "busybox", "sh", "-c", orphan)
+    pid1 = _pid1(mr, "no-init")
+    time.sleep(1)
+    assert _zombies_under(pid1) == 1  # `sleep` as PID 1 never reaps it
+    p.wait(10)
+    p = mr.popen("run", "--rm", "--init", "--name", "with-init", "busybox", "sh", "-c", orphan)
+    pid1 = _pid1(mr, "with-init")
+    time.sleep(1)
+    assert _zombies_under(pid1) == 0
+    assert p.wait(10) == 0
+    assert sh(mr, "echo $$; exit 5", "--init").stdout == "2\n"
+    assert sh(mr, "exit 5", "--init").returncode == 5
+    r = mr("run", "--rm", "--init", "busybox", "nosuch")
+    assert r.returncode == 127 and "executable file not found" in r.stderr
+    p = mr.popen("run", "--rm", "--init", "busybox", "sh", "-c", 'trap "exit 9" TERM; echo ready; sleep 30 & wait')
+    assert p.stdout is not None and p.stdout.readline() == "ready\n"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(10) == 9
