@@ -155,188 +155,6 @@ def pull_cmd(
     typer.echo(str(ref))
 
 
-# -- run ----------------------------------------------------------------------
-
-@app.command("run", context_settings={"allow_interspersed_args": False, "help_option_names": ["--help"]})
-def run_cmd(
-    image: Annotated[str, typer.Argument(metavar="IMAGE")],
-    command: Annotated[list[str] | None, typer.Argument(metavar="[COMMAND] [ARG...]")] = None,
-    rm: Annotated[bool, typer.Option("--rm", help="Remove the container when it exits.")] = False,
-    name: Annotated[str | None, typer.Option("--name")] = None,
-    env: Annotated[list[str], typer.Option("--env", "-e", metavar="K=V|K")] = [],  # noqa: B006
-    env_file: Annotated[list[str], typer.Option("--env-file", metavar="FILE")] = [],  # noqa: B006
-    workdir: Annotated[str | None, typer.Option("--workdir", "-w")] = None,
-    user: Annotated[str | None, typer.Option("--user", "-u", metavar="NAME|UID[:GROUP|GID]")] = None,
-    entrypoint: Annotated[str | None, typer.Option("--entrypoint")] = None,
-    hostname: Annotated[str | None, typer.Option("--hostname", "-h")] = None,
-    interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Keep stdin open.")] = False,
-    network: Annotated[str, typer.Option("--network", metavar="none|host")] = "none",
-    volume: Annotated[list[str], typer.Option("--volume", "-v", metavar="/HOST:/CONTAINER[:ro]")] = [],  # noqa: B006
-    tmpfs: Annotated[list[str], typer.Option("--tmpfs", metavar="/PATH[:OPTIONS]")] = [],  # noqa: B006
-    read_only: Annotated[bool, typer.Option("--read-only", help="Mount the root filesystem read-only.")] = False,
-    privileged: Annotated[bool, typer.Option("--privileged", help="All capabilities, no masked paths.")] = False,
-    cap_add: Annotated[list[str], typer.Option("--cap-add", metavar="CAP")] = [],  # noqa: B006
-    cap_drop: Annotated[list[str], typer.Option("--cap-drop", metavar="CAP")] = [],  # noqa: B006
-    memory: Annotated[str | None, typer.Option("--memory", "-m", metavar="SIZE", help="e.g. 512m")] = None,
-    cpus: Annotated[str | None, typer.Option("--cpus", metavar="N", help="e.g. 0.5")] = None,
-    pids_limit: Annotated[int | None, typer.Option("--pids-limit", metavar="N")] = None,
-    init: Annotated[bool, typer.Option("--init", help="Run a reaper as PID 1 for the program.")] = False,
-    platform: PlatformOpt = None,
-    registry_mirror: MirrorOpt = [],  # noqa: B006
-    insecure_registry: InsecureOpt = [],  # noqa: B006
-) -> None:
-    """Run a command in a new container (pulling the image if it is not here)."""
-    from . import reference
-    from .oci import Platform, parse_config
-    from .rootfs import ensure_image, release_container
-    from .runtime import caps, cgroups, container, process, spec
-    from .store import now_iso
-
-    if os.geteuid() != 0:
-        raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
-    if network not in ("none", "host"):
-        raise UsageError(f'invalid --network "{network}": expected none or host (bridge comes later)')
-    ref = reference.parse(image)
-    images = _store()
-    plat_text = platform or os.environ.get("DOCKER_DEFAULT_PLATFORM")
-    plat = Platform.parse(plat_text) if plat_text else Platform.host()
-    record = images.get(str(ref))
-    if record is None or Platform.parse(record.platform) != plat:
-        _err_plain(f"Unable to find image '{ref.familiar()}' locally")
-        do_pull(image, platform, "auto", registry_mirror, insecure_registry, sys.stderr)
-        record = images.get(str(ref))
-        assert record is not None
-    snap = _snapshotter(images)
-    chains = ensure_image(images, snap, record)
-    config = parse_config(images.content.read(record.config), record.reference).raw.get("config") or {}
-
-    env_lines: list[str] = []
-    for path in env_file:
-        try:
-            text = open(path).read()
-        except OSError as e:
-            raise UsageError(f"reading env file {path}: {e.strerror}") from None
-        env_lines += spec.parse_env_file(text, path, os.environ)
-    argv = spec.command(config, list(command or []), entrypoint)
-    binds = tuple(spec.parse_volume(v) for v in volume)
-    tmpfs_mounts = tuple(spec.parse_tmpfs(t) for t in tmpfs)
-    last_cap = int(open("/proc/sys/kernel/cap_last_cap").read())
-    capabilities = caps.capability_set(privileged, cap_add, cap_drop, last_cap)
-    limits = cgroups.parse_limits(memory, cpus, pids_limit)
-    state, directory, files = container.create(images.root, image, list(argv), name, hostname,
-                                               record.reference, chains)
-    host = container.hostname_of(directory)
-    run_spec = spec.RunSpec(
-        argv=argv, env=spec.environment(config, env_lines + list(env), os.environ, host),
-        cwd=workdir or config.get("WorkingDir") or "/", user=user if user is not None else config.get("User") or "",
-        hostname=host, interactive=interactive, binds=binds, tmpfs=tmpfs_mounts,
-        read_only=read_only, privileged=privileged, capabilities=capabilities, init=init)
-    mounts = snap.prepare(chains, directory)
-    code = 125
-
-    def started(pid: int) -> None:
-        state.status, state.pid, state.monitor = "running", pid, os.getpid()
-        container.save(directory, state)
-
-    try:
-        code = process.start(run_spec, mounts, mounts[-1].target, files, network,
-                             cgroups.Cgroup(state.id, limits), started)
-    except process.ContainerStartError as e:
-        code = e.code
-        _err(str(e))
-    finally:
-        state.status, state.exit_code, state.pid = "exited", code, None
-        state.finished = now_iso()
-        if rm:
-            release_container(directory)
-        else:
-            container.save(directory, state)
-    raise ProgramExited(code)
-
-
-class ProgramExited(Exception):
-    """The container's program ended with ``code``: passed through as it is, never remapped."""
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-def _err_plain(message: str) -> None:
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
-
-
-# -- ps, rm -------------------------------------------------------------------
-
-def _status(state: Any) -> str:
-    if state.status == "running":
-        return f"Up {_since(state.created).removesuffix(' ago')}"
-    if state.status == "exited":
-        return f"Exited ({state.exit_code}) {_since(state.finished)}"
-    return "Created"
-
-
-@app.command("ps")
-def ps_cmd(
-    all: Annotated[bool, typer.Option("--all", "-a", help="Show all containers, not only running ones.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only show IDs.")] = False,
-    format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
-) -> None:
-    """List containers."""
-    from .runtime.container import list_all
-    if format not in ("table", "json"):
-        raise UsageError(f'invalid --format "{format}": expected table or json')
-    states = [s for _, s in list_all(_store().root) if all or s.status == "running"]
-    rows = [{"ID": s.id[:12], "Image": s.image, "Command": json.dumps(" ".join(s.command)),
-             "CreatedAt": s.created, "RunningFor": _since(s.created), "Status": _status(s),
-             "State": s.status, "ExitCode": s.exit_code, "Names": s.name} for s in states]
-    if quiet:
-        for row in rows:
-            typer.echo(row["ID"])
-        return
-    if format == "json":
-        for row in rows:
-            typer.echo(json.dumps(row))
-        return
-    cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"), ("CREATED", "RunningFor"),
-            ("STATUS", "Status"), ("NAMES", "Names")]
-    _table(cols, [{k: (str(v)[:22] + "…\"" if k == "Command" and len(str(v)) > 24 else v) for k, v in r.items()}
-                  for r in rows])
-
-
-@app.command("rm")
-def rm_cmd(
-    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
-    force: Annotated[bool, typer.Option("--force", "-f", help="Kill a running container first.")] = False,
-) -> None:
-    """Remove containers and their root filesystems."""
-    import signal
-    import time
-
-    from .rootfs import release_container
-    from .runtime.container import ContainerConflict, find, refresh
-    root = _store().root
-    for key in containers:
-        directory, state = find(root, key)
-        if state.status == "running":
-            if not force:
-                raise ContainerConflict(f"cannot remove running container {state.id[:12]}: "
-                                        "stop it first or use minirun rm -f")
-            # Kill the container's process; the minirun waiting for it records the exit (137).
-            target = state.pid or state.monitor
-            if target:
-                try:
-                    os.kill(target, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + 10
-            while refresh(state).status == "running" and time.monotonic() < deadline:
-                time.sleep(0.05)
-        release_container(directory)
-        typer.echo(key)
-
-
 def _table(cols: list[tuple[str, str]], rows: list[dict[str, Any]]) -> None:
     widths = [max([len(h)] + [len(str(r[k])) for r in rows]) for h, k in cols]
     typer.echo("   ".join(h.ljust(w) for (h, _), w in zip(cols, widths, strict=True)).rstrip())
@@ -522,6 +340,17 @@ def logout_cmd(server: Annotated[str | None, typer.Argument(metavar="[SERVER]")]
     else:
         typer.echo(f"Not logged in to {key}")
 
+
+class ProgramExited(Exception):
+    """The container's program ended with ``code``: passed through as it is, never remapped."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+# The container commands (run, ps, rm) live in their own module, on the same app.
+from . import cli_containers  # noqa: E402, F401
 
 # -- entry point --------------------------------------------------------------
 

@@ -132,6 +132,18 @@ def _loopback_up() -> None:
         fcntl.ioctl(s, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
 
 
+def _default_signals() -> None:
+    """Every signal at its default and none blocked: ignored signals survive exec, and
+    Python ignores SIGPIPE and SIGXFSZ (the caller may have ignored others)."""
+    for s in signal.valid_signals():
+        if s not in (signal.SIGKILL, signal.SIGSTOP):
+            try:
+                signal.signal(s, signal.SIG_DFL)
+            except (OSError, ValueError):
+                continue  # signals the C library reserves for itself
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 def _held_capabilities() -> int:
     for line in _read("/proc/self/status").splitlines():
         if line.startswith("CapPrm:"):
@@ -238,6 +250,7 @@ def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str,
         os.closerange(3, errw)
         os.closerange(errw + 1, 65536)
         step = "exec"
+        _default_signals()
         env = dict(e.split("=", 1) for e in with_home(spec.env, user.home))
         if spec.init:
             _init(spec, env, errw)
@@ -265,14 +278,15 @@ def _init(spec: RunSpec, env: dict[str, str], errw: int) -> None:
 
     Exits with the program's status (128+N if a signal ended it), like tini.
     """
+    # Handlers first: PID 1 ignores any signal it has no handler for, so one sent
+    # while the program starts would otherwise be lost.
+    forwarder = _Forwarder()
     program = os.fork()
     if program == 0:
-        for s in FORWARDED:
-            signal.signal(s, signal.SIG_DFL)
+        _default_signals()
         os.execvpe(spec.argv[0], list(spec.argv), env)  # an error reaches _child's handlers
     os.close(errw)  # the program's exec closes its copy; ours must not keep the pipe open
-    for s in FORWARDED:
-        signal.signal(s, lambda signum, _frame: _forward(program, signum))
+    forwarder.target(program)
     while True:
         try:
             pid, status = os.wait()
@@ -297,14 +311,17 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
     except OSError as e:
         raise ContainerStartError(f"creating cgroup: {e.strerror or e}", EXIT_RUNTIME) from None
     _libc.unshare(_libc.CLONE_NEWPID)  # for our children only: the next fork is PID 1
+    forwarder = _Forwarder()  # before fork: a signal to minirun is never lost or fatal
     pid = os.fork()
     if pid == 0:
+        forwarder.restore()
         os.close(errr)
         os.close(syncw)
         _child(spec, mounts, rootfs, etc_files, network, errw, syncr)
         os._exit(EXIT_RUNTIME)  # not reached
     os.close(errw)
     os.close(syncr)
+    forwarder.target(pid)
     try:
         cgroup.add(pid)
     except OSError as e:
@@ -316,7 +333,6 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
     os.close(syncw)
     if on_started is not None:
         on_started(pid)
-    previous = {s: signal.signal(s, lambda signum, _frame: _forward(pid, signum)) for s in FORWARDED}
     try:
         report = b""
         while chunk := os.read(errr, 4096):
@@ -324,8 +340,7 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
         os.close(errr)
         _, status = os.waitpid(pid, 0)
     finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+        forwarder.restore()
         cgroup.remove()
     if report:
         code, _, message = report.decode(errors="replace").partition("\n")
@@ -333,6 +348,31 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
+
+
+class _Forwarder:
+    """Forwards FORWARDED signals to a process; those arriving before it exists wait."""
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self.pending: list[int] = []
+        self.previous = {s: signal.signal(s, self._handle) for s in FORWARDED}
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.pid:
+            _forward(self.pid, signum)
+        else:
+            self.pending.append(signum)
+
+    def target(self, pid: int) -> None:
+        self.pid = pid
+        for signum in self.pending:
+            _forward(pid, signum)
+        self.pending.clear()
+
+    def restore(self) -> None:
+        for s, h in self.previous.items():
+            signal.signal(s, h)
 
 
 def _forward(pid: int, signum: int) -> None:

@@ -355,3 +355,13 @@ def test_init_reaps_orphans_and_passes_codes(mr: Minirun) -> None:
     assert p.stdout is not None and p.stdout.readline() == "ready\n"
     p.send_signal(signal.SIGTERM)
     assert p.wait(10) == 9
+
+
+def test_program_starts_with_default_signal_dispositions(mr: Minirun) -> None:
+    """Python ignores SIGPIPE and SIGXFSZ; none of that may reach the program."""
+    for flags in ((), ("--init",)):
+        # grep itself, not through sh: busybox sh ignores SIGQUIT for what it starts.
+        r = mr("run", "--rm", *flags, "busybox", "grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status")
+        assert r.stdout.split() == ["SigBlk:", "0000000000000000", "SigIgn:", "0000000000000000"], r.stderr
+    r = sh(mr, "yes | head -n 2")
+    assert (r.returncode, r.stdout) == (0, "y\ny\n")
