@@ -155,6 +155,23 @@ def pull_cmd(
     typer.echo(str(ref))
 
 
+def _check_format(format: str) -> None:
+    if format not in ("table", "json"):
+        raise UsageError(f'invalid --format "{format}": expected table or json')
+
+
+def print_rows(rows: list[dict[str, Any]], quiet: bool, format: str, cols: list[tuple[str, str]]) -> None:
+    """IDs only (-q), one JSON object per line (--format json), or Docker's table."""
+    if quiet:
+        for row in rows:
+            typer.echo(row["ID"])
+    elif format == "json":
+        for row in rows:
+            typer.echo(json.dumps(row))
+    else:
+        _table(cols, rows)
+
+
 def _table(cols: list[tuple[str, str]], rows: list[dict[str, Any]]) -> None:
     widths = [max([len(h)] + [len(str(r[k])) for r in rows]) for h, k in cols]
     typer.echo("   ".join(h.ljust(w) for (h, _), w in zip(cols, widths, strict=True)).rstrip())
@@ -216,19 +233,9 @@ def images_cmd(
     format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
     """List images in the local store."""
-    if format not in ("table", "json"):
-        raise UsageError(f'invalid --format "{format}": expected table or json')
-    rows = _image_rows()
-    if quiet:
-        for row in rows:
-            typer.echo(row["ID"])
-        return
-    if format == "json":
-        for row in rows:
-            typer.echo(json.dumps(row))
-        return
-    _table([("REPOSITORY", "Repository"), ("TAG", "Tag"), ("IMAGE ID", "ID"),
-            ("CREATED", "CreatedSince"), ("SIZE", "Size")], rows)
+    _check_format(format)
+    print_rows(_image_rows(), quiet, format, [("REPOSITORY", "Repository"), ("TAG", "Tag"), ("IMAGE ID", "ID"),
+                                              ("CREATED", "CreatedSince"), ("SIZE", "Size")])
 
 
 @app.command("rmi")

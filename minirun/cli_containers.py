@@ -18,13 +18,14 @@ from .cli import (
     MirrorOpt,
     PlatformOpt,
     ProgramExited,
+    _check_format,
     _err,
     _since,
     _snapshotter,
     _store,
-    _table,
     app,
     do_pull,
+    print_rows,
 )
 from .errors import UsageError
 
@@ -150,24 +151,17 @@ def ps_cmd(
 ) -> None:
     """List containers."""
     from .runtime.container import list_all
-    if format not in ("table", "json"):
-        raise UsageError(f'invalid --format "{format}": expected table or json')
+    _check_format(format)
     states = [s for _, s in list_all(_store().root) if all or s.status == "running"]
     rows = [{"ID": s.id[:12], "Image": s.image, "Command": json.dumps(" ".join(s.command)),
              "CreatedAt": s.created, "RunningFor": _since(s.created), "Status": _status(s),
              "State": s.status, "ExitCode": s.exit_code, "Names": s.name} for s in states]
-    if quiet:
-        for row in rows:
-            typer.echo(row["ID"])
-        return
-    if format == "json":
-        for row in rows:
-            typer.echo(json.dumps(row))
-        return
     cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"), ("CREATED", "RunningFor"),
             ("STATUS", "Status"), ("NAMES", "Names")]
-    _table(cols, [{k: (str(v)[:22] + "…\"" if k == "Command" and len(str(v)) > 24 else v) for k, v in r.items()}
-                  for r in rows])
+    if format == "table":  # Docker shortens the command in its table only
+        rows = [{k: (str(v)[:22] + "…\"" if k == "Command" and len(str(v)) > 24 else v) for k, v in r.items()}
+                for r in rows]
+    print_rows(rows, quiet, format, cols)
 
 
 @app.command("rm")

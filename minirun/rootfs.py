@@ -129,12 +129,7 @@ class Snapshotter:
         return "lowerdir=" + ":".join(self.short(c) for c in reversed(chains))  # top first
 
     def _discard(self, path: Path) -> None:
-        merged = path / "merged"
-        if merged.exists():
-            unmount(str(merged))
-            if os.path.ismount(merged):
-                raise StoreError(f"removing {path}: {merged} is still mounted")
-        shutil.rmtree(path, ignore_errors=True)
+        _unmount_and_remove(path, path / "merged")
 
     def unpack(self, chain: str, parents: list[str], blob: Path, layer: Descriptor, diff_id: str,
                limit: int | None = None) -> bool:
@@ -279,9 +274,13 @@ def mounted(mounts: list[Mount]) -> Iterator[str]:
 
 def release_container(container_dir: Path) -> None:
     """Remove a container's directory with its root filesystem (overlay upper or vfs copy)."""
-    rootfs = container_dir / "rootfs"
-    if rootfs.exists():
-        unmount(str(rootfs))
-        if os.path.ismount(rootfs):
-            raise StoreError(f"removing container root filesystem {rootfs}: still mounted")
-    shutil.rmtree(container_dir, ignore_errors=True)
+    _unmount_and_remove(container_dir, container_dir / "rootfs")
+
+
+def _unmount_and_remove(directory: Path, mountpoint: Path) -> None:
+    """Never rmtree through a mount: that would delete what is mounted there (the image)."""
+    if mountpoint.exists():
+        unmount(str(mountpoint))
+        if os.path.ismount(mountpoint):
+            raise StoreError(f"removing {directory}: {mountpoint} is still mounted")
+    shutil.rmtree(directory, ignore_errors=True)

@@ -151,3 +151,15 @@ def verify_store(root: Path) -> set[str]:
         assert hashlib.sha256(p.read_bytes()).hexdigest() == p.name, f"corrupt blob {p}"
         out.add("sha256:" + p.name)
     return out
+
+
+@pytest.fixture
+def on_overlayfs(tmp_path: Path) -> Iterator[Path]:
+    """A directory on an overlayfs mount (where overlayfs cannot stack again)."""
+    for d in ("lower", "upper", "work", "merged"):
+        (tmp_path / d).mkdir()
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                    f"lowerdir={tmp_path}/lower,upperdir={tmp_path}/upper,workdir={tmp_path}/work",
+                    str(tmp_path / "merged")], check=True)
+    yield tmp_path / "merged"
+    subprocess.run(["umount", "-l", str(tmp_path / "merged")], check=True)
