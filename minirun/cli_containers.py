@@ -44,6 +44,7 @@ def run_cmd(
     entrypoint: Annotated[str | None, typer.Option("--entrypoint")] = None,
     hostname: Annotated[str | None, typer.Option("--hostname", "-h")] = None,
     interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Keep stdin open.")] = False,
+    tty: Annotated[bool, typer.Option("--tty", "-t", help="Allocate a pseudo-terminal.")] = False,
     network: Annotated[str, typer.Option("--network", metavar="none|host")] = "none",
     volume: Annotated[list[str], typer.Option("--volume", "-v", metavar="/HOST:/CONTAINER[:ro]")] = [],  # noqa: B006
     tmpfs: Annotated[list[str], typer.Option("--tmpfs", metavar="/PATH[:OPTIONS]")] = [],  # noqa: B006
@@ -104,7 +105,7 @@ def run_cmd(
         argv=argv, env=spec.environment(config, env_lines + list(env), os.environ, host),
         cwd=workdir or config.get("WorkingDir") or "/", user=user if user is not None else config.get("User") or "",
         hostname=host, interactive=interactive, binds=binds, tmpfs=tmpfs_mounts,
-        read_only=read_only, privileged=privileged, capabilities=capabilities, init=init)
+        read_only=read_only, privileged=privileged, capabilities=capabilities, init=init, tty=tty)
     mounts = snap.prepare(chains, directory)
     code = 125
 

@@ -407,7 +407,26 @@ class Applier:
 
     def _hardlink(self, info: tarfile.TarInfo, pfd: int, base: str) -> None:
         tfd, tbase = self._link_target(info)
+        before = os.stat(tbase, dir_fd=tfd, follow_symlinks=False)
         os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
+        after = os.stat(tbase, dir_fd=tfd, follow_symlinks=False)
+        if (before.st_dev, before.st_ino) != (after.st_dev, after.st_ino) and before.st_nlink > 1:
+            self._rejoin(before, tfd, tbase)
+
+    def _rejoin(self, old: os.stat_result, tfd: int, tbase: str) -> None:
+        """overlayfs copied a lower file up to link it, which split it from its other names
+        (without index=on). Link those names to the copy too, as one inode, as the layers say.
+        Rare (a link to a lower file that already had several names), so a walk is affordable.
+        """
+        for dirpath, _, filenames in os.walk(self.root_path):  # never follows symlinks
+            for name in filenames:
+                st = os.lstat(os.path.join(dirpath, name))
+                if (st.st_dev, st.st_ino) != (old.st_dev, old.st_ino):
+                    continue
+                rel = tuple(os.path.relpath(os.path.join(dirpath, name), self.root_path).split("/"))
+                dfd = self.root.dir_fd(rel[:-1], create=False)
+                os.unlink(rel[-1], dir_fd=dfd)
+                os.link(tbase, rel[-1], src_dir_fd=tfd, dst_dir_fd=dfd, follow_symlinks=False)
 
     def _whiteout(self, path: tuple[str, ...], pfd: int, base: str) -> None:
         """Whiteouts hide what *lower* layers have; what this layer made survives."""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..rootfs import Mount, mount
-from . import _libc
+from . import _libc, terminal
 from .caps import mask
 from .cgroups import Cgroup
 from .spec import RunSpec, resolve_user, with_home
@@ -160,7 +160,7 @@ def _read(path: str) -> str:
 
 
 def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, Path],
-           network: str, errw: int, syncr: int) -> None:
+           network: str, errw: int, syncr: int, console: int) -> None:
     step = "setting up"
     try:
         # Wait until the parent has put us in our cgroup: the cgroup namespace made
@@ -229,6 +229,12 @@ def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str,
             raise OSError(errno.EPERM, f"working directory {spec.cwd} is outside the container")
         step = "setting the user"
         user = resolve_user(spec.user, _read("/etc/passwd"), _read("/etc/group"))
+        slave = -1
+        if spec.tty:
+            step = "opening the terminal"
+            master, slave = terminal.open_console(user.uid)
+            terminal.send_master(console, master)
+            os.close(master)
         step = "dropping capabilities"
         last_cap = int(_read("/proc/sys/kernel/cap_last_cap") or "40")
         for cap in range(last_cap + 1):
@@ -242,7 +248,9 @@ def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str,
             # Never more than minirun itself holds (a sandbox may run it without some).
             allowed = mask(spec.capabilities) & _held_capabilities()
             _libc.capset(allowed, allowed, allowed)
-        if not spec.interactive:
+        if spec.tty:
+            terminal.take_console(slave)
+        elif not spec.interactive:
             null = os.open("/dev/null", os.O_RDONLY)
             os.dup2(null, 0)
             os.close(null)
@@ -310,6 +318,7 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
         cgroup.create()
     except OSError as e:
         raise ContainerStartError(f"creating cgroup: {e.strerror or e}", EXIT_RUNTIME) from None
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)  # the terminal's master, for -t
     _libc.unshare(_libc.CLONE_NEWPID)  # for our children only: the next fork is PID 1
     forwarder = _Forwarder()  # before fork: a signal to minirun is never lost or fatal
     pid = os.fork()
@@ -317,10 +326,12 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
         forwarder.restore()
         os.close(errr)
         os.close(syncw)
-        _child(spec, mounts, rootfs, etc_files, network, errw, syncr)
+        ours.close()
+        _child(spec, mounts, rootfs, etc_files, network, errw, syncr, theirs.fileno())
         os._exit(EXIT_RUNTIME)  # not reached
     os.close(errw)
     os.close(syncr)
+    theirs.close()
     forwarder.target(pid)
     try:
         cgroup.add(pid)
@@ -334,10 +345,17 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
     if on_started is not None:
         on_started(pid)
     try:
+        master = terminal.receive_master(ours) if spec.tty else None
+        ours.close()
         report = b""
         while chunk := os.read(errr, 4096):
             report += chunk
         os.close(errr)
+        if master is not None:
+            if report:
+                os.close(master)
+            else:
+                terminal.relay(master, spec.interactive)
         _, status = os.waitpid(pid, 0)
     finally:
         forwarder.restore()

@@ -45,6 +45,7 @@ class RunSpec:
     read_only: bool = False
     privileged: bool = False
     init: bool = False
+    tty: bool = False
     capabilities: frozenset[int] = frozenset()
 
 

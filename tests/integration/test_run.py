@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -365,3 +366,55 @@ def test_program_starts_with_default_signal_dispositions(mr: Minirun) -> None:
         assert r.stdout.split() == ["SigBlk:", "0000000000000000", "SigIgn:", "0000000000000000"], r.stderr
     r = sh(mr, "yes | head -n 2")
     assert (r.returncode, r.stdout) == (0, "y\ny\n")
+
+
+def test_tty_in_a_script(mr: Minirun) -> None:
+    """-t without a terminal on minirun's side (a script): still a terminal inside."""
+    r = sh(mr, "tty; stty size; stat -c %U:%g /dev/pts/0 2>/dev/null || ls -l /dev/pts/0; exit 4", "-t")
+    assert r.returncode == 4
+    lines = r.stdout.splitlines()  # (text mode has already turned the terminal's \r\n into \n)
+    assert lines[:3] == ["/dev/pts/0", "24 80", "root:5"], r.stderr
+    r = mr("run", "--rm", "-it", "busybox", "sh", input=b"echo hi from input\nexit 3\n")
+    assert r.returncode == 3 and "hi from input" in r.stdout.splitlines()
+
+
+def test_tty_on_a_terminal_sizes_and_restores_it(mr: Minirun, tmp_path: Path) -> None:
+    """Under a real pty: the container sees our size and a change of it; raw mode is undone."""
+    import pty
+    import struct
+    import termios
+
+    assert sh(mr, "true").returncode == 0
+    probe = tmp_path / "probe.py"
+    argv = mr.argv("run", "--rm", "-it", "busybox", "sh", "-c", "stty size; read x; stty size")
+    probe.write_text(
+        "import subprocess, sys, termios\n"
+        "before = termios.tcgetattr(0)\n"
+        f"r = subprocess.run({argv!r})\n"
+        "print('EXIT', r.returncode, 'RESTORED' if termios.tcgetattr(0) == before else 'CHANGED', flush=True)\n")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(sys.executable, [sys.executable, str(probe)], mr.env())
+    import fcntl
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+    out = b""
+
+    def read_until(marker: bytes) -> None:
+        nonlocal out
+        deadline = time.monotonic() + 30
+        while marker not in out and time.monotonic() < deadline:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                break
+
+    read_until(b"33 111")
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    os.kill(pid, signal.SIGWINCH)  # what the terminal emulator's kernel side sends
+    time.sleep(0.3)
+    os.write(fd, b"\n")
+    read_until(b"RESTORED")
+    os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    assert "33 111" in text and "40 120" in text, text
+    assert "EXIT 0 RESTORED" in text, text

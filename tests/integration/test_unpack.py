@@ -312,3 +312,12 @@ def test_store_on_overlayfs_falls_back_to_vfs(tmp_path: Path, blobs: Path, on_ov
     chains = unpack_stack(snap, [base_for_whiteouts(blobs), make_layer(blobs, [E(".wh.f")])])
     t = tree(snap, chains, tmp_path)
     assert "/f" not in t and "/d/x" in t
+
+
+def test_link_to_a_lower_file_keeps_its_other_names_together(snap: Snapshotter, blobs: Path,
+                                                             tmp_path: Path) -> None:
+    """Found by the property test: overlayfs copies `a` up to link it, splitting it from `d`."""
+    lower = make_layer(blobs, [E("a", data=b"x"), E("d", "link", target="a")])
+    upper = make_layer(blobs, [E("b", "link", target="a")])
+    t = tree(snap, unpack_stack(snap, [lower, upper]), tmp_path)
+    assert t["/a"][7] == t["/b"][7] == t["/d"][7] == "/a"  # one inode, three names

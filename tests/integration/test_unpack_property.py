@@ -80,7 +80,10 @@ def outcome(driver: str, stack: list[list[E]], work: Path) -> object:
         return listing(Path(root))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+# derandomize: the same 150 examples on every run, so CI is repeatable; a random run found
+# the hardlink case below (see test_unpack.py), kept as its own test.
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None,
+          derandomize=True)
 @given(st.lists(st.lists(entry(), min_size=1, max_size=8), min_size=1, max_size=4))
 def test_overlay_and_vfs_agree(stack: list[list[E]]) -> None:
     work = Path(tempfile.mkdtemp(prefix="minirun-prop-"))
