@@ -329,10 +329,11 @@ def test_pull_killed_during_unpack_leaves_nothing_taken_for_complete(env: Env, m
     work = minirun.root / "snapshots" / "overlay" / "tmp"
     for _ in range(3):
         p = minirun.popen("pull", "-q", f"{env.plain.host}/library/many-files")
+        # This pull's own work directory (named <chain>.<pid>), once its overlay is mounted.
+        merged = work / f"{chains[1][7:]}.{p.pid}" / "merged"
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if work.exists() and any(d.is_dir() and d.name.startswith(chains[1][7:]) for d in work.iterdir()):
-                break
+        while not os.path.ismount(merged):
+            assert time.monotonic() < deadline and p.poll() is None, "the unpack never started"
             time.sleep(0.005)
         time.sleep(0.2)  # well inside the unpack of 20000 files
         p.send_signal(signal.SIGKILL)
