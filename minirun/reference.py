@@ -81,9 +81,6 @@ class Reference:
     def familiar(self) -> str:
         return self.familiar_name + self._suffix()
 
-    def with_tag_only(self) -> Reference:
-        return Reference(self.domain, self.path, self.tag, None)
-
 
 def _split_domain(name: str) -> tuple[str, str]:
     first, sep, rest = name.partition("/")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import posixpath
 import stat
 import tarfile
 import zlib
@@ -492,6 +491,3 @@ def apply_layer(root_path: str, raw: BinaryIO, media_type: str, diff_id: str, li
         raise LayerError(f"uncompressed content has digest {reader.digest}, config says DiffID {diff_id}")
     return reader.count
 
-
-def posix_join(parts: tuple[str, ...]) -> str:
-    return posixpath.join("/", *parts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -59,7 +60,7 @@ def create(root: Path, image: str, command: list[str], name: str | None, hostnam
     base.mkdir(parents=True, exist_ok=True)
     with file_lock(root / "containers.lock"):  # names are unique: check and claim at once
         if name is not None:
-            if not _NAME_RE_OK(name):
+            if not _valid_name(name):
                 raise ContainerConflict(f'invalid container name "{name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
             taken = next((s for _, s in list_all(root) if s.name == name), None)
             if taken is not None:
@@ -93,8 +94,8 @@ def hostname_of(directory: Path) -> str:
     return (directory / "hostname").read_text().strip()
 
 
-def _NAME_RE_OK(name: str) -> bool:
-    import re
+def _valid_name(name: str) -> bool:
+    """Docker's rule for container names."""
     return re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name) is not None
 
 

@@ -177,6 +177,8 @@ def test_ps_rm_and_names(mr: Minirun) -> None:
     assert mr("run", "--name", "first", "busybox", "sh", "-c", "exit 3").returncode == 3
     r = mr("run", "--name", "first", "busybox", "true")
     assert r.returncode == 125 and 'the container name "first" is already in use' in r.stderr
+    r = mr("run", "--name", "-bad name", "busybox", "true")
+    assert r.returncode == 125 and 'invalid container name "-bad name"' in r.stderr
     table = mr("ps", "-a").stdout.splitlines()
     assert table[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]
     assert "Exited (3)" in table[1] and table[1].endswith("first") and '"sh -c exit 3"' in table[1]

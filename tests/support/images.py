@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import tarfile
 from dataclasses import dataclass, field
@@ -234,6 +233,3 @@ def push(image: TestImage, host: str, *, scheme: str = "http", ca: Path | None =
         registry.set_manifest(sha256(body), body.decode())
     registry.set_manifest(image.tag, image.top.decode())
 
-
-def gcc_available() -> bool:
-    return shutil.which("gcc") is not None
