@@ -56,8 +56,9 @@ def main_options(
              "also MINIRUN_STORAGE_DRIVER).")] = None,
 ) -> None:
     """Pull and run OCI container images, without a daemon."""
-    if storage_driver is not None and storage_driver not in ("overlay", "vfs"):
-        raise UsageError(f'invalid storage driver "{storage_driver}": expected overlay or vfs')
+    if storage_driver is not None:
+        from .rootfs import check_driver
+        check_driver(storage_driver)  # now, even where no snapshot is made (not root)
     _state["storage_driver"] = storage_driver
 
 
@@ -112,17 +113,22 @@ PlatformOpt = Annotated[str | None, typer.Option(
     "--platform", metavar="OS/ARCH[/VARIANT]", help="Platform to pull (default: this host's).")]
 
 
+def wanted_platform(flag: str | None) -> Any:
+    """--platform, else DOCKER_DEFAULT_PLATFORM, else this host's (as Docker)."""
+    from .oci import Platform
+    text = flag or os.environ.get("DOCKER_DEFAULT_PLATFORM")
+    return Platform.parse(text) if text else Platform.host()
+
+
 def do_pull(image: str, platform: str | None, progress_mode: str, mirrors: list[str],
             insecure: list[str], out: Any) -> Any:
-    """Pull ``image``; shared by ``pull`` and (later) ``run``. Returns the PullResult."""
+    """Pull ``image``; shared by ``pull`` and ``run``. Returns (Reference, PullResult)."""
     from . import reference
-    from .oci import Platform
     from .progress import renderer
     from .pull import pull
 
     ref = reference.parse(image)
-    plat_text = platform or os.environ.get("DOCKER_DEFAULT_PLATFORM")
-    plat = Platform.parse(plat_text) if plat_text else Platform.host()
+    plat = wanted_platform(platform)
     options = _registry_options(mirrors, insecure)
     images = _store()
     creds = credentials.lookup(ref.domain)

@@ -26,6 +26,7 @@ from .cli import (
     app,
     do_pull,
     print_rows,
+    wanted_platform,
 )
 from .errors import UsageError
 
@@ -62,7 +63,7 @@ def run_cmd(
 ) -> None:
     """Run a command in a new container (pulling the image if it is not here)."""
     from . import reference
-    from .oci import Platform, parse_config
+    from .oci import parse_config
     from .rootfs import ensure_image, release_container
     from .runtime import caps, cgroups, container, process, spec
     from .store import now_iso
@@ -73,10 +74,8 @@ def run_cmd(
         raise UsageError(f'invalid --network "{network}": expected none or host (bridge comes later)')
     ref = reference.parse(image)
     images = _store()
-    plat_text = platform or os.environ.get("DOCKER_DEFAULT_PLATFORM")
-    plat = Platform.parse(plat_text) if plat_text else Platform.host()
     record = images.get(str(ref))
-    if record is None or Platform.parse(record.platform) != plat:
+    if record is None or not record.is_for(wanted_platform(platform)):
         _err_plain(f"Unable to find image '{ref.familiar()}' locally")
         do_pull(image, platform, "auto", registry_mirror, insecure_registry, sys.stderr)
         record = images.get(str(ref))

@@ -47,11 +47,7 @@ class _Cancelled(MiniRunError):
 
 def _usable(images: ImageStore, record: ImageRecord, platform: Platform) -> bool:
     """The record is for this platform and all of its blobs are here."""
-    try:
-        same = Platform.parse(record.platform) == platform
-    except MiniRunError:
-        same = False
-    return same and all(images.content.has(d) for d in images.blobs_of(record))
+    return record.is_for(platform) and all(images.content.has(d) for d in images.blobs_of(record))
 
 
 def pull(ref: Reference, images: ImageStore, options: RegistryOptions, platform: Platform,
@@ -118,14 +114,13 @@ def _pull(ref: Reference, repo: Repository, images: ImageStore, platform: Platfo
 
     _fetch(repo, content, manifest.config, None)
     config = parse_config(content.read(manifest.config.digest), what)
-    if config.diff_ids and len(config.diff_ids) != len(manifest.layers):
+    # Without unpacking, a config may omit diff_ids; to unpack, each layer needs its own.
+    if (config.diff_ids or snapshots is not None) and len(config.diff_ids) != len(manifest.layers):
         raise ManifestError(f"{what}: config lists {len(config.diff_ids)} diff_ids "
                             f"for {len(manifest.layers)} layers")
     unpack: Unpack | None = None
     if snapshots is not None:
         snap = snapshots
-        if len(config.diff_ids) != len(manifest.layers):
-            raise ManifestError(f"{what}: config has no rootfs.diff_ids for its layers")
         chains = chain_ids(config.diff_ids)
 
         def unpack(index: int, layer: Descriptor) -> None:

@@ -90,12 +90,16 @@ def _overlay_works(directory: Path) -> bool:
             shutil.rmtree(probe, ignore_errors=True)
 
 
+def check_driver(name: str) -> str:
+    if name not in DRIVERS:
+        raise UsageError(f'invalid storage driver "{name}": expected overlay or vfs')
+    return name
+
+
 def choose_driver(root: Path, wanted: str | None) -> str:
     wanted = wanted or os.environ.get("MINIRUN_STORAGE_DRIVER") or None
     if wanted is not None:
-        if wanted not in DRIVERS:
-            raise UsageError(f'invalid storage driver "{wanted}": expected overlay or vfs')
-        return wanted
+        return check_driver(wanted)
     base = root / "snapshots"
     base.mkdir(parents=True, exist_ok=True)
     return "overlay" if _overlay_works(base) else "vfs"

@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import ImageNotKnown, StoreError, VerificationError
-from .oci import ImageIndex, Manifest, parse_manifest
+from .errors import ImageNotKnown, MiniRunError, StoreError, VerificationError
+from .oci import ImageIndex, Manifest, Platform, parse_manifest
 
 
 def default_root() -> Path:
@@ -228,6 +228,12 @@ class ImageRecord:
     config: str      # the image ID is this digest
     platform: str
     pulled: str
+
+    def is_for(self, platform: Platform) -> bool:
+        try:
+            return Platform.parse(self.platform) == platform
+        except MiniRunError:
+            return False  # an unreadable record is for no platform: pull again
 
 
 def now_iso() -> str:
