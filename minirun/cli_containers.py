@@ -174,6 +174,7 @@ def rm_cmd(
     import time
 
     from .rootfs import release_container
+    from .runtime.cgroups import Cgroup, Limits
     from .runtime.container import ContainerConflict, find, refresh
     root = _store().root
     for key in containers:
@@ -192,5 +193,8 @@ def rm_cmd(
             deadline = time.monotonic() + 10
             while refresh(state).status == "running" and time.monotonic() < deadline:
                 time.sleep(0.05)
+        # Its minirun removes the cgroup when the program exits; a minirun that was killed
+        # could not, so rm does (empty now: the program died with its minirun).
+        Cgroup(state.id, Limits()).remove()
         release_container(directory)
         typer.echo(key)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,23 @@ from tests.integration.conftest import Env, Minirun
 from tests.support.images import HELLO_MESSAGE
 
 
+def _minirun_cgroups() -> set[Path]:
+    from minirun.runtime.cgroups import ROOT
+    return {d for parent in (ROOT / "minirun", *ROOT.glob("*/minirun")) if parent.is_dir()
+            for d in parent.iterdir() if d.is_dir()}
+
+
 @pytest.fixture
-def mr(env: Env, minirun: Minirun) -> Minirun:
-    """minirun with the plain test registry as its Docker Hub mirror."""
+def mr(env: Env, minirun: Minirun) -> Iterator[Minirun]:
+    """minirun with the plain test registry as its Docker Hub mirror.
+
+    After each test: no container cgroup and no mount under the store is left behind."""
     minirun.extra_env["MINIRUN_REGISTRY_MIRROR"] = env.plain.url
-    return minirun
+    before = _minirun_cgroups()
+    yield minirun
+    assert _minirun_cgroups() - before == set(), "container cgroups left behind"
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    assert [m for m in mounts if m.startswith(str(minirun.root))] == [], "mounts left behind"
 
 
 def sh(mr: Minirun, script: str, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -209,6 +222,10 @@ def test_running_container_ps_rm_f_and_killed_monitor(mr: Minirun) -> None:
         assert time.monotonic() < deadline, "the container outlived minirun"
         time.sleep(0.1)
     assert "Exited (137)" in mr("ps", "-a").stdout and mr("ps").stdout.splitlines()[1:] == []
+    [state] = [json.loads((d / "state.json").read_text()) for d in (mr.root / "containers").iterdir()]
+    assert any(d.exists() for d in _cgroup_dirs(state["id"]))  # nobody was left to remove it...
+    assert mr("rm", "sleeper").returncode == 0
+    assert not any(d.exists() for d in _cgroup_dirs(state["id"]))  # ...until rm
     # rm -f on a running one.
     p = mr.popen("run", "--name", "sleeper2", "busybox", "sleep", "60")
     while "sleeper2" not in mr("ps").stdout and time.monotonic() < deadline + 20:
