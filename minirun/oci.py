@@ -7,10 +7,9 @@ lenient about the rest, as registries in the wild add fields freely.
 from __future__ import annotations
 
 import json
-import platform as _platform
+import os
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ManifestError, PlatformNotFound, UsageError
 
@@ -44,8 +43,7 @@ _ARCH = {
 }
 
 
-@dataclass(frozen=True)
-class Platform:
+class Platform(NamedTuple):
     os: str
     architecture: str
     variant: str | None = None
@@ -68,18 +66,17 @@ class Platform:
 
     @staticmethod
     def host() -> Platform:
-        machine = _platform.machine().lower()
+        machine = os.uname().machine.lower()  # what platform.machine() reads, without its import
         arch, variant = _ARCH.get(machine, (machine, None))
         return Platform("linux", arch, variant)
 
 
-@dataclass(frozen=True)
-class Descriptor:
+class Descriptor(NamedTuple):
     media_type: str
     digest: str
     size: int
     platform: Platform | None = None
-    annotations: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = {}  # noqa: RUF012 - read only, never mutated
 
     @property
     def short_id(self) -> str:
@@ -87,15 +84,13 @@ class Descriptor:
         return self.digest.split(":", 1)[1][:12]
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(NamedTuple):
     media_type: str
     config: Descriptor
     layers: tuple[Descriptor, ...]
 
 
-@dataclass(frozen=True)
-class ImageIndex:
+class ImageIndex(NamedTuple):
     media_type: str
     manifests: tuple[Descriptor, ...]
 
@@ -189,8 +184,7 @@ def select_manifest(index: ImageIndex, want: Platform, what: str) -> Descriptor:
         f"available: {', '.join(available) if available else 'none'}")
 
 
-@dataclass(frozen=True)
-class ImageConfig:
+class ImageConfig(NamedTuple):
     created: str | None
     diff_ids: tuple[str, ...]
     platform: Platform | None

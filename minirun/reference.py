@@ -9,7 +9,7 @@ component is a registry host only when it contains ``.`` or ``:``, is
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import ReferenceFormatError
 
@@ -35,8 +35,7 @@ _SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _IDENTIFIER_RE = re.compile(r"^[a-f0-9]{64}$")
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(NamedTuple):
     """A fully normalised reference: ``domain/path[:tag][@digest]``."""
 
     domain: str

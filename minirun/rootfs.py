@@ -19,11 +19,10 @@ import contextlib
 import hashlib
 import os
 import shutil
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import LayerError, ManifestError, StoreError, UsageError
 from .oci import Descriptor, parse_config
@@ -35,8 +34,7 @@ _SHORT = 16
 _cwd_lock = threading.Lock()  # chdir is process-wide: one relative-path mount at a time
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(NamedTuple):
     type: str
     source: str
     target: str
@@ -172,6 +170,7 @@ class Snapshotter:
         target = fs
         mounted = False
         if self.driver == "vfs" and parents:
+            import subprocess  # vfs only: not on overlay's start path
             subprocess.run(["cp", "-a", "--reflink=auto", str(self.fs(parents[-1])), str(fs)],
                            check=True, capture_output=True)
         else:
@@ -206,6 +205,7 @@ class Snapshotter:
                           (self._lower(chains), f"upperdir={upper}", f"workdir={work}"), cwd=str(self.dir))]
         if not any(rootfs.iterdir()):
             rootfs.rmdir()
+            import subprocess
             subprocess.run(["cp", "-a", "--reflink=auto", str(self.fs(chains[-1])), str(rootfs)],
                            check=True, capture_output=True)
         return [Mount("bind", str(rootfs), str(rootfs), ("rbind",))]

@@ -16,15 +16,14 @@ next pull resumes from them.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import fcntl
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from .errors import ImageNotKnown, MiniRunError, StoreError, VerificationError
 from .oci import ImageIndex, Manifest, Platform, parse_manifest
@@ -220,8 +219,7 @@ class ContentStore:
             raise _os_error("removing", p, e) from None
 
 
-@dataclass
-class ImageRecord:
+class ImageRecord(NamedTuple):
     reference: str   # docker.io/library/hello-world:latest or ...@sha256:...
     digest: str      # what the reference resolved to: index or manifest digest
     manifest: str    # the platform's manifest
@@ -237,7 +235,7 @@ class ImageRecord:
 
 
 def now_iso() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())  # as datetime's isoformat in UTC
 
 
 class ImageStore:
@@ -264,7 +262,7 @@ class ImageStore:
             raise StoreError(f"reading {self.index_path}: unexpected structure") from None
 
     def _save(self, records: dict[str, ImageRecord]) -> None:
-        doc: dict[str, Any] = {"version": 1, "images": {k: asdict(v) for k, v in sorted(records.items())}}
+        doc: dict[str, Any] = {"version": 1, "images": {k: v._asdict() for k, v in sorted(records.items())}}
         atomic_write(self.index_path, json.dumps(doc, indent=1).encode())
 
     def records(self) -> list[ImageRecord]:

@@ -14,6 +14,9 @@ int mount(const char *source, const char *target, const char *filesystemtype,
           unsigned long mountflags, const void *data);
 int umount2(const char *target, int flags);
 int unshare(int flags);
+int setns(int fd, int nstype);
+int sethostname(const char *name, size_t len);
+int socket(int domain, int type, int protocol);
 long syscall(long number, ...);
 int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5);
 typedef struct { uint32_t version; int pid; } cap_header;

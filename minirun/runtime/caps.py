@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ..errors import UsageError
 
 NAMES = ("CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
@@ -25,10 +27,10 @@ def _number(name: str) -> int:
     return NUMBER[key]
 
 
-def capability_set(privileged: bool, add: list[str], drop: list[str], last_cap: int) -> frozenset[int]:
+def capability_set(privileged: bool, add: Sequence[str], drop: Sequence[str], last_cap: int) -> frozenset[int]:
     """Docker's rules: ALL in --cap-add grants all, ALL in --cap-drop starts from none."""
     every = frozenset(range(last_cap + 1))
-    for name in add + drop:
+    for name in [*add, *drop]:
         if name.upper() != "ALL":
             _number(name)  # the error quotes the name as the user wrote it
     if privileged:

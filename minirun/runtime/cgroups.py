@@ -1,7 +1,8 @@
 """Resource limits through cgroups, v2 (most users) and v1 (hybrid hosts, like ours).
 
-One cgroup per container, ``minirun/<id>``, created before the program starts and
-removed after it exits. The limits, as Docker sets them:
+One cgroup per container that has limits, ``minirun/<id>``, created before the program
+starts and removed after it exits (``minirun rm`` removes it when its minirun was
+killed). The limits, as Docker sets them:
 
     --memory    v2 memory.max (+ memory.swap.max 0)   v1 memory.limit_in_bytes (+ memsw)
     --cpus      v2 cpu.max "quota period"             v1 cpu.cfs_quota_us / cpu.cfs_period_us
@@ -14,8 +15,8 @@ import contextlib
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import UsageError
 
@@ -24,8 +25,7 @@ PERIOD = 100_000
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
     memory: int | None = None      # bytes
     cpus: float | None = None
     pids: int | None = None

@@ -13,14 +13,13 @@ import errno
 import fcntl
 import os
 import signal
-import socket
 import struct
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UsageError
 from ..rootfs import Mount, mount
-from . import _libc, terminal
+from . import _libc
 from .caps import mask
 from .cgroups import Cgroup
 from .spec import RunSpec, resolve_user, with_home
@@ -126,10 +125,13 @@ def _bind_volume(fd: int, target: str, readonly: bool) -> None:
 def _loopback_up() -> None:
     """ifconfig lo up, with one ioctl: no need to import pyroute2 on this path."""
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s = _libc.socket(_libc.AF_INET, _libc.SOCK_DGRAM)
+    try:
         req = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s, siocgifflags, req))[1]
         fcntl.ioctl(s, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+    finally:
+        os.close(s)
 
 
 def _default_signals() -> None:
@@ -218,7 +220,7 @@ def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str,
         if spec.read_only:
             step = "making the root filesystem read-only"
             _libc.mount("/", "/", None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY, None)
-        socket.sethostname(spec.hostname)
+        _libc.sethostname(spec.hostname)
         if network != "host":
             _loopback_up()
         step = f"working directory {spec.cwd}"
@@ -232,6 +234,7 @@ def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str,
         slave = -1
         if spec.tty:
             step = "opening the terminal"
+            from . import terminal
             master, slave = terminal.open_console(user.uid)
             terminal.send_master(console, master)
             os.close(master)
@@ -307,18 +310,22 @@ def _init(spec: RunSpec, env: dict[str, str], errw: int) -> None:
 
 
 def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, Path], network: str,
-          cgroup: Cgroup, on_started: Callable[[int], None] | None = None) -> int:
+          cgroup: Cgroup | None, on_started: Callable[[int], None] | None = None) -> int:
     """Run the container's process to its end; returns Docker's exit code for it.
 
-    ``cgroup`` is created here before the process starts and removed after it ended.
+    ``cgroup`` (there are limits to set) is created here before the process starts and
+    removed after it ended.
     """
     errr, errw = os.pipe2(os.O_CLOEXEC)
     syncr, syncw = os.pipe2(os.O_CLOEXEC)
-    try:
-        cgroup.create()
-    except OSError as e:
-        raise ContainerStartError(f"creating cgroup: {e.strerror or e}", EXIT_RUNTIME) from None
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)  # the terminal's master, for -t
+    if cgroup is not None:
+        try:
+            cgroup.create()
+        except OSError as e:
+            raise ContainerStartError(f"creating cgroup: {e.strerror or e}", EXIT_RUNTIME) from None
+    if spec.tty:  # only -t loads the terminal code (and the socket module)
+        from . import terminal
+        ours, theirs = terminal.channel()  # the child sends the terminal's master over it
     _libc.unshare(_libc.CLONE_NEWPID)  # for our children only: the next fork is PID 1
     forwarder = _Forwarder()  # before fork: a signal to minirun is never lost or fatal
     pid = os.fork()
@@ -326,27 +333,32 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
         forwarder.restore()
         os.close(errr)
         os.close(syncw)
-        ours.close()
-        _child(spec, mounts, rootfs, etc_files, network, errw, syncr, theirs.fileno())
+        if spec.tty:
+            ours.close()
+        _child(spec, mounts, rootfs, etc_files, network, errw, syncr, theirs.fileno() if spec.tty else -1)
         os._exit(EXIT_RUNTIME)  # not reached
     os.close(errw)
     os.close(syncr)
-    theirs.close()
+    if spec.tty:
+        theirs.close()
     forwarder.target(pid)
-    try:
-        cgroup.add(pid)
-    except OSError as e:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        cgroup.remove()
-        raise ContainerStartError(f"joining cgroup: {e.strerror or e}", EXIT_RUNTIME) from None
+    if cgroup is not None:
+        try:
+            cgroup.add(pid)
+        except OSError as e:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            cgroup.remove()
+            raise ContainerStartError(f"joining cgroup: {e.strerror or e}", EXIT_RUNTIME) from None
     os.write(syncw, b"g")
     os.close(syncw)
     if on_started is not None:
         on_started(pid)
     try:
-        master = terminal.receive_master(ours) if spec.tty else None
-        ours.close()
+        master = None
+        if spec.tty:
+            master = terminal.receive_master(ours)
+            ours.close()
         report = b""
         while chunk := os.read(errr, 4096):
             report += chunk
@@ -359,7 +371,8 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
         _, status = os.waitpid(pid, 0)
     finally:
         forwarder.restore()
-        cgroup.remove()
+        if cgroup is not None:
+            cgroup.remove()
     if report:
         code, _, message = report.decode(errors="replace").partition("\n")
         raise ContainerStartError(message, int(code))

@@ -9,31 +9,27 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import UsageError
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass(frozen=True)
-class User:
+class User(NamedTuple):
     uid: int
     gid: int
     groups: tuple[int, ...] = ()
     home: str = "/"
 
 
-@dataclass(frozen=True)
-class Bind:
+class Bind(NamedTuple):
     source: str      # absolute host path
     target: str      # absolute container path
     readonly: bool = False
 
 
-@dataclass(frozen=True)
-class RunSpec:
+class RunSpec(NamedTuple):
     argv: tuple[str, ...]
     env: tuple[str, ...]     # without HOME unless set: HOME comes from the image's passwd
     cwd: str

@@ -49,6 +49,11 @@ def take_console(slave: int) -> None:
         os.close(slave)
 
 
+def channel() -> tuple[socket.socket, socket.socket]:
+    """The pair the child sends the master over: (minirun's end, the child's end)."""
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+
 def send_master(sock: int, master: int) -> None:
     with socket.socket(fileno=os.dup(sock)) as s:
         socket.send_fds(s, [b"t"], [master])

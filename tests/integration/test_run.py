@@ -207,7 +207,7 @@ def test_ps_rm_and_names(mr: Minirun) -> None:
 
 def test_running_container_ps_rm_f_and_killed_monitor(mr: Minirun) -> None:
     assert sh(mr, "true").returncode == 0
-    p = mr.popen("run", "--name", "sleeper", "busybox", "sleep", "60")
+    p = mr.popen("run", "--name", "sleeper", "--pids-limit", "100", "busybox", "sleep", "60")
     deadline = time.monotonic() + 20
     while "sleeper" not in mr("ps").stdout and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -1,0 +1,94 @@
+"""``minirun run``: from its command line to the program's exit code, without typer.
+
+Exit codes follow Docker: the program's own (raised as ``ProgramExited``, never
+remapped), 125 when minirun fails before the program starts, 126/127 when the
+command cannot be run (see ``cli``). Only ``Unable to find image`` and the pull's
+lines go to stderr before the program speaks; stdout is the program's alone.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import runargs
+from .cli import ProgramExited, _err, _snapshotter, _store, do_pull, wanted_platform
+from .errors import UsageError
+
+
+def run(words: list[str]) -> int:
+    """The words after ``run``. Returns 0 after ``--help``; else raises ProgramExited."""
+    args = runargs.parse(words)
+    if args.help:
+        sys.stdout.write(runargs.help_text())
+        return 0
+    raise ProgramExited(_start(args))
+
+
+def _start(a: runargs.RunArgs) -> int:
+    from . import reference
+    from .oci import parse_config
+    from .rootfs import ensure_image, release_container
+    from .runtime import caps, cgroups, container, process, spec
+    from .store import now_iso
+
+    if os.geteuid() != 0:
+        raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
+    if a.network not in ("none", "host"):
+        raise UsageError(f'invalid --network "{a.network}": expected none or host (bridge comes later)')
+    ref = reference.parse(a.image)
+    images = _store()
+    record = images.get(str(ref))
+    if record is None or not record.is_for(wanted_platform(a.platform)):
+        sys.stderr.write(f"Unable to find image '{ref.familiar()}' locally\n")
+        sys.stderr.flush()
+        do_pull(a.image, a.platform, "auto", a.registry_mirror, a.insecure_registry, sys.stderr)
+        record = images.get(str(ref))
+        assert record is not None
+    snap = _snapshotter(images)
+    chains = ensure_image(images, snap, record)
+    config = parse_config(images.content.read(record.config), record.reference).raw.get("config") or {}
+
+    env_lines: list[str] = []
+    for path in a.env_file:
+        try:
+            text = open(path).read()
+        except OSError as e:
+            raise UsageError(f"reading env file {path}: {e.strerror}") from None
+        env_lines += spec.parse_env_file(text, path, os.environ)
+    argv = spec.command(config, list(a.command), a.entrypoint)
+    binds = tuple(spec.parse_volume(v) for v in a.volume)
+    tmpfs_mounts = tuple(spec.parse_tmpfs(t) for t in a.tmpfs)
+    last_cap = int(open("/proc/sys/kernel/cap_last_cap").read())
+    capabilities = caps.capability_set(a.privileged, a.cap_add, a.cap_drop, last_cap)
+    limits = cgroups.parse_limits(a.memory, a.cpus, a.pids_limit)
+    state, directory, files = container.create(images.root, a.image, list(argv), a.name, a.hostname,
+                                               record.reference, chains)
+    host = container.hostname_of(directory)
+    run_spec = spec.RunSpec(
+        argv=argv, env=spec.environment(config, [*env_lines, *a.env], os.environ, host),
+        cwd=a.workdir or config.get("WorkingDir") or "/",
+        user=a.user if a.user is not None else config.get("User") or "",
+        hostname=host, interactive=a.interactive, binds=binds, tmpfs=tmpfs_mounts,
+        read_only=a.read_only, privileged=a.privileged, capabilities=capabilities, init=a.init, tty=a.tty)
+    mounts = snap.prepare(chains, directory)
+    code = 125
+
+    def started(pid: int) -> None:
+        container.save(directory, state._replace(status="running", pid=pid, monitor=os.getpid()))
+
+    try:
+        # A cgroup only where there are limits to set: joining one costs ~10 ms of a start,
+        # and minirun reads nothing else from it (the PID namespace ends every process).
+        cgroup = cgroups.Cgroup(state.id, limits) if limits.any else None
+        code = process.start(run_spec, mounts, mounts[-1].target, files, a.network, cgroup, started)
+    except process.ContainerStartError as e:
+        code = e.code
+        _err(str(e))
+    finally:
+        if a.rm:
+            release_container(directory)
+        else:
+            container.save(directory, state._replace(status="exited", exit_code=code, monitor=os.getpid(),
+                                                     finished=now_iso()))
+    return code

@@ -1,0 +1,178 @@
+"""The flags of ``minirun run``: one table, parsed as Docker parses them (pure).
+
+``run`` is the command whose start time counts, and the CLI framework (typer, with
+click and pydantic) costs more to import, build and parse than the whole container
+start, so ``run`` does not go through it. Docker's rules (its flag library, pflag):
+flags only before the image, everything after it is the command; ``-it`` bundles
+short flags; ``--name=x`` or ``--name x``; ``-eK=V``, ``-e=K=V`` or ``-e K=V``;
+``--rm=false`` for booleans; ``--`` ends the flags.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple
+
+from .errors import UsageError
+
+Kind = Literal["bool", "str", "list", "int"]
+
+
+class Flag(NamedTuple):
+    names: tuple[str, ...]      # as shown in help: the short name first
+    dest: str                   # the RunArgs field
+    kind: Kind
+    metavar: str = ""
+    help: str = ""
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag(("--rm",), "rm", "bool", help="Remove the container when it exits."),
+    Flag(("--name",), "name", "str", "NAME", "Name the container (default: a generated one)."),
+    Flag(("-e", "--env"), "env", "list", "K=V|K", "Set an environment variable (K alone: the caller's)."),
+    Flag(("--env-file",), "env_file", "list", "FILE", "Read environment variables from a file."),
+    Flag(("-w", "--workdir"), "workdir", "str", "DIR", "Working directory inside the container."),
+    Flag(("-u", "--user"), "user", "str", "NAME|UID[:GROUP|GID]", "User to run the program as."),
+    Flag(("--entrypoint",), "entrypoint", "str", "CMD", "Override the image's Entrypoint."),
+    Flag(("-h", "--hostname"), "hostname", "str", "NAME", "Container host name."),
+    Flag(("-i", "--interactive"), "interactive", "bool", help="Keep stdin open."),
+    Flag(("-t", "--tty"), "tty", "bool", help="Allocate a pseudo-terminal."),
+    Flag(("--network",), "network", "str", "none|host", "Network namespace: a new one (none) or the host's."),
+    Flag(("-v", "--volume"), "volume", "list", "/HOST:/CONTAINER[:ro]", "Bind mount a host path."),
+    Flag(("--tmpfs",), "tmpfs", "list", "/PATH[:OPTIONS]", "Mount a tmpfs."),
+    Flag(("--read-only",), "read_only", "bool", help="Mount the root filesystem read-only."),
+    Flag(("--privileged",), "privileged", "bool", help="All capabilities, no masked paths."),
+    Flag(("--cap-add",), "cap_add", "list", "CAP", "Add a Linux capability."),
+    Flag(("--cap-drop",), "cap_drop", "list", "CAP", "Drop a Linux capability (ALL for all)."),
+    Flag(("-m", "--memory"), "memory", "str", "SIZE", "Memory limit, e.g. 512m."),
+    Flag(("--cpus",), "cpus", "str", "N", "CPU limit, e.g. 0.5."),
+    Flag(("--pids-limit",), "pids_limit", "int", "N", "Limit the number of processes."),
+    Flag(("--init",), "init", "bool", help="Run a reaper as PID 1 for the program."),
+    Flag(("--platform",), "platform", "str", "OS/ARCH[/VARIANT]", "Platform to pull (default: this host's)."),
+    Flag(("--registry-mirror",), "registry_mirror", "list", "URL",
+         "Mirror for docker.io images (also MINIRUN_REGISTRY_MIRROR, comma-separated)."),
+    Flag(("--insecure-registry",), "insecure_registry", "list", "HOST",
+         "Registry to reach without TLS verification (also MINIRUN_INSECURE_REGISTRIES)."),
+    Flag(("--help",), "help", "bool", help="Show this message and exit."),
+)
+
+_BY_NAME = {name: flag for flag in FLAGS for name in flag.names}
+_TRUE = ("1", "t", "T", "true", "TRUE", "True")
+_FALSE = ("0", "f", "F", "false", "FALSE", "False")
+
+SUMMARY = "Run a command in a new container (pulling the image if it is not here)."
+USAGE = "Usage: minirun run [OPTIONS] IMAGE [COMMAND] [ARG...]"
+
+
+class RunArgs(NamedTuple):
+    image: str = ""
+    command: tuple[str, ...] = ()
+    rm: bool = False
+    name: str | None = None
+    env: tuple[str, ...] = ()
+    env_file: tuple[str, ...] = ()
+    workdir: str | None = None
+    user: str | None = None
+    entrypoint: str | None = None
+    hostname: str | None = None
+    interactive: bool = False
+    tty: bool = False
+    network: str = "none"
+    volume: tuple[str, ...] = ()
+    tmpfs: tuple[str, ...] = ()
+    read_only: bool = False
+    privileged: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    memory: str | None = None
+    cpus: str | None = None
+    pids_limit: int | None = None
+    init: bool = False
+    platform: str | None = None
+    registry_mirror: tuple[str, ...] = ()
+    insecure_registry: tuple[str, ...] = ()
+    help: bool = False
+
+
+def _usage(message: str) -> UsageError:
+    return UsageError(f"{message} (see 'minirun run --help')")
+
+
+def _set(values: dict[str, Any], flag: Flag, name: str, value: str | None) -> None:
+    """``value`` None: a boolean flag given bare."""
+    if flag.kind == "bool":
+        if value is not None and value not in _TRUE + _FALSE:
+            raise _usage(f"Invalid value for '{name}': '{value}' is not a valid boolean.")
+        values[flag.dest] = value is None or value in _TRUE
+    elif flag.kind == "list":
+        values.setdefault(flag.dest, []).append(value)
+    elif flag.kind == "int":
+        try:
+            values[flag.dest] = int(value or "")
+        except ValueError:
+            raise _usage(f"Invalid value for '{name}': '{value}' is not a valid integer.") from None
+    else:
+        values[flag.dest] = value
+
+
+def parse(argv: list[str]) -> RunArgs:
+    """The words after ``run``. Raises UsageError naming the flag and the problem."""
+    values: dict[str, Any] = {}
+    words = list(argv)
+    i = 0
+
+    def next_value(name: str) -> str:
+        nonlocal i
+        if i >= len(words):
+            raise _usage(f"Option '{name}' requires an argument.")
+        i += 1
+        return words[i - 1]
+
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if word == "--":
+            break
+        if word.startswith("--"):
+            name, eq, value = word.partition("=")
+            flag = _BY_NAME.get(name)
+            if flag is None:
+                raise _usage(f"No such option: {name}")
+            if flag.kind == "bool":
+                _set(values, flag, name, value if eq else None)
+            else:
+                _set(values, flag, name, value if eq else next_value(name))
+        elif word.startswith("-") and len(word) > 1:
+            j = 1
+            while j < len(word):   # a bundle of short flags: -it, -ti, -eK=V
+                name = "-" + word[j]
+                flag = _BY_NAME.get(name)
+                if flag is None:
+                    raise _usage(f"No such option: {name}")
+                j += 1
+                if flag.kind == "bool":
+                    _set(values, flag, name, None)
+                    continue
+                rest = word[j:].removeprefix("=")
+                _set(values, flag, name, rest if rest else next_value(name))
+                break
+        else:
+            i -= 1
+            break
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    if values.get("help"):
+        return RunArgs(**values)
+    if i >= len(words):
+        raise _usage("Missing argument 'IMAGE'.")
+    return RunArgs(image=words[i], command=tuple(words[i + 1:]), **values)
+
+
+def help_text() -> str:
+    rows = []
+    for flag in FLAGS:
+        indent = "    " if flag.names[0].startswith("--") else ""  # long names in one column
+        shown = indent + ", ".join(flag.names) + (f" {flag.metavar}" if flag.metavar else "")
+        rows.append((shown, flag.help))
+    width = max(len(s) for s, _ in rows) + 2
+    lines = [USAGE, "", f"  {SUMMARY}", "", "Options:"]
+    lines += [f"  {s.ljust(width)}{h}".rstrip() for s, h in rows]
+    return "\n".join(lines) + "\n"
