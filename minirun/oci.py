@@ -4,7 +4,6 @@ Parsing is strict about what minirun relies on (digests, sizes, media types) and
 lenient about the rest, as registries in the wild add fields freely.
 """
 
-from __future__ import annotations
 
 import json
 import os
@@ -53,7 +52,7 @@ class Platform(NamedTuple):
         return f"{base}/{self.variant}" if self.variant else base
 
     @staticmethod
-    def parse(text: str) -> Platform:
+    def parse(text: str) -> "Platform":
         parts = text.lower().split("/")
         if len(parts) not in (2, 3) or not all(parts):
             raise UsageError(f'invalid platform "{text}": expected os/arch[/variant]')
@@ -65,7 +64,7 @@ class Platform(NamedTuple):
         return Platform(parts[0], arch, variant)
 
     @staticmethod
-    def host() -> Platform:
+    def host() -> "Platform":
         machine = os.uname().machine.lower()  # what platform.machine() reads, without its import
         arch, variant = _ARCH.get(machine, (machine, None))
         return Platform("linux", arch, variant)

@@ -13,13 +13,12 @@ directories in its own format. The vfs driver (for stores on overlayfs, or force
 applies each layer to a copy of its parent, as Docker's vfs driver does.
 """
 
-from __future__ import annotations
 
+import _thread
 import contextlib
 import hashlib
 import os
 import shutil
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -31,7 +30,7 @@ from .store import ImageRecord, ImageStore, file_lock
 
 DRIVERS = ("overlay", "vfs")
 _SHORT = 16
-_cwd_lock = threading.Lock()  # chdir is process-wide: one relative-path mount at a time
+_cwd_lock = _thread.allocate_lock()  # chdir is process-wide: one relative-path mount at a time
 
 
 class Mount(NamedTuple):

@@ -13,7 +13,6 @@ so a pull killed at any moment leaves only partials and locks behind, and the
 next pull resumes from them.
 """
 
-from __future__ import annotations
 
 import contextlib
 import fcntl
@@ -88,7 +87,7 @@ class Ingest:
     same layer download it once (the second waits, then finds it complete).
     """
 
-    def __init__(self, store: ContentStore, digest: str, size: int) -> None:
+    def __init__(self, store: "ContentStore", digest: str, size: int) -> None:
         self.store, self.digest, self.size = store, digest, size
         hexpart = digest.split(":", 1)[1]
         self.partial = store.ingest_dir / f"{hexpart}.partial"
@@ -102,7 +101,7 @@ class Ingest:
     def complete(self) -> bool:
         return self.store.has(self.digest)
 
-    def __enter__(self) -> Ingest:
+    def __enter__(self) -> "Ingest":
         try:
             self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)

@@ -9,7 +9,6 @@ killed). The limits, as Docker sets them:
     --pids-limit v2/v1 pids.max
 """
 
-from __future__ import annotations
 
 import contextlib
 import os

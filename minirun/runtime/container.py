@@ -5,7 +5,6 @@
 (overlay upper and work directories, or the vfs copy).
 """
 
-from __future__ import annotations
 
 import json
 import os

@@ -347,7 +347,10 @@ def _pid1(mr: Minirun, name: str) -> int:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         for d in (mr.root / "containers").iterdir():
-            state = json.loads((d / "state.json").read_text())
+            try:
+                state = json.loads((d / "state.json").read_text())
+            except FileNotFoundError:
+                continue  # a container directory made a moment before its state
             if state["name"] == name and state["pid"]:
                 return int(state["pid"])
         time.sleep(0.05)
