@@ -110,19 +110,10 @@ def _exit_code(e: MiniRunError) -> int:
     return EXIT_FAILURE
 
 
-def _is_run(argv: list[str]) -> bool:
-    """``minirun [--storage-driver X] run ...``: its own failures exit 125, as docker run's do."""
-    words = iter(argv)
-    for word in words:
-        if word == "--storage-driver":
-            next(words, None)
-        elif not word.startswith("-"):
-            return word == "run"
-    return False
-
-
 def _run_words(argv: list[str]) -> tuple[str | None, list[str]] | None:
-    """``[--storage-driver X] run WORDS...``: (X, WORDS); None for anything else (typer's)."""
+    """``[--storage-driver X] run WORDS...``: (X, WORDS); None for anything else (typer's).
+
+    ``run``'s own failures exit 125, as docker run's do."""
     driver = None
     i = 0
     while i < len(argv):
@@ -159,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             code = _guarded(lambda: _app(args))
     except ProgramExited as e:
         return e.code
-    return EXIT_RUN_FAILED if _is_run(args) and code in (EXIT_FAILURE, EXIT_USAGE, EXIT_RATE_LIMITED) else code
+    return EXIT_RUN_FAILED if split is not None and code in (EXIT_FAILURE, EXIT_USAGE, EXIT_RATE_LIMITED) else code
 
 
 def _guarded(call: Callable[[], int]) -> int:

@@ -13,7 +13,7 @@ import sys
 
 from . import runargs
 from .cli import ProgramExited, _err, _snapshotter, _store, do_pull, wanted_platform
-from .errors import UsageError
+from .errors import ImageNotKnown, UsageError
 
 
 def run(words: list[str]) -> int:
@@ -36,15 +36,21 @@ def _start(a: runargs.RunArgs) -> int:
         raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
     if a.network not in ("none", "host"):
         raise UsageError(f'invalid --network "{a.network}": expected none or host (bridge comes later)')
+    if a.pull not in ("missing", "always", "never"):
+        raise UsageError(f'invalid --pull "{a.pull}": expected missing, always or never')
     ref = reference.parse(a.image)
     images = _store()
     record = images.get(str(ref))
-    if record is None or not record.is_for(wanted_platform(a.platform)):
-        sys.stderr.write(f"Unable to find image '{ref.familiar()}' locally\n")
-        sys.stderr.flush()
+    here = record is not None and record.is_for(wanted_platform(a.platform))
+    if a.pull == "always" or (a.pull == "missing" and not here):
+        if not here:
+            sys.stderr.write(f"Unable to find image '{ref.familiar()}' locally\n")
+            sys.stderr.flush()
         do_pull(a.image, a.platform, "auto", a.registry_mirror, a.insecure_registry, sys.stderr)
         record = images.get(str(ref))
-        assert record is not None
+    elif not here:
+        raise ImageNotKnown(f"No such image: {ref.familiar()} (and --pull never)")
+    assert record is not None
     snap = _snapshotter(images)
     chains = ensure_image(images, snap, record)
     config = parse_config(images.content.read(record.config), record.reference).raw.get("config") or {}

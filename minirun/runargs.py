@@ -46,6 +46,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--cpus",), "cpus", "str", "N", "CPU limit, e.g. 0.5."),
     Flag(("--pids-limit",), "pids_limit", "int", "N", "Limit the number of processes."),
     Flag(("--init",), "init", "bool", help="Run a reaper as PID 1 for the program."),
+    Flag(("--pull",), "pull", "str", "missing|always|never", "Pull the image: if missing (default), always, never."),
     Flag(("--platform",), "platform", "str", "OS/ARCH[/VARIANT]", "Platform to pull (default: this host's)."),
     Flag(("--registry-mirror",), "registry_mirror", "list", "URL",
          "Mirror for docker.io images (also MINIRUN_REGISTRY_MIRROR, comma-separated)."),
@@ -86,6 +87,7 @@ class RunArgs(NamedTuple):
     cpus: str | None = None
     pids_limit: int | None = None
     init: bool = False
+    pull: str = "missing"
     platform: str | None = None
     registry_mirror: tuple[str, ...] = ()
     insecure_registry: tuple[str, ...] = ()

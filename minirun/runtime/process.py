@@ -323,9 +323,10 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
             cgroup.create()
         except OSError as e:
             raise ContainerStartError(f"creating cgroup: {e.strerror or e}", EXIT_RUNTIME) from None
+    console = None  # with -t: (our end, the child's end) of the pair the terminal's master comes over
     if spec.tty:  # only -t loads the terminal code (and the socket module)
         from . import terminal
-        ours, theirs = terminal.channel()  # the child sends the terminal's master over it
+        console = terminal.channel()
     _libc.unshare(_libc.CLONE_NEWPID)  # for our children only: the next fork is PID 1
     forwarder = _Forwarder()  # before fork: a signal to minirun is never lost or fatal
     pid = os.fork()
@@ -333,14 +334,14 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
         forwarder.restore()
         os.close(errr)
         os.close(syncw)
-        if spec.tty:
-            ours.close()
-        _child(spec, mounts, rootfs, etc_files, network, errw, syncr, theirs.fileno() if spec.tty else -1)
+        if console is not None:
+            console[0].close()
+        _child(spec, mounts, rootfs, etc_files, network, errw, syncr, console[1].fileno() if console else -1)
         os._exit(EXIT_RUNTIME)  # not reached
     os.close(errw)
     os.close(syncr)
-    if spec.tty:
-        theirs.close()
+    if console is not None:
+        console[1].close()
     forwarder.target(pid)
     if cgroup is not None:
         try:
@@ -356,9 +357,9 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
         on_started(pid)
     try:
         master = None
-        if spec.tty:
-            master = terminal.receive_master(ours)
-            ours.close()
+        if console is not None:
+            master = terminal.receive_master(console[0])
+            console[0].close()
         report = b""
         while chunk := os.read(errr, 4096):
             report += chunk

@@ -173,6 +173,20 @@ def test_run_pulls_again_for_another_platform(mr: Minirun) -> None:
     assert "Unable to find image 'hello-world:latest' locally" in r.stderr and HELLO_MESSAGE in r.stdout
 
 
+def test_pull_policy(mr: Minirun) -> None:
+    """--pull missing (Docker's default), always, never."""
+    r = mr("run", "--rm", "--pull", "never", "busybox", "true")
+    assert (r.returncode, r.stderr) == (125, "minirun: No such image: busybox:latest (and --pull never)\n")
+    assert sh(mr, "true").returncode == 0  # missing: pulled now
+    r = mr("run", "--rm", "--pull", "never", "busybox", "echo", "cached")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "cached\n", "")
+    r = mr("run", "--rm", "--pull", "always", "busybox", "echo", "checked")
+    assert (r.returncode, r.stdout) == (0, "checked\n"), r.stderr
+    assert "Status: Image is up to date for busybox:latest" in r.stderr and "Unable to find" not in r.stderr
+    r = mr("run", "--rm", "--pull", "sometimes", "busybox", "true")
+    assert r.returncode == 125 and 'invalid --pull "sometimes"' in r.stderr
+
+
 def test_run_failures_of_minirun_itself_exit_125(mr: Minirun, env: Env) -> None:
     for args, text in [(("run", "--bogus", "busybox"), "No such option: --bogus"),
                        (("run", "Busybox"), 'invalid reference format "Busybox"'),

@@ -35,6 +35,8 @@ def test_defaults() -> None:
     (["-h", "box", "x"], {"hostname": "box"}),   # -h is --hostname, as in docker run
     (["--", "-x"], {"image": "-x"}),
     (["--network", "host", "--pids-limit=-1", "x"], {"network": "host", "pids_limit": -1}),
+    (["--pull", "always", "x"], {"pull": "always"}),
+    (["x"], {"pull": "missing"}),
     (["--cap-add", "NET_ADMIN", "--cap-add=SYS_TIME", "--cap-drop", "ALL", "x"],
      {"cap_add": ("NET_ADMIN", "SYS_TIME"), "cap_drop": ("ALL",)}),
 ])
