@@ -17,7 +17,7 @@ from .cli import _err, _registry_options, _store, do_pull, set_storage_driver
 from .errors import ImageNotKnown, ReferenceFormatError, StoreError, UsageError
 
 app = typer.Typer(
-    name="minirun", add_completion=False, no_args_is_help=True,
+    name="minirun", add_completion=False,
     pretty_exceptions_enable=False, rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
     help="Pull and run OCI container images, without a daemon.")
@@ -28,8 +28,17 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+def _help_without_command(ctx: typer.Context) -> None:
+    """``minirun`` or ``minirun system`` alone: the help on stdout and exit 0, as Docker does
+    (typer's no_args_is_help makes it a usage error)."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
 def main_options(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", "-v", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
     storage_driver: Annotated[str | None, typer.Option(
@@ -39,6 +48,7 @@ def main_options(
 ) -> None:
     """Pull and run OCI container images, without a daemon."""
     set_storage_driver(storage_driver)
+    _help_without_command(ctx)
 
 
 def _collect_snapshots(images: Any, records: list[Any]) -> list[str]:
@@ -210,7 +220,8 @@ def rmi_cmd(
         typer.echo(f"Deleted: {digest}")
 
 
-system_app = typer.Typer(help="Manage minirun's store.", no_args_is_help=True)
+system_app = typer.Typer(help="Manage minirun's store.", invoke_without_command=True,
+                         callback=_help_without_command)
 app.add_typer(system_app, name="system")
 
 

@@ -155,6 +155,18 @@ def test_failures_are_one_line(env: Env, minirun: Minirun, tmp_path: Path) -> No
         assert "Traceback" not in r.stderr and r.stdout in ("", "Using default tag: latest\n"), args
 
 
+def test_help_and_unknown_commands(minirun: Minirun) -> None:
+    """A command alone shows its help (stdout, exit 0, as Docker); an unknown one is one line."""
+    for args, first in [((), "Usage: minirun [OPTIONS] COMMAND [ARGS]..."),
+                        (("system",), "Usage: minirun system [OPTIONS] COMMAND [ARGS]..."),
+                        (("run", "--help"), "Usage: minirun run [OPTIONS] IMAGE [COMMAND] [ARG...]")]:
+        r = minirun(*args)
+        assert (r.returncode, r.stderr, lines(r.stdout)[0]) == (0, "", first), args
+    assert "  run " in minirun().stdout and "  prune " in minirun("system").stdout
+    r = minirun("bogus")
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", "minirun: No such command 'bogus'. (see 'minirun --help')\n")
+
+
 def test_rmi_keeps_shared_blobs(env: Env, minirun: Minirun) -> None:
     host = env.plain.host
     base = env.images["busybox"].layer_digests[0]
