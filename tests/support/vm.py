@@ -27,7 +27,7 @@ _INIT = """#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
 /bin/busybox mount -t devtmpfs dev /dev
-for m in $(/bin/busybox cat /modules.order); do
+for m in $(/bin/busybox cat /modules/order); do
     /bin/busybox insmod "/modules/$m" || echo "guest: insmod $m failed"
 done
 if ! /bin/busybox mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /newroot; then
@@ -60,8 +60,9 @@ def _run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProces
     return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=600, cwd=cwd)
 
 
-def kernel() -> tuple[Path, Path, str]:
-    """(vmlinuz, the extracted package root, kernel version), fetched once per machine."""
+def kernel() -> tuple[Path, Path]:
+    """(vmlinuz, a directory of the modules the guest loads, with ``order``), fetched once per
+    machine: only these are kept of the package (400 MB unpacked)."""
     arch = _run(["dpkg", "--print-architecture"]).stdout.strip()
     if arch != "amd64":
         raise RuntimeError(f"the cgroup v2 VM needs an amd64 host (this one is {arch})")
@@ -69,41 +70,42 @@ def kernel() -> tuple[Path, Path, str]:
     package = next(line.split(":", 1)[1].strip() for line in depends.splitlines()
                    if line.strip().startswith("Depends:") and "linux-image-" in line)
     version = package.removeprefix("linux-image-")
-    root = cache_dir() / f"vm-{package}"
-    vmlinuz = root / "boot" / f"vmlinuz-{version}"
-    if (root / ".ready").exists():
-        return vmlinuz, root, version
+    cached = cache_dir() / f"vm-{package}"
+    if (cached / "modules" / "order").exists():
+        return cached / "vmlinuz", cached / "modules"
     work = cache_dir() / f"vm-download.{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
+    (work / "keep" / "modules").mkdir(parents=True)
     try:
         _run(["apt-get", "download", package], cwd=work)
         [deb] = work.glob("*.deb")
-        _run(["dpkg-deb", "-x", str(deb), str(work / "x")])
-        _run(["depmod", "-b", str(work / "x"), version])
-        shutil.rmtree(root, ignore_errors=True)
-        (work / "x").rename(root)
-        (root / ".ready").touch()
+        root = work / "x"
+        _run(["dpkg-deb", "-x", str(deb), str(root)])
+        _run(["depmod", "-b", str(root), version])
+        order: list[str] = []
+        for module in _MODULES:  # modprobe knows each module's dependencies: load those first
+            shown = _run(["modprobe", "-d", str(root), "-S", version, "--show-depends", module]).stdout
+            for line in shown.splitlines():
+                path = Path(line.split()[1])
+                if line.startswith("insmod ") and path.name not in order:
+                    shutil.copy(path, work / "keep" / "modules" / path.name)
+                    order.append(path.name)
+        (work / "keep" / "modules" / "order").write_text("\n".join(order) + "\n")
+        shutil.copy(root / "boot" / f"vmlinuz-{version}", work / "keep" / "vmlinuz")
+        shutil.rmtree(cached, ignore_errors=True)
+        (work / "keep").rename(cached)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return vmlinuz, root, version
+    return cached / "vmlinuz", cached / "modules"
 
 
-def initramfs(root: Path, version: str, dest: Path) -> Path:
-    """busybox, the modules in load order (modprobe reads their dependencies), and _INIT."""
+def initramfs(modules: Path, dest: Path) -> Path:
+    """busybox, the modules and their load order, and _INIT, as a gzipped newc cpio."""
     tree = dest / "initramfs"
-    for d in ("bin", "modules", "proc", "sys", "dev", "newroot"):
+    for d in ("bin", "proc", "sys", "dev", "newroot"):
         (tree / d).mkdir(parents=True, exist_ok=True)
     shutil.copy("/bin/busybox", tree / "bin" / "busybox")
-    order: list[str] = []
-    for module in _MODULES:
-        shown = _run(["modprobe", "-d", str(root), "-S", version, "--show-depends", module]).stdout
-        for line in shown.splitlines():
-            path = Path(line.split()[1])
-            if line.startswith("insmod ") and path.name not in order:
-                shutil.copy(path, tree / "modules" / path.name)
-                order.append(path.name)
-    (tree / "modules.order").write_text("\n".join(order) + "\n")
+    shutil.copytree(modules, tree / "modules")
     (tree / "init").write_text(_INIT)
     (tree / "init").chmod(0o755)
     names = "\n".join(str(p.relative_to(tree)) for p in sorted(tree.rglob("*"))) + "\n"
@@ -118,8 +120,8 @@ def run_guest(script: str, work: Path, timeout: float = 1200) -> str:
     """Boot the VM with ``script`` (after GUEST_PRELUDE) as its init; the console's output.
 
     ``work`` must be on the host's root filesystem: the guest reads the script there."""
-    vmlinuz, root, version = kernel()
-    image = initramfs(root, version, work)
+    vmlinuz, modules = kernel()
+    image = initramfs(modules, work)
     guest = work / "guest.sh"
     guest.write_text(GUEST_PRELUDE + script + "\n/bin/busybox poweroff -f\n")
     argv = ["qemu-system-x86_64", "-accel", "tcg", "-m", "2048", "-smp", "2", "-nographic", "-no-reboot",
