@@ -73,7 +73,7 @@ def _start(a: runargs.RunArgs) -> int:
     host = container.hostname_of(directory)
     run_spec = spec.RunSpec(
         argv=argv, env=spec.environment(config, [*env_lines, *a.env], os.environ, host),
-        cwd=a.workdir or config.get("WorkingDir") or "/",
+        cwd=spec.working_dir(config, a.workdir),
         user=a.user if a.user is not None else config.get("User") or "",
         hostname=host, interactive=a.interactive, binds=binds, tmpfs=tmpfs_mounts,
         read_only=a.read_only, privileged=a.privileged, capabilities=capabilities, init=a.init, tty=a.tty)

@@ -58,6 +58,15 @@ def command(config: Mapping[str, Any], args: list[str], entrypoint: str | None) 
     return argv
 
 
+def working_dir(config: Mapping[str, Any], flag: str | None) -> str:
+    """``-w`` (absolute, as Docker requires), else the image's WorkingDir, else ``/``."""
+    if flag:
+        if not flag.startswith("/"):
+            raise UsageError(f'invalid working directory "{flag}": it must be an absolute path')
+        return flag
+    return str(config.get("WorkingDir") or "/")
+
+
 def parse_env_file(text: str, source: str, caller: Mapping[str, str]) -> list[str]:
     out = []
     for n, line in enumerate(text.splitlines(), 1):

@@ -65,6 +65,8 @@ def test_exit_codes(mr: Minirun) -> None:
     assert r.returncode == 125 and "unable to find user ghost" in r.stderr
     r = mr("run", "--rm", "--network", "bridge", "busybox", "true")
     assert r.returncode == 125 and "invalid --network" in r.stderr
+    r = mr("run", "--rm", "-w", "relative", "busybox", "pwd")
+    assert (r.returncode, r.stdout) == (125, "") and "must be an absolute path" in r.stderr
 
 
 def test_killed_by_a_signal_is_128_plus_n(mr: Minirun) -> None:

@@ -15,6 +15,7 @@ from minirun.runtime.spec import (
     parse_volume,
     resolve_user,
     with_home,
+    working_dir,
 )
 
 
@@ -112,3 +113,12 @@ def test_capability_rules() -> None:
     assert capability_set(False, ["BPF"], [], 38) == DEFAULT  # a kernel without it
     with pytest.raises(UsageError, match='unknown capability: "FLY"'):
         capability_set(False, ["FLY"], [], 40)
+
+
+def test_working_dir_as_docker() -> None:
+    assert working_dir({}, None) == "/"
+    assert working_dir({"WorkingDir": "/srv"}, None) == "/srv"
+    assert working_dir({"WorkingDir": "/srv"}, "") == "/srv"   # -w "" keeps the image's
+    assert working_dir({"WorkingDir": "/srv"}, "/tmp") == "/tmp"
+    with pytest.raises(UsageError, match='invalid working directory "relative": it must be an absolute path'):
+        working_dir({}, "relative")
