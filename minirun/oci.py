@@ -4,7 +4,6 @@ Parsing is strict about what minirun relies on (digests, sizes, media types) and
 lenient about the rest, as registries in the wild add fields freely.
 """
 
-
 import json
 import os
 import re

@@ -6,7 +6,6 @@ component is a registry host only when it contains ``.`` or ``:``, is
 ``localhost``, or has upper-case letters; otherwise the image lives on Docker Hub.
 """
 
-
 import re
 from typing import NamedTuple
 

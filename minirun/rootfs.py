@@ -13,7 +13,6 @@ directories in its own format. The vfs driver (for stores on overlayfs, or force
 applies each layer to a copy of its parent, as Docker's vfs driver does.
 """
 
-
 import _thread
 import contextlib
 import hashlib

@@ -8,7 +8,6 @@ short flags; ``--name=x`` or ``--name x``; ``-eK=V``, ``-e=K=V`` or ``-e K=V``;
 ``--rm=false`` for booleans; ``--`` ends the flags.
 """
 
-
 from typing import Any, Literal, NamedTuple
 
 from .errors import UsageError

@@ -13,7 +13,6 @@ so a pull killed at any moment leaves only partials and locks behind, and the
 next pull resumes from them.
 """
 
-
 import contextlib
 import fcntl
 import hashlib

@@ -9,7 +9,6 @@ killed). The limits, as Docker sets them:
     --pids-limit v2/v1 pids.max
 """
 
-
 import contextlib
 import os
 import re

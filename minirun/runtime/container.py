@@ -5,7 +5,6 @@
 (overlay upper and work directories, or the vfs copy).
 """
 
-
 import json
 import os
 import re
@@ -26,7 +25,7 @@ class ContainerState(NamedTuple):
     command: list[str]
     created: str
     reference: str = ""              # the image's full reference in the store
-    chains: list[str] = []  # noqa: RUF012 - replaced, never mutated   # snapshots its root filesystem stacks
+    chains: list[str] = []  # noqa: RUF012 - never mutated; the snapshots its root filesystem stacks
     status: str = "created"          # created, running, exited
     exit_code: int | None = None
     pid: int | None = None           # the container's process, on the host

@@ -5,7 +5,6 @@ arguments after the image replace Cmd; ``-e K=V`` overrides, ``-e K`` copies fro
 caller's environment (or drops K); PATH has a default; HOSTNAME and HOME are set.
 """
 
-
 import posixpath
 from collections.abc import Mapping
 from typing import Any, NamedTuple
