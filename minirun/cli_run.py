@@ -38,6 +38,19 @@ def _start(a: runargs.RunArgs) -> int:
         raise UsageError(f'invalid --network "{a.network}": expected none or host (bridge comes later)')
     if a.pull not in ("missing", "always", "never"):
         raise UsageError(f'invalid --pull "{a.pull}": expected missing, always or never')
+    # Every flag is checked before anything is pulled or unpacked, as Docker does.
+    env_lines: list[str] = []
+    for path in a.env_file:
+        try:
+            text = open(path).read()
+        except OSError as e:
+            raise UsageError(f"reading env file {path}: {e.strerror}") from None
+        env_lines += spec.parse_env_file(text, path, os.environ)
+    binds = tuple(spec.parse_volume(v) for v in a.volume)
+    tmpfs_mounts = tuple(spec.parse_tmpfs(t) for t in a.tmpfs)
+    last_cap = int(open("/proc/sys/kernel/cap_last_cap").read())
+    capabilities = caps.capability_set(a.privileged, a.cap_add, a.cap_drop, last_cap)
+    limits = cgroups.parse_limits(a.memory, a.cpus, a.pids_limit)
     ref = reference.parse(a.image)
     images = _store()
     record = images.get(str(ref))
@@ -55,19 +68,7 @@ def _start(a: runargs.RunArgs) -> int:
     chains = ensure_image(images, snap, record)
     config = parse_config(images.content.read(record.config), record.reference).raw.get("config") or {}
 
-    env_lines: list[str] = []
-    for path in a.env_file:
-        try:
-            text = open(path).read()
-        except OSError as e:
-            raise UsageError(f"reading env file {path}: {e.strerror}") from None
-        env_lines += spec.parse_env_file(text, path, os.environ)
     argv = spec.command(config, list(a.command), a.entrypoint)
-    binds = tuple(spec.parse_volume(v) for v in a.volume)
-    tmpfs_mounts = tuple(spec.parse_tmpfs(t) for t in a.tmpfs)
-    last_cap = int(open("/proc/sys/kernel/cap_last_cap").read())
-    capabilities = caps.capability_set(a.privileged, a.cap_add, a.cap_drop, last_cap)
-    limits = cgroups.parse_limits(a.memory, a.cpus, a.pids_limit)
     state, directory, files = container.create(images.root, a.image, list(argv), a.name, a.hostname,
                                                record.reference, chains)
     host = container.hostname_of(directory)

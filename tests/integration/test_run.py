@@ -177,6 +177,10 @@ def test_run_pulls_again_for_another_platform(mr: Minirun) -> None:
 
 def test_pull_policy(mr: Minirun) -> None:
     """--pull missing (Docker's default), always, never."""
+    # Bad flags are refused before anything is pulled.
+    r = mr("run", "--rm", "--memory", "lots", "-v", "/tmp:/x", "busybox", "true")
+    assert (r.returncode, r.stderr) == (125, 'minirun: invalid --memory "lots": expected a size such as 512m or 1g\n')
+    assert mr.blobs() == set()
     r = mr("run", "--rm", "--pull", "never", "busybox", "true")
     assert (r.returncode, r.stderr) == (125, "minirun: No such image: busybox:latest (and --pull never)\n")
     assert sh(mr, "true").returncode == 0  # missing: pulled now
