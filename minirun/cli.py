@@ -111,9 +111,7 @@ def _exit_code(e: MiniRunError) -> int:
 
 
 def _run_words(argv: list[str]) -> tuple[str | None, list[str]] | None:
-    """``[--storage-driver X] run WORDS...``: (X, WORDS); None for anything else (typer's).
-
-    ``run``'s own failures exit 125, as docker run's do."""
+    """``[--storage-driver X] run WORDS...``: (X, WORDS); None for anything else (typer's)."""
     driver = None
     i = 0
     while i < len(argv):
@@ -142,7 +140,11 @@ def _app(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    split = _run_words(args)
+    return _main(args, _run_words(args))
+
+
+def _main(args: list[str], split: tuple[str | None, list[str]] | None) -> int:
+    """``split``: ``run``'s words (see _run_words); its own failures exit 125, as docker run's do."""
     try:
         if split is not None:
             code = _guarded(lambda: _run(*split))
@@ -196,8 +198,10 @@ def _print_traceback() -> None:
 
 
 def entry() -> None:
-    code = main()
-    if _run_words(sys.argv[1:]) is not None:
+    args = sys.argv[1:]
+    split = _run_words(args)
+    code = _main(args, split)
+    if split is not None:
         # A finished run skips the interpreter's teardown (5 ms, a tenth of a warm start):
         # nothing of minirun's is pending then (files closed, locks go with the process).
         with contextlib.suppress(OSError):
