@@ -343,19 +343,18 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
     if console is not None:
         console[1].close()
     forwarder.target(pid)
-    if cgroup is not None:
-        try:
-            cgroup.add(pid)
-        except OSError as e:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            cgroup.remove()
-            raise ContainerStartError(f"joining cgroup: {e.strerror or e}", EXIT_RUNTIME) from None
-    os.write(syncw, b"g")
-    os.close(syncw)
-    if on_started is not None:
-        on_started(pid)
-    try:
+    try:  # from here on, whatever happens, the signal handlers are restored and the cgroup removed
+        if cgroup is not None:
+            try:
+                cgroup.add(pid)
+            except OSError as e:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise ContainerStartError(f"joining cgroup: {e.strerror or e}", EXIT_RUNTIME) from None
+        os.write(syncw, b"g")
+        os.close(syncw)
+        if on_started is not None:
+            on_started(pid)
         master = None
         if console is not None:
             master = terminal.receive_master(console[0])
