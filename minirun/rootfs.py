@@ -86,6 +86,13 @@ def _overlay_works(directory: Path) -> bool:
             shutil.rmtree(probe, ignore_errors=True)
 
 
+def _copy_tree(source: Path, dest: Path) -> None:
+    """The vfs driver's copy: everything kept (owners, modes, links, xattrs), shared blocks where
+    the filesystem can. subprocess is imported here: overlay's start path never needs it."""
+    import subprocess
+    subprocess.run(["cp", "-a", "--reflink=auto", str(source), str(dest)], check=True, capture_output=True)
+
+
 def check_driver(name: str) -> str:
     if name not in DRIVERS:
         raise UsageError(f'invalid storage driver "{name}": expected overlay or vfs')
@@ -168,9 +175,7 @@ class Snapshotter:
         target = fs
         mounted = False
         if self.driver == "vfs" and parents:
-            import subprocess  # vfs only: not on overlay's start path
-            subprocess.run(["cp", "-a", "--reflink=auto", str(self.fs(parents[-1])), str(fs)],
-                           check=True, capture_output=True)
+            _copy_tree(self.fs(parents[-1]), fs)
         else:
             fs.mkdir()
         if self.driver == "overlay" and parents:
@@ -203,9 +208,7 @@ class Snapshotter:
                           (self._lower(chains), f"upperdir={upper}", f"workdir={work}"), cwd=str(self.dir))]
         if not any(rootfs.iterdir()):
             rootfs.rmdir()
-            import subprocess
-            subprocess.run(["cp", "-a", "--reflink=auto", str(self.fs(chains[-1])), str(rootfs)],
-                           check=True, capture_output=True)
+            _copy_tree(self.fs(chains[-1]), rootfs)
         return [Mount("bind", str(rootfs), str(rootfs), ("rbind",))]
 
     def remove_unused(self, keep: set[str]) -> list[str]:
