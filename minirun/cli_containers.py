@@ -87,6 +87,6 @@ def rm_cmd(
                 time.sleep(0.05)
         # Its minirun removes the cgroup when the program exits; a minirun that was killed
         # could not, so rm does (empty now: the program died with its minirun).
-        Cgroup(state.id, Limits()).remove()
+        Cgroup(state.id, Limits(), None).remove()
         release_container(directory)
         typer.echo(key)

@@ -29,7 +29,7 @@ def _start(a: runargs.RunArgs) -> int:
     from . import reference
     from .oci import parse_config
     from .rootfs import ensure_image, release_container
-    from .runtime import caps, cgroups, container, process, spec
+    from .runtime import caps, cgroups, container, devices, process, spec
     from .store import now_iso
 
     if os.geteuid() != 0:
@@ -51,6 +51,7 @@ def _start(a: runargs.RunArgs) -> int:
     last_cap = int(open("/proc/sys/kernel/cap_last_cap").read())
     capabilities = caps.capability_set(a.privileged, a.cap_add, a.cap_drop, last_cap)
     limits = cgroups.parse_limits(a.memory, a.cpus, a.pids_limit)
+    init = process.find_init(os.environ) if a.init else ""
     ref = reference.parse(a.image)
     images = _store()
     record = images.get(str(ref))
@@ -77,7 +78,7 @@ def _start(a: runargs.RunArgs) -> int:
         cwd=spec.working_dir(config, a.workdir),
         user=a.user if a.user is not None else config.get("User") or "",
         hostname=host, interactive=a.interactive, binds=binds, tmpfs=tmpfs_mounts,
-        read_only=a.read_only, privileged=a.privileged, capabilities=capabilities, init=a.init, tty=a.tty)
+        read_only=a.read_only, privileged=a.privileged, capabilities=capabilities, init=init, tty=a.tty)
     mounts = snap.prepare(chains, directory)
     code = 125
 
@@ -85,10 +86,11 @@ def _start(a: runargs.RunArgs) -> int:
         container.save(directory, state._replace(status="running", pid=pid, monitor=os.getpid()))
 
     try:
-        # A cgroup only where there are limits to set: joining one costs ~10 ms of a start,
-        # and minirun reads nothing else from it (the PID namespace ends every process).
-        cgroup = cgroups.Cgroup(state.id, limits) if limits.any else None
-        code = process.start(run_spec, mounts, mounts[-1].target, files, a.network, cgroup, started)
+        # Every container has a cgroup for its device policy (--privileged: all devices, as
+        # Docker), and for its limits when there are any.
+        cgroup = cgroups.Cgroup(state.id, limits, None if a.privileged else devices.DOCKER_DEFAULT)
+        code = process.start(run_spec, mounts, mounts[-1].target, files, a.network,
+                             cgroup if cgroup.needed else None, started)
     except process.ContainerStartError as e:
         code = e.code
         _err(str(e))

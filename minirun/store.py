@@ -37,6 +37,29 @@ def default_root() -> Path:
     return Path(data) / "minirun"
 
 
+# Directories whose content a host user must never reach: snapshots and a container's upper
+# directory can hold setuid-root programs and device nodes from images, and shared
+# snapshots are what later containers run. Only the store's owner (root) traverses them,
+# as Docker keeps /var/lib/docker 0710 and its layers 0700.
+PRIVATE_DIRS = ("blobs", "ingest", "snapshots", "containers")
+
+
+def make_private(root: Path) -> None:
+    """Create the store's root and PRIVATE_DIRS as 0700, and tighten them where an older
+    minirun made them 0755. The root itself is tightened only when it is a store (it may be
+    a directory the user named, such as /srv, that others need)."""
+    is_store = (root / "images.json").exists() or (root / "blobs").is_dir()
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for path in (root, *(root / d for d in PRIVATE_DIRS)):
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            path.mkdir(mode=0o700, exist_ok=True)  # umask can only take bits away
+            continue
+        if mode & 0o077 and (path != root or is_store):
+            os.chmod(path, 0o700)
+
+
 def _os_error(action: str, path: Path | str, e: OSError) -> StoreError:
     return StoreError(f"{action} {path}: {e.strerror or e}")
 
@@ -171,8 +194,8 @@ class ContentStore:
         self.blob_dir = root / "blobs" / "sha256"
         self.ingest_dir = root / "ingest"
         try:
-            self.blob_dir.mkdir(parents=True, exist_ok=True)
-            self.ingest_dir.mkdir(parents=True, exist_ok=True)
+            make_private(root)
+            self.blob_dir.mkdir(exist_ok=True)
         except OSError as e:
             raise _os_error("creating store in", root, e) from None
 

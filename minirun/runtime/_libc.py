@@ -34,9 +34,26 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 
-# pivot_root has no libc wrapper; its number depends on the architecture.
-_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217,
-                   "armv7l": 218, "i686": 217}.get(os.uname().machine, -1)
+# Calls without a libc wrapper go through syscall(); their numbers depend on the architecture
+# (open_tree and move_mount came after the tables were unified: the same everywhere).
+_GENERIC = {"pivot_root": 41, "keyctl": 219, "bpf": 280, "open_tree": 428, "move_mount": 429}
+_SYSCALLS = {
+    "x86_64": {"pivot_root": 155, "keyctl": 250, "bpf": 321, "open_tree": 428, "move_mount": 429},
+    "aarch64": _GENERIC, "riscv64": _GENERIC,
+}.get(os.uname().machine, {})
+
+
+def _syscall(name: str, *args: object) -> int:
+    """syscall(2) by name; -1 with errno ENOSYS where this architecture's number is unknown."""
+    number = _SYSCALLS.get(name)
+    if number is None:
+        _ffi.errno = 38  # ENOSYS
+        return -1
+    return int(_lib.syscall(number, *args))
+
+
+def _long(value: int) -> object:
+    return _ffi.cast("long", value)  # cffi needs a C type for each variadic argument
 
 
 def _fail(call: str, path: str) -> OSError:
@@ -87,14 +104,78 @@ def socket(domain: int, kind: int) -> int:
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    if _SYS_PIVOT_ROOT < 0:
-        raise OSError(38, f"pivot_root {new_root}: not supported on {os.uname().machine}")
-    rc = _lib.syscall(_SYS_PIVOT_ROOT, _ffi.new("char[]", new_root.encode()), _ffi.new("char[]", put_old.encode()))
-    if rc != 0:
+    if _syscall("pivot_root", _ffi.new("char[]", new_root.encode()), _ffi.new("char[]", put_old.encode())) != 0:
         raise _fail("pivot_root", new_root)
 
 
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_SYMLINKS = 0x10
+
+
+def open_tree(path: str) -> int:
+    """A detached copy of the mount tree at ``path`` (a recursive bind mount not yet
+    attached anywhere), as a descriptor: it can be attached after the host's root is gone."""
+    fd = _syscall("open_tree", _long(AT_FDCWD), _ffi.new("char[]", path.encode()),
+                  _long(OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE))
+    if fd < 0:
+        raise _fail("open_tree", path)
+    return fd
+
+
+def move_mount(fd: int, target: str) -> None:
+    """Attach the detached mount ``fd`` on ``target`` (symlinks in it followed, as for mount)."""
+    rc = _syscall("move_mount", _long(fd), _ffi.new("char[]", b""), _long(AT_FDCWD),
+                  _ffi.new("char[]", target.encode()), _long(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS))
+    if rc != 0:
+        raise _fail("move_mount on", target)
+
+
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def join_new_session_keyring() -> None:
+    """A new anonymous session keyring, as runc gives each container: none of the caller's keys.
+    A kernel without keyrings (ENOSYS) has nothing to leak."""
+    if _syscall("keyctl", _long(KEYCTL_JOIN_SESSION_KEYRING), _ffi.NULL) < 0 and _ffi.errno != 38:
+        raise _fail("keyctl", "join session keyring")
+
+
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+
+
+def bpf_attach_device_program(cgroup_fd: int, insns: bytes, what: str) -> None:
+    """Load ``insns`` as a cgroup device program and attach it to the cgroup open at
+    ``cgroup_fd`` (cgroup v2's device controller). The attachment keeps the program alive."""
+    import struct
+    code = _ffi.new("char[]", insns)
+    license_ = _ffi.new("char[]", b"Apache-2.0")
+    log = _ffi.new("char[]", 4096)
+    addr = int(_ffi.cast("uintptr_t", code)), int(_ffi.cast("uintptr_t", license_)), \
+        int(_ffi.cast("uintptr_t", log))
+    attr = _ffi.new("char[]", struct.pack("=IIQQIIQ", BPF_PROG_TYPE_CGROUP_DEVICE, len(insns) // 8,
+                                          addr[0], addr[1], 1, 4096, addr[2]).ljust(128, b"\0"))
+    prog = _syscall("bpf", _long(BPF_PROG_LOAD), attr, _long(128))
+    if prog < 0:
+        err = _fail("bpf load device program for", what)
+        verifier = bytes(_ffi.buffer(log)).split(b"\0")[0].decode(errors="replace").strip().replace("\n", "; ")
+        raise OSError(err.errno, f"{err.strerror}{': ' + verifier if verifier else ''}")
+    try:
+        attach = _ffi.new("char[]", struct.pack("=IIII", cgroup_fd, prog, BPF_CGROUP_DEVICE, 0).ljust(32, b"\0"))
+        if _syscall("bpf", _long(BPF_PROG_ATTACH), attach, _long(32)) != 0:
+            raise _fail("bpf attach device program to", what)
+    finally:
+        os.close(prog)
+
+
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 
 
 def prctl(option: int, arg2: int = 0) -> None:

@@ -13,18 +13,24 @@ import errno
 import fcntl
 import os
 import signal
+import stat
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import UsageError
 from ..rootfs import Mount, mount
 from . import _libc
 from .caps import mask
 from .cgroups import Cgroup
-from .spec import RunSpec, resolve_user, with_home
+from .spec import DEFAULT_PATH, RunSpec, User, resolve_user, with_home
 
-OLD_ROOT = ".minirun-oldroot"  # where pivot_root parks the host's root until it is detached
+if TYPE_CHECKING:
+    import socket
+
+    from . import relay
+
 EXIT_RUNTIME = 125
 EXIT_CANNOT_EXEC = 126
 EXIT_NOT_FOUND = 127
@@ -41,42 +47,85 @@ DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("u
            ("tty", 5, 0))
 
 
+# --init: a static tini (Debian's tini package), bound read-only where Docker binds its own.
+INIT_TARGET = "/sbin/docker-init"
+INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/local/bin/tini-static", "/usr/bin/docker-init",
+                   "/usr/libexec/docker/docker-init")
+
+
+def find_init(environ: Mapping[str, str]) -> str:
+    """The host's static init for --init: MINIRUN_INIT, else the first of INIT_CANDIDATES.
+
+    It runs inside the container's root, so it must not need the host's libraries."""
+    wanted = environ.get("MINIRUN_INIT")
+    for path in (wanted,) if wanted else INIT_CANDIDATES:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    if wanted:
+        raise UsageError(f"--init: MINIRUN_INIT={wanted} is not an executable file")
+    raise UsageError("--init needs a static tini: install Debian's tini package (apt-get install tini)")
+
+
 class ContainerStartError(Exception):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
 
 
-def _mount_in(root: str, path: str, fstype: str, flags: int, data: str | None, source: str | None = None) -> None:
-    target = root + path
-    os.makedirs(target, exist_ok=True)
-    _libc.mount(source or fstype, target, fstype, flags, data)
+def _makedirs(path: str) -> None:
+    """mkdir -p through symlinks, after pivot_root: an image's /etc -> /elsewhere (even when
+    /elsewhere is missing) makes /elsewhere inside the container's root, as runc does."""
+    os.makedirs(os.path.realpath(path), exist_ok=True)
 
 
-def _setup_dev(root: str) -> None:
+def _mount_in(path: str, fstype: str, flags: int, data: str | None) -> None:
+    """Mount a new ``fstype`` on ``path``, after pivot_root: the path resolves inside the root."""
+    _makedirs(path)
+    _libc.mount(fstype, path, fstype, flags, data)
+
+
+def _setup_dev() -> None:
     nosuid = _libc.MS_NOSUID
-    _mount_in(root, "/dev", "tmpfs", nosuid | _libc.MS_NOEXEC, "mode=755,size=65536k")
+    _mount_in("/dev", "tmpfs", nosuid | _libc.MS_NOEXEC, "mode=755,size=65536k")
     for name, major, minor in DEVICES:
-        os.mknod(f"{root}/dev/{name}", 0o666 | 0o020000, os.makedev(major, minor))
-        os.chmod(f"{root}/dev/{name}", 0o666)
-    _mount_in(root, "/dev/pts", "devpts", nosuid | _libc.MS_NOEXEC,
-              "newinstance,ptmxmode=0666,mode=0620,gid=5")
-    os.symlink("pts/ptmx", f"{root}/dev/ptmx")
-    _mount_in(root, "/dev/shm", "tmpfs", nosuid | _libc.MS_NOEXEC | _libc.MS_NODEV, "mode=1777,size=65536k")
-    _mount_in(root, "/dev/mqueue", "mqueue", nosuid | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
+        os.mknod(f"/dev/{name}", 0o666 | 0o020000, os.makedev(major, minor))
+        os.chmod(f"/dev/{name}", 0o666)
+    _mount_in("/dev/pts", "devpts", nosuid | _libc.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    os.symlink("pts/ptmx", "/dev/ptmx")
+    _mount_in("/dev/shm", "tmpfs", nosuid | _libc.MS_NOEXEC | _libc.MS_NODEV, "mode=1777,size=65536k")
+    _mount_in("/dev/mqueue", "mqueue", nosuid | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
-        os.symlink(target, f"{root}/dev/{name}")
+        os.symlink(target, f"/dev/{name}")
 
 
-def _bind_file(source: Path, root: str, path: str) -> None:
-    target = root + path
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    if os.path.islink(target):
-        os.unlink(target)  # a symlink here would make the bind land wherever it points
-    if not os.path.exists(target):
-        open(target, "a").close()
-    _libc.mount(str(source), target, None, _libc.MS_BIND)
+class _Detached(NamedTuple):
+    """A host file or directory taken as a detached mount before pivot_root, to be attached
+    at ``target`` (a container path) once the host's root is gone."""
+    fd: int
+    target: str
+    readonly: bool
+    is_dir: bool
+
+
+def _detach(source: str, target: str, readonly: bool) -> _Detached:
+    return _Detached(_libc.open_tree(source), target, readonly, os.path.isdir(source))
+
+
+def _attach(d: _Detached, replace_symlink: bool = False) -> None:
+    """Attach ``d`` on its target, made if missing. After pivot_root with the old root
+    detached, every symlink on the way resolves inside the container's root."""
+    if replace_symlink and os.path.islink(d.target):
+        os.unlink(d.target)  # the image's /etc/hosts -> elsewhere: ours replaces it, not its target
+    if d.is_dir:
+        _makedirs(d.target)
+    elif not os.path.exists(d.target):
+        _makedirs(os.path.dirname(d.target))
+        os.close(os.open(d.target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    _libc.move_mount(d.fd, d.target)
+    os.close(d.fd)
+    if d.readonly:
+        _libc.mount(d.target, d.target, None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY)
 
 
 def _mask_and_protect() -> None:
@@ -110,18 +159,6 @@ def mount_options(options: str) -> tuple[int, str | None]:
     return flags, ",".join(data) or None
 
 
-def _bind_volume(fd: int, target: str, readonly: bool) -> None:
-    source = f"/proc/self/fd/{fd}"
-    if os.path.isdir(source):
-        os.makedirs(target, exist_ok=True)
-    elif not os.path.exists(target):
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        open(target, "a").close()
-    _libc.mount(source, target, None, _libc.MS_BIND | _libc.MS_REC)
-    if readonly:
-        _libc.mount(source, target, None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY)
-
-
 def _loopback_up() -> None:
     """ifconfig lo up, with one ioctl: no need to import pyroute2 on this path."""
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
@@ -153,6 +190,29 @@ def _held_capabilities() -> int:
     return 0
 
 
+PASSWD_MAX = 4 << 20  # bytes of the image's /etc/passwd or /etc/group read at most
+
+
+def _read_table(path: str) -> str:
+    """The image's /etc/passwd or /etc/group ("" when absent), inside the container's root.
+
+    Only a regular file of at most PASSWD_MAX bytes: a link to /dev/zero or a FIFO there
+    would otherwise grow or block minirun (O_NONBLOCK: opening a FIFO does not wait)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return ""
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"reading {path} of the image: not a regular file")
+        if info.st_size > PASSWD_MAX:
+            raise UsageError(f"reading {path} of the image: larger than {PASSWD_MAX >> 20} MiB")
+        return os.read(fd, PASSWD_MAX + 1)[:PASSWD_MAX].decode(errors="replace")
+    finally:
+        os.close(fd)
+
+
 def _read(path: str) -> str:
     try:
         with open(path) as f:
@@ -161,96 +221,141 @@ def _read(path: str) -> str:
         return ""
 
 
+class _Step:
+    """What the child is doing, for the one-line error when it fails."""
+
+    def __init__(self) -> None:
+        self.name = "setting up"
+
+
+def _isolate(network: str, step: _Step) -> None:
+    """New session, keyring and namespaces: nothing of the caller's reaches the container."""
+    # If minirun dies (even by SIGKILL), so does the container: nothing runs unwatched.
+    _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    # Until exec, this process is a copy of minirun (its environment, its files) inside the
+    # container's PID namespace: not dumpable, so no container process can ptrace it or read
+    # its /proc files. exec makes the program dumpable again.
+    _libc.prctl(_libc.PR_SET_DUMPABLE, 0)
+    # Its own session: not the caller's process group (kill 0 inside stays inside), and
+    # no controlling terminal to inject input into (TIOCSTI).
+    os.setsid()
+    step.name = "joining a new session keyring"
+    _libc.join_new_session_keyring()
+    step.name = "unshare"
+    flags = _libc.CLONE_NEWNS | _libc.CLONE_NEWUTS | _libc.CLONE_NEWIPC | _libc.CLONE_NEWCGROUP
+    if network != "host":
+        flags |= _libc.CLONE_NEWNET
+    _libc.unshare(flags)
+    _libc.mount("none", "/", None, _libc.MS_REC | _libc.MS_PRIVATE, None)
+
+
+def _enter_root(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, Path],
+                step: _Step) -> None:
+    """Mount the root filesystem, pivot into it, detach the host's root, then mount and bind
+    everything else. Host paths are opened before the pivot (as detached mounts); every
+    container path is resolved after it, when no path leads out of the container's root."""
+    step.name = "mounting the root filesystem"
+    for m in mounts:
+        mount(m)
+    step.name = "opening volumes"
+    etc = [_detach(str(source), path, spec.read_only) for path, source in etc_files.items()]
+    if spec.init:
+        etc.append(_detach(spec.init, INIT_TARGET, True))
+    volumes = []
+    for b in spec.binds:
+        if not os.path.exists(b.source):
+            os.makedirs(b.source, exist_ok=True)  # as docker run -v does
+        volumes.append(_detach(b.source, b.target, b.readonly))
+    step.name = "pivot_root"
+    old_root = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    os.chdir(rootfs)
+    _libc.pivot_root(".", ".")  # the old root is now stacked on the new one, at /
+    os.fchdir(old_root)
+    _libc.umount(".", _libc.MNT_DETACH)
+    os.close(old_root)
+    os.chdir("/")
+    step.name = "mounting /proc, /dev and /sys"
+    _mount_in("/proc", "proc", _libc.MS_NOSUID | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
+    _setup_dev()
+    _mount_in("/sys", "sysfs", _libc.MS_RDONLY | _libc.MS_NOSUID | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
+    for d in etc:
+        step.name = f"mounting {d.target}"
+        _attach(d, replace_symlink=True)
+    for b, d in zip(spec.binds, volumes, strict=True):
+        step.name = f"mounting volume {b.source}:{b.target}"
+        _attach(d)
+    if not spec.privileged:
+        step.name = "masking paths"
+        _mask_and_protect()
+    for path, options in spec.tmpfs:
+        step.name = f"mounting tmpfs on {path}"
+        _makedirs(path)
+        flags, data = mount_options(options)
+        _libc.mount("tmpfs", path, "tmpfs", flags, data)
+    if spec.read_only:
+        step.name = "making the root filesystem read-only"
+        _libc.mount("/", "/", None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY, None)
+
+
+def _drop_privileges(spec: RunSpec, user: User, step: _Step) -> None:
+    """Docker's capabilities for root, none for other users; inheritable and ambient empty
+    (as runc since CVE-2022-24769: an inheritable set lets file capabilities be gained)."""
+    step.name = "dropping capabilities"
+    last_cap = int(_read("/proc/sys/kernel/cap_last_cap") or "40")
+    for cap in range(last_cap + 1):
+        if cap not in spec.capabilities:
+            _libc.prctl(_libc.PR_CAPBSET_DROP, cap)
+    step.name = "setting the user"
+    os.setgroups(list(user.groups))
+    os.setgid(user.gid)
+    os.setuid(user.uid)  # for a non-root user the kernel clears permitted and effective here
+    # Never more than minirun itself holds (a sandbox may run it without some).
+    allowed = mask(spec.capabilities) & _held_capabilities() if user.uid == 0 else 0
+    _libc.capset(allowed, allowed, 0)  # lowering inheritable also empties the ambient set
+
+
+def _find_program(argv0: str, env: dict[str, str]) -> None:
+    """Fail as exec would (ENOENT, EACCES) before --init's exec, so the error is minirun's
+    one line and not the init's."""
+    dirs = [""] if "/" in argv0 else env.get("PATH", DEFAULT_PATH).split(":")
+    found = [p for p in (os.path.join(d, argv0) for d in dirs) if os.path.isfile(p)]
+    if not found:
+        raise OSError(errno.ENOENT, argv0)
+    if not any(os.access(p, os.X_OK) for p in found):
+        raise OSError(errno.EACCES, os.strerror(errno.EACCES))
+
+
 def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, Path],
            network: str, errw: int, syncr: int, console: int) -> None:
-    step = "setting up"
+    step = _Step()
     try:
         # Wait until the parent has put us in our cgroup: the cgroup namespace made
-        # below must have that cgroup as its root. An empty read: the parent is gone.
+        # below must have that cgroup as its root, and the device policy must hold
+        # before anything is mounted. An empty read: the parent is gone.
         if os.read(syncr, 1) != b"g":
             os._exit(EXIT_RUNTIME)
         os.close(syncr)
-        # If minirun dies (even by SIGKILL), so does the container: nothing runs unwatched.
-        _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
-        step = "unshare"
-        flags = _libc.CLONE_NEWNS | _libc.CLONE_NEWUTS | _libc.CLONE_NEWIPC | _libc.CLONE_NEWCGROUP
-        if network != "host":
-            flags |= _libc.CLONE_NEWNET
-        _libc.unshare(flags)
-        _libc.mount("none", "/", None, _libc.MS_REC | _libc.MS_PRIVATE, None)
-        step = "mounting the root filesystem"
-        for m in mounts:
-            mount(m)
-        _mount_in(rootfs, "/proc", "proc", _libc.MS_NOSUID | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
-        _setup_dev(rootfs)
-        _mount_in(rootfs, "/sys", "sysfs",
-                  _libc.MS_RDONLY | _libc.MS_NOSUID | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
-        for path, source in etc_files.items():
-            _bind_file(source, rootfs, path)
-        step = "opening volumes"
-        # Host side opened now, container side resolved after pivot_root, by the kernel,
-        # inside the new root: an image's symlinks cannot send a bind mount elsewhere.
-        sources = []
-        for b in spec.binds:
-            if not os.path.exists(b.source):
-                os.makedirs(b.source, exist_ok=True)  # as docker run -v does
-            sources.append(os.open(b.source, os.O_PATH | os.O_CLOEXEC))
-        step = "pivot_root"
-        os.chdir(rootfs)
-        os.makedirs(OLD_ROOT, exist_ok=True)
-        _libc.pivot_root(".", OLD_ROOT)
-        os.chdir("/")
-        # The volumes' sources are still reachable (their fds point into the old root,
-        # still mounted); their targets now resolve inside the new root only.
-        for b, fd in zip(spec.binds, sources, strict=True):
-            step = f"mounting volume {b.source}:{b.target}"
-            _bind_volume(fd, b.target, b.readonly)
-            os.close(fd)
-        step = "detaching the old root"
-        _libc.umount("/" + OLD_ROOT, _libc.MNT_DETACH)
-        os.rmdir("/" + OLD_ROOT)
-        if not spec.privileged:
-            step = "masking paths"
-            _mask_and_protect()
-        for path, options in spec.tmpfs:
-            step = f"mounting tmpfs on {path}"
-            os.makedirs(path, exist_ok=True)
-            flags, data = mount_options(options)
-            _libc.mount("tmpfs", path, "tmpfs", flags, data)
-        if spec.read_only:
-            step = "making the root filesystem read-only"
-            _libc.mount("/", "/", None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY, None)
+        _isolate(network, step)
+        _enter_root(spec, mounts, rootfs, etc_files, step)
         _libc.sethostname(spec.hostname)
         if network != "host":
             _loopback_up()
-        step = f"working directory {spec.cwd}"
+        step.name = f"working directory {spec.cwd}"
         os.makedirs(spec.cwd, exist_ok=True)
         os.chdir(spec.cwd)
         # runc CVE-2024-21626: make sure the working directory is inside the new root.
         if not os.getcwd().startswith("/") or os.path.realpath(".") != os.getcwd():
             raise OSError(errno.EPERM, f"working directory {spec.cwd} is outside the container")
-        step = "setting the user"
-        user = resolve_user(spec.user, _read("/etc/passwd"), _read("/etc/group"))
+        step.name = "setting the user"
+        user = resolve_user(spec.user, _read_table("/etc/passwd"), _read_table("/etc/group"))
         slave = -1
         if spec.tty:
-            step = "opening the terminal"
+            step.name = "opening the terminal"
             from . import terminal
             master, slave = terminal.open_console(user.uid)
             terminal.send_master(console, master)
             os.close(master)
-        step = "dropping capabilities"
-        last_cap = int(_read("/proc/sys/kernel/cap_last_cap") or "40")
-        for cap in range(last_cap + 1):
-            if cap not in spec.capabilities:
-                _libc.prctl(_libc.PR_CAPBSET_DROP, cap)
-        step = "setting the user"
-        os.setgroups(list(user.groups))
-        os.setgid(user.gid)
-        os.setuid(user.uid)  # for a non-root user the kernel clears the capabilities here, as in Docker
-        if user.uid == 0:
-            # Never more than minirun itself holds (a sandbox may run it without some).
-            allowed = mask(spec.capabilities) & _held_capabilities()
-            _libc.capset(allowed, allowed, allowed)
+        _drop_privileges(spec, user, step)
         if spec.tty:
             terminal.take_console(slave)
         elif not spec.interactive:
@@ -260,61 +365,37 @@ def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str,
         # Every inherited descriptor above 2 is closed (the error pipe closes on exec).
         os.closerange(3, errw)
         os.closerange(errw + 1, 65536)
-        step = "exec"
+        step.name = "exec"
         _default_signals()
         env = dict(e.split("=", 1) for e in with_home(spec.env, user.home))
         if spec.init:
-            _init(spec, env, errw)
+            _find_program(spec.argv[0], env)
+            os.execve(INIT_TARGET, [INIT_TARGET, "--", *spec.argv], env)
         os.execvpe(spec.argv[0], list(spec.argv), env)
     except UsageError as e:
         os.write(errw, f"{EXIT_RUNTIME}\n{e}".encode())
         os._exit(EXIT_RUNTIME)
     except OSError as e:
-        if step == "exec":
+        if step.name == "exec":
             if e.errno in (errno.ENOENT, errno.ENOTDIR):
                 code, msg = EXIT_NOT_FOUND, f'exec: "{spec.argv[0]}": executable file not found in $PATH'
             else:
                 code, msg = EXIT_CANNOT_EXEC, f'exec: "{spec.argv[0]}": {e.strerror}'
         else:
-            code, msg = EXIT_RUNTIME, f"{step}: {e.strerror or e}"
+            code, msg = EXIT_RUNTIME, f"{step.name}: {e.strerror or e}"
         os.write(errw, f"{code}\n{msg}".encode())
         os._exit(code)
     except BaseException as e:  # noqa: BLE001 - the child must never return into the caller's code
-        os.write(errw, f"{EXIT_RUNTIME}\n{step}: {e}".encode())
+        os.write(errw, f"{EXIT_RUNTIME}\n{step.name}: {e}".encode())
         os._exit(EXIT_RUNTIME)
-
-
-def _init(spec: RunSpec, env: dict[str, str], errw: int) -> None:
-    """``--init``: stay PID 1, run the program as a child, reap every orphan, forward signals.
-
-    Exits with the program's status (128+N if a signal ended it), like tini.
-    """
-    # Handlers first: PID 1 ignores any signal it has no handler for, so one sent
-    # while the program starts would otherwise be lost.
-    forwarder = _Forwarder()
-    program = os.fork()
-    if program == 0:
-        _default_signals()
-        os.execvpe(spec.argv[0], list(spec.argv), env)  # an error reaches _child's handlers
-    os.close(errw)  # the program's exec closes its copy; ours must not keep the pipe open
-    forwarder.target(program)
-    while True:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            os._exit(EXIT_RUNTIME)
-        except InterruptedError:
-            continue
-        if pid == program:
-            os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
 
 
 def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, Path], network: str,
           cgroup: Cgroup | None, on_started: Callable[[int], None] | None = None) -> int:
     """Run the container's process to its end; returns Docker's exit code for it.
 
-    ``cgroup`` (there are limits to set) is created here before the process starts and
-    removed after it ended.
+    ``cgroup`` (its device policy and limits) is created here before the process starts
+    and removed after it ended.
     """
     errr, errw = os.pipe2(os.O_CLOEXEC)
     syncr, syncw = os.pipe2(os.O_CLOEXEC)
@@ -322,11 +403,16 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
         try:
             cgroup.create()
         except OSError as e:
+            cgroup.remove()
             raise ContainerStartError(f"creating cgroup: {e.strerror or e}", EXIT_RUNTIME) from None
     console = None  # with -t: (our end, the child's end) of the pair the terminal's master comes over
+    pipes = None    # without -t: pipes in place of our stdio where it is a terminal
     if spec.tty:  # only -t loads the terminal code (and the socket module)
         from . import terminal
         console = terminal.channel()
+    elif os.isatty(1) or os.isatty(2) or (spec.interactive and os.isatty(0)):
+        from . import relay
+        pipes = relay.for_terminals(spec.interactive)
     _libc.unshare(_libc.CLONE_NEWPID)  # for our children only: the next fork is PID 1
     forwarder = _Forwarder()  # before fork: a signal to minirun is never lost or fatal
     pid = os.fork()
@@ -336,12 +422,16 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
         os.close(syncw)
         if console is not None:
             console[0].close()
+        if pipes is not None:
+            relay.in_container(pipes)
         _child(spec, mounts, rootfs, etc_files, network, errw, syncr, console[1].fileno() if console else -1)
         os._exit(EXIT_RUNTIME)  # not reached
     os.close(errw)
     os.close(syncr)
     if console is not None:
         console[1].close()
+    if pipes is not None:
+        relay.close_container_ends(pipes)
     forwarder.target(pid)
     try:  # from here on, whatever happens, the signal handlers are restored and the cgroup removed
         if cgroup is not None:
@@ -355,19 +445,7 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
         os.close(syncw)
         if on_started is not None:
             on_started(pid)
-        master = None
-        if console is not None:
-            master = terminal.receive_master(console[0])
-            console[0].close()
-        report = b""
-        while chunk := os.read(errr, 4096):
-            report += chunk
-        os.close(errr)
-        if master is not None:
-            if report:
-                os.close(master)
-            else:
-                terminal.relay(master, spec.interactive)
+        report = _follow(spec, errr, console, pipes)
         _, status = os.waitpid(pid, 0)
     finally:
         forwarder.restore()
@@ -379,6 +457,34 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
+
+
+def _follow(spec: RunSpec, errr: int, console: tuple[socket.socket, socket.socket] | None,
+            pipes: relay.Pipes | None) -> bytes:
+    """Until the program ends: its start's report (empty once it has exec'd), then its
+    terminal (-t) or stdio pipes relayed. Returns the report."""
+    master = None
+    if console is not None:
+        from . import terminal
+        master = terminal.receive_master(console[0])
+        console[0].close()
+    report = b""
+    while chunk := os.read(errr, 4096):
+        report += chunk
+    os.close(errr)
+    if master is not None:
+        if report:
+            os.close(master)
+        else:
+            terminal.relay(master, spec.interactive)
+    if pipes is not None:
+        from . import relay
+        if report:
+            for end in pipes.ours.values():
+                os.close(end)
+        else:
+            relay.copy(pipes)
+    return report
 
 
 class _Forwarder:

@@ -38,7 +38,7 @@ class RunSpec(NamedTuple):
     tmpfs: tuple[tuple[str, str], ...] = ()   # (container path, mount options)
     read_only: bool = False
     privileged: bool = False
-    init: bool = False
+    init: str = ""           # --init: the host's static init, bound into the container ("": none)
     tty: bool = False
     capabilities: frozenset[int] = frozenset()
 
@@ -153,9 +153,14 @@ def parse_volume(text: str) -> Bind:
     return Bind(posixpath.normpath(source), posixpath.normpath(target), mode == "ro")
 
 
+TMPFS_BASE = "noexec,nosuid,nodev"   # Docker's, before the user's options (which may say exec, suid, dev)
+TMPFS_SIZE = "size=65536k"           # when the user gives no options at all
+
+
 def parse_tmpfs(text: str) -> tuple[str, str]:
-    """``--tmpfs /path[:options]``, with Docker's defaults."""
+    """``--tmpfs /path[:options]``: Docker starts from noexec,nosuid,nodev and applies the
+    user's options on top, so ``size=1m`` alone keeps all three."""
     path, _, options = text.partition(":")
     if not path.startswith("/") or posixpath.normpath(path) == "/":
         raise UsageError(f'invalid tmpfs "{text}": the container path must be absolute and not /')
-    return posixpath.normpath(path), options or "noexec,nosuid,nodev,size=65536k"
+    return posixpath.normpath(path), f"{TMPFS_BASE},{options or TMPFS_SIZE}"

@@ -20,6 +20,8 @@ import termios
 import tty
 from types import FrameType
 
+from .relay import write_all
+
 TIOCSPTLCK = 0x40045431
 TIOCGPTN = 0x80045430
 TIOCSCTTY = 0x540E
@@ -40,8 +42,8 @@ def open_console(uid: int) -> tuple[int, int]:
 
 
 def take_console(slave: int) -> None:
-    """In the container: a new session with ``slave`` as controlling terminal and stdio."""
-    os.setsid()
+    """In the container (already leading a session of its own): ``slave`` becomes its
+    controlling terminal and stdio."""
     fcntl.ioctl(slave, TIOCSCTTY, 0)
     for fd in (0, 1, 2):
         os.dup2(slave, fd)
@@ -76,12 +78,6 @@ def _copy_size(source: int | None, master: int) -> None:
         pass
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
 def relay(master: int, interactive: bool) -> None:
     """Copy until the container's side of the terminal is closed; restore ours."""
     size_source = next((fd for fd in (0, 1) if os.isatty(fd)), None)
@@ -107,14 +103,14 @@ def relay(master: int, interactive: bool) -> None:
                     raise
                 if not data:
                     break
-                _write_all(1, data)
+                write_all(1, data)
             if 0 in ready:
                 data = os.read(0, 65536)
                 if data:
-                    _write_all(master, data)
+                    write_all(master, data)
                 else:
                     inputs.remove(0)
-                    _write_all(master, b"\x04")  # end of our input: ^D to the terminal
+                    write_all(master, b"\x04")  # end of our input: ^D to the terminal
     finally:
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)

@@ -143,6 +143,25 @@ def minirun(tmp_path: Path) -> Minirun:
     return Minirun(tmp_path / "store", tmp_path / "docker-config", {})
 
 
+def _minirun_cgroups() -> set[Path]:
+    from minirun.runtime.cgroups import ROOT
+    return {d for parent in (ROOT / "minirun", *ROOT.glob("*/minirun")) if parent.is_dir()
+            for d in parent.iterdir() if d.is_dir()}
+
+
+@pytest.fixture
+def mr(env: Env, minirun: Minirun) -> Iterator[Minirun]:
+    """minirun with the plain test registry as its Docker Hub mirror.
+
+    After each test: no container cgroup and no mount under the store is left behind."""
+    minirun.extra_env["MINIRUN_REGISTRY_MIRROR"] = env.plain.url
+    before = _minirun_cgroups()
+    yield minirun
+    assert _minirun_cgroups() - before == set(), "container cgroups left behind"
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    assert [m for m in mounts if m.startswith(str(minirun.root))] == [], "mounts left behind"
+
+
 def verify_store(root: Path) -> set[str]:
     """Every blob's content hashes to its name; returns the digests. No stray temp files."""
     import hashlib

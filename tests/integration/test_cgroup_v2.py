@@ -11,14 +11,15 @@ from tests.support import vm
 
 REPO = Path(__file__).resolve().parents[2]
 
-# The run tests that touch cgroups, and hello-world end to end on the guest's kernel.
+# The run tests that touch cgroups, and hello-world end to end on the guest's kernel; the
+# device policy, which v2 enforces with a BPF program of minirun's own.
 TESTS = [f"tests/integration/test_run.py::{name}" for name in (
     "test_hello_world_end_to_end",
     "test_memory_limit_ends_with_137_and_cgroups_are_removed",
     "test_pids_limit_stops_a_fork_bomb",
     "test_limits_are_set_while_running_and_removed_after",
     "test_running_container_ps_rm_f_and_killed_monitor",
-)]
+)] + ["tests/integration/test_confinement.py::test_host_block_devices_are_denied"]
 
 
 def test_limits_on_a_cgroup_v2_kernel(tmp_path: Path) -> None:

@@ -8,32 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.integration.conftest import Env, Minirun
 from tests.support.images import HELLO_MESSAGE
-
-
-def _minirun_cgroups() -> set[Path]:
-    from minirun.runtime.cgroups import ROOT
-    return {d for parent in (ROOT / "minirun", *ROOT.glob("*/minirun")) if parent.is_dir()
-            for d in parent.iterdir() if d.is_dir()}
-
-
-@pytest.fixture
-def mr(env: Env, minirun: Minirun) -> Iterator[Minirun]:
-    """minirun with the plain test registry as its Docker Hub mirror.
-
-    After each test: no container cgroup and no mount under the store is left behind."""
-    minirun.extra_env["MINIRUN_REGISTRY_MIRROR"] = env.plain.url
-    before = _minirun_cgroups()
-    yield minirun
-    assert _minirun_cgroups() - before == set(), "container cgroups left behind"
-    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
-    assert [m for m in mounts if m.startswith(str(minirun.root))] == [], "mounts left behind"
 
 
 def sh(mr: Minirun, script: str, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:

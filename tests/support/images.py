@@ -8,6 +8,7 @@ itself. The images:
 - ``library/busybox``: Docker schema 2 manifest, Debian's busybox-static with applets;
 - ``library/busybox-app``: busybox's base layer plus a layer of its own (shared base);
 - ``library/zstd``: one ``tar+zstd`` layer; ``library/plain-tar``: one uncompressed layer;
+- ``library/probe``: busybox and ``/probe`` (PROBE_C: terminals and keyrings);
 - ``library/big``: a 4 MiB incompressible layer, for slow and interrupted downloads.
 """
 
@@ -49,6 +50,55 @@ _EPOCH = 1700000000
 APPLETS = ["sh", "ls", "cat", "echo", "id", "env", "pwd", "sleep", "true", "false", "mkdir",
            "rm", "hostname", "ps", "mount", "uname", "wc", "head", "yes", "sha256sum", "touch", "dd", "seq",
            "grep", "cut", "tail", "kill"]
+
+
+# A static probe for what busybox cannot show: terminals (TIOCSTI) and keyrings.
+#   probe tty                    each of fds 0-2 and /dev/tty: a terminal? TIOCSTI accepted?
+#   probe keyadd DESC DATA CMD.. a new session keyring holding a "user" key DESC, then exec CMD
+#   probe keyfind DESC           "found" / "not found" in the session keyring
+PROBE_C = r"""
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <unistd.h>
+#define KEY_SPEC_SESSION_KEYRING -3
+#define KEYCTL_JOIN_SESSION_KEYRING 1
+#define KEYCTL_SEARCH 10
+static void tty_report(const char *name, int fd) {
+    char c = 'X';
+    printf("%s: %s; ", name, isatty(fd) ? "tty" : "not a tty");
+    if (ioctl(fd, TIOCSTI, &c) == 0) printf("TIOCSTI accepted\n");
+    else printf("TIOCSTI refused: %s\n", strerror(errno));
+}
+int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "tty")) {
+        char name[16];
+        for (int fd = 0; fd < 3; fd++) { snprintf(name, sizeof name, "fd %d", fd); tty_report(name, fd); }
+        int fd = open("/dev/tty", O_RDWR | O_NOCTTY);
+        if (fd < 0) printf("/dev/tty: %s\n", strerror(errno)); else tty_report("/dev/tty", fd);
+        return 0;
+    }
+    if (argc >= 5 && !strcmp(argv[1], "keyadd")) {
+        if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, "minirun-test") < 0) { perror("join"); return 2; }
+        if (syscall(SYS_add_key, "user", argv[2], argv[3], strlen(argv[3]), KEY_SPEC_SESSION_KEYRING) < 0) {
+            perror("add_key"); return 2;
+        }
+        execvp(argv[4], argv + 4);
+        perror("exec"); return 2;
+    }
+    if (argc == 3 && !strcmp(argv[1], "keyfind")) {
+        long id = syscall(SYS_keyctl, KEYCTL_SEARCH, KEY_SPEC_SESSION_KEYRING, "user", argv[2], 0);
+        if (id >= 0) { printf("found\n"); return 0; }
+        printf("not found: %s\n", strerror(errno)); return 1;
+    }
+    fprintf(stderr, "usage: probe tty | keyadd DESC DATA CMD... | keyfind DESC\n");
+    return 2;
+}
+"""
 
 
 def sha256(data: bytes) -> str:
@@ -141,19 +191,36 @@ def build_hello(workdir: Path) -> bytes:
     return out.read_bytes()
 
 
-def busybox_layer() -> bytes:
+def build_probe(workdir: Path) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    src, out = workdir / "probe.c", workdir / "probe"
+    src.write_text(PROBE_C)
+    subprocess.run(["gcc", "-static", "-Os", "-s", "-o", str(out), str(src)], check=True)
+    return out
+
+
+def busybox_layer(with_etc: bool = True) -> bytes:
     if not Path(BUSYBOX).exists():
         raise RuntimeError(f"{BUSYBOX} is missing: install Debian's busybox-static (scripts/test does)")
     entries: list[tuple[str, bytes | None, int, str | None]] = [
         ("bin", None, 0o755, None), ("bin/busybox", Path(BUSYBOX).read_bytes(), 0o755, None),
-        ("etc", None, 0o755, None),
-        ("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"
-                       b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", 0o644, None),
-        ("etc/group", b"root:x:0:\nnogroup:x:65534:\n", 0o644, None),
         ("root", None, 0o700, None), ("tmp", None, 0o1777, None),
     ]
+    if with_etc:
+        entries += [
+            ("etc", None, 0o755, None),
+            ("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"
+                           b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", 0o644, None),
+            ("etc/group", b"root:x:0:\nnogroup:x:65534:\n", 0o644, None)]
     entries += [(f"bin/{a}", None, 0o777, "busybox") for a in APPLETS]
     return _tar(entries)
+
+
+def crafted(repo: str, extra_tar: bytes, with_etc: bool = True) -> TestImage:
+    """busybox (with or without its /etc) and one more layer, for the escape tests."""
+    base = busybox_layer(with_etc)
+    return _single(repo, [(DOCKER_LAYER, _gzip(base), base), (OCI_TAR, extra_tar, extra_tar)], ["sh"],
+                   DOCKER_MANIFEST, DOCKER_CONFIG)
 
 
 def build_images(workdir: Path) -> dict[str, TestImage]:
@@ -213,6 +280,9 @@ def build_images(workdir: Path) -> dict[str, TestImage]:
                     [(f"many/f{i:05d}", f"file {i}\n".encode(), 0o644, None) for i in range(20000)])
     images["many-files"] = _single("library/many-files", [bb_layer, (DOCKER_LAYER, _gzip(many_tar), many_tar)],
                                    ["true"], DOCKER_MANIFEST, DOCKER_CONFIG)
+    probe_tar = _tar([("probe", build_probe(workdir).read_bytes(), 0o755, None)])
+    images["probe"] = _single("library/probe", [bb_layer, (DOCKER_LAYER, _gzip(probe_tar), probe_tar)],
+                              ["/probe"], DOCKER_MANIFEST, DOCKER_CONFIG)
     big_tar = _tar([("big.bin", os.urandom(4 << 20), 0o644, None)])
     images["big"] = _single("library/big", [(OCI_TAR, big_tar, big_tar)], ["true"])
     return images

@@ -14,6 +14,7 @@ Boot takes about 4 s; the guest runs the host's own Python and pytest.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import shutil
 import subprocess
@@ -53,7 +54,7 @@ export HOME=/mnt/home TMPDIR=/mnt/tmp PYTHONDONTWRITEBYTECODE=1
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 """
 
-_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
+_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay", "loop")  # loop: the device policy test
 
 
 def _run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -70,7 +71,8 @@ def kernel() -> tuple[Path, Path]:
     package = next(line.split(":", 1)[1].strip() for line in depends.splitlines()
                    if line.strip().startswith("Depends:") and "linux-image-" in line)
     version = package.removeprefix("linux-image-")
-    cached = cache_dir() / f"vm-{package}"
+    modules_key = hashlib.sha256(" ".join(_MODULES).encode()).hexdigest()[:8]  # new list, new cache
+    cached = cache_dir() / f"vm-{package}-{modules_key}"
     if (cached / "modules" / "order").exists():
         return cached / "vmlinuz", cached / "modules"
     work = cache_dir() / f"vm-download.{os.getpid()}"

@@ -95,7 +95,7 @@ def test_tmpfs_and_mount_options() -> None:
     from minirun.runtime._libc import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY
     from minirun.runtime.process import mount_options
     assert parse_tmpfs("/run") == ("/run", "noexec,nosuid,nodev,size=65536k")
-    assert parse_tmpfs("/x:size=1m,ro") == ("/x", "size=1m,ro")
+    assert parse_tmpfs("/x:size=1m,ro") == ("/x", "noexec,nosuid,nodev,size=1m,ro")
     assert mount_options("noexec,nosuid,nodev,size=65536k") == (MS_NOEXEC | MS_NOSUID | MS_NODEV, "size=65536k")
     assert mount_options("ro,rw,exec,mode=1777") == (0, "mode=1777")
     assert mount_options("ro") == (MS_RDONLY, None)

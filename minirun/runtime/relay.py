@@ -1,0 +1,91 @@
+"""Without ``-t`` the container never holds the caller's terminal: where minirun's stdin
+(with ``-i``), stdout or stderr is a terminal, the container gets a pipe instead and
+minirun copies the bytes, as Docker's client does.
+
+A terminal in the container's hands would let it push input into the caller's shell
+(``TIOCSTI``) or change the terminal's settings. Streams that are not terminals (files,
+pipes of a script) are passed as they are: nothing to relay, nothing to slow down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+from typing import NamedTuple
+
+
+class Pipes(NamedTuple):
+    container: dict[int, int]   # stdio fd -> the pipe end the container gets there
+    ours: dict[int, int]        # stdio fd -> minirun's end
+
+
+def for_terminals(interactive: bool) -> Pipes | None:
+    """A pipe for each of our stdio descriptors that is a terminal; None when there is none."""
+    fds = [fd for fd in ((0, 1, 2) if interactive else (1, 2)) if os.isatty(fd)]
+    if not fds:
+        return None
+    container, ours = {}, {}
+    for fd in fds:
+        r, w = os.pipe2(os.O_CLOEXEC)
+        container[fd], ours[fd] = (r, w) if fd == 0 else (w, r)
+    return Pipes(container, ours)
+
+
+def in_container(pipes: Pipes) -> None:
+    """In the child, before anything else: the pipes become its stdio."""
+    for fd, end in pipes.container.items():
+        os.dup2(end, fd)  # the copy at 0, 1 or 2 is inherited across exec
+    for end in (*pipes.container.values(), *pipes.ours.values()):
+        os.close(end)
+
+
+def close_container_ends(pipes: Pipes) -> None:
+    for end in pipes.container.values():
+        os.close(end)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def copy(pipes: Pipes) -> None:
+    """Copy until the container has closed its stdout and stderr (it has ended, or closed them).
+
+    Input goes through a non-blocking pipe with a buffer, so a container that does not read
+    its stdin never stops its output from being copied."""
+    outputs = {end: fd for fd, end in pipes.ours.items() if fd != 0}
+    stdin = pipes.ours.get(0)
+    pending = b""
+    if stdin is not None:
+        os.set_blocking(stdin, False)
+    while outputs:
+        readers = list(outputs) + ([0] if stdin is not None and not pending else [])
+        writers = [stdin] if stdin is not None and pending else []
+        ready, writable, _ = select.select(readers, writers, [])
+        for end in ready:
+            if end == 0:
+                pending = os.read(0, 65536)
+                if not pending and stdin is not None:  # end of our input: the container's ends too
+                    os.close(stdin)
+                    stdin = None
+                continue
+            data = os.read(end, 65536)
+            if not data:
+                os.close(end)
+                del outputs[end]
+                continue
+            with contextlib.suppress(OSError):  # our terminal gone: the container runs on
+                write_all(outputs[end], data)
+        if writable and stdin is not None:
+            try:
+                pending = pending[os.write(stdin, pending):]
+            except OSError as e:
+                if e.errno != errno.EAGAIN:  # EPIPE: the container closed its stdin
+                    os.close(stdin)
+                    stdin, pending = None, b""
+    if stdin is not None:
+        os.close(stdin)
