@@ -17,11 +17,11 @@ import stat
 import struct
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-from ..rootfs import Mount, mount
-from . import _libc
+from ..rootfs import Mount
+from . import _libc, mounts
 from .caps import mask
 from .cgroups import Cgroup
 from .spec import DEFAULT_PATH, RunSpec, User, resolve_user, with_home
@@ -38,17 +38,7 @@ EXIT_NOT_FOUND = 127
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH)
 
-# Docker's defaults (moby's oci/defaults.go): hidden and read-only parts of /proc and /sys.
-MASKED = ("/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-          "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-          "/sys/firmware", "/sys/devices/virtual/powercap")
-READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
-DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
-           ("tty", 5, 0))
-
-
 # --init: a static tini (Debian's tini package), bound read-only where Docker binds its own.
-INIT_TARGET = "/sbin/docker-init"
 INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/local/bin/tini-static", "/usr/bin/docker-init",
                    "/usr/libexec/docker/docker-init")
 
@@ -70,93 +60,6 @@ class ContainerStartError(Exception):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
-
-
-def _makedirs(path: str) -> None:
-    """mkdir -p through symlinks, after pivot_root: an image's /etc -> /elsewhere (even when
-    /elsewhere is missing) makes /elsewhere inside the container's root, as runc does."""
-    os.makedirs(os.path.realpath(path), exist_ok=True)
-
-
-def _mount_in(path: str, fstype: str, flags: int, data: str | None) -> None:
-    """Mount a new ``fstype`` on ``path``, after pivot_root: the path resolves inside the root."""
-    _makedirs(path)
-    _libc.mount(fstype, path, fstype, flags, data)
-
-
-def _setup_dev() -> None:
-    nosuid = _libc.MS_NOSUID
-    _mount_in("/dev", "tmpfs", nosuid | _libc.MS_NOEXEC, "mode=755,size=65536k")
-    for name, major, minor in DEVICES:
-        os.mknod(f"/dev/{name}", 0o666 | 0o020000, os.makedev(major, minor))
-        os.chmod(f"/dev/{name}", 0o666)
-    _mount_in("/dev/pts", "devpts", nosuid | _libc.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
-    os.symlink("pts/ptmx", "/dev/ptmx")
-    _mount_in("/dev/shm", "tmpfs", nosuid | _libc.MS_NOEXEC | _libc.MS_NODEV, "mode=1777,size=65536k")
-    _mount_in("/dev/mqueue", "mqueue", nosuid | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
-        os.symlink(target, f"/dev/{name}")
-
-
-class _Detached(NamedTuple):
-    """A host file or directory taken as a detached mount before pivot_root, to be attached
-    at ``target`` (a container path) once the host's root is gone."""
-    fd: int
-    target: str
-    readonly: bool
-    is_dir: bool
-
-
-def _detach(source: str, target: str, readonly: bool) -> _Detached:
-    return _Detached(_libc.open_tree(source), target, readonly, os.path.isdir(source))
-
-
-def _attach(d: _Detached, replace_symlink: bool = False) -> None:
-    """Attach ``d`` on its target, made if missing. After pivot_root with the old root
-    detached, every symlink on the way resolves inside the container's root."""
-    if replace_symlink and os.path.islink(d.target):
-        os.unlink(d.target)  # the image's /etc/hosts -> elsewhere: ours replaces it, not its target
-    if d.is_dir:
-        _makedirs(d.target)
-    elif not os.path.exists(d.target):
-        _makedirs(os.path.dirname(d.target))
-        os.close(os.open(d.target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
-    _libc.move_mount(d.fd, d.target)
-    os.close(d.fd)
-    if d.readonly:
-        _libc.mount(d.target, d.target, None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY)
-
-
-def _mask_and_protect() -> None:
-    """After pivot_root: Docker's masked and read-only paths (absent ones are skipped)."""
-    for path in MASKED:
-        if os.path.isdir(path):
-            _libc.mount("tmpfs", path, "tmpfs", _libc.MS_RDONLY, None)
-        elif os.path.exists(path):
-            _libc.mount("/dev/null", path, None, _libc.MS_BIND)
-    for path in READONLY:
-        if os.path.exists(path):
-            _libc.mount(path, path, None, _libc.MS_BIND | _libc.MS_REC)
-            _libc.mount(path, path, None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY | _libc.MS_REC)
-
-
-_FLAGS = {"ro": _libc.MS_RDONLY, "nosuid": _libc.MS_NOSUID, "nodev": _libc.MS_NODEV,
-          "noexec": _libc.MS_NOEXEC}
-_CLEARS = {"rw": _libc.MS_RDONLY, "suid": _libc.MS_NOSUID, "dev": _libc.MS_NODEV, "exec": _libc.MS_NOEXEC}
-
-
-def mount_options(options: str) -> tuple[int, str | None]:
-    """``noexec,nosuid,size=64m`` -> (mount flags, data the filesystem itself reads)."""
-    flags, data = 0, []
-    for o in filter(None, options.split(",")):
-        if o in _FLAGS:
-            flags |= _FLAGS[o]
-        elif o in _CLEARS:
-            flags &= ~_CLEARS[o]
-        else:
-            data.append(o)
-    return flags, ",".join(data) or None
 
 
 def _loopback_up() -> None:
@@ -221,14 +124,7 @@ def _read(path: str) -> str:
         return ""
 
 
-class _Step:
-    """What the child is doing, for the one-line error when it fails."""
-
-    def __init__(self) -> None:
-        self.name = "setting up"
-
-
-def _isolate(network: str, step: _Step) -> None:
+def _isolate(network: str, step: mounts.Step) -> None:
     """New session, keyring and namespaces: nothing of the caller's reaches the container."""
     # If minirun dies (even by SIGKILL), so does the container: nothing runs unwatched.
     _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -249,55 +145,7 @@ def _isolate(network: str, step: _Step) -> None:
     _libc.mount("none", "/", None, _libc.MS_REC | _libc.MS_PRIVATE, None)
 
 
-def _enter_root(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, Path],
-                step: _Step) -> None:
-    """Mount the root filesystem, pivot into it, detach the host's root, then mount and bind
-    everything else. Host paths are opened before the pivot (as detached mounts); every
-    container path is resolved after it, when no path leads out of the container's root."""
-    step.name = "mounting the root filesystem"
-    for m in mounts:
-        mount(m)
-    step.name = "opening volumes"
-    etc = [_detach(str(source), path, spec.read_only) for path, source in etc_files.items()]
-    if spec.init:
-        etc.append(_detach(spec.init, INIT_TARGET, True))
-    volumes = []
-    for b in spec.binds:
-        if not os.path.exists(b.source):
-            os.makedirs(b.source, exist_ok=True)  # as docker run -v does
-        volumes.append(_detach(b.source, b.target, b.readonly))
-    step.name = "pivot_root"
-    old_root = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    os.chdir(rootfs)
-    _libc.pivot_root(".", ".")  # the old root is now stacked on the new one, at /
-    os.fchdir(old_root)
-    _libc.umount(".", _libc.MNT_DETACH)
-    os.close(old_root)
-    os.chdir("/")
-    step.name = "mounting /proc, /dev and /sys"
-    _mount_in("/proc", "proc", _libc.MS_NOSUID | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
-    _setup_dev()
-    _mount_in("/sys", "sysfs", _libc.MS_RDONLY | _libc.MS_NOSUID | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
-    for d in etc:
-        step.name = f"mounting {d.target}"
-        _attach(d, replace_symlink=True)
-    for b, d in zip(spec.binds, volumes, strict=True):
-        step.name = f"mounting volume {b.source}:{b.target}"
-        _attach(d)
-    if not spec.privileged:
-        step.name = "masking paths"
-        _mask_and_protect()
-    for path, options in spec.tmpfs:
-        step.name = f"mounting tmpfs on {path}"
-        _makedirs(path)
-        flags, data = mount_options(options)
-        _libc.mount("tmpfs", path, "tmpfs", flags, data)
-    if spec.read_only:
-        step.name = "making the root filesystem read-only"
-        _libc.mount("/", "/", None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY, None)
-
-
-def _drop_privileges(spec: RunSpec, user: User, step: _Step) -> None:
+def _drop_privileges(spec: RunSpec, user: User, step: mounts.Step) -> None:
     """Docker's capabilities for root, none for other users; inheritable and ambient empty
     (as runc since CVE-2022-24769: an inheritable set lets file capabilities be gained)."""
     step.name = "dropping capabilities"
@@ -314,6 +162,14 @@ def _drop_privileges(spec: RunSpec, user: User, step: _Step) -> None:
     _libc.capset(allowed, allowed, 0)  # lowering inheritable also empties the ambient set
 
 
+def _enter_working_dir(cwd: str) -> None:
+    os.makedirs(cwd, exist_ok=True)
+    os.chdir(cwd)
+    # runc CVE-2024-21626: make sure the working directory is inside the new root.
+    if not os.getcwd().startswith("/") or os.path.realpath(".") != os.getcwd():
+        raise OSError(errno.EPERM, f"working directory {cwd} is outside the container")
+
+
 def _find_program(argv0: str, env: dict[str, str]) -> None:
     """Fail as exec would (ENOENT, EACCES) before --init's exec, so the error is minirun's
     one line and not the init's."""
@@ -325,9 +181,9 @@ def _find_program(argv0: str, env: dict[str, str]) -> None:
         raise OSError(errno.EACCES, os.strerror(errno.EACCES))
 
 
-def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, Path],
+def _child(spec: RunSpec, rootfs_mounts: list[Mount], rootfs: str, etc_files: dict[str, Path],
            network: str, errw: int, syncr: int, console: int) -> None:
-    step = _Step()
+    step = mounts.Step()
     try:
         # Wait until the parent has put us in our cgroup: the cgroup namespace made
         # below must have that cgroup as its root, and the device policy must hold
@@ -336,16 +192,12 @@ def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str,
             os._exit(EXIT_RUNTIME)
         os.close(syncr)
         _isolate(network, step)
-        _enter_root(spec, mounts, rootfs, etc_files, step)
+        mounts.enter_root(spec, rootfs_mounts, rootfs, etc_files, step)
         _libc.sethostname(spec.hostname)
         if network != "host":
             _loopback_up()
         step.name = f"working directory {spec.cwd}"
-        os.makedirs(spec.cwd, exist_ok=True)
-        os.chdir(spec.cwd)
-        # runc CVE-2024-21626: make sure the working directory is inside the new root.
-        if not os.getcwd().startswith("/") or os.path.realpath(".") != os.getcwd():
-            raise OSError(errno.EPERM, f"working directory {spec.cwd} is outside the container")
+        _enter_working_dir(spec.cwd)
         step.name = "setting the user"
         user = resolve_user(spec.user, _read_table("/etc/passwd"), _read_table("/etc/group"))
         slave = -1
@@ -370,7 +222,7 @@ def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str,
         env = dict(e.split("=", 1) for e in with_home(spec.env, user.home))
         if spec.init:
             _find_program(spec.argv[0], env)
-            os.execve(INIT_TARGET, [INIT_TARGET, "--", *spec.argv], env)
+            os.execve(mounts.INIT_TARGET, [mounts.INIT_TARGET, "--", *spec.argv], env)
         os.execvpe(spec.argv[0], list(spec.argv), env)
     except UsageError as e:
         os.write(errw, f"{EXIT_RUNTIME}\n{e}".encode())
@@ -390,7 +242,7 @@ def _child(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str,
         os._exit(EXIT_RUNTIME)
 
 
-def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, Path], network: str,
+def start(spec: RunSpec, rootfs_mounts: list[Mount], rootfs: str, etc_files: dict[str, Path], network: str,
           cgroup: Cgroup | None, on_started: Callable[[int], None] | None = None) -> int:
     """Run the container's process to its end; returns Docker's exit code for it.
 
@@ -405,14 +257,7 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
         except OSError as e:
             cgroup.remove()
             raise ContainerStartError(f"creating cgroup: {e.strerror or e}", EXIT_RUNTIME) from None
-    console = None  # with -t: (our end, the child's end) of the pair the terminal's master comes over
-    pipes = None    # without -t: pipes in place of our stdio where it is a terminal
-    if spec.tty:  # only -t loads the terminal code (and the socket module)
-        from . import terminal
-        console = terminal.channel()
-    elif os.isatty(1) or os.isatty(2) or (spec.interactive and os.isatty(0)):
-        from . import relay
-        pipes = relay.for_terminals(spec.interactive)
+    console, pipes = _stdio_channels(spec)
     _libc.unshare(_libc.CLONE_NEWPID)  # for our children only: the next fork is PID 1
     forwarder = _Forwarder()  # before fork: a signal to minirun is never lost or fatal
     pid = os.fork()
@@ -423,14 +268,16 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
         if console is not None:
             console[0].close()
         if pipes is not None:
+            from . import relay
             relay.in_container(pipes)
-        _child(spec, mounts, rootfs, etc_files, network, errw, syncr, console[1].fileno() if console else -1)
+        _child(spec, rootfs_mounts, rootfs, etc_files, network, errw, syncr, console[1].fileno() if console else -1)
         os._exit(EXIT_RUNTIME)  # not reached
     os.close(errw)
     os.close(syncr)
     if console is not None:
         console[1].close()
     if pipes is not None:
+        from . import relay
         relay.close_container_ends(pipes)
     forwarder.target(pid)
     try:  # from here on, whatever happens, the signal handlers are restored and the cgroup removed
@@ -457,6 +304,19 @@ def start(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, 
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
+
+
+def _stdio_channels(spec: RunSpec) -> tuple[tuple[socket.socket, socket.socket] | None, relay.Pipes | None]:
+    """With -t: the socket pair the terminal's master comes over (our end, the child's end).
+    Without: pipes in place of our stdio where it is a terminal (see ``relay``), or None.
+    Each module is loaded only when needed (the socket module costs a start 2 ms)."""
+    if spec.tty:
+        from . import terminal
+        return terminal.channel(), None
+    if os.isatty(1) or os.isatty(2) or (spec.interactive and os.isatty(0)):
+        from . import relay
+        return None, relay.for_terminals(spec.interactive)
+    return None, None
 
 
 def _follow(spec: RunSpec, errr: int, console: tuple[socket.socket, socket.socket] | None,

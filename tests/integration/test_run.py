@@ -83,7 +83,7 @@ def test_isolation(mr: Minirun) -> None:
     mounts = "\n".join(lines[3:])
     points = {line.split()[1] for line in lines[3:] if len(line.split()) >= 4}
     # Only the container's own mounts: none of the host's (its /, /proc, ... are the container's).
-    from minirun.runtime.process import MASKED, READONLY
+    from minirun.runtime.mounts import MASKED, READONLY
     kernel_has = {p for p in MASKED + READONLY if os.path.exists(p)}  # absent ones are skipped
     assert points == {"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/etc/hostname",
                       "/etc/hosts", "/etc/resolv.conf"} | kernel_has

@@ -93,7 +93,7 @@ def test_bad_volumes(text: str) -> None:
 
 def test_tmpfs_and_mount_options() -> None:
     from minirun.runtime._libc import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY
-    from minirun.runtime.process import mount_options
+    from minirun.runtime.mounts import mount_options
     assert parse_tmpfs("/run") == ("/run", "noexec,nosuid,nodev,size=65536k")
     assert parse_tmpfs("/x:size=1m,ro") == ("/x", "noexec,nosuid,nodev,size=1m,ro")
     assert mount_options("noexec,nosuid,nodev,size=65536k") == (MS_NOEXEC | MS_NOSUID | MS_NODEV, "size=65536k")
