@@ -182,15 +182,19 @@ def _find_program(argv0: str, env: dict[str, str]) -> None:
 
 
 def _child(spec: RunSpec, rootfs_mounts: list[Mount], rootfs: str, etc_files: dict[str, Path],
-           network: str, errw: int, syncr: int, console: int) -> None:
+           network: str, cgroup: Cgroup | None, errw: int, syncr: int, console: int) -> None:
     step = mounts.Step()
     try:
-        # Wait until the parent has put us in our cgroup: the cgroup namespace made
-        # below must have that cgroup as its root, and the device policy must hold
-        # before anything is mounted. An empty read: the parent is gone.
+        # Wait until the parent has made our cgroup (v2: and put us in it; v1: we join it
+        # ourselves, next): the cgroup namespace made below must have that cgroup as its
+        # root, and the device policy must hold before anything is mounted. An empty
+        # read: the parent is gone.
         if os.read(syncr, 1) != b"g":
             os._exit(EXIT_RUNTIME)
         os.close(syncr)
+        if cgroup is not None and cgroup.joined_by_child:
+            step.name = "joining the container's cgroup"
+            cgroup.join_self()
         _isolate(network, step)
         mounts.enter_root(spec, rootfs_mounts, rootfs, etc_files, step)
         _libc.sethostname(spec.hostname)
@@ -270,7 +274,8 @@ def start(spec: RunSpec, rootfs_mounts: list[Mount], rootfs: str, etc_files: dic
         if pipes is not None:
             from . import relay
             relay.in_container(pipes)
-        _child(spec, rootfs_mounts, rootfs, etc_files, network, errw, syncr, console[1].fileno() if console else -1)
+        _child(spec, rootfs_mounts, rootfs, etc_files, network, cgroup, errw, syncr,
+               console[1].fileno() if console else -1)
         os._exit(EXIT_RUNTIME)  # not reached
     os.close(errw)
     os.close(syncr)
@@ -281,7 +286,7 @@ def start(spec: RunSpec, rootfs_mounts: list[Mount], rootfs: str, etc_files: dic
         relay.close_container_ends(pipes)
     forwarder.target(pid)
     try:  # from here on, whatever happens, the signal handlers are restored and the cgroup removed
-        if cgroup is not None:
+        if cgroup is not None and not cgroup.joined_by_child:
             try:
                 cgroup.add(pid)
             except OSError as e:
