@@ -18,10 +18,16 @@ print ``str(error)`` as the single line a user sees::
     ├── StoreError                 the local store: disk full, permissions, corrupt index
     │   └── ImageNotKnown          an image that is not in the store
     ├── LayerError                 a layer that cannot be applied: bad tar, escapes, DiffID
-    └── CredentialsError           reading or writing Docker's config.json
+    ├── CredentialsError           reading or writing Docker's config.json
+    └── ContainerError             containers, by name or ID, and their start
+        ├── ContainerNotFound      no container has that name or ID (prefix)
+        ├── ContainerConflict      a name in use, an ambiguous prefix, a running container
+        └── ContainerStartError    the program could not be started; ``code`` is Docker's:
+                                   125 minirun failed, 126 not executable, 127 not found
 
 Python's own ``OSError`` is never let through to the user directly: the module that
-does the I/O wraps it in a ``StoreError`` (or ``CredentialsError``) naming the path.
+does the I/O wraps it in a ``StoreError`` (or ``CredentialsError``) naming the path;
+the container's setup reports the call, the path and errno (``mount proc on /proc: ...``).
 """
 
 from __future__ import annotations
@@ -91,3 +97,27 @@ class LayerError(MiniRunError):
 
 class CredentialsError(MiniRunError):
     pass
+
+
+# docker run's exit codes for a program that did not start (the program's own pass through).
+EXIT_RUN_FAILED = 125
+EXIT_CANNOT_EXEC = 126
+EXIT_NOT_FOUND = 127
+
+
+class ContainerError(MiniRunError):
+    pass
+
+
+class ContainerNotFound(ContainerError):
+    pass
+
+
+class ContainerConflict(ContainerError):
+    pass
+
+
+class ContainerStartError(ContainerError):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code

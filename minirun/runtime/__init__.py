@@ -1,1 +1,2 @@
-"""The kernel side of minirun: syscalls, mounts, namespaces (issue 4 fills this in)."""
+"""The kernel side of minirun: the container's process, mounts, cgroups and device policy,
+capabilities, terminal; syscalls through cffi (``_libc``)."""

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from ..errors import MiniRunError, StoreError
+from ..errors import ContainerConflict, ContainerNotFound, StoreError
 from ..store import atomic_write, file_lock, now_iso
 
 _ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "quiet", "sharp", "vivid", "wise")
@@ -32,6 +32,18 @@ class ContainerState(NamedTuple):
     monitor: int | None = None       # the minirun process that waits for it
     finished: str | None = None
 
+    # The transitions: created -> running -> exited, or created -> exited (it never started).
+    # (No postponed annotations in this module: NamedTuple compiles string ones at import.)
+    def started(self, pid: int, monitor: int) -> "ContainerState":
+        if self.status != "created":
+            raise ContainerConflict(f"container {self.id[:12]} is {self.status}: it cannot start again")
+        return self._replace(status="running", pid=pid, monitor=monitor)
+
+    def ended(self, code: int, monitor: int) -> "ContainerState":
+        if self.status == "exited":
+            raise ContainerConflict(f"container {self.id[:12]} has already exited")
+        return self._replace(status="exited", exit_code=code, monitor=monitor, finished=now_iso())
+
 
 def new_id() -> str:
     return os.urandom(32).hex()  # os.urandom, not secrets: the same bytes, 3 ms less to import
@@ -40,14 +52,6 @@ def new_id() -> str:
 def generated_name() -> str:
     a, n, *suffix = os.urandom(4)
     return f"{_ADJECTIVES[a % len(_ADJECTIVES)]}_{_NAMES[n % len(_NAMES)]}_{bytes(suffix).hex()}"
-
-
-class ContainerNotFound(MiniRunError):
-    pass
-
-
-class ContainerConflict(MiniRunError):
-    pass
 
 
 def create(root: Path, image: str, command: list[str], name: str | None, hostname: str | None,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import UsageError
+from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, ContainerStartError, UsageError
 from ..rootfs import Mount
 from . import _libc, mounts
 from .caps import mask
@@ -31,9 +31,6 @@ if TYPE_CHECKING:
 
     from . import relay
 
-EXIT_RUNTIME = 125
-EXIT_CANNOT_EXEC = 126
-EXIT_NOT_FOUND = 127
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH)
@@ -54,12 +51,6 @@ def find_init(environ: Mapping[str, str]) -> str:
     if wanted:
         raise UsageError(f"--init: MINIRUN_INIT={wanted} is not an executable file")
     raise UsageError("--init needs a static tini: install Debian's tini package (apt-get install tini)")
-
-
-class ContainerStartError(Exception):
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def _loopback_up() -> None:
@@ -124,8 +115,11 @@ def _read(path: str) -> str:
         return ""
 
 
-def _isolate(network: str, step: mounts.Step) -> None:
-    """New session, keyring and namespaces: nothing of the caller's reaches the container."""
+def _isolate(network: str, cgroup: Cgroup | None, step: mounts.Step) -> None:
+    """Its cgroup, new session, keyring and namespaces: nothing of the caller's reaches it."""
+    if cgroup is not None and cgroup.joined_by_child:
+        step.name = "joining the container's cgroup"
+        cgroup.join_self()
     # If minirun dies (even by SIGKILL), so does the container: nothing runs unwatched.
     _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
     # Until exec, this process is a copy of minirun (its environment, its files) inside the
@@ -190,12 +184,9 @@ def _child(spec: RunSpec, rootfs_mounts: list[Mount], rootfs: str, etc_files: di
         # root, and the device policy must hold before anything is mounted. An empty
         # read: the parent is gone.
         if os.read(syncr, 1) != b"g":
-            os._exit(EXIT_RUNTIME)
+            os._exit(EXIT_RUN_FAILED)
         os.close(syncr)
-        if cgroup is not None and cgroup.joined_by_child:
-            step.name = "joining the container's cgroup"
-            cgroup.join_self()
-        _isolate(network, step)
+        _isolate(network, cgroup, step)
         mounts.enter_root(spec, rootfs_mounts, rootfs, etc_files, step)
         _libc.sethostname(spec.hostname)
         if network != "host":
@@ -229,8 +220,8 @@ def _child(spec: RunSpec, rootfs_mounts: list[Mount], rootfs: str, etc_files: di
             os.execve(mounts.INIT_TARGET, [mounts.INIT_TARGET, "--", *spec.argv], env)
         os.execvpe(spec.argv[0], list(spec.argv), env)
     except UsageError as e:
-        os.write(errw, f"{EXIT_RUNTIME}\n{e}".encode())
-        os._exit(EXIT_RUNTIME)
+        os.write(errw, f"{EXIT_RUN_FAILED}\n{e}".encode())
+        os._exit(EXIT_RUN_FAILED)
     except OSError as e:
         if step.name == "exec":
             if e.errno in (errno.ENOENT, errno.ENOTDIR):
@@ -238,12 +229,12 @@ def _child(spec: RunSpec, rootfs_mounts: list[Mount], rootfs: str, etc_files: di
             else:
                 code, msg = EXIT_CANNOT_EXEC, f'exec: "{spec.argv[0]}": {e.strerror}'
         else:
-            code, msg = EXIT_RUNTIME, f"{step.name}: {e.strerror or e}"
+            code, msg = EXIT_RUN_FAILED, f"{step.name}: {e.strerror or e}"
         os.write(errw, f"{code}\n{msg}".encode())
         os._exit(code)
     except BaseException as e:  # noqa: BLE001 - the child must never return into the caller's code
-        os.write(errw, f"{EXIT_RUNTIME}\n{step.name}: {e}".encode())
-        os._exit(EXIT_RUNTIME)
+        os.write(errw, f"{EXIT_RUN_FAILED}\n{step.name}: {e}".encode())
+        os._exit(EXIT_RUN_FAILED)
 
 
 def start(spec: RunSpec, rootfs_mounts: list[Mount], rootfs: str, etc_files: dict[str, Path], network: str,
@@ -256,11 +247,7 @@ def start(spec: RunSpec, rootfs_mounts: list[Mount], rootfs: str, etc_files: dic
     errr, errw = os.pipe2(os.O_CLOEXEC)
     syncr, syncw = os.pipe2(os.O_CLOEXEC)
     if cgroup is not None:
-        try:
-            cgroup.create()
-        except OSError as e:
-            cgroup.remove()
-            raise ContainerStartError(f"creating cgroup: {e.strerror or e}", EXIT_RUNTIME) from None
+        _create(cgroup)
     console, pipes = _stdio_channels(spec)
     _libc.unshare(_libc.CLONE_NEWPID)  # for our children only: the next fork is PID 1
     forwarder = _Forwarder()  # before fork: a signal to minirun is never lost or fatal
@@ -276,7 +263,7 @@ def start(spec: RunSpec, rootfs_mounts: list[Mount], rootfs: str, etc_files: dic
             relay.in_container(pipes)
         _child(spec, rootfs_mounts, rootfs, etc_files, network, cgroup, errw, syncr,
                console[1].fileno() if console else -1)
-        os._exit(EXIT_RUNTIME)  # not reached
+        os._exit(EXIT_RUN_FAILED)  # not reached
     os.close(errw)
     os.close(syncr)
     if console is not None:
@@ -292,7 +279,7 @@ def start(spec: RunSpec, rootfs_mounts: list[Mount], rootfs: str, etc_files: dic
             except OSError as e:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-                raise ContainerStartError(f"joining cgroup: {e.strerror or e}", EXIT_RUNTIME) from None
+                raise ContainerStartError(f"joining cgroup: {e.strerror or e}", EXIT_RUN_FAILED) from None
         os.write(syncw, b"g")
         os.close(syncw)
         if on_started is not None:
@@ -309,6 +296,14 @@ def start(spec: RunSpec, rootfs_mounts: list[Mount], rootfs: str, etc_files: dic
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
+
+
+def _create(cgroup: Cgroup) -> None:
+    try:
+        cgroup.create()
+    except OSError as e:
+        cgroup.remove()
+        raise ContainerStartError(f"creating cgroup: {e.strerror or e}", EXIT_RUN_FAILED) from None
 
 
 def _stdio_channels(spec: RunSpec) -> tuple[tuple[socket.socket, socket.socket] | None, relay.Pipes | None]:

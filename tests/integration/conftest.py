@@ -30,7 +30,7 @@ PRIVATE_REPO = "private/app"
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if os.geteuid() != 0:
-        # The tests start real services and, in later issues, namespaces: CI runs as root.
+        # The tests start real services, namespaces, mounts and cgroups: CI runs as root.
         raise pytest.UsageError("the integration tests run as root (sudo scripts/test)")
 
 

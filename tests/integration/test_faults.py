@@ -141,7 +141,9 @@ def test_parallel_pulls_share_one_store(env: Env, minirun: Minirun, proxy: Fault
 def test_pulls_killed_at_random_moments_leave_a_usable_store(env: Env, minirun: Minirun,
                                                              proxy: FaultProxy) -> None:
     proxy.add(Fault("slow", f"/blobs/{layer(env, 'big')}", rate=2 << 20, times=-1))
-    rng = random.Random(int.from_bytes(os.urandom(4), "big"))
+    seed = int.from_bytes(os.urandom(4), "big")
+    print(f"kill times from random.Random({seed})")  # shown when the test fails: rerun with it
+    rng = random.Random(seed)
     for _ in range(6):
         p = minirun.popen("pull", "-q", f"{proxy.host}/library/big")
         time.sleep(rng.uniform(0.05, 1.5))

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import Env, Minirun
 from tests.support.images import HELLO_MESSAGE
 
@@ -79,7 +81,7 @@ def test_isolation(mr: Minirun) -> None:
     lines = r.stdout.splitlines()
     assert lines[0] == "1"
     assert len(lines[1]) == 12 and lines[2] == lines[1]
-    assert [x.strip() for x in lines[3:] if ":" not in x and x.strip() in ("lo", "eth0", "ens3", "ens4")] == ["lo"]
+    assert [x.strip() for x in lines[3:] if " " not in x.strip()] == ["lo"]  # interfaces: lo alone
     mounts = "\n".join(lines[3:])
     points = {line.split()[1] for line in lines[3:] if len(line.split()) >= 4}
     # Only the container's own mounts: none of the host's (its /, /proc, ... are the container's).
@@ -138,8 +140,6 @@ def test_containers_leave_nothing_behind_and_rm(mr: Minirun) -> None:
     assert str(mr.root) not in Path("/proc/mounts").read_text()
     sh(mr, "true")
     assert list((mr.root / "containers").iterdir()) == [kept]  # --rm removed the other
-    zombies = subprocess.run(["ps", "-eo", "stat="], capture_output=True, text=True).stdout.split()
-    assert zombies.count("Z") == 0 or all(s != "Z" for s in zombies)
 
 
 def test_run_pulls_again_for_another_platform(mr: Minirun) -> None:
@@ -171,16 +171,20 @@ def test_pull_policy(mr: Minirun) -> None:
     assert r.returncode == 125 and 'invalid --pull "sometimes"' in r.stderr
 
 
-def test_run_failures_of_minirun_itself_exit_125(mr: Minirun, env: Env) -> None:
-    for args, text in [(("run", "--bogus", "busybox"), "No such option: --bogus"),
-                       (("run", "Busybox"), 'invalid reference format "Busybox"'),
-                       (("run", f"{env.plain.host}/library/nope"), "not found"),
-                       (("--storage-driver", "zfs", "run", "busybox"), "invalid storage driver")]:
-        r = mr(*args)
-        assert r.returncode == 125, (args, r.stderr)
-        assert r.stderr.splitlines()[-1].startswith("minirun: ") and text in r.stderr, (args, r.stderr)
-    r = mr("run", "--rm", "busybox", "sh", "-c", "exit 2")
-    assert r.returncode == 2  # the program's own 2 is passed through, not taken for a usage error
+@pytest.mark.parametrize(("args", "text"), [
+    (("run", "--bogus", "busybox"), "No such option: --bogus"),
+    (("run", "Busybox"), 'invalid reference format "Busybox"'),
+    (("run", "{plain}/library/nope"), "not found"),
+    (("--storage-driver", "zfs", "run", "busybox"), "invalid storage driver")])
+def test_run_failures_of_minirun_itself_exit_125(mr: Minirun, env: Env, args: tuple[str, ...], text: str) -> None:
+    r = mr(*(a.format(plain=env.plain.host) for a in args))
+    assert r.returncode == 125, (args, r.stderr)
+    assert r.stderr.splitlines()[-1].startswith("minirun: ") and text in r.stderr, (args, r.stderr)
+
+
+def test_the_programs_own_codes_are_never_remapped(mr: Minirun) -> None:
+    for code in (1, 2, 3):  # minirun's own failure codes elsewhere; a program's here
+        assert mr("run", "--rm", "busybox", "sh", "-c", f"exit {code}").returncode == code
 
 
 def test_ps_rm_and_names(mr: Minirun) -> None:

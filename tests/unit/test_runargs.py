@@ -73,7 +73,7 @@ def test_help_lists_every_flag() -> None:
 
 def test_the_typer_app_hands_run_to_the_same_parser(capsys: pytest.CaptureFixture[str]) -> None:
     """``minirun --help`` lists run; reaching run through typer gives the same command."""
-    from minirun import cli_app
+    from minirun.cli import app as cli_app
     assert cli_app.run_app(["run", "--help"]) == 0
     assert capsys.readouterr().out == runargs.help_text()
     with pytest.raises(UsageError, match="No such option: --bogus"):

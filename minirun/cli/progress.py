@@ -10,7 +10,7 @@ import json
 import threading
 from typing import Any, TextIO
 
-from .pull import PullEvent
+from ..pull import PullEvent
 
 # Statuses that only carry byte counts: shown as bars or JSON, not as plain lines.
 _PROGRESS_ONLY = {"Downloading", "Extracting"}

@@ -1,0 +1,142 @@
+"""The ``minirun`` command line: where it starts, what it prints on failure, its exit codes.
+
+Exit codes: 0 success; 1 an operation failed; 2 bad usage (flags, references);
+3 the registry's rate limit (Docker Hub's 429), so scripts can wait and retry.
+``run`` exits with its program's code, 125 for any failure of its own and 126/127 when
+the command cannot be run or is not found (as docker run).
+
+The CLI is the only layer that prints: this module (errors, exit codes), ``app`` (the typer
+app) with the verb modules ``images``, ``auth`` and ``containers``, and ``run``, which is
+dispatched here without typer: its start time is the product's (see ``runargs``). Under it,
+``minirun.ops`` does the work and never prints. This module imports nothing heavy at load time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable
+
+from ..errors import EXIT_RUN_FAILED, ContainerStartError, MiniRunError, RateLimited, ReferenceFormatError, UsageError
+from .output import err
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_RATE_LIMITED = 3
+
+
+# -- entry point --------------------------------------------------------------
+
+def _exit_code(e: MiniRunError) -> int:
+    if isinstance(e, RateLimited):
+        return EXIT_RATE_LIMITED
+    if isinstance(e, UsageError | ReferenceFormatError):
+        return EXIT_USAGE
+    return EXIT_FAILURE
+
+
+def _run_words(argv: list[str]) -> tuple[str | None, list[str]] | None:
+    """``[--storage-driver X] run WORDS...``: (X, WORDS); None for anything else (typer's)."""
+    driver = None
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--storage-driver" and i + 1 < len(argv):
+            driver, i = argv[i + 1], i + 2
+        elif word.startswith("--storage-driver="):
+            driver, i = word.partition("=")[2], i + 1
+        elif word == "run":
+            return driver, argv[i + 1:]
+        else:
+            return None
+    return None
+
+
+def _run(driver: str | None, words: list[str]) -> int:
+    from ..ops.context import Context
+    from ..rootfs import check_driver
+    from .run import run
+    if driver is not None:
+        check_driver(driver)
+    return run(words, Context.from_environment(driver))
+
+
+def _app(argv: list[str]) -> int:
+    from .app import run_app
+    return run_app(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    return _main(args, _run_words(args))
+
+
+def _main(args: list[str], split: tuple[str | None, list[str]] | None) -> int:
+    """``split``: ``run``'s words (see _run_words). A run returns its program's code as it
+    is; a failure of minirun's own exits 125 there, as docker run's do."""
+    if split is not None:
+        return _guarded(lambda: _run(*split), EXIT_RUN_FAILED)
+    return _guarded(lambda: _app(args), None)
+
+
+def _guarded(call: Callable[[], int], failed: int | None) -> int:
+    """Every failure becomes one line on stderr and an exit code (``failed`` for any failure
+    of minirun's, else by its kind); never a traceback."""
+    debug = bool(os.environ.get("MINIRUN_DEBUG"))
+    try:
+        return call()
+    except ContainerStartError as e:
+        err(str(e))
+        return e.code
+    except RateLimited as e:
+        err(str(e))
+        if e.remaining is not None:
+            err(f"ratelimit-remaining: {e.remaining}")
+        return failed or EXIT_RATE_LIMITED
+    except MiniRunError as e:
+        if debug:
+            _print_traceback()
+        err(str(e))
+        return failed or _exit_code(e)
+    except KeyboardInterrupt:
+        err("interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``minirun images | head``): not our failure.
+        sys.stderr.close()
+        return 141
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        if hasattr(e, "format_message") and hasattr(e, "exit_code"):
+            # A usage error from the (vendored) click parser: bad flag, missing argument.
+            ctx = getattr(e, "ctx", None)
+            where = ctx.command_path if ctx is not None else "minirun"
+            err(f"{e.format_message()} (see '{where} --help')")
+            return failed or EXIT_USAGE
+        if debug:
+            _print_traceback()
+        err(f"internal error: {type(e).__name__}: {e} (set MINIRUN_DEBUG=1 for details)")
+        return failed or EXIT_FAILURE
+
+
+def _print_traceback() -> None:
+    import traceback  # only with MINIRUN_DEBUG: it costs a start 2 ms to import
+    traceback.print_exc()
+
+
+def entry() -> None:
+    args = sys.argv[1:]
+    split = _run_words(args)
+    code = _main(args, split)
+    if split is not None:
+        # A finished run skips the interpreter's teardown (5 ms, a tenth of a warm start):
+        # nothing of minirun's is pending then (files closed, locks go with the process).
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    entry()

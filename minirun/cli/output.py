@@ -1,0 +1,72 @@
+"""What the CLI prints besides a command's own lines: the one-line errors, Docker's tables
+and JSON rows, its human sizes and times. No typer here: ``run`` prints through it too."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import UsageError
+
+
+def err(message: str) -> None:
+    sys.stderr.write(f"minirun: {message}\n")
+    sys.stderr.flush()
+
+
+def line(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def check_format(format: str) -> None:
+    if format not in ("table", "json"):
+        raise UsageError(f'invalid --format "{format}": expected table or json')
+
+
+Row = Mapping[str, Any]
+
+
+def print_rows(rows: Sequence[Row], quiet: bool, format: str, cols: list[tuple[str, str]]) -> None:
+    """IDs only (-q), one JSON object per line (--format json), or Docker's table."""
+    if quiet:
+        for row in rows:
+            line(str(row["ID"]))
+    elif format == "json":
+        for row in rows:
+            line(json.dumps(row))
+    else:
+        widths = [max([len(h)] + [len(str(r[k])) for r in rows]) for h, k in cols]
+        line("   ".join(h.ljust(w) for (h, _), w in zip(cols, widths, strict=True)).rstrip())
+        for r in rows:
+            line("   ".join(str(r[k]).ljust(w) for (_, k), w in zip(cols, widths, strict=True)).rstrip())
+
+
+def human_size(n: float) -> str:
+    """Docker's units.HumanSize: decimal units, 3 significant digits."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.3g}{unit}"
+        n /= 1000
+    return f"{n:.3g}TB"
+
+
+def since(created: str | None) -> str:
+    """``5 minutes ago``, as Docker words it."""
+    import datetime as _dt  # not at load: run prints through this module, and datetime costs it 2 ms
+    if not created:
+        return "N/A"
+    try:
+        when = _dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return "N/A"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.UTC)
+    secs = (_dt.datetime.now(_dt.UTC) - when).total_seconds()
+    for unit, size in (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400),
+                       ("day", 86400), ("hour", 3600), ("minute", 60)):
+        if secs >= size:
+            n = int(secs // size)
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return "Less than a second ago" if secs < 1 else f"{int(secs)} seconds ago"

@@ -1,0 +1,59 @@
+"""``minirun run``: from its command line to the program's exit code, without typer.
+
+Exit codes follow Docker: the program's own, never remapped; 125 when minirun fails
+before the program starts, 126 when the command cannot be run, 127 when it is not found
+(``cli.main`` applies the rule). Only ``Unable to find image`` and the pull's lines go
+to stderr before the program speaks; stdout is the program's alone.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from .. import runargs
+from ..ops.run import check, image_for, run_container
+
+if TYPE_CHECKING:
+    from ..ops.context import Context
+    from ..pull import PullEvent
+    from .progress import Renderer
+
+
+class _PullLines:
+    """The pull's lines on stderr, its renderer made only if there is a pull (loading it
+    loads the HTTP client, which a run of a cached image does without)."""
+
+    def __init__(self) -> None:
+        self.render: Renderer | None = None
+
+    def __call__(self, event: PullEvent) -> None:
+        if self.render is None:
+            from .progress import renderer
+            self.render = renderer("auto", sys.stderr)
+        self.render(event)
+
+    def close(self) -> None:
+        if self.render is not None:
+            self.render.close()
+
+
+def _announce(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def run(words: list[str], ctx: Context) -> int:
+    """The words after ``run``: the program's exit status (0 after ``--help``)."""
+    args = runargs.parse(words)
+    if args.help:
+        sys.stdout.write(runargs.help_text())
+        return 0
+    ctx = ctx.with_registry(tuple(args.registry_mirror), tuple(args.insecure_registry))
+    flags = check(args)  # every flag, before anything is pulled
+    lines = _PullLines()
+    try:
+        record = image_for(ctx, args, _announce, lines)
+    finally:
+        lines.close()  # the pull's display ends before the program speaks
+    return run_container(ctx, args, flags, record)

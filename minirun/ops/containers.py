@@ -1,0 +1,46 @@
+"""Container operations other than run: list, remove (with -f: kill first)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import TYPE_CHECKING
+
+from ..errors import ContainerConflict
+from .context import Context
+
+if TYPE_CHECKING:
+    from ..runtime.container import ContainerState
+
+
+def list_containers(ctx: Context, every: bool) -> list[ContainerState]:
+    """Newest first; only running ones unless ``every``."""
+    from ..runtime.container import list_all
+    return [s for _, s in list_all(ctx.root) if every or s.status == "running"]
+
+
+def remove_container(ctx: Context, key: str, force: bool) -> None:
+    """rm: a running container only with ``force`` (killed first, as Docker's rm -f)."""
+    from ..rootfs import release_container
+    from ..runtime.cgroups import Cgroup, Limits
+    from ..runtime.container import find, refresh
+    directory, state = find(ctx.root, key)
+    if state.status == "running":
+        if not force:
+            raise ContainerConflict(f"cannot remove running container {state.id[:12]}: "
+                                    "stop it first or use minirun rm -f")
+        # Kill the container's process; the minirun waiting for it records the exit (137).
+        target = state.pid or state.monitor
+        if target:
+            try:
+                os.kill(target, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while refresh(state).status == "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    # Its minirun removes the cgroup when the program exits; a minirun that was killed
+    # could not, so rm does (empty now: the program died with its minirun).
+    Cgroup(state.id, Limits(), None).remove()
+    release_container(directory)
