@@ -4,6 +4,7 @@ Parsing is strict about what minirun relies on (digests, sizes, media types) and
 lenient about the rest, as registries in the wild add fields freely.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -205,3 +206,11 @@ def parse_config(data: bytes, what: str) -> ImageConfig:
         plat = Platform(doc["os"], doc["architecture"], doc.get("variant") or None)
     created = doc.get("created") if isinstance(doc.get("created"), str) else None
     return ImageConfig(created, tuple(str(d) for d in diff_ids), plat, doc)
+
+
+def chain_ids(diff_ids: list[str] | tuple[str, ...]) -> list[str]:
+    """ChainID(L1) = DiffID(L1); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
+    out: list[str] = []
+    for d in diff_ids:
+        out.append(d if not out else "sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
+    return out

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from .credentials import Credentials
 from .errors import BadResponse, ManifestError, MiniRunError
-from .oci import Descriptor, ImageIndex, Manifest, Platform, parse_config, parse_manifest, select_manifest
+from .oci import Descriptor, ImageIndex, Manifest, Platform, chain_ids, parse_config, parse_manifest, select_manifest
 from .reference import Reference
 from .registry import RegistryOptions, Repository
-from .rootfs import Snapshotter, chain_ids, ensure_image
+from .rootfs import Snapshotter, ensure_image
 from .store import ContentStore, ImageRecord, ImageStore, now_iso
 
 PARALLEL_LAYERS = 3

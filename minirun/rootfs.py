@@ -13,60 +13,19 @@ directories in its own format. The vfs driver (for stores on overlayfs, or force
 applies each layer to a copy of its parent, as Docker's vfs driver does.
 """
 
-import _thread
 import contextlib
-import hashlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 from .errors import LayerError, ManifestError, StoreError, UsageError
-from .oci import Descriptor, parse_config
-from .runtime import _libc
+from .oci import Descriptor, chain_ids, parse_config
+from .runtime.mounts import Mount, mount, unmount
 from .store import ImageRecord, ImageStore, file_lock
 
 DRIVERS = ("overlay", "vfs")
 _SHORT = 16
-_cwd_lock = _thread.allocate_lock()  # chdir is process-wide: one relative-path mount at a time
-
-
-class Mount(NamedTuple):
-    type: str
-    source: str
-    target: str
-    options: tuple[str, ...] = ()
-    cwd: str | None = None   # relative paths in options are relative to this directory
-
-
-def chain_ids(diff_ids: list[str] | tuple[str, ...]) -> list[str]:
-    """ChainID(L1) = DiffID(L1); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
-    out: list[str] = []
-    for d in diff_ids:
-        out.append(d if not out else "sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
-    return out
-
-
-def mount(m: Mount) -> None:
-    flags = _libc.MS_BIND | _libc.MS_REC if "rbind" in m.options else 0
-    data = ",".join(o for o in m.options if o != "rbind") or None
-    if m.cwd is None:
-        _libc.mount(m.source, m.target, None if flags else m.type, flags, None if flags else data)
-        return
-    with _cwd_lock:
-        old = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.chdir(m.cwd)
-            _libc.mount(m.source, m.target, m.type, flags, data)
-        finally:
-            os.fchdir(old)
-            os.close(old)
-
-
-def unmount(target: str) -> None:
-    with contextlib.suppress(OSError):
-        _libc.umount(target, _libc.MNT_DETACH)
 
 
 def _overlay_works(directory: Path) -> bool:

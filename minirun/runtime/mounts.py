@@ -1,4 +1,5 @@
-"""The container's mounts, from inside its new mount namespace (the child of ``process``).
+"""Mounts as data (``Mount``, which the snapshotter returns) and the container's mounts, made
+from inside its new mount namespace (the child of ``process``).
 
 The order is what keeps an image from steering a write onto the host: host paths (the
 container's /etc files, volume sources, the init) are opened as detached mounts
@@ -9,13 +10,46 @@ inside the container's root, where its symlinks can only lead to its own files.
 
 from __future__ import annotations
 
+import _thread
+import contextlib
 import os
 from pathlib import Path
 from typing import NamedTuple
 
-from ..rootfs import Mount, mount
 from . import _libc
 from .spec import RunSpec
+
+_cwd_lock = _thread.allocate_lock()  # chdir is process-wide: one relative-path mount at a time
+
+
+class Mount(NamedTuple):
+    type: str
+    source: str
+    target: str
+    options: tuple[str, ...] = ()
+    cwd: str | None = None   # relative paths in options are relative to this directory
+
+
+def mount(m: Mount) -> None:
+    flags = _libc.MS_BIND | _libc.MS_REC if "rbind" in m.options else 0
+    data = ",".join(o for o in m.options if o != "rbind") or None
+    if m.cwd is None:
+        _libc.mount(m.source, m.target, None if flags else m.type, flags, None if flags else data)
+        return
+    with _cwd_lock:
+        old = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.chdir(m.cwd)
+            _libc.mount(m.source, m.target, m.type, flags, data)
+        finally:
+            os.fchdir(old)
+            os.close(old)
+
+
+def unmount(target: str) -> None:
+    with contextlib.suppress(OSError):
+        _libc.umount(target, _libc.MNT_DETACH)
+
 
 INIT_TARGET = "/sbin/docker-init"  # where --init's tini is bound, read-only, as Docker binds its own
 

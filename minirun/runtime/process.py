@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, ContainerStartError, UsageError
-from ..rootfs import Mount
 from . import _libc, mounts
 from .caps import mask
 from .cgroups import Cgroup
@@ -175,7 +174,7 @@ def _find_program(argv0: str, env: dict[str, str]) -> None:
         raise OSError(errno.EACCES, os.strerror(errno.EACCES))
 
 
-def _child(spec: RunSpec, rootfs_mounts: list[Mount], rootfs: str, etc_files: dict[str, Path],
+def _child(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_files: dict[str, Path],
            network: str, cgroup: Cgroup | None, errw: int, syncr: int, console: int) -> None:
     step = mounts.Step()
     try:
@@ -237,7 +236,7 @@ def _child(spec: RunSpec, rootfs_mounts: list[Mount], rootfs: str, etc_files: di
         os._exit(EXIT_RUN_FAILED)
 
 
-def start(spec: RunSpec, rootfs_mounts: list[Mount], rootfs: str, etc_files: dict[str, Path], network: str,
+def start(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_files: dict[str, Path], network: str,
           cgroup: Cgroup | None, on_started: Callable[[int], None] | None = None) -> int:
     """Run the container's process to its end; returns Docker's exit code for it.
 

@@ -302,7 +302,7 @@ def snapshots(root: Path) -> set[str]:
 
 
 def test_pull_unpacks_shared_snapshots_and_rmi_prune_collect_them(env: Env, minirun: Minirun) -> None:
-    from minirun.rootfs import chain_ids
+    from minirun.oci import chain_ids
     host = env.plain.host
     assert minirun("pull", "-q", f"{host}/library/busybox").returncode == 0
     base = snapshots(minirun.root)
@@ -335,7 +335,7 @@ def test_pull_killed_during_unpack_leaves_nothing_taken_for_complete(env: Env, m
     import signal
     import time
 
-    from minirun.rootfs import chain_ids
+    from minirun.oci import chain_ids
     img = env.images["many-files"]
     chains = chain_ids(json.loads(img.blobs[img.config_digest])["rootfs"]["diff_ids"])
     work = minirun.root / "snapshots" / "overlay" / "tmp"

@@ -11,8 +11,8 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from minirun.oci import Descriptor
-from minirun.rootfs import Snapshotter, chain_ids
+from minirun.oci import Descriptor, chain_ids
+from minirun.rootfs import Snapshotter
 
 GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
