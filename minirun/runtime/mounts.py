@@ -14,10 +14,13 @@ import _thread
 import contextlib
 import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import _libc
 from .spec import RunSpec
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
 
 _cwd_lock = _thread.allocate_lock()  # chdir is process-wide: one relative-path mount at a time
 
@@ -69,31 +72,25 @@ class Step:
         self.name = "setting up"
 
 
-def _makedirs(path: str) -> None:
-    """mkdir -p through symlinks, after pivot_root: an image's /etc -> /elsewhere (even when
-    /elsewhere is missing) makes /elsewhere inside the container's root, as runc does."""
-    os.makedirs(os.path.realpath(path), exist_ok=True)
-
-
-def _mount_in(path: str, fstype: str, flags: int, data: str | None) -> None:
+def _mount_in(k: Kernel, path: str, fstype: str, flags: int, data: str | None) -> None:
     """Mount a new ``fstype`` on ``path``, after pivot_root: the path resolves inside the root."""
-    _makedirs(path)
-    _libc.mount(fstype, path, fstype, flags, data)
+    k.makedirs(path)
+    k.mount(fstype, path, fstype, flags, data)
 
 
-def _setup_dev() -> None:
+def _setup_dev(k: Kernel) -> None:
     nosuid = _libc.MS_NOSUID
-    _mount_in("/dev", "tmpfs", nosuid | _libc.MS_NOEXEC, "mode=755,size=65536k")
+    _mount_in(k, "/dev", "tmpfs", nosuid | _libc.MS_NOEXEC, "mode=755,size=65536k")
     for name, major, minor in DEVICES:
-        os.mknod(f"/dev/{name}", 0o666 | 0o020000, os.makedev(major, minor))
-        os.chmod(f"/dev/{name}", 0o666)
-    _mount_in("/dev/pts", "devpts", nosuid | _libc.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
-    os.symlink("pts/ptmx", "/dev/ptmx")
-    _mount_in("/dev/shm", "tmpfs", nosuid | _libc.MS_NOEXEC | _libc.MS_NODEV, "mode=1777,size=65536k")
-    _mount_in("/dev/mqueue", "mqueue", nosuid | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
+        k.mknod(f"/dev/{name}", 0o666 | 0o020000, os.makedev(major, minor))
+        k.chmod(f"/dev/{name}", 0o666)
+    _mount_in(k, "/dev/pts", "devpts", nosuid | _libc.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    k.symlink("pts/ptmx", "/dev/ptmx")
+    _mount_in(k, "/dev/shm", "tmpfs", nosuid | _libc.MS_NOEXEC | _libc.MS_NODEV, "mode=1777,size=65536k")
+    _mount_in(k, "/dev/mqueue", "mqueue", nosuid | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
-        os.symlink(target, f"/dev/{name}")
+        k.symlink(target, f"/dev/{name}")
 
 
 class _Detached(NamedTuple):
@@ -105,37 +102,37 @@ class _Detached(NamedTuple):
     is_dir: bool
 
 
-def _detach(source: str, target: str, readonly: bool) -> _Detached:
-    return _Detached(_libc.open_tree(source), target, readonly, os.path.isdir(source))
+def _detach(k: Kernel, source: str, target: str, readonly: bool) -> _Detached:
+    return _Detached(k.open_tree(source), target, readonly, os.path.isdir(source))
 
 
-def _attach(d: _Detached, replace_symlink: bool = False) -> None:
+def _attach(k: Kernel, d: _Detached, replace_symlink: bool = False) -> None:
     """Attach ``d`` on its target, made if missing. After pivot_root with the old root
     detached, every symlink on the way resolves inside the container's root."""
     if replace_symlink and os.path.islink(d.target):
-        os.unlink(d.target)  # the image's /etc/hosts -> elsewhere: ours replaces it, not its target
+        k.unlink(d.target)  # the image's /etc/hosts -> elsewhere: ours replaces it, not its target
     if d.is_dir:
-        _makedirs(d.target)
+        k.makedirs(d.target)
     elif not os.path.exists(d.target):
-        _makedirs(os.path.dirname(d.target))
-        os.close(os.open(d.target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
-    _libc.move_mount(d.fd, d.target)
-    os.close(d.fd)
+        k.makedirs(os.path.dirname(d.target))
+        k.create_file(d.target)
+    k.move_mount(d.fd, d.target)
+    k.close(d.fd)
     if d.readonly:
-        _libc.mount(d.target, d.target, None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY)
+        k.mount(d.target, d.target, None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY)
 
 
-def _mask_and_protect() -> None:
+def _mask_and_protect(k: Kernel) -> None:
     """After pivot_root: Docker's masked and read-only paths (absent ones are skipped)."""
     for path in MASKED:
         if os.path.isdir(path):
-            _libc.mount("tmpfs", path, "tmpfs", _libc.MS_RDONLY, None)
+            k.mount("tmpfs", path, "tmpfs", _libc.MS_RDONLY, None)
         elif os.path.exists(path):
-            _libc.mount("/dev/null", path, None, _libc.MS_BIND)
+            k.mount("/dev/null", path, None, _libc.MS_BIND)
     for path in READONLY:
         if os.path.exists(path):
-            _libc.mount(path, path, None, _libc.MS_BIND | _libc.MS_REC)
-            _libc.mount(path, path, None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY | _libc.MS_REC)
+            k.mount(path, path, None, _libc.MS_BIND | _libc.MS_REC)
+            k.mount(path, path, None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY | _libc.MS_REC)
 
 
 _FLAGS = {"ro": _libc.MS_RDONLY, "nosuid": _libc.MS_NOSUID, "nodev": _libc.MS_NODEV,
@@ -156,49 +153,48 @@ def mount_options(options: str) -> tuple[int, str | None]:
     return flags, ",".join(data) or None
 
 
-def enter_root(spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, Path],
-                step: Step) -> None:
+def enter_root(k: Kernel, spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, Path],
+               step: Step) -> None:
     """Mount the root filesystem, pivot into it, detach the host's root, then mount and bind
     everything else. Host paths are opened before the pivot (as detached mounts); every
     container path is resolved after it, when no path leads out of the container's root."""
     step.name = "mounting the root filesystem"
     for m in mounts:
-        mount(m)
+        k.mount_data(m)
     step.name = "opening volumes"
-    etc = [_detach(str(source), path, spec.read_only) for path, source in etc_files.items()]
+    etc = [_detach(k, str(source), path, spec.read_only) for path, source in etc_files.items()]
     if spec.init:
-        etc.append(_detach(spec.init, INIT_TARGET, True))
+        etc.append(_detach(k, spec.init, INIT_TARGET, True))
     volumes = []
     for b in spec.binds:
         if not os.path.exists(b.source):
-            os.makedirs(b.source, exist_ok=True)  # as docker run -v does
-        volumes.append(_detach(b.source, b.target, b.readonly))
+            k.makedirs(b.source)  # as docker run -v does
+        volumes.append(_detach(k, b.source, b.target, b.readonly))
     step.name = "pivot_root"
-    old_root = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    os.chdir(rootfs)
-    _libc.pivot_root(".", ".")  # the old root is now stacked on the new one, at /
-    os.fchdir(old_root)
-    _libc.umount(".", _libc.MNT_DETACH)
-    os.close(old_root)
-    os.chdir("/")
+    old_root = k.open_dir("/")
+    k.chdir(rootfs)
+    k.pivot_root(".", ".")  # the old root is now stacked on the new one, at /
+    k.fchdir(old_root)
+    k.umount(".", _libc.MNT_DETACH)
+    k.close(old_root)
+    k.chdir("/")
     step.name = "mounting /proc, /dev and /sys"
-    _mount_in("/proc", "proc", _libc.MS_NOSUID | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
-    _setup_dev()
-    _mount_in("/sys", "sysfs", _libc.MS_RDONLY | _libc.MS_NOSUID | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
+    _mount_in(k, "/proc", "proc", _libc.MS_NOSUID | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
+    _setup_dev(k)
+    _mount_in(k, "/sys", "sysfs", _libc.MS_RDONLY | _libc.MS_NOSUID | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
     for d in etc:
         step.name = f"mounting {d.target}"
-        _attach(d, replace_symlink=True)
+        _attach(k, d, replace_symlink=True)
     for b, d in zip(spec.binds, volumes, strict=True):
         step.name = f"mounting volume {b.source}:{b.target}"
-        _attach(d)
+        _attach(k, d)
     if not spec.privileged:
         step.name = "masking paths"
-        _mask_and_protect()
+        _mask_and_protect(k)
     for path, options in spec.tmpfs:
         step.name = f"mounting tmpfs on {path}"
-        _makedirs(path)
         flags, data = mount_options(options)
-        _libc.mount("tmpfs", path, "tmpfs", flags, data)
+        _mount_in(k, path, "tmpfs", flags, data)
     if spec.read_only:
         step.name = "making the root filesystem read-only"
-        _libc.mount("/", "/", None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY, None)
+        k.mount("/", "/", None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY, None)

@@ -10,19 +10,18 @@ a close-on-exec pipe, which the parent reads: an empty read means exec succeeded
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import signal
 import stat
-import struct
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, ContainerStartError, UsageError
 from . import _libc, mounts
 from .caps import mask
 from .cgroups import Cgroup
+from .kernel import Kernel
 from .spec import DEFAULT_PATH, RunSpec, User, resolve_user, with_home
 
 if TYPE_CHECKING:
@@ -50,30 +49,6 @@ def find_init(environ: Mapping[str, str]) -> str:
     if wanted:
         raise UsageError(f"--init: MINIRUN_INIT={wanted} is not an executable file")
     raise UsageError("--init needs a static tini: install Debian's tini package (apt-get install tini)")
-
-
-def _loopback_up() -> None:
-    """ifconfig lo up, with one ioctl: no need to import pyroute2 on this path."""
-    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    s = _libc.socket(_libc.AF_INET, _libc.SOCK_DGRAM)
-    try:
-        req = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s, siocgifflags, req))[1]
-        fcntl.ioctl(s, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
-    finally:
-        os.close(s)
-
-
-def _default_signals() -> None:
-    """Every signal at its default and none blocked: ignored signals survive exec, and
-    Python ignores SIGPIPE and SIGXFSZ (the caller may have ignored others)."""
-    for s in signal.valid_signals():
-        if s not in (signal.SIGKILL, signal.SIGSTOP):
-            try:
-                signal.signal(s, signal.SIG_DFL)
-            except (OSError, ValueError):
-                continue  # signals the C library reserves for itself
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
 def _held_capabilities() -> int:
@@ -114,50 +89,49 @@ def _read(path: str) -> str:
         return ""
 
 
-def _isolate(network: str, cgroup: Cgroup | None, step: mounts.Step) -> None:
+def _isolate(k: Kernel, network: str, cgroup: Cgroup | None, step: mounts.Step) -> None:
     """Its cgroup, new session, keyring and namespaces: nothing of the caller's reaches it."""
     if cgroup is not None and cgroup.joined_by_child:
         step.name = "joining the container's cgroup"
-        cgroup.join_self()
+        k.join_cgroup(cgroup)
+    step.name = "isolating"
     # If minirun dies (even by SIGKILL), so does the container: nothing runs unwatched.
-    _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    k.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
     # Until exec, this process is a copy of minirun (its environment, its files) inside the
     # container's PID namespace: not dumpable, so no container process can ptrace it or read
     # its /proc files. exec makes the program dumpable again.
-    _libc.prctl(_libc.PR_SET_DUMPABLE, 0)
+    k.prctl(_libc.PR_SET_DUMPABLE, 0)
     # Its own session: not the caller's process group (kill 0 inside stays inside), and
     # no controlling terminal to inject input into (TIOCSTI).
-    os.setsid()
-    step.name = "joining a new session keyring"
-    _libc.join_new_session_keyring()
-    step.name = "unshare"
+    k.setsid()
+    k.join_session_keyring()
     flags = _libc.CLONE_NEWNS | _libc.CLONE_NEWUTS | _libc.CLONE_NEWIPC | _libc.CLONE_NEWCGROUP
     if network != "host":
         flags |= _libc.CLONE_NEWNET
-    _libc.unshare(flags)
-    _libc.mount("none", "/", None, _libc.MS_REC | _libc.MS_PRIVATE, None)
+    k.unshare(flags)
+    k.mount("none", "/", None, _libc.MS_REC | _libc.MS_PRIVATE, None)
 
 
-def _drop_privileges(spec: RunSpec, user: User, step: mounts.Step) -> None:
+def _drop_privileges(k: Kernel, spec: RunSpec, user: User, step: mounts.Step) -> None:
     """Docker's capabilities for root, none for other users; inheritable and ambient empty
     (as runc since CVE-2022-24769: an inheritable set lets file capabilities be gained)."""
     step.name = "dropping capabilities"
     last_cap = int(_read("/proc/sys/kernel/cap_last_cap") or "40")
     for cap in range(last_cap + 1):
         if cap not in spec.capabilities:
-            _libc.prctl(_libc.PR_CAPBSET_DROP, cap)
+            k.prctl(_libc.PR_CAPBSET_DROP, cap)
     step.name = "setting the user"
-    os.setgroups(list(user.groups))
-    os.setgid(user.gid)
-    os.setuid(user.uid)  # for a non-root user the kernel clears permitted and effective here
+    k.setgroups(list(user.groups))
+    k.setgid(user.gid)
+    k.setuid(user.uid)  # for a non-root user the kernel clears permitted and effective here
     # Never more than minirun itself holds (a sandbox may run it without some).
     allowed = mask(spec.capabilities) & _held_capabilities() if user.uid == 0 else 0
-    _libc.capset(allowed, allowed, 0)  # lowering inheritable also empties the ambient set
+    k.capset(allowed, allowed, 0)  # lowering inheritable also empties the ambient set
 
 
-def _enter_working_dir(cwd: str) -> None:
-    os.makedirs(cwd, exist_ok=True)
-    os.chdir(cwd)
+def _enter_working_dir(k: Kernel, cwd: str) -> None:
+    k.makedirs(cwd)
+    k.chdir(cwd)
     # runc CVE-2024-21626: make sure the working directory is inside the new root.
     if not os.getcwd().startswith("/") or os.path.realpath(".") != os.getcwd():
         raise OSError(errno.EPERM, f"working directory {cwd} is outside the container")
@@ -174,8 +148,58 @@ def _find_program(argv0: str, env: dict[str, str]) -> None:
         raise OSError(errno.EACCES, os.strerror(errno.EACCES))
 
 
-def _child(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_files: dict[str, Path],
-           network: str, cgroup: Cgroup | None, errw: int, syncr: int, console: int) -> None:
+class Setup(NamedTuple):
+    """What the child is given: the container to make and how to report back."""
+    spec: RunSpec
+    rootfs_mounts: list[mounts.Mount]
+    rootfs: str
+    etc_files: dict[str, Path]
+    network: str
+    cgroup: Cgroup | None
+    errw: int        # the close-on-exec pipe a failure is reported on
+    console: int     # -t: the socket the terminal's master goes back over
+
+
+def setup_and_exec(k: Kernel, s: Setup, step: mounts.Step) -> None:
+    """The container's setup, in its order, ending in exec (which does not return).
+
+    Nothing on the host is resolved through a container path: the host's root is detached
+    (in ``enter_root``) before the first container path is looked up."""
+    _isolate(k, s.network, s.cgroup, step)
+    mounts.enter_root(k, s.spec, s.rootfs_mounts, s.rootfs, s.etc_files, step)
+    step.name = "setting the hostname"
+    k.sethostname(s.spec.hostname)
+    if s.network != "host":
+        k.loopback_up()
+    step.name = f"working directory {s.spec.cwd}"
+    _enter_working_dir(k, s.spec.cwd)
+    step.name = "setting the user"
+    user = resolve_user(s.spec.user, _read_table("/etc/passwd"), _read_table("/etc/group"))
+    slave = -1
+    if s.spec.tty:
+        step.name = "opening the terminal"
+        from . import terminal
+        master, slave = terminal.open_console(user.uid)
+        terminal.send_master(s.console, master)
+        os.close(master)
+    _drop_privileges(k, s.spec, user, step)
+    if s.spec.tty:
+        terminal.take_console(slave)
+    elif not s.spec.interactive:
+        k.stdin_from_null()
+    k.close_descriptors(keep=s.errw)
+    step.name = "exec"
+    k.default_signals()
+    env = dict(e.split("=", 1) for e in with_home(s.spec.env, user.home))
+    if s.spec.init:
+        _find_program(s.spec.argv[0], env)
+        k.exec(mounts.INIT_TARGET, [mounts.INIT_TARGET, "--", *s.spec.argv], env, search=False)
+    k.exec(s.spec.argv[0], list(s.spec.argv), env, search=True)
+
+
+def _child(s: Setup, syncr: int) -> None:
+    """The forked child: waits for its cgroup, sets up and execs; a failure is one line on
+    the error pipe and the exit code docker run would give."""
     step = mounts.Step()
     try:
         # Wait until the parent has made our cgroup (v2: and put us in it; v1: we join it
@@ -185,55 +209,24 @@ def _child(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_fi
         if os.read(syncr, 1) != b"g":
             os._exit(EXIT_RUN_FAILED)
         os.close(syncr)
-        _isolate(network, cgroup, step)
-        mounts.enter_root(spec, rootfs_mounts, rootfs, etc_files, step)
-        _libc.sethostname(spec.hostname)
-        if network != "host":
-            _loopback_up()
-        step.name = f"working directory {spec.cwd}"
-        _enter_working_dir(spec.cwd)
-        step.name = "setting the user"
-        user = resolve_user(spec.user, _read_table("/etc/passwd"), _read_table("/etc/group"))
-        slave = -1
-        if spec.tty:
-            step.name = "opening the terminal"
-            from . import terminal
-            master, slave = terminal.open_console(user.uid)
-            terminal.send_master(console, master)
-            os.close(master)
-        _drop_privileges(spec, user, step)
-        if spec.tty:
-            terminal.take_console(slave)
-        elif not spec.interactive:
-            null = os.open("/dev/null", os.O_RDONLY)
-            os.dup2(null, 0)
-            os.close(null)
-        # Every inherited descriptor above 2 is closed (the error pipe closes on exec).
-        os.closerange(3, errw)
-        os.closerange(errw + 1, 65536)
-        step.name = "exec"
-        _default_signals()
-        env = dict(e.split("=", 1) for e in with_home(spec.env, user.home))
-        if spec.init:
-            _find_program(spec.argv[0], env)
-            os.execve(mounts.INIT_TARGET, [mounts.INIT_TARGET, "--", *spec.argv], env)
-        os.execvpe(spec.argv[0], list(spec.argv), env)
+        setup_and_exec(Kernel(), s, step)
     except UsageError as e:
-        os.write(errw, f"{EXIT_RUN_FAILED}\n{e}".encode())
-        os._exit(EXIT_RUN_FAILED)
+        _report(s.errw, EXIT_RUN_FAILED, str(e))
     except OSError as e:
-        if step.name == "exec":
-            if e.errno in (errno.ENOENT, errno.ENOTDIR):
-                code, msg = EXIT_NOT_FOUND, f'exec: "{spec.argv[0]}": executable file not found in $PATH'
-            else:
-                code, msg = EXIT_CANNOT_EXEC, f'exec: "{spec.argv[0]}": {e.strerror}'
-        else:
-            code, msg = EXIT_RUN_FAILED, f"{step.name}: {e.strerror or e}"
-        os.write(errw, f"{code}\n{msg}".encode())
-        os._exit(code)
+        if step.name != "exec":
+            _report(s.errw, EXIT_RUN_FAILED, f"{step.name}: {e.strerror or e}")
+        argv0 = s.spec.argv[0]
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            _report(s.errw, EXIT_NOT_FOUND, f'exec: "{argv0}": executable file not found in $PATH')
+        _report(s.errw, EXIT_CANNOT_EXEC, f'exec: "{argv0}": {e.strerror}')
     except BaseException as e:  # noqa: BLE001 - the child must never return into the caller's code
-        os.write(errw, f"{EXIT_RUN_FAILED}\n{step.name}: {e}".encode())
-        os._exit(EXIT_RUN_FAILED)
+        _report(s.errw, EXIT_RUN_FAILED, f"{step.name}: {e}")
+    os._exit(EXIT_RUN_FAILED)  # not reached: exec does not return
+
+
+def _report(errw: int, code: int, message: str) -> NoReturn:
+    os.write(errw, f"{code}\n{message}".encode())
+    os._exit(code)
 
 
 def start(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_files: dict[str, Path], network: str,
@@ -260,8 +253,8 @@ def start(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_fil
         if pipes is not None:
             from . import relay
             relay.in_container(pipes)
-        _child(spec, rootfs_mounts, rootfs, etc_files, network, cgroup, errw, syncr,
-               console[1].fileno() if console else -1)
+        _child(Setup(spec, rootfs_mounts, rootfs, etc_files, network, cgroup, errw,
+                     console[1].fileno() if console else -1), syncr)
         os._exit(EXIT_RUN_FAILED)  # not reached
     os.close(errw)
     os.close(syncr)

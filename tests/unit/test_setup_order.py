@@ -1,0 +1,113 @@
+"""The container's setup in its order, without root: the real setup code (runtime.process and
+runtime.mounts) driven with a stand-in Kernel that records every call instead of making it.
+
+What it proves beyond the root tests: no container path is touched before the host's root
+is detached, and the steps come in the order that makes that so. The root integration
+tests (test_run.py, test_confinement.py) prove the real calls do what they say.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from minirun.runtime import _libc, mounts, process
+from minirun.runtime.kernel import Kernel
+from minirun.runtime.spec import Bind, RunSpec
+
+# Calls that make or change something at a path (resolved in the container's root once it is there).
+PATH_CALLS = {"makedirs", "mknod", "chmod", "symlink", "unlink", "create_file", "move_mount"}
+
+
+class Exec(Exception):
+    """Raised by the recorder's exec, which would not return."""
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        def record(*args: Any, **kwargs: Any) -> int:
+            self.calls.append((name, args + tuple(kwargs.values())))
+            if name == "exec":
+                raise Exec
+            return 100 + len(self.calls)  # a descriptor, for open_tree and open_dir
+        return record
+
+    def index(self, name: str, *first: Any) -> int:
+        """Where the first call ``name`` whose leading arguments are ``first`` stands."""
+        return next(i for i, (n, a) in enumerate(self.calls) if n == name and a[:len(first)] == first)
+
+    def masked(self) -> int:
+        """Where the first of Docker's masked paths that this kernel has is covered."""
+        return next(i for i, (n, a) in enumerate(self.calls) if n == "mount" and a[1] in mounts.MASKED)
+
+    def attached(self, target: str) -> int:
+        """Where the detached mount for ``target`` is attached (move_mount's fd varies)."""
+        return next(i for i, (n, a) in enumerate(self.calls) if n == "move_mount" and a[1] == target)
+
+
+def run_setup(tmp_path: Path, **spec: Any) -> Recorder:
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    etc = tmp_path / "hosts"
+    etc.write_text("")
+    run_spec = RunSpec(argv=("sh", "-c", "true"), env=("PATH=/bin",), cwd="/work", user="0", hostname="box",
+                       binds=(Bind(str(volume), "/data"),), tmpfs=(("/scratch", "noexec,size=1m"),), **spec)
+    rec = Recorder()
+    s = process.Setup(run_spec, [mounts.Mount("overlay", "overlay", "/store/rootfs")], "/store/rootfs",
+                      {"/etc/hosts": etc}, "none", None, errw=-1, console=-1)
+    with pytest.raises(Exec):
+        process.setup_and_exec(cast(Kernel, rec), s, mounts.Step())
+    return rec
+
+
+def test_steps_come_in_their_order(tmp_path: Path) -> None:
+    rec = run_setup(tmp_path, read_only=True)
+    order = [
+        rec.index("prctl", _libc.PR_SET_PDEATHSIG), rec.index("prctl", _libc.PR_SET_DUMPABLE, 0),
+        rec.index("setsid"), rec.index("join_session_keyring"), rec.index("unshare"),
+        rec.index("mount", "none", "/"),                        # propagation private, first
+        rec.index("mount_data"),                                # the root filesystem
+        rec.index("open_tree", str(tmp_path / "hosts")),        # host paths taken, detached
+        rec.index("open_tree", str(tmp_path / "volume")),
+        rec.index("pivot_root", ".", "."), rec.index("umount", ".", _libc.MNT_DETACH),
+        rec.index("mount", "proc", "/proc"), rec.index("mount", "tmpfs", "/dev"), rec.index("mount", "sysfs", "/sys"),
+        rec.attached("/etc/hosts"), rec.attached("/data"),       # attached inside the new root
+        rec.masked(),                                            # Docker's masked paths
+        rec.index("mount", "tmpfs", "/scratch"), rec.index("mount", "/", "/"),  # tmpfs, read-only root
+        rec.index("sethostname", "box"), rec.index("loopback_up"), rec.index("chdir", "/work"),
+        rec.index("prctl", _libc.PR_CAPBSET_DROP), rec.index("setgroups"), rec.index("setgid"),
+        rec.index("setuid", 0), rec.index("capset"), rec.index("stdin_from_null"), rec.index("close_descriptors"),
+        rec.index("default_signals"), rec.index("exec"),
+    ]
+    assert order == sorted(order), [rec.calls[i][0] for i in order]
+    assert rec.calls[-1] == ("exec", ("sh", ["sh", "-c", "true"], {"PATH": "/bin", "HOME": "/root"}, True))
+
+
+def test_no_container_path_is_touched_before_the_host_root_is_gone(tmp_path: Path) -> None:
+    rec = run_setup(tmp_path)
+    detached = rec.index("umount", ".", _libc.MNT_DETACH)
+    early = [(n, a) for n, a in rec.calls[:detached] if n in PATH_CALLS or (n == "mount" and a[1] != "/")]
+    assert early == [], early  # before it: only the root filesystem's mount and the detached host paths
+    assert rec.index("mount_data") < rec.index("pivot_root", ".", ".")
+
+
+def test_init_is_bound_read_only_and_execd_with_the_program(tmp_path: Path) -> None:
+    rec = run_setup(tmp_path, init="/usr/bin/true")  # any host file stands for tini here
+    assert rec.index("open_tree", "/usr/bin/true") < rec.index("pivot_root", ".", ".")
+    attached = rec.attached(mounts.INIT_TARGET)
+    assert rec.calls[attached + 2] == ("mount", (mounts.INIT_TARGET, mounts.INIT_TARGET, None,
+                                                 _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY))
+    assert rec.calls[-1][1][:2] == (mounts.INIT_TARGET, [mounts.INIT_TARGET, "--", "sh", "-c", "true"])
+
+
+def test_errors_name_the_call_and_the_path(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OSError, match=rf"^\[Errno 17\] mknod {tmp_path}/file: File exists$"):
+        Kernel().mknod(str(tmp_path / "file"), 0o600 | 0o010000, 0)
+    with pytest.raises(OSError, match=rf"mkdir {tmp_path}/file/sub: Not a directory"):
+        Kernel().makedirs(str(tmp_path / "file" / "sub"))
