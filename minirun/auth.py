@@ -54,7 +54,6 @@ class RegistryAuth(httpx.Auth):
         self.scopes = scopes
         self.token: str | None = None
         self.use_basic = False
-        self.token_requests = 0
 
     def _authorize(self, request: httpx.Request) -> None:
         if self.token:
@@ -107,7 +106,6 @@ class RegistryAuth(httpx.Auth):
         if self.credentials:
             params.append(("account", self.credentials.username))
             headers["Authorization"] = _basic(self.credentials)
-        self.token_requests += 1
         return httpx.Request("GET", url.copy_merge_params(params), headers=headers)
 
     @staticmethod

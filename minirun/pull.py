@@ -38,7 +38,6 @@ Unpack = Callable[[int, Descriptor], None]   # (layer index, layer): make its sn
 class PullResult:
     record: ImageRecord
     downloaded: bool             # False: "Image is up to date"
-    requests: tuple[str, ...]    # what was asked of the registry, in order
 
 
 class _Cancelled(MiniRunError):
@@ -84,7 +83,7 @@ def _pull(ref: Reference, repo: Repository, images: ImageStore, platform: Platfo
         if known == existing.digest:
             emit(pulling_from)
             _finish(ref, existing, emit, downloaded=False)
-            return PullResult(existing, False, tuple(repo.requests))
+            return PullResult(existing, False)
 
     if known and content.has(known):
         top_body = content.read(known)
@@ -137,7 +136,7 @@ def _pull(ref: Reference, repo: Repository, images: ImageStore, platform: Platfo
         platform=str(config.platform or platform), pulled=now_iso())
     images.put(record)
     _finish(ref, record, emit, downloaded=True)
-    return PullResult(record, True, tuple(repo.requests))
+    return PullResult(record, True)
 
 
 def _finish(ref: Reference, record: ImageRecord, emit: Emit, downloaded: bool) -> None:

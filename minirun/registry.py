@@ -158,7 +158,6 @@ class Repository:
         self._active = 0
         self._creds = creds
         self._clients: dict[Endpoint, httpx.Client] = {}
-        self.requests: list[str] = []  # method + path, for status and tests' accounting
 
     # -- plumbing -------------------------------------------------------------
 
@@ -192,7 +191,6 @@ class Repository:
         for attempt in range(MAX_ATTEMPTS):
             delay = BACKOFF_BASE * (2 ** attempt) * (0.75 + random.random() / 2)
             try:
-                self.requests.append(f"{method} {path}")
                 response = client.send(client.build_request(method, url, headers=headers), stream=True)
             except httpx.TransportError as e:
                 last = _reason(e)

@@ -16,7 +16,7 @@ applies each layer to a copy of its parent, as Docker's vfs driver does.
 import contextlib
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import LayerError, ManifestError, StoreError, UsageError
@@ -201,16 +201,13 @@ def image_layers(images: ImageStore, record: ImageRecord) -> list[tuple[Descript
     return list(zip(manifest.layers, config.diff_ids, chain_ids(config.diff_ids), strict=True))
 
 
-def ensure_image(images: ImageStore, snap: Snapshotter, record: ImageRecord,
-                 on_layer: Callable[[Descriptor, bool], None] | None = None) -> list[str]:
+def ensure_image(images: ImageStore, snap: Snapshotter, record: ImageRecord) -> list[str]:
     """Unpack whatever snapshots of the image are missing; returns its ChainIDs."""
     chains: list[str] = []
     for layer, diff_id, chain in image_layers(images, record):
-        made = snap.unpack(chain, chains, images.content.path(layer.digest), layer, diff_id) \
-            if not snap.exists(chain) else False
+        if not snap.exists(chain):
+            snap.unpack(chain, chains, images.content.path(layer.digest), layer, diff_id)
         chains.append(chain)
-        if on_layer:
-            on_layer(layer, made)
     return chains
 
 
