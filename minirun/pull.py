@@ -12,10 +12,11 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from .credentials import Credentials
+from .endpoints import RegistryOptions
 from .errors import BadResponse, ManifestError, MiniRunError
 from .oci import Descriptor, ImageIndex, Manifest, Platform, chain_ids, parse_config, parse_manifest, select_manifest
 from .reference import Reference
-from .registry import RegistryOptions, Repository
+from .registry import Repository
 from .rootfs import Snapshotter, ensure_image
 from .store import ContentStore, ImageRecord, ImageStore, now_iso
 

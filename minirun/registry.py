@@ -1,4 +1,5 @@
-"""HTTP client for the distribution API: manifests and blobs of one repository.
+"""HTTP client for the distribution API: manifests and blobs of one repository (which
+hosts to ask, and how, is ``endpoints``'s; the 401 dance is ``auth``'s).
 
 Everything that can go wrong on the wire is turned into a ``RegistryError``
 naming the operation, the object and the cause. Content is checked against the
@@ -9,18 +10,18 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
-import ipaddress
 import random
 import re
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import Protocol
 
 import httpx
 
 from . import credentials
 from .auth import RegistryAuth
+from .endpoints import Endpoint, RegistryOptions, endpoints_for
 from .errors import (
     AuthenticationFailed,
     BadResponse,
@@ -28,12 +29,10 @@ from .errors import (
     NotFound,
     RateLimited,
     RegistryError,
-    UsageError,
     VerificationError,
 )
 from .oci import ACCEPT, Descriptor
-from .reference import DEFAULT_DOMAIN, Reference
-from .store import Ingest
+from .reference import Reference
 
 MAX_ATTEMPTS = 5            # per request, for connection errors, 5xx and 429
 MAX_RETRY_AFTER = 60.0      # seconds; a longer Retry-After is reported, not waited for
@@ -42,73 +41,18 @@ BACKOFF_BASE = 0.25
 CHUNK = 1 << 16
 
 
-@dataclass
-class RegistryOptions:
-    mirrors: list[str] = field(default_factory=list)
-    insecure: list[str] = field(default_factory=list)
-    timeout: float = 30.0
+class BlobSink(Protocol):
+    """Where a blob's bytes go (the store's ``Ingest``): resumable from ``offset``, checked
+    against the digest asked for at ``commit`` (VerificationError when it does not match).
+    The registry knows nothing of the store; ``pull`` hands one to ``fetch_blob``."""
 
+    offset: int
 
-@dataclass(frozen=True)
-class Endpoint:
-    base: str            # scheme://host[:port]
-    verify: bool
-    mirror: bool = False
+    def reset(self) -> None: ...
 
-    @property
-    def host(self) -> str:
-        return httpx.URL(self.base).netloc.decode()
+    def write(self, chunk: bytes) -> None: ...
 
-
-def is_insecure(host: str, insecure: list[str]) -> bool:
-    """Docker's rule: localhost, 127.0.0.0/8 and the configured hosts or CIDRs."""
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
-    name = name.strip("[]")
-    if name == "localhost" or host in insecure or name in insecure:
-        return True
-    try:
-        ip = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    if ip.is_loopback:
-        return True
-    for entry in insecure:
-        try:
-            if ip in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
-
-
-def parse_mirror(url: str) -> str:
-    u = url.strip().rstrip("/")
-    if "://" not in u:
-        raise UsageError(f'invalid registry mirror "{url}": it must start with http:// or https://')
-    try:
-        parsed = httpx.URL(u)
-    except httpx.InvalidURL:
-        raise UsageError(f'invalid registry mirror "{url}": not a URL') from None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise UsageError(f'invalid registry mirror "{url}": it must be an http(s) URL with a host')
-    if parsed.path not in ("", "/"):
-        raise UsageError(f'invalid registry mirror "{url}": it must not contain a path')
-    return f"{parsed.scheme}://{parsed.netloc.decode()}"
-
-
-def endpoints_for(ref: Reference, options: RegistryOptions) -> list[Endpoint]:
-    out: list[Endpoint] = []
-    if ref.domain == DEFAULT_DOMAIN:
-        for m in options.mirrors:
-            base = parse_mirror(m)
-            host = httpx.URL(base).netloc.decode()
-            out.append(Endpoint(base, not is_insecure(host, options.insecure), mirror=True))
-    host = ref.api_host
-    if is_insecure(host, options.insecure):
-        out += [Endpoint(f"https://{host}", False), Endpoint(f"http://{host}", False)]
-    else:
-        out.append(Endpoint(f"https://{host}", True))
-    return out
+    def commit(self) -> None: ...
 
 
 def login_check(registry: str, options: RegistryOptions, creds: credentials.Credentials) -> None:
@@ -298,9 +242,9 @@ class Repository:
             raise VerificationError(f"{what}: content has digest {digest}")
         return bytes(body), response.headers.get("content-type", ""), digest
 
-    def fetch_blob(self, desc: Descriptor, ingest: Ingest,
+    def fetch_blob(self, desc: Descriptor, ingest: BlobSink,
                    progress: Callable[[int], None] | None = None) -> None:
-        """Download ``desc`` into ``ingest`` (locked, maybe partly there), verified.
+        """Download ``desc`` into ``ingest`` (maybe partly there already), verified.
 
         An interrupted body is resumed with a Range request; content that does not
         verify is fetched once more from zero before the error is reported.

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..endpoints import RegistryOptions
     from ..oci import Platform
-    from ..registry import RegistryOptions
     from ..rootfs import Snapshotter
     from ..store import ImageStore
 
@@ -51,7 +51,7 @@ class Context:
         return self._snapshots
 
     def registry_options(self) -> RegistryOptions:
-        from ..registry import RegistryOptions, parse_mirror
+        from ..endpoints import RegistryOptions, parse_mirror
         env_mirrors = [m for m in os.environ.get("MINIRUN_REGISTRY_MIRROR", "").split(",") if m.strip()]
         env_insecure = [h.strip() for h in os.environ.get("MINIRUN_INSECURE_REGISTRIES", "").split(",")
                         if h.strip()]

@@ -65,7 +65,7 @@ def test_no_import_cycles() -> None:
         state[m] = 1
         path.append(m)
         for d in sorted(g[m]):
-            assert state.get(d) != 1, f"import cycle: {' -> '.join(path[path.index(d):] + [d])}"
+            assert state.get(d) != 1, f"import cycle: {' -> '.join([*path[path.index(d):], d])}"
             if d not in state:
                 walk(d)
         path.pop()
