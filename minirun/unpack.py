@@ -8,239 +8,30 @@ a directory that a lower layer made a symlink is followed as Docker follows it.
 
 Why not ``tarfile.extractall``: it drops setuid bits, refuses the absolute symlinks
 real images carry, and judges links with the host's paths. Instead every path is
-resolved here, component by component from a directory fd with ``O_NOFOLLOW``;
+resolved by ``inroot``, component by component from a directory fd with ``O_NOFOLLOW``;
 symlinks met on the way are followed *inside the root* (``..`` stops at the root,
 an absolute target starts from it), like ``openat2(RESOLVE_IN_ROOT)``. Nothing is
-ever opened, created or deleted through a path the kernel resolves on its own.
+ever opened, created or deleted through a path the kernel resolves on its own. The
+layer's bytes come through ``layerstream`` (decompressed, DiffID-checked, bounded).
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import stat
 import tarfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import IO, BinaryIO
+from typing import BinaryIO
 
 from .errors import LayerError
-from .oci import LAYER_GZIP, LAYER_TAR, LAYER_ZSTD
+from .inroot import Root, lstat_at, remove_tree, split_name
+from .layerstream import VerifyingReader, decompressed
 
-MAX_SYMLINKS = 40
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 _CHUNK = 1 << 20
-
-
-# -- decompression with a DiffID check and a size bound ------------------------
-
-class _GzipReader:
-    """Streaming gunzip of one or more members (zlib in C, no temp files).
-
-    Decompressed data is served from ``buf`` at offset ``pos``: tarfile reads in
-    small pieces, and re-slicing the whole buffer on each read cost seconds.
-    """
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw, self.buf, self.pos = raw, b"", 0
-        self.z = zlib.decompressobj(47)
-
-    def _more(self) -> bool:
-        """Decompress another piece into the buffer; False at the clean end."""
-        if self.z.unconsumed_tail:
-            data = self.z.unconsumed_tail
-        elif self.z.eof:
-            # One member ended; another may follow (concatenated gzip is valid).
-            data = self.z.unused_data or self.raw.read(_CHUNK)
-            if not data:
-                return False
-            self.z = zlib.decompressobj(47)
-        else:
-            data = self.raw.read(_CHUNK)
-            if not data:
-                raise LayerError("gzip stream ends early (truncated layer)")
-        try:
-            piece = self.z.decompress(data, _CHUNK)
-        except zlib.error as e:
-            raise LayerError(f"gzip data is corrupt: {e}") from None
-        self.buf = self.buf[self.pos:] + piece
-        self.pos = 0
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        while (n < 0 or len(self.buf) - self.pos < n) and self._more():
-            pass
-        end = len(self.buf) if n < 0 else min(len(self.buf), self.pos + n)
-        out = self.buf[self.pos:end]
-        self.pos = end
-        return out
-
-
-class VerifyingReader:
-    """Hashes and counts the uncompressed stream; stops past ``limit`` bytes."""
-
-    def __init__(self, inner: IO[bytes] | _GzipReader, limit: int) -> None:
-        self.inner, self.limit = inner, limit
-        self.hash = hashlib.sha256()
-        self.count = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.inner.read(n)
-        self.count += len(data)
-        if self.count > self.limit:
-            raise LayerError(
-                f"uncompressed layer exceeds {self.limit} bytes (the bound set from free disk "
-                "space or MINIRUN_MAX_LAYER_BYTES): refusing a possible decompression bomb")
-        self.hash.update(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(_CHUNK):
-            pass
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + self.hash.hexdigest()
-
-
-def decompressed(raw: BinaryIO, media_type: str) -> IO[bytes] | _GzipReader:
-    if media_type in LAYER_GZIP:
-        return _GzipReader(raw)
-    if media_type in LAYER_ZSTD:
-        import zstandard
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-    if media_type in LAYER_TAR:
-        return raw
-    if "foreign" in media_type or "nondistributable" in media_type:
-        raise LayerError(f"foreign layer type {media_type!r} is not supported (Windows base layers)")
-    raise LayerError(f"unknown layer media type {media_type!r}")
-
-
-# -- resolving paths inside the root ------------------------------------------
-
-def split_name(name: str) -> list[str]:
-    """A tar name as components inside the root; refuses ``..`` that leaves it."""
-    parts: list[str] = []
-    for c in name.split("/"):
-        if c in ("", "."):
-            continue
-        if c == "..":
-            if not parts:
-                raise LayerError("the name points outside the root")
-            parts.pop()
-            continue
-        parts.append(c)
-    return parts
-
-
-@dataclass
-class Root:
-    """A directory fd and in-root resolution relative to it."""
-
-    fd: int
-    _cache: dict[tuple[str, ...], int] = field(default_factory=dict)
-
-    def close(self) -> None:
-        for fd in self._cache.values():
-            os.close(fd)
-        self._cache.clear()
-        os.close(self.fd)
-
-    def forget(self) -> None:
-        """Drop cached directory fds (after something was removed or replaced)."""
-        for fd in self._cache.values():
-            os.close(fd)
-        self._cache.clear()
-
-    def dir_fd(self, parts: tuple[str, ...], create: bool = True) -> int:
-        """fd of the real (already resolved, symlink-free) directory ``parts``."""
-        if not parts:
-            return self.fd
-        cached = self._cache.get(parts)
-        if cached is not None:
-            return cached
-        parent = self.dir_fd(parts[:-1], create)
-        name = parts[-1]
-        try:
-            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
-        except FileNotFoundError:
-            if not create:
-                raise
-            os.mkdir(name, 0o755, dir_fd=parent)
-            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
-        self._cache[parts] = fd
-        return fd
-
-    def resolve(self, parts: list[str], follow_last: bool) -> tuple[str, ...]:
-        """Follow symlinks inside the root; returns real components (the last may not exist)."""
-        done: list[str] = []
-        todo = list(reversed(parts))
-        links = 0
-        while todo:
-            c = todo.pop()
-            if c in ("", "."):
-                continue
-            if c == "..":
-                if done:
-                    done.pop()
-                continue
-            try:
-                st = os.stat(c, dir_fd=self.dir_fd(tuple(done), create=False), follow_symlinks=False)
-            except (FileNotFoundError, NotADirectoryError):
-                done.append(c)
-                done.extend(reversed([x for x in todo if x not in ("", ".")]))
-                return tuple(_clean(done))
-            if stat.S_ISLNK(st.st_mode) and (todo or follow_last):
-                links += 1
-                if links > MAX_SYMLINKS:
-                    raise LayerError(f"too many levels of symbolic links resolving {'/'.join(parts)!r}")
-                target = os.readlink(c, dir_fd=self.dir_fd(tuple(done), create=False))
-                if target.startswith("/"):
-                    done = []
-                todo.extend(reversed(target.split("/")))
-                continue
-            if todo and not stat.S_ISDIR(st.st_mode):
-                raise LayerError(f"{'/'.join([*done, c])!r} is not a directory")
-            done.append(c)
-        return tuple(done)
-
-
-def _clean(parts: list[str]) -> list[str]:
-    out: list[str] = []
-    for c in parts:
-        if c == "..":
-            if out:
-                out.pop()
-        elif c not in ("", "."):
-            out.append(c)
-    return out
-
-
-def _lstat(fd: int, name: str) -> os.stat_result | None:
-    try:
-        return os.stat(name, dir_fd=fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-
-
-def remove_tree(fd: int, name: str) -> None:
-    """Remove ``name`` in directory ``fd``, recursively, never following symlinks."""
-    st = _lstat(fd, name)
-    if st is None:
-        return
-    if not stat.S_ISDIR(st.st_mode):
-        os.unlink(name, dir_fd=fd)
-        return
-    sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-    try:
-        for child in os.listdir(sub):
-            remove_tree(sub, child)
-    finally:
-        os.close(sub)
-    os.rmdir(name, dir_fd=fd)
 
 
 # -- applying entries ---------------------------------------------------------
@@ -304,7 +95,7 @@ class Applier:
         if base.startswith(WHITEOUT):
             self._whiteout(path, pfd, base)
             return
-        existing = _lstat(pfd, base)
+        existing = lstat_at(pfd, base)
         if info.isdir():
             if existing is not None and not stat.S_ISDIR(existing.st_mode):
                 os.unlink(base, dir_fd=pfd)
@@ -392,7 +183,7 @@ class Applier:
             tfd = self.root.dir_fd(parent, create=False)
         except (FileNotFoundError, NotADirectoryError):
             raise LayerError(f"hardlink target {info.linkname!r} does not exist") from None
-        st = _lstat(tfd, parts[-1])
+        st = lstat_at(tfd, parts[-1])
         if st is None:
             raise LayerError(f"hardlink target {info.linkname!r} does not exist")
         if stat.S_ISDIR(st.st_mode):

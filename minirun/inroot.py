@@ -1,0 +1,137 @@
+"""Paths inside a root directory, resolved as the kernel's openat2(RESOLVE_IN_ROOT) would:
+component by component from a directory fd with ``O_NOFOLLOW``; a symlink met on the way is
+followed *inside the root* (``..`` stops at the root, an absolute target starts from it), so
+no name in a layer can lead outside the tree it is applied to. Needs no root to run or test.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+
+from .errors import LayerError
+
+MAX_SYMLINKS = 40
+
+
+def split_name(name: str) -> list[str]:
+    """A tar name as components inside the root; refuses ``..`` that leaves it."""
+    parts: list[str] = []
+    for c in name.split("/"):
+        if c in ("", "."):
+            continue
+        if c == "..":
+            if not parts:
+                raise LayerError("the name points outside the root")
+            parts.pop()
+            continue
+        parts.append(c)
+    return parts
+
+
+@dataclass
+class Root:
+    """A directory fd and in-root resolution relative to it."""
+
+    fd: int
+    _cache: dict[tuple[str, ...], int] = field(default_factory=dict)
+
+    def close(self) -> None:
+        for fd in self._cache.values():
+            os.close(fd)
+        self._cache.clear()
+        os.close(self.fd)
+
+    def forget(self) -> None:
+        """Drop cached directory fds (after something was removed or replaced)."""
+        for fd in self._cache.values():
+            os.close(fd)
+        self._cache.clear()
+
+    def dir_fd(self, parts: tuple[str, ...], create: bool = True) -> int:
+        """fd of the real (already resolved, symlink-free) directory ``parts``."""
+        if not parts:
+            return self.fd
+        cached = self._cache.get(parts)
+        if cached is not None:
+            return cached
+        parent = self.dir_fd(parts[:-1], create)
+        name = parts[-1]
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+        except FileNotFoundError:
+            if not create:
+                raise
+            os.mkdir(name, 0o755, dir_fd=parent)
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+        self._cache[parts] = fd
+        return fd
+
+    def resolve(self, parts: list[str], follow_last: bool) -> tuple[str, ...]:
+        """Follow symlinks inside the root; returns real components (the last may not exist)."""
+        done: list[str] = []
+        todo = list(reversed(parts))
+        links = 0
+        while todo:
+            c = todo.pop()
+            if c in ("", "."):
+                continue
+            if c == "..":
+                if done:
+                    done.pop()
+                continue
+            try:
+                st = os.stat(c, dir_fd=self.dir_fd(tuple(done), create=False), follow_symlinks=False)
+            except (FileNotFoundError, NotADirectoryError):
+                done.append(c)
+                done.extend(reversed([x for x in todo if x not in ("", ".")]))
+                return tuple(_clean(done))
+            if stat.S_ISLNK(st.st_mode) and (todo or follow_last):
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise LayerError(f"too many levels of symbolic links resolving {'/'.join(parts)!r}")
+                target = os.readlink(c, dir_fd=self.dir_fd(tuple(done), create=False))
+                if target.startswith("/"):
+                    done = []
+                todo.extend(reversed(target.split("/")))
+                continue
+            if todo and not stat.S_ISDIR(st.st_mode):
+                raise LayerError(f"{'/'.join([*done, c])!r} is not a directory")
+            done.append(c)
+        return tuple(done)
+
+
+def _clean(parts: list[str]) -> list[str]:
+    out: list[str] = []
+    for c in parts:
+        if c == "..":
+            if out:
+                out.pop()
+        elif c not in ("", "."):
+            out.append(c)
+    return out
+
+
+def lstat_at(fd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def remove_tree(fd: int, name: str) -> None:
+    """Remove ``name`` in directory ``fd``, recursively, never following symlinks."""
+    st = lstat_at(fd, name)
+    if st is None:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(name, dir_fd=fd)
+        return
+    sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+    try:
+        for child in os.listdir(sub):
+            remove_tree(sub, child)
+    finally:
+        os.close(sub)
+    os.rmdir(name, dir_fd=fd)
