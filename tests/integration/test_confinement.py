@@ -223,10 +223,10 @@ def test_init_is_a_real_init_with_nothing_of_the_host(mr: Minirun) -> None:
     assert r.returncode == 125 and "MINIRUN_INIT=/nonexistent/tini is not an executable file" in r.stderr
 
 
-def test_no_inheritable_or_ambient_capabilities(mr: Minirun) -> None:
-    for flags in ((), ("--privileged",), ("-u", "nobody"), ("--cap-add", "SYS_ADMIN")):
-        c = caps_of(sh(mr, "grep ^Cap /proc/self/status", *flags).stdout)
-        assert (c["CapInh"], c["CapAmb"]) == (0, 0), (flags, c)
+@pytest.mark.parametrize("flags", [(), ("--privileged",), ("-u", "nobody"), ("--cap-add", "SYS_ADMIN")])
+def test_no_inheritable_or_ambient_capabilities(mr: Minirun, flags: tuple[str, ...]) -> None:
+    c = caps_of(sh(mr, "grep ^Cap /proc/self/status", *flags).stdout)
+    assert (c["CapInh"], c["CapAmb"]) == (0, 0), (flags, c)
 
 
 def test_what_the_audit_found_fine_stays_so(mr: Minirun) -> None:

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import Env, Minirun, verify_store
 from tests.support.faultproxy import Fault, FaultProxy
 from tests.support.images import sha256
@@ -155,13 +157,18 @@ def test_failures_are_one_line(env: Env, minirun: Minirun, tmp_path: Path) -> No
         assert "Traceback" not in r.stderr and r.stdout in ("", "Using default tag: latest\n"), args
 
 
+@pytest.mark.parametrize(("args", "first"), [
+    ((), "Usage: minirun [OPTIONS] COMMAND [ARGS]..."),
+    (("system",), "Usage: minirun system [OPTIONS] COMMAND [ARGS]..."),
+    (("run", "--help"), "Usage: minirun run [OPTIONS] IMAGE [COMMAND] [ARG...]")])
+def test_a_command_alone_shows_its_help(minirun: Minirun, args: tuple[str, ...], first: str) -> None:
+    """On stdout, exit 0, as Docker."""
+    r = minirun(*args)
+    assert (r.returncode, r.stderr, lines(r.stdout)[0]) == (0, "", first), args
+
+
 def test_help_and_unknown_commands(minirun: Minirun) -> None:
-    """A command alone shows its help (stdout, exit 0, as Docker); an unknown one is one line."""
-    for args, first in [((), "Usage: minirun [OPTIONS] COMMAND [ARGS]..."),
-                        (("system",), "Usage: minirun system [OPTIONS] COMMAND [ARGS]..."),
-                        (("run", "--help"), "Usage: minirun run [OPTIONS] IMAGE [COMMAND] [ARG...]")]:
-        r = minirun(*args)
-        assert (r.returncode, r.stderr, lines(r.stdout)[0]) == (0, "", first), args
+    """The help lists the commands; an unknown one is one line."""
     assert "  run " in minirun().stdout and "  prune " in minirun("system").stdout
     r = minirun("bogus")
     assert (r.returncode, r.stdout, r.stderr) == (2, "", "minirun: No such command 'bogus'. (see 'minirun --help')\n")
