@@ -62,13 +62,13 @@ def check(a: RunArgs) -> Checked:
 def image_for(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: Emit) -> ImageRecord:
     """The image to run, pulled as --pull says (missing, always, never)."""
     from .. import reference
-    from .images import pull_image
     ref = reference.parse(a.image)
     record = ctx.images.get(str(ref))
     here = record is not None and record.is_for(wanted_platform(a.platform))
     if a.pull == "always" or (a.pull == "missing" and not here):
         if not here:
             announce(f"Unable to find image '{ref.familiar()}' locally")
+        from .images import pull_image  # only now: a cached image needs no registry code
         pull_image(ctx, a.image, a.platform, emit)
         record = ctx.images.get(str(ref))
     elif not here:

@@ -16,7 +16,8 @@ cgroup v2 has no files for it: a BPF program of type ``BPF_PROG_TYPE_CGROUP_DEVI
 attached to the cgroup, answers each access. ``program`` assembles it here.
 """
 
-from __future__ import annotations
+# No postponed annotations in this module: NamedTuple compiles string ones at import, and
+# this is run's start path (quoted names below are those imported only for type checking).
 
 import struct
 from typing import NamedTuple

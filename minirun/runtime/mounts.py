@@ -8,7 +8,8 @@ old root is detached at once; only then is any container path resolved, by the k
 inside the container's root, where its symlinks can only lead to its own files.
 """
 
-from __future__ import annotations
+# No postponed annotations in this module: NamedTuple compiles string ones at import, and
+# this is run's start path (quoted names below are those imported only for type checking).
 
 import _thread
 import contextlib
@@ -72,13 +73,13 @@ class Step:
         self.name = "setting up"
 
 
-def _mount_in(k: Kernel, path: str, fstype: str, flags: int, data: str | None) -> None:
+def _mount_in(k: "Kernel", path: str, fstype: str, flags: int, data: str | None) -> None:
     """Mount a new ``fstype`` on ``path``, after pivot_root: the path resolves inside the root."""
     k.makedirs(path)
     k.mount(fstype, path, fstype, flags, data)
 
 
-def _setup_dev(k: Kernel) -> None:
+def _setup_dev(k: "Kernel") -> None:
     nosuid = _libc.MS_NOSUID
     _mount_in(k, "/dev", "tmpfs", nosuid | _libc.MS_NOEXEC, "mode=755,size=65536k")
     for name, major, minor in DEVICES:
@@ -102,11 +103,11 @@ class _Detached(NamedTuple):
     is_dir: bool
 
 
-def _detach(k: Kernel, source: str, target: str, readonly: bool) -> _Detached:
+def _detach(k: "Kernel", source: str, target: str, readonly: bool) -> _Detached:
     return _Detached(k.open_tree(source), target, readonly, os.path.isdir(source))
 
 
-def _attach(k: Kernel, d: _Detached, replace_symlink: bool = False) -> None:
+def _attach(k: "Kernel", d: _Detached, replace_symlink: bool = False) -> None:
     """Attach ``d`` on its target, made if missing. After pivot_root with the old root
     detached, every symlink on the way resolves inside the container's root."""
     if replace_symlink and os.path.islink(d.target):
@@ -122,7 +123,7 @@ def _attach(k: Kernel, d: _Detached, replace_symlink: bool = False) -> None:
         k.mount(d.target, d.target, None, _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY)
 
 
-def _mask_and_protect(k: Kernel) -> None:
+def _mask_and_protect(k: "Kernel") -> None:
     """After pivot_root: Docker's masked and read-only paths (absent ones are skipped)."""
     for path in MASKED:
         if os.path.isdir(path):
@@ -153,7 +154,7 @@ def mount_options(options: str) -> tuple[int, str | None]:
     return flags, ",".join(data) or None
 
 
-def enter_root(k: Kernel, spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, Path],
+def enter_root(k: "Kernel", spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, Path],
                step: Step) -> None:
     """Mount the root filesystem, pivot into it, detach the host's root, then mount and bind
     everything else. Host paths are opened before the pivot (as detached mounts); every

@@ -7,7 +7,8 @@ filesystem, pivots into it and execs. Anything that fails before exec is written
 a close-on-exec pipe, which the parent reads: an empty read means exec succeeded.
 """
 
-from __future__ import annotations
+# No postponed annotations in this module: NamedTuple compiles string ones at import, and
+# this is run's start path (quoted names below are those imported only for type checking).
 
 import errno
 import os
@@ -298,7 +299,7 @@ def _create(cgroup: Cgroup) -> None:
         raise ContainerStartError(f"creating cgroup: {e.strerror or e}", EXIT_RUN_FAILED) from None
 
 
-def _stdio_channels(spec: RunSpec) -> tuple[tuple[socket.socket, socket.socket] | None, relay.Pipes | None]:
+def _stdio_channels(spec: RunSpec) -> "tuple[tuple[socket.socket, socket.socket] | None, relay.Pipes | None]":
     """With -t: the socket pair the terminal's master comes over (our end, the child's end).
     Without: pipes in place of our stdio where it is a terminal (see ``relay``), or None.
     Each module is loaded only when needed (the socket module costs a start 2 ms)."""
@@ -311,8 +312,8 @@ def _stdio_channels(spec: RunSpec) -> tuple[tuple[socket.socket, socket.socket] 
     return None, None
 
 
-def _follow(spec: RunSpec, errr: int, console: tuple[socket.socket, socket.socket] | None,
-            pipes: relay.Pipes | None) -> bytes:
+def _follow(spec: RunSpec, errr: int, console: "tuple[socket.socket, socket.socket] | None",
+            pipes: "relay.Pipes | None") -> bytes:
     """Until the program ends: its start's report (empty once it has exec'd), then its
     terminal (-t) or stdio pipes relayed. Returns the report."""
     master = None
