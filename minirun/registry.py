@@ -1,5 +1,6 @@
-"""HTTP client for the distribution API: manifests and blobs of one repository (which
-hosts to ask, and how, is ``endpoints``'s; the 401 dance is ``auth``'s).
+"""The distribution API of one repository: ping, manifests, blobs (which hosts to ask is
+``endpoints``'s; retries, fallbacks and status codes are ``transport``'s; the 401 dance
+is ``auth``'s).
 
 Everything that can go wrong on the wire is turned into a ``RegistryError``
 naming the operation, the object and the cause. Content is checked against the
@@ -8,11 +9,7 @@ digest we asked for, never against a response header.
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
-import random
-import re
-import ssl
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -20,24 +17,17 @@ from typing import Protocol
 import httpx
 
 from . import credentials
-from .auth import RegistryAuth
-from .endpoints import Endpoint, RegistryOptions, endpoints_for
+from .endpoints import RegistryOptions
 from .errors import (
-    AuthenticationFailed,
     BadResponse,
     ConnectionFailed,
-    NotFound,
-    RateLimited,
-    RegistryError,
     VerificationError,
 )
 from .oci import ACCEPT, Descriptor
 from .reference import Reference
+from .transport import BACKOFF_BASE, MAX_ATTEMPTS, Transport
 
-MAX_ATTEMPTS = 5            # per request, for connection errors, 5xx and 429
-MAX_RETRY_AFTER = 60.0      # seconds; a longer Retry-After is reported, not waited for
 MAX_MANIFEST_BYTES = 4 << 20
-BACKOFF_BASE = 0.25
 CHUNK = 1 << 16
 
 
@@ -64,147 +54,17 @@ def login_check(registry: str, options: RegistryOptions, creds: credentials.Cred
         repo.close()
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    when = email.utils.parsedate_to_datetime(value) if value else None
-    return max(0.0, when.timestamp() - time.time()) if when else None
-
-
-def _reason(e: Exception) -> str:
-    """``[Errno 111] Connection refused`` -> ``Connection refused``."""
-    text = str(e) or type(e).__name__
-    return re.sub(r"^\[Errno -?\d+\] ", "", text)
-
-
-def _error_detail(response: httpx.Response) -> str:
-    """The registry's own words: ``CODE: message`` from its JSON error body."""
-    try:
-        errors = response.json().get("errors") or []
-        first = errors[0]
-        code = str(first.get("code", "")).lower().replace("_", " ")
-        return f"{code}: {first.get('message', '')}".strip(": ")
-    except (ValueError, AttributeError, IndexError, TypeError, KeyError):
-        return f"{response.status_code} {response.reason_phrase}"
-
-
 class Repository:
-    """One repository on one registry (with its mirrors and fallbacks)."""
+    """One repository on one registry (with its mirrors and fallbacks): the distribution API."""
 
     def __init__(self, ref: Reference, options: RegistryOptions,
                  creds: credentials.Credentials | None = None) -> None:
         self.ref = ref
-        self.options = options
-        self.endpoints = endpoints_for(ref, options)
-        self._active = 0
-        self._creds = creds
-        self._clients: dict[Endpoint, httpx.Client] = {}
-
-    # -- plumbing -------------------------------------------------------------
-
-    def _client(self, ep: Endpoint) -> httpx.Client:
-        client = self._clients.get(ep)
-        if client is None:
-            # ssl.create_default_context() is the system trust store, and OpenSSL's
-            # default paths honour SSL_CERT_FILE and SSL_CERT_DIR.
-            verify: ssl.SSLContext | bool = ssl.create_default_context() if ep.verify else False
-            creds = self._creds if not ep.mirror else None
-            if creds is None and ep.mirror:
-                creds = credentials.lookup(ep.host)
-            auth = RegistryAuth(creds, [f"repository:{self.ref.path}:pull"] if self.ref.path else [])
-            client = httpx.Client(
-                verify=verify, auth=auth, follow_redirects=True, trust_env=False,
-                timeout=httpx.Timeout(self.options.timeout, connect=10.0),
-                headers={"User-Agent": "minirun/0.1"})
-            self._clients[ep] = client
-        return client
+        self.transport = Transport(ref, options, creds)
+        self._open = self.transport.open
 
     def close(self) -> None:
-        for c in self._clients.values():
-            c.close()
-
-    def _send_once(self, ep: Endpoint, method: str, path: str, headers: dict[str, str],
-                   what: str, fast_fail: bool = False) -> httpx.Response:
-        """Send with bounded retries on connection errors, 5xx and 429."""
-        client = self._client(ep)
-        url = f"{ep.base}/v2/{self.ref.path}/{path}" if path else f"{ep.base}/v2/"
-        last = ""
-        for attempt in range(MAX_ATTEMPTS):
-            delay = BACKOFF_BASE * (2 ** attempt) * (0.75 + random.random() / 2)
-            try:
-                response = client.send(client.build_request(method, url, headers=headers), stream=True)
-            except httpx.TransportError as e:
-                last = _reason(e)
-                if isinstance(e, httpx.ConnectError) and (
-                        fast_fail or "SSL" in str(e) or "certificate" in last.lower()
-                        or "Name or service not known" in last or "Temporary failure in name" in last):
-                    # Permanent (TLS, DNS), or an https try that plain http may answer:
-                    # retrying the same thing cannot help.
-                    raise ConnectionFailed(f"{what}: cannot reach {ep.host}: {last}") from None
-                if attempt + 1 < MAX_ATTEMPTS:
-                    time.sleep(delay)
-                continue
-            if response.status_code == 429 or response.status_code >= 500:
-                response.read()
-                response.close()
-                wait = _retry_after(response)
-                detail = _error_detail(response)
-                if response.status_code == 429 and (wait is None or wait > MAX_RETRY_AFTER):
-                    remaining = response.headers.get("ratelimit-remaining")
-                    raise RateLimited(f"{what}: {detail}", remaining)
-                last = f"{response.status_code} {response.reason_phrase} ({detail})"
-                if attempt + 1 < MAX_ATTEMPTS:
-                    time.sleep(min(wait, MAX_RETRY_AFTER) if wait is not None else delay)
-                continue
-            return response
-        if last[:1].isdigit():
-            raise BadResponse(f"{what}: {ep.host} answered {last} (after {MAX_ATTEMPTS} attempts)")
-        raise ConnectionFailed(f"{what}: cannot reach {ep.host}: {last} (after {MAX_ATTEMPTS} attempts)")
-
-    def _check(self, response: httpx.Response, what: str) -> None:
-        if response.status_code < 300:
-            return
-        response.read()
-        response.close()
-        detail = _error_detail(response)
-        if response.status_code == 401 and not self.ref.path:
-            raise AuthenticationFailed(f"{what}: unauthorized: incorrect username or password")
-        if response.status_code == 401 or (response.status_code == 403 and "denied" in detail):
-            raise AuthenticationFailed(
-                f"pull access denied for {self.ref.familiar_name}, repository does not exist "
-                f"or may require 'minirun login': {detail}")
-        if response.status_code == 404:
-            raise NotFound(f"{what.removeprefix('pulling ')} not found: {detail}")
-        raise BadResponse(f"{what}: {response.status_code} {response.reason_phrase} ({detail})")
-
-    def _open(self, method: str, path: str, headers: dict[str, str], what: str) -> httpx.Response:
-        """Send on the first endpoint that works; a failing mirror falls back to the origin."""
-        error: RegistryError | None = None
-        for i in range(self._active, len(self.endpoints)):
-            ep = self.endpoints[i]
-            try:
-                # Where another endpoint follows (a mirror before the origin, https before
-                # plain http for an insecure registry), a refused connection moves on at once.
-                fast = i + 1 < len(self.endpoints) and (ep.mirror or (
-                    not ep.verify and ep.base.startswith("https://")))
-                response = self._send_once(ep, method, path, headers, what, fast_fail=fast)
-                self._check(response, what)
-            except RateLimited:
-                raise
-            except RegistryError as e:
-                fallback = ep.mirror or (isinstance(e, ConnectionFailed) and ep.base.startswith("https://")
-                                         and not ep.verify)
-                if not fallback or i + 1 == len(self.endpoints):
-                    raise
-                error = e
-                continue
-            self._active = i
-            return response
-        assert error is not None
-        raise error
+        self.transport.close()
 
     # -- the API --------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from minirun.auth import RegistryAuth, parse_challenge
 from minirun.endpoints import RegistryOptions, endpoints_for, is_insecure, parse_mirror
 from minirun.errors import AuthenticationFailed, CredentialsError, UsageError
 from minirun.reference import parse
-from minirun.registry import _retry_after
+from minirun.transport import _retry_after
 
 
 def test_docker_hub_challenge() -> None:
