@@ -23,6 +23,7 @@ from . import _libc, mounts
 from .caps import mask
 from .cgroups import Cgroup
 from .kernel import Kernel
+from .signals import Forwarder
 from .spec import DEFAULT_PATH, RunSpec, User, resolve_user, with_home
 
 if TYPE_CHECKING:
@@ -30,9 +31,6 @@ if TYPE_CHECKING:
 
     from . import relay
 
-
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-             signal.SIGUSR2, signal.SIGWINCH)
 
 # --init: a static tini (Debian's tini package), bound read-only where Docker binds its own.
 INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/local/bin/tini-static", "/usr/bin/docker-init",
@@ -243,7 +241,7 @@ def start(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_fil
         _create(cgroup)
     console, pipes = _stdio_channels(spec)
     _libc.unshare(_libc.CLONE_NEWPID)  # for our children only: the next fork is PID 1
-    forwarder = _Forwarder()  # before fork: a signal to minirun is never lost or fatal
+    forwarder = Forwarder()  # before fork: a signal to minirun is never lost or fatal
     pid = os.fork()
     if pid == 0:
         forwarder.restore()
@@ -338,35 +336,3 @@ def _follow(spec: RunSpec, errr: int, console: "tuple[socket.socket, socket.sock
         else:
             relay.copy(pipes)
     return report
-
-
-class _Forwarder:
-    """Forwards FORWARDED signals to a process; those arriving before it exists wait."""
-
-    def __init__(self) -> None:
-        self.pid = 0
-        self.pending: list[int] = []
-        self.previous = {s: signal.signal(s, self._handle) for s in FORWARDED}
-
-    def _handle(self, signum: int, _frame: object) -> None:
-        if self.pid:
-            _forward(self.pid, signum)
-        else:
-            self.pending.append(signum)
-
-    def target(self, pid: int) -> None:
-        self.pid = pid
-        for signum in self.pending:
-            _forward(pid, signum)
-        self.pending.clear()
-
-    def restore(self) -> None:
-        for s, h in self.previous.items():
-            signal.signal(s, h)
-
-
-def _forward(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass

@@ -1,0 +1,43 @@
+"""Signals sent to minirun go to the container's PID 1, as docker run's sig-proxy does.
+
+Handlers are installed before the fork, so a signal arriving while the container starts
+is held and delivered once its PID is known, never lost and never fatal to minirun.
+"""
+
+import os
+import signal
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGWINCH)
+
+
+class Forwarder:
+    """Forwards FORWARDED signals to a process; those arriving before it exists wait."""
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self.pending: list[int] = []
+        self.previous = {s: signal.signal(s, self._handle) for s in FORWARDED}
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.pid:
+            _forward(self.pid, signum)
+        else:
+            self.pending.append(signum)
+
+    def target(self, pid: int) -> None:
+        self.pid = pid
+        for signum in self.pending:
+            _forward(pid, signum)
+        self.pending.clear()
+
+    def restore(self) -> None:
+        for s, h in self.previous.items():
+            signal.signal(s, h)
+
+
+def _forward(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
