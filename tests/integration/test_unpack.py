@@ -314,6 +314,23 @@ def test_store_on_overlayfs_falls_back_to_vfs(tmp_path: Path, blobs: Path, on_ov
     assert "/f" not in t and "/d/x" in t
 
 
+def test_the_overlay_probe_runs_once_per_store_filesystem(tmp_path: Path) -> None:
+    """Its verdict is kept in snapshots/driver with the filesystem's device number."""
+    from minirun.rootfs import choose_driver
+    store = tmp_path / "store"
+    assert choose_driver(store, None) == "overlay"
+    verdict = store / "snapshots" / "driver"
+    device = str((store / "snapshots").stat().st_dev)
+    assert verdict.read_text() == f"{device} overlay"
+    verdict.write_text(f"{device} vfs")
+    assert choose_driver(store, None) == "vfs"  # kept: no probe (which would say overlay)
+    verdict.write_text("12345 vfs")
+    assert choose_driver(store, None) == "overlay"  # another filesystem: probed again
+    verdict.write_text("garbage")
+    assert choose_driver(store, None) == "overlay" and verdict.read_text() == f"{device} overlay"
+    assert [p.name for p in (store / "snapshots").iterdir()] == ["driver"]  # no probe left behind
+
+
 def test_link_to_a_lower_file_keeps_its_other_names_together(snap: Snapshotter, blobs: Path,
                                                              tmp_path: Path) -> None:
     """Found by the property test: overlayfs copies `a` up to link it, splitting it from `d`."""
