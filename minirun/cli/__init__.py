@@ -6,7 +6,7 @@ Exit codes: 0 success; 1 an operation failed; 2 bad usage (flags, references);
 the command cannot be run or is not found (as docker run).
 
 The CLI is the only layer that prints: this module (errors, exit codes), ``app`` (the typer
-app) with the verb modules ``images``, ``auth`` and ``containers``, and ``run``, which is
+app) with the verb modules ``images``, ``auth``, ``containers`` and ``system``, and ``run``, which is
 dispatched here without typer: its start time is the product's (see ``runargs``). Under it,
 ``minirun.ops`` does the work and never prints. This module imports nothing heavy at load time.
 """

@@ -1,7 +1,7 @@
 """The typer app: every command line but ``run``'s (which ``cli`` dispatches without typer).
 
 The commands are plain functions in their verb modules (``images``, ``auth``,
-``containers``), registered here, so that no verb module needs this one.
+``containers``, ``system``), registered here, so that no verb module needs this one.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import typer
 from .. import __version__
 from ..ops.context import Context
 from ..runargs import SUMMARY
-from . import auth, containers, images
+from . import auth, containers, images, system
 
 app = typer.Typer(
     name="minirun", add_completion=False,
@@ -60,7 +60,7 @@ app.command("rmi")(images.rmi_cmd)
 system_app = typer.Typer(help="Manage minirun's store.", invoke_without_command=True,
                          callback=_help_without_command)
 app.add_typer(system_app, name="system")
-system_app.command("prune")(images.prune_cmd)
+system_app.command("prune")(system.prune_cmd)
 app.command("login")(auth.login_cmd)
 app.command("logout")(auth.logout_cmd)
 app.command("ps")(containers.ps_cmd)

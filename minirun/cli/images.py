@@ -1,4 +1,4 @@
-"""pull, images, rmi, system prune: the image commands of the typer app."""
+"""pull, images, rmi: the image commands of the typer app."""
 
 from __future__ import annotations
 
@@ -82,11 +82,3 @@ def rmi_cmd(
         line(f"Untagged: {reference.parse(rec.reference).familiar()}")
     for digest in removed.deleted:
         line(f"Deleted: {digest}")
-
-
-def prune_cmd(tctx: typer.Context) -> None:
-    """Remove blobs, snapshots and partial downloads that no image references."""
-    removed = ops.prune(context_of(tctx))
-    for digest in removed.deleted:
-        line(f"Deleted: {digest}")
-    line(f"Total reclaimed space: {human_size(removed.freed)}")

@@ -1,0 +1,17 @@
+"""system prune: the store's housekeeping."""
+
+from __future__ import annotations
+
+import typer
+
+from ..ops import images as ops
+from .options import context_of
+from .output import human_size, line
+
+
+def prune_cmd(tctx: typer.Context) -> None:
+    """Remove blobs, snapshots and partial downloads that no image references."""
+    removed = ops.prune(context_of(tctx))
+    for digest in removed.deleted:
+        line(f"Deleted: {digest}")
+    line(f"Total reclaimed space: {human_size(removed.freed)}")
