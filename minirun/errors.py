@@ -19,6 +19,7 @@ print ``str(error)`` as the single line a user sees::
     │   └── ImageNotKnown          an image that is not in the store
     ├── LayerError                 a layer that cannot be applied: bad tar, escapes, DiffID
     ├── CredentialsError           reading or writing Docker's config.json
+    ├── OutputError                stdout or stderr cannot take what is written (a full disk)
     └── ContainerError             containers, by name or ID, and their start
         ├── ContainerNotFound      no container has that name or ID (prefix)
         ├── ContainerConflict      a name in use, an ambiguous prefix, a running container
@@ -103,6 +104,10 @@ class CredentialsError(MiniRunError):
 EXIT_RUN_FAILED = 125
 EXIT_CANNOT_EXEC = 126
 EXIT_NOT_FOUND = 127
+
+
+class OutputError(MiniRunError):
+    pass
 
 
 class ContainerError(MiniRunError):

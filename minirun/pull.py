@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .credentials import Credentials
 from .endpoints import RegistryOptions
-from .errors import BadResponse, ManifestError, MiniRunError
+from .errors import BadResponse, ManifestError, MiniRunError, VerificationError
 from .oci import Descriptor, ImageIndex, Manifest, Platform, chain_ids, parse_config, parse_manifest, select_manifest
 from .reference import Reference
 from .registry import Repository
@@ -156,6 +156,14 @@ def _fetch(repo: Repository, content: ContentStore, desc: Descriptor,
     with content.ingest(desc.digest, desc.size) as ingest:
         if ingest.complete:
             return False  # another pull finished it while we waited for the lock
+        if ingest.offset == desc.size:
+            # A pull killed after the last byte, before the rename: the registry has nothing
+            # more to send (a Range past the end fails), so verify what is here and keep it.
+            try:
+                ingest.commit()
+                return True
+            except VerificationError:
+                pass  # commit has reset it: fetched again from zero
         repo.fetch_blob(desc, ingest, progress)
     return True
 

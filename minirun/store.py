@@ -30,7 +30,7 @@ from .oci import ImageIndex, Manifest, Platform, parse_manifest
 def default_root() -> Path:
     env = os.environ.get("MINIRUN_ROOT")
     if env:
-        return Path(env)
+        return Path(env).absolute()  # made absolute once: mount options and chdirs need it
     if os.geteuid() == 0:
         return Path("/var/lib/minirun")
     data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 
 from ..errors import EXIT_RUN_FAILED, ContainerStartError, MiniRunError, RateLimited, ReferenceFormatError, UsageError
-from .output import err
+from .output import ensure_stdio, err
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -125,6 +125,7 @@ def _print_traceback() -> None:
 
 
 def entry() -> None:
+    ensure_stdio()
     args = sys.argv[1:]
     split = _run_words(args)
     code = _main(args, split)

@@ -3,21 +3,55 @@ and JSON rows, its human sizes and times. No typer here: ``run`` prints through 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TextIO
 
-from ..errors import UsageError
+from ..errors import OutputError, UsageError
+
+
+def ensure_stdio() -> None:
+    """A closed stdin, stdout or stderr (``>&-``) is /dev/null for minirun and its container:
+    otherwise the next descriptor opened (a pipe, the store's lock) would land there, and
+    Python would have no sys.stdout to print through."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: this one
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            os.set_inheritable(fd, True)  # the container's program gets it too
+            if getattr(sys, name) is None:
+                setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))
+
+
+def write(stream: TextIO, text: str) -> None:
+    """Write and flush; a stream that cannot take it (a full disk) is one error naming it
+    (a reader that went away, EPIPE, is left to the CLI's guard: exit 141, no message)."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        name = "stdout" if stream is sys.stdout else "stderr" if stream is sys.stderr else "output"
+        raise OutputError(f"writing to {name}: {e.strerror}") from None
 
 
 def err(message: str) -> None:
-    sys.stderr.write(f"minirun: {message}\n")
-    sys.stderr.flush()
+    """One line on stderr, best effort: with stderr gone there is nowhere to say more."""
+    with contextlib.suppress(OSError):
+        sys.stderr.write(f"minirun: {message}\n")
+        sys.stderr.flush()
 
 
 def line(text: str) -> None:
-    sys.stdout.write(text + "\n")
+    write(sys.stdout, text + "\n")
 
 
 def check_format(format: str) -> None:

@@ -11,6 +11,7 @@ import threading
 from typing import Any, TextIO
 
 from ..pull import PullEvent
+from .output import write
 
 # Statuses that only carry byte counts: shown as bars or JSON, not as plain lines.
 _PROGRESS_ONLY = {"Downloading", "Extracting"}
@@ -26,8 +27,7 @@ class PlainRenderer:
             return
         line = f"{event.id}: {event.status}" if event.id else event.status
         with self._lock:
-            self.out.write(line + "\n")
-            self.out.flush()
+            write(self.out, line + "\n")
 
     def close(self) -> None:
         pass
@@ -47,8 +47,7 @@ class JsonRenderer:
         if event.current is not None:
             doc["progressDetail"] = {"current": event.current, "total": event.total}
         with self._lock:
-            self.out.write(json.dumps(doc) + "\n")
-            self.out.flush()
+            write(self.out, json.dumps(doc) + "\n")
 
     def close(self) -> None:
         pass

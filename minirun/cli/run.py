@@ -8,10 +8,12 @@ to stderr before the program speaks; stdout is the program's alone.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import TYPE_CHECKING
 
 from .. import runargs
+from ..errors import OutputError
 from ..ops.run import check, image_for, run_container
 
 if TYPE_CHECKING:
@@ -28,10 +30,12 @@ class _PullLines:
         self.render: Renderer | None = None
 
     def __call__(self, event: PullEvent) -> None:
+        """Best effort: a stderr that cannot take the lines does not stop the run."""
         if self.render is None:
             from .progress import renderer
             self.render = renderer("auto", sys.stderr)
-        self.render(event)
+        with contextlib.suppress(OutputError, OSError):
+            self.render(event)
 
     def close(self) -> None:
         if self.render is not None:
@@ -39,8 +43,9 @@ class _PullLines:
 
 
 def _announce(text: str) -> None:
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
+    with contextlib.suppress(OSError):
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
 
 
 def run(words: list[str], ctx: Context) -> int:

@@ -86,11 +86,14 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord)
     from ..runtime import cgroups, container, devices, process, spec
     snap = ctx.snapshots
     assert snap is not None  # run needs root, and root has snapshots
-    chains = ensure_image(ctx.images, snap, record)
     config = parse_config(ctx.images.content.read(record.config), record.reference).raw.get("config") or {}
     argv = spec.command(config, list(a.command), a.entrypoint)
-    state, directory, files = container.create(ctx.root, a.image, list(argv), a.name, a.hostname,
-                                               record.reference, chains)
+    # Unpacking and garbage collection exclude each other, as for pull: the GC lock is held
+    # (shared) until the container records the snapshots it stacks; from then on they are its.
+    with ctx.images.pulling():
+        chains = ensure_image(ctx.images, snap, record)
+        state, directory, files = container.create(ctx.root, a.image, list(argv), a.name, a.hostname,
+                                                   record.reference, chains)
     host = container.hostname_of(directory)
     run_spec = spec.RunSpec(
         argv=argv, env=spec.environment(config, [*flags.env_lines, *a.env], os.environ, host),

@@ -1,0 +1,80 @@
+"""State that survives kills and races, and answers that stay true (issue 10), as root."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from tests.integration.conftest import Env, Minirun, verify_store
+from tests.support.faultproxy import FaultProxy
+
+
+def test_prune_waits_for_a_run_that_is_unpacking(mr: Minirun) -> None:
+    """Unpacking and GC exclude each other: a prune during a run's unpack never takes its work
+    away, and what the run unpacked is complete."""
+    assert mr("pull", "-q", "many-files").returncode == 0  # overlay snapshots; run below makes vfs ones
+    count = "ls /many | wc -l"
+    p = subprocess.Popen(mr.argv("--storage-driver", "vfs", "run", "--rm", "many-files", "sh", "-c", count),
+                         env=mr.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    work = mr.root / "snapshots" / "vfs" / "tmp"
+    deadline = time.monotonic() + 60
+    while not (work.is_dir() and any(d.is_dir() for d in work.iterdir())):
+        assert time.monotonic() < deadline and p.poll() is None, "the run never started unpacking"
+        time.sleep(0.005)
+    prune = mr("system", "prune", timeout=120)  # now, in the middle of the unpack
+    out, errors = p.communicate(timeout=120)
+    assert (p.returncode, out) == (0, "20000\n"), errors
+    assert prune.returncode == 0, prune.stderr
+    for _ in range(2):  # and again, from what was kept
+        r = mr("--storage-driver", "vfs", "run", "--rm", "many-files", "sh", "-c", count)
+        assert (r.returncode, r.stdout) == (0, "20000\n"), r.stderr
+
+
+def test_a_download_killed_at_full_size_is_kept_without_asking_again(env: Env, minirun: Minirun,
+                                                                     proxy: FaultProxy) -> None:
+    """A kill after the last byte, before the rename: the next pull verifies and keeps it."""
+    blob = env.images["big"].layer_digests[0]
+    data = env.images["big"].blobs[blob]
+    assert minirun("pull", "-q", f"{proxy.host}/library/hello-world").returncode == 0  # makes the store
+    partial = minirun.root / "ingest" / f"{blob.split(':')[1]}.partial"
+    partial.write_bytes(data)
+    r = minirun("pull", "-q", f"{proxy.host}/library/big")
+    assert r.returncode == 0, r.stderr
+    assert proxy.requests("GET", f"/blobs/{blob}") == [] and not partial.exists()
+    assert blob in verify_store(minirun.root)
+    # Full size but damaged: fetched again, once.
+    assert minirun("rmi", f"{proxy.host}/library/big").returncode == 0
+    partial.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    r = minirun("pull", "-q", f"{proxy.host}/library/big")
+    assert r.returncode == 0, r.stderr
+    assert len(proxy.requests("GET", f"/blobs/{blob}")) == 1 and blob in verify_store(minirun.root)
+
+
+def _sh(mr: Minirun, line: str) -> subprocess.CompletedProcess[str]:
+    """``line`` in a shell, with MR standing for minirun's command."""
+    return subprocess.run(["sh", "-c", line.replace("MR", " ".join(mr.argv()))], env=mr.env(),
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_closed_or_full_stdout_and_stderr(mr: Minirun) -> None:
+    """The program's exit code always wins; minirun's own output failing is one line."""
+    assert mr("pull", "-q", "busybox").returncode == 0
+    for redirect in (">&-", "2>&-", "<&-"):
+        r = _sh(mr, f"MR run --rm busybox sh -c 'echo out; echo err >&2; exit 3' {redirect}")
+        assert r.returncode == 3 and "Traceback" not in r.stderr and "Bad file descriptor" not in r.stderr, r
+    r = _sh(mr, "MR pull busybox >&-")
+    assert (r.returncode, r.stderr) == (0, "")
+    for args in ("images", "ps -a", "pull busybox"):
+        r = _sh(mr, f"MR {args} > /dev/full")
+        assert (r.returncode, r.stderr) == (1, "minirun: writing to stdout: No space left on device\n"), (args, r)
+    r = _sh(mr, "MR run --rm busybox sh -c 'exit 5' 2> /dev/full")
+    assert r.returncode == 5
+
+
+def test_a_relative_store_is_made_absolute(mr: Minirun, tmp_path: Path) -> None:
+    r = subprocess.run(mr.argv("run", "--rm", "busybox", "echo", "ran"), cwd=tmp_path,
+                       env=mr.env(MINIRUN_ROOT="relative-store"), capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stdout) == (0, "ran\n"), r.stderr
+    assert (tmp_path / "relative-store" / "containers").is_dir() and os.listdir(tmp_path / "relative-store")
