@@ -136,6 +136,12 @@ def entry() -> None:
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+    try:
+        sys.stdout.flush()
+    except OSError:
+        # What could not be written (and was reported) still sits in the buffer: exit without
+        # the interpreter's own last flush, which would fail again and exit 120.
+        os._exit(code or EXIT_FAILURE)
     sys.exit(code)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -24,19 +25,19 @@ def remove_container(ctx: Context, key: str, force: bool) -> None:
     """rm: a running container only with ``force`` (killed first, as Docker's rm -f)."""
     from ..rootfs import release_container
     from ..runtime.cgroups import Cgroup, Limits
-    from ..runtime.container import find, refresh
+    from ..runtime.container import alive, find, refresh
     directory, state = find(ctx.root, key)
     if state.status == "running":
         if not force:
             raise ContainerConflict(f"cannot remove running container {state.id[:12]}: "
                                     "stop it first or use minirun rm -f")
-        # Kill the container's process; the minirun waiting for it records the exit (137).
-        target = state.pid or state.monitor
-        if target:
-            try:
-                os.kill(target, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # Kill the container's process (only while its PID is still that process: never one
+        # that has the PID now); the minirun waiting for it records the exit (137).
+        for target, started in ((state.pid, state.pid_start), (state.monitor, state.monitor_start)):
+            if target and alive(target, started):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(target, signal.SIGKILL)
+                break
         deadline = time.monotonic() + 10
         while refresh(state).status == "running" and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -31,13 +31,18 @@ class ContainerState(NamedTuple):
     pid: int | None = None           # the container's process, on the host
     monitor: int | None = None       # the minirun process that waits for it
     finished: str | None = None
+    # A PID alone does not name a process (PIDs are reused, after a reboot always): each is
+    # trusted only while /proc/PID/stat's start time (field 22) is still this one.
+    pid_start: int | None = None
+    monitor_start: int | None = None
 
     # The transitions: created -> running -> exited, or created -> exited (it never started).
     # (No postponed annotations in this module: NamedTuple compiles string ones at import.)
     def started(self, pid: int, monitor: int) -> "ContainerState":
         if self.status != "created":
             raise ContainerConflict(f"container {self.id[:12]} is {self.status}: it cannot start again")
-        return self._replace(status="running", pid=pid, monitor=monitor)
+        return self._replace(status="running", pid=pid, monitor=monitor, pid_start=start_time(pid),
+                             monitor_start=start_time(monitor))
 
     def ended(self, code: int, monitor: int) -> "ContainerState":
         if self.status == "exited":
@@ -108,21 +113,28 @@ def load(directory: Path) -> ContainerState:
         raise StoreError(f"reading container state {directory / 'state.json'}: {e}") from None
 
 
-def _alive(pid: int | None) -> bool:
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (/proc/PID/stat field 22); None: gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()  # after the name, which may hold spaces
+        return int(fields[19])  # field 22 of the line; the list starts at field 3
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def alive(pid: int | None, started: int | None) -> bool:
+    """``pid`` still names the process that had it when it ``started`` (a state written before
+    start times were recorded has none: then any process with that PID counts)."""
     if not pid:
         return False
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    now = start_time(pid)
+    return now is not None and (started is None or now == started)
 
 
 def refresh(state: ContainerState) -> ContainerState:
     """A container whose minirun died is exited (its process died with it: PDEATHSIG)."""
-    if state.status == "running" and not _alive(state.monitor):
+    if state.status == "running" and not alive(state.monitor, state.monitor_start):
         return state._replace(status="exited", exit_code=137, finished=state.finished or now_iso())
     return state
 

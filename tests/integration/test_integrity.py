@@ -78,3 +78,46 @@ def test_a_relative_store_is_made_absolute(mr: Minirun, tmp_path: Path) -> None:
                        env=mr.env(MINIRUN_ROOT="relative-store"), capture_output=True, text=True, timeout=120)
     assert (r.returncode, r.stdout) == (0, "ran\n"), r.stderr
     assert (tmp_path / "relative-store" / "containers").is_dir() and os.listdir(tmp_path / "relative-store")
+
+
+def _take_pid(pid: int) -> subprocess.Popen[bytes]:
+    """A new process with exactly ``pid`` (through ns_last_pid; retried while others race)."""
+    for _ in range(200):
+        Path("/proc/sys/kernel/ns_last_pid").write_text(str(pid - 1))
+        p = subprocess.Popen(["sleep", "120"])
+        if p.pid == pid:
+            return p
+        p.kill()
+        p.wait()
+    raise AssertionError(f"could not take PID {pid}")
+
+
+def test_a_reused_pid_is_never_taken_for_the_container(mr: Minirun) -> None:
+    """minirun SIGKILLed, then its PID and its container's given to unrelated processes: ps says
+    Exited, and rm -f kills neither of them."""
+    import json
+    import signal
+    assert mr("pull", "-q", "busybox").returncode == 0
+    run = mr.popen("run", "--name", "victim", "busybox", "sleep", "60")
+    deadline = time.monotonic() + 20
+    while "victim" not in mr("ps").stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    [d] = list((mr.root / "containers").iterdir())
+    state = json.loads((d / "state.json").read_text())
+    run.send_signal(signal.SIGKILL)
+    run.wait(10)
+    while Path(f"/proc/{state['pid']}").exists():  # the container dies with its minirun
+        assert time.monotonic() < deadline + 20
+        time.sleep(0.05)
+    strangers = [_take_pid(state["monitor"]), _take_pid(state["pid"])]
+    try:
+        assert "Exited (137)" in mr("ps", "-a").stdout and "victim" not in mr("ps").stdout
+        r = mr("rm", "-f", "victim")  # it would SIGKILL whatever holds the container's PID now
+        assert (r.returncode, r.stdout) == (0, "victim\n"), r.stderr
+        assert mr("ps", "-a", "-q").stdout == ""
+        assert [s.poll() for s in strangers] == [None, None], "an unrelated process was killed"
+    finally:
+        for s in strangers:
+            s.kill()
+            s.wait()

@@ -3,6 +3,7 @@ garbage collection keeps, the context built once."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,16 @@ def test_a_killed_minirun_shows_its_container_exited() -> None:
     seen = container.refresh(running)
     assert (seen.status, seen.exit_code) == ("exited", 137)
     assert container.refresh(_state(status="exited", exit_code=0)).exit_code == 0
+
+
+def test_a_reused_pid_is_not_the_container() -> None:
+    """Its PID now held by another process (same PID, other start time): exited, not Up."""
+    me, started = os.getpid(), container.start_time(os.getpid())
+    assert started is not None
+    assert container.refresh(_state(status="running", monitor=me, monitor_start=started)).status == "running"
+    seen = container.refresh(_state(status="running", monitor=me, monitor_start=started - 1))
+    assert (seen.status, seen.exit_code) == ("exited", 137)
+    assert container.refresh(_state(status="running", monitor=me)).status == "running"  # an older state file
 
 
 def _snapshot(snap: Snapshotter, hexid: str) -> str:
