@@ -244,14 +244,44 @@ def mounted(mounts: list[Mount]) -> Iterator[str]:
 
 
 def release_container(container_dir: Path) -> None:
-    """Remove a container's directory with its root filesystem (overlay upper or vfs copy)."""
-    _unmount_and_remove(container_dir, container_dir / "rootfs")
+    """Remove a container's directory with its root filesystem (overlay upper or vfs copy).
+
+    Its state.json goes last, so a container that could not be removed whole (a read-only
+    store, an immutable file) stays listed; the first failure is raised as a StoreError."""
+    _unmount(container_dir, container_dir / "rootfs")
+    failures: list[str] = []
+
+    def failed(_function: object, path: str, info: tuple[type[BaseException], BaseException, object]) -> None:
+        error = info[1]
+        failures.append(f"{path}: {error.strerror if isinstance(error, OSError) else error}")
+
+    try:
+        for child in container_dir.iterdir():
+            if child.name == "state.json":
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, onerror=failed)
+            else:
+                child.unlink()
+        if not failures:
+            (container_dir / "state.json").unlink(missing_ok=True)
+            container_dir.rmdir()
+    except FileNotFoundError:
+        return  # removed meanwhile by another rm
+    except OSError as e:
+        failures.append(f"{e.filename or container_dir}: {e.strerror}")
+    if failures:
+        raise StoreError(f"removing container {container_dir.name[:12]}: {failures[0]}")
 
 
-def _unmount_and_remove(directory: Path, mountpoint: Path) -> None:
+def _unmount(directory: Path, mountpoint: Path) -> None:
     """Never rmtree through a mount: that would delete what is mounted there (the image)."""
     if mountpoint.exists():
         unmount(str(mountpoint))
         if os.path.ismount(mountpoint):
             raise StoreError(f"removing {directory}: {mountpoint} is still mounted")
+
+
+def _unmount_and_remove(directory: Path, mountpoint: Path) -> None:
+    _unmount(directory, mountpoint)
     shutil.rmtree(directory, ignore_errors=True)

@@ -26,6 +26,8 @@ def _status(state: ContainerState) -> str:
         return f"Up {since(state.created).removesuffix(' ago')}"
     if state.status == "exited":
         return f"Exited ({state.exit_code}) {since(state.finished)}"
+    if state.status == "dead":
+        return "Dead"
     return "Created"
 
 

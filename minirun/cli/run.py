@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from .. import runargs
 from ..errors import OutputError
 from ..ops.run import check, image_for, run_container
+from .output import err
 
 if TYPE_CHECKING:
     from ..ops.context import Context
@@ -61,4 +62,4 @@ def run(words: list[str], ctx: Context) -> int:
         record = image_for(ctx, args, _announce, lines)
     finally:
         lines.close()  # the pull's display ends before the program speaks
-    return run_container(ctx, args, flags, record)
+    return run_container(ctx, args, flags, record, err)

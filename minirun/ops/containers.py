@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ContainerConflict
@@ -23,7 +24,6 @@ def list_containers(ctx: Context, every: bool) -> list[ContainerState]:
 
 def remove_container(ctx: Context, key: str, force: bool) -> None:
     """rm: a running container only with ``force`` (killed first, as Docker's rm -f)."""
-    from ..rootfs import release_container
     from ..runtime.cgroups import Cgroup, Limits
     from ..runtime.container import alive, find, refresh
     directory, state = find(ctx.root, key)
@@ -44,4 +44,18 @@ def remove_container(ctx: Context, key: str, force: bool) -> None:
     # Its minirun removes the cgroup when the program exits; a minirun that was killed
     # could not, so rm does (empty now: the program died with its minirun).
     Cgroup(state.id, Limits(), None).remove()
-    release_container(directory)
+    _release(directory, state)
+
+
+def _release(directory: Path, state: ContainerState) -> None:
+    """Remove it; a removal that failed part way leaves it listed as dead (best effort: the
+    store may be read-only) and raises."""
+    from ..errors import StoreError
+    from ..rootfs import release_container
+    from ..runtime.container import save
+    try:
+        release_container(directory)
+    except StoreError:
+        with contextlib.suppress(StoreError, OSError):
+            save(directory, state.dead())
+        raise

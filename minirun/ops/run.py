@@ -9,11 +9,12 @@ image loads no HTTP client.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..errors import EXIT_RUN_FAILED, ContainerStartError, ImageNotKnown, UsageError
+from ..errors import EXIT_RUN_FAILED, ContainerStartError, ImageNotKnown, StoreError, UsageError
 from .context import Context, wanted_platform
 
 if TYPE_CHECKING:
@@ -78,9 +79,11 @@ def image_for(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: E
     return record
 
 
-def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord) -> int:
+def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
+                  warn: Callable[[str], None]) -> int:
     """Run ``a`` (its flags ``check``ed, its image from ``image_for``) to its end: the
-    program's exit status (128+N when a signal N ended it)."""
+    program's exit status (128+N when a signal N ended it). ``warn`` hears of what failed
+    after the program ran (the --rm removal), which must not change its status."""
     from ..oci import parse_config
     from ..rootfs import ensure_image, release_container
     from ..runtime import cgroups, container, devices, process, spec
@@ -117,6 +120,11 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord)
         raise
     finally:
         if a.rm:
-            release_container(directory)
+            try:
+                release_container(directory)
+            except StoreError as e:  # the program's code still wins; the container stays listed
+                with contextlib.suppress(StoreError, OSError):
+                    container.save(directory, state.dead())
+                warn(str(e))
         else:
             container.save(directory, state.ended(EXIT_RUN_FAILED if code is None else code, os.getpid()))

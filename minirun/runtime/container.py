@@ -26,7 +26,7 @@ class ContainerState(NamedTuple):
     created: str
     reference: str = ""              # the image's full reference in the store
     chains: list[str] = []  # noqa: RUF012 - never mutated; the snapshots its root filesystem stacks
-    status: str = "created"          # created, running, exited
+    status: str = "created"          # created, running, exited; dead: its removal failed
     exit_code: int | None = None
     pid: int | None = None           # the container's process, on the host
     monitor: int | None = None       # the minirun process that waits for it
@@ -43,6 +43,10 @@ class ContainerState(NamedTuple):
             raise ContainerConflict(f"container {self.id[:12]} is {self.status}: it cannot start again")
         return self._replace(status="running", pid=pid, monitor=monitor, pid_start=start_time(pid),
                              monitor_start=start_time(monitor))
+
+    def dead(self) -> "ContainerState":
+        """Its removal failed part way (Docker's "Dead"): listed until a later rm succeeds."""
+        return self._replace(status="dead")
 
     def ended(self, code: int, monitor: int) -> "ContainerState":
         if self.status == "exited":

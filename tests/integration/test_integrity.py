@@ -121,3 +121,31 @@ def test_a_reused_pid_is_never_taken_for_the_container(mr: Minirun) -> None:
         for s in strangers:
             s.kill()
             s.wait()
+
+
+def test_rm_that_cannot_remove_says_so_and_keeps_the_container(mr: Minirun) -> None:
+    """An immutable file in its upper directory, then a read-only store: rm fails (one line,
+    exit 1), the container stays listed, and a later rm removes it."""
+    assert mr("run", "--name", "stuck", "busybox", "touch", "/pinned").returncode == 0
+    [d] = list((mr.root / "containers").iterdir())
+    pinned = d / "upper" / "pinned"
+    subprocess.run(["chattr", "+i", str(pinned)], check=True)
+    try:
+        r = mr("rm", "stuck")
+        assert (r.returncode, r.stdout) == (1, ""), r.stderr
+        assert r.stderr.startswith("minirun: removing container ") and r.stderr.count("\n") == 1, r.stderr
+        assert "Operation not permitted" in r.stderr
+        assert "Dead" in mr("ps", "-a").stdout and d.exists()
+    finally:
+        subprocess.run(["chattr", "-i", str(pinned)], check=True)
+    subprocess.run(["mount", "--bind", str(mr.root), str(mr.root)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mr.root)], check=True)
+        r = mr("rm", "stuck")
+        assert r.returncode == 1 and "Read-only file system" in r.stderr and r.stdout == "", r.stderr
+        assert "stuck" in mr("ps", "-a").stdout
+    finally:
+        subprocess.run(["umount", str(mr.root)], check=True)
+    r = mr("rm", "stuck")
+    assert (r.returncode, r.stdout) == (0, "stuck\n"), r.stderr
+    assert not d.exists() and mr("ps", "-a", "-q").stdout == ""
