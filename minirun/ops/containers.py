@@ -44,10 +44,10 @@ def remove_container(ctx: Context, key: str, force: bool) -> None:
     # Its minirun removes the cgroup when the program exits; a minirun that was killed
     # could not, so rm does (empty now: the program died with its minirun).
     Cgroup(state.id, Limits(), None).remove()
-    _release(directory, state)
+    release(directory, state)
 
 
-def _release(directory: Path, state: ContainerState) -> None:
+def release(directory: Path, state: ContainerState) -> None:
     """Remove it; a removal that failed part way leaves it listed as dead (best effort: the
     store may be read-only) and raises."""
     from ..errors import StoreError

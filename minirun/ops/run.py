@@ -9,7 +9,6 @@ image loads no HTTP client.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
@@ -85,8 +84,9 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
     program's exit status (128+N when a signal N ended it). ``warn`` hears of what failed
     after the program ran (the --rm removal), which must not change its status."""
     from ..oci import parse_config
-    from ..rootfs import ensure_image, release_container
+    from ..rootfs import ensure_image
     from ..runtime import cgroups, container, devices, process, spec
+    from .containers import release
     snap = ctx.snapshots
     assert snap is not None  # run needs root, and root has snapshots
     config = parse_config(ctx.images.content.read(record.config), record.reference).raw.get("config") or {}
@@ -121,10 +121,8 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
     finally:
         if a.rm:
             try:
-                release_container(directory)
+                release(directory, state)
             except StoreError as e:  # the program's code still wins; the container stays listed
-                with contextlib.suppress(StoreError, OSError):
-                    container.save(directory, state.dead())
                 warn(str(e))
         else:
             container.save(directory, state.ended(EXIT_RUN_FAILED if code is None else code, os.getpid()))

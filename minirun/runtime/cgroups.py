@@ -5,8 +5,8 @@ Every container has one, ``minirun/<id>``, created before the program starts and
 removed after it exits (``minirun rm`` removes it when its minirun was killed): the
 device policy (see ``devices``) is what keeps a container from opening host disks.
 On v1 that is the ``devices`` controller, plus ``memory``, ``pids`` and ``cpu`` only
-when a limit asks for them (each joined controller costs a start about 3 ms); on v2
-one directory, with a BPF device program attached. ``--privileged`` has no device
+when a limit asks for them (the container's process joins them itself: see
+``joined_by_child``); on v2 one directory, with a BPF device program attached. ``--privileged`` has no device
 policy (as Docker). The limits, as Docker sets them:
 
     --memory    v2 memory.max (+ memory.swap.max 0)   v1 memory.limit_in_bytes (+ memsw)
