@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import notices
 from .errors import CredentialsError
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
@@ -96,9 +97,15 @@ def _from_helper(helper: str, key: str) -> Credentials | None:
 
 
 def lookup(registry: str) -> Credentials | None:
-    """Credentials for ``registry`` (a domain such as ``docker.io`` or ``host:5000``)."""
+    """Credentials for ``registry`` (a domain such as ``docker.io`` or ``host:5000``). A
+    config.json that cannot be read is said and ignored, as Docker does: a pull goes on
+    anonymously (login and logout, which write it, stop on it)."""
     path = config_path()
-    doc = _load(path)
+    try:
+        doc = _load(path)
+    except CredentialsError as e:
+        notices.say(f"warning: {e}: going on without its credentials")
+        return None
     key = server_key(registry)
     helpers = doc.get("credHelpers")
     if isinstance(helpers, dict) and isinstance(helpers.get(hostname(key)), str):

@@ -16,10 +16,12 @@ print ``str(error)`` as the single line a user sees::
     │   └── PlatformNotFound
     ├── VerificationError          content that does not match its digest or size
     ├── StoreError                 the local store: disk full, permissions, corrupt index
-    │   └── ImageNotKnown          an image that is not in the store
+    │   ├── ImageNotKnown          an image that is not in the store
+    │   └── BrokenImage            an image blob missing or damaged in the store (pull repairs)
     ├── LayerError                 a layer that cannot be applied: bad tar, escapes, DiffID
     ├── CredentialsError           reading or writing Docker's config.json
     ├── OutputError                stdout or stderr cannot take what is written (a full disk)
+    ├── Interrupted                Ctrl-C (SIGINT) stopped the operation: exit 130
     └── ContainerError             containers, by name or ID, and their start
         ├── ContainerNotFound      no container has that name or ID (prefix)
         ├── ContainerConflict      a name in use, an ambiguous prefix, a running container
@@ -85,11 +87,24 @@ class VerificationError(MiniRunError):
 
 
 class StoreError(MiniRunError):
-    pass
+    """``errno``: the OSError's, when one caused it (ENOSPC is said as "no space left")."""
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 class ImageNotKnown(StoreError):
     pass
+
+
+class BrokenImage(StoreError):
+    """A blob an image needs is missing, or was damaged and has been removed: a pull
+    fetches it again. ``digest`` names it."""
+
+    def __init__(self, message: str, digest: str) -> None:
+        super().__init__(message)
+        self.digest = digest
 
 
 class LayerError(MiniRunError):
@@ -108,6 +123,11 @@ EXIT_NOT_FOUND = 127
 
 class OutputError(MiniRunError):
     pass
+
+
+class Interrupted(MiniRunError):
+    """Raised by the CLI's SIGINT handler in place of KeyboardInterrupt, so that the typer
+    layer does not take it, and an operation can say what an interruption leaves."""
 
 
 class ContainerError(MiniRunError):

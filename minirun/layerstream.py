@@ -57,10 +57,11 @@ class _GzipReader:
 
 
 class VerifyingReader:
-    """Hashes and counts the uncompressed stream; stops past ``limit`` bytes."""
+    """Hashes and counts the uncompressed stream; stops past ``limit`` bytes: the space free
+    in the store ``free_in``, else a bound set against decompression bombs."""
 
-    def __init__(self, inner: IO[bytes] | _GzipReader, limit: int) -> None:
-        self.inner, self.limit = inner, limit
+    def __init__(self, inner: IO[bytes] | _GzipReader, limit: int, free_in: str | None = None) -> None:
+        self.inner, self.limit, self.free_in = inner, limit, free_in
         self.hash = hashlib.sha256()
         self.count = 0
 
@@ -68,9 +69,11 @@ class VerifyingReader:
         data = self.inner.read(n)
         self.count += len(data)
         if self.count > self.limit:
-            raise LayerError(
-                f"uncompressed layer exceeds {self.limit} bytes (the bound set from free disk "
-                "space or MINIRUN_MAX_LAYER_BYTES): refusing a possible decompression bomb")
+            if self.free_in is not None:
+                raise LayerError(f"no space left in {self.free_in}: the uncompressed layer is larger "
+                                 f"than the {self.limit} bytes free there")
+            raise LayerError(f"uncompressed layer exceeds {self.limit} bytes (MINIRUN_MAX_LAYER_BYTES): "
+                             "refusing a possible decompression bomb")
         self.hash.update(data)
         return data
 

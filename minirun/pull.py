@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 from .credentials import Credentials
 from .endpoints import RegistryOptions
-from .errors import BadResponse, ManifestError, MiniRunError, VerificationError
+from .errors import BadResponse, BrokenImage, ManifestError, MiniRunError, VerificationError
 from .oci import Descriptor, ImageIndex, Manifest, Platform, chain_ids, parse_config, parse_manifest, select_manifest
 from .reference import Reference
 from .registry import Repository
-from .rootfs import Snapshotter, ensure_image
+from .rootfs import Snapshotter, ensure_image, unpack_layer
 from .store import ContentStore, ImageRecord, ImageStore, now_iso
 
 PARALLEL_LAYERS = 3
@@ -46,8 +46,8 @@ class _Cancelled(MiniRunError):
 
 
 def _usable(images: ImageStore, record: ImageRecord, platform: Platform) -> bool:
-    """The record is for this platform and all of its blobs are here."""
-    return record.is_for(platform) and all(images.content.has(d) for d in images.blobs_of(record))
+    """The record is for this platform and all of its blobs are here (those read, sound)."""
+    return record.is_for(platform) and images.complete(record)
 
 
 def pull(ref: Reference, images: ImageStore, options: RegistryOptions, platform: Platform,
@@ -56,12 +56,21 @@ def pull(ref: Reference, images: ImageStore, options: RegistryOptions, platform:
     repo = Repository(ref, options, creds)
     try:
         with images.pulling():
-            result = _pull(ref, repo, images, platform, emit, snapshots)
-            if snapshots is not None and not result.downloaded:
-                ensure_image(images, snapshots, result.record)  # e.g. pulled earlier as non-root
-            return result
+            try:
+                return _pull_and_unpack(ref, repo, images, platform, emit, snapshots)
+            except BrokenImage:
+                # A blob found damaged has been removed (or was missing): fetched again now.
+                return _pull_and_unpack(ref, repo, images, platform, emit, snapshots)
     finally:
         repo.close()
+
+
+def _pull_and_unpack(ref: Reference, repo: Repository, images: ImageStore, platform: Platform,
+                     emit: Emit, snapshots: Snapshotter | None) -> PullResult:
+    result = _pull(ref, repo, images, platform, emit, snapshots)
+    if snapshots is not None and not result.downloaded:
+        ensure_image(images, snapshots, result.record)  # e.g. pulled earlier as non-root
+    return result
 
 
 def _pull(ref: Reference, repo: Repository, images: ImageStore, platform: Platform,
@@ -126,8 +135,7 @@ def _pull(ref: Reference, repo: Repository, images: ImageStore, platform: Platfo
         def unpack(index: int, layer: Descriptor) -> None:
             if not snap.exists(chains[index]):
                 emit(PullEvent("Extracting", layer.short_id, 0, layer.size))
-                snap.unpack(chains[index], chains[:index], content.path(layer.digest), layer,
-                            config.diff_ids[index])
+                unpack_layer(images, snap, chains, index, layer, config.diff_ids[index])
 
     _fetch_layers(repo, content, manifest.layers, emit, unpack)
 

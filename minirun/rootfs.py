@@ -19,7 +19,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import LayerError, ManifestError, StoreError, UsageError
+from .errors import BrokenImage, LayerError, ManifestError, StoreError, UsageError
 from .oci import Descriptor, chain_ids, parse_config
 from .runtime.mounts import Mount, mount, unmount
 from .store import ImageRecord, ImageStore, atomic_write, file_lock
@@ -96,7 +96,16 @@ class Snapshotter:
         return f"l/{chain.split(':', 1)[1][:_SHORT]}"
 
     def exists(self, chain: str) -> bool:
-        return self.fs(chain).is_dir()
+        """The snapshot is complete (renamed into place), its short link repaired if a kill
+        came between the rename and the link."""
+        if not self.fs(chain).is_dir():
+            return False
+        hexid = chain.split(":", 1)[1]
+        link = self.links / hexid[:_SHORT]
+        if not os.path.islink(link):
+            with contextlib.suppress(FileExistsError):
+                link.symlink_to(f"../{hexid}/fs")
+        return True
 
     def chains(self) -> set[str]:
         return {"sha256:" + p.name for p in self.dir.iterdir() if len(p.name) == 64}
@@ -111,7 +120,7 @@ class Snapshotter:
                limit: int | None = None) -> bool:
         """Make the snapshot for ``chain`` unless it exists; True when made here."""
         hexid = chain.split(":", 1)[1]
-        with file_lock(self.tmp / f"{hexid}.lock"):
+        with file_lock(self.tmp / f"{hexid}.lock", what=f"another unpack of layer {layer.digest}"):
             if self.exists(chain):
                 return False
             for stale in self.tmp.glob(f"{hexid}.*"):
@@ -137,10 +146,14 @@ class Snapshotter:
     def _apply(self, work: Path, parents: list[str], blob: Path, layer: Descriptor, diff_id: str,
                limit: int | None) -> None:
         fs = work / "fs"
+        free_in = None
         if limit is None:
             env = os.environ.get("MINIRUN_MAX_LAYER_BYTES")
-            st = os.statvfs(self.dir)
-            limit = int(env) if env else st.f_bavail * st.f_frsize
+            if env:
+                limit = int(env)
+            else:
+                st = os.statvfs(self.dir)
+                limit, free_in = st.f_bavail * st.f_frsize, str(self.dir.parent.parent)
         target = fs
         mounted = False
         if self.driver == "vfs" and parents:
@@ -158,7 +171,7 @@ class Snapshotter:
         from .unpack import apply_layer  # here: the run path of a cached image never needs it
         try:
             with open(blob, "rb") as raw:
-                apply_layer(str(target), raw, layer.media_type, diff_id, limit)
+                apply_layer(str(target), raw, layer.media_type, diff_id, limit, free_in)
         except LayerError as e:
             raise LayerError(f"unpacking layer {layer.digest}: {e}") from None
         finally:
@@ -180,25 +193,40 @@ class Snapshotter:
             _copy_tree(self.fs(chains[-1]), rootfs)
         return [Mount("bind", str(rootfs), str(rootfs), ("rbind",))]
 
-    def remove_unused(self, keep: set[str]) -> list[str]:
-        """Remove snapshots not in ``keep``, and work directories of killed unpacks.
+    def remove_unused(self, keep: set[str]) -> tuple[list[str], int]:
+        """Remove snapshots not in ``keep``, and work directories and locks of unpacks.
 
-        Called with no pull running (the store's GC lock), so every work directory is stale.
+        Called with no pull or unpack running (the store's GC lock), so every work directory
+        is stale and no lock is held. Returns the ChainIDs removed and the bytes freed.
         """
         for stale in self.tmp.iterdir():
             if stale.is_dir():
                 self._discard(stale)
-        removed = []
+        removed, freed = [], 0
         for chain in sorted(self.chains() - keep):
             hexid = chain.split(":", 1)[1]
-            with file_lock(self.tmp / f"{hexid}.lock"):
-                with contextlib.suppress(FileNotFoundError):
-                    (self.links / hexid[:_SHORT]).unlink()
-                shutil.rmtree(self.dir / hexid)
             with contextlib.suppress(FileNotFoundError):
-                (self.tmp / f"{hexid}.lock").unlink()
+                (self.links / hexid[:_SHORT]).unlink()
+            freed += _tree_size(self.dir / hexid)
+            shutil.rmtree(self.dir / hexid)
             removed.append(chain)
-        return removed
+        for lock in self.tmp.glob("*.lock"):
+            lock.unlink(missing_ok=True)
+        return removed, freed
+
+
+def _tree_size(top: Path) -> int:
+    """Bytes of the regular files under ``top``, each inode once (layers hold hardlinks)."""
+    seen: set[int] = set()
+    total = 0
+    for directory, _, files in os.walk(top):
+        for name in files:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(directory, name))
+                if st.st_ino not in seen:
+                    seen.add(st.st_ino)
+                    total += st.st_size
+    return total
 
 
 def image_layers(images: ImageStore, record: ImageRecord) -> list[tuple[Descriptor, str, str]]:
@@ -211,13 +239,29 @@ def image_layers(images: ImageStore, record: ImageRecord) -> list[tuple[Descript
     return list(zip(manifest.layers, config.diff_ids, chain_ids(config.diff_ids), strict=True))
 
 
+def unpack_layer(images: ImageStore, snap: Snapshotter, chains: list[str], index: int,
+                 layer: Descriptor, diff_id: str) -> bool:
+    """Make the snapshot of layer ``index`` (``chains``: the image's ChainIDs) from its blob.
+    A blob that is missing, or fails to unpack because it is damaged, is a BrokenImage (a
+    damaged one is removed), which a pull repairs; other failures are the layer's own."""
+    content = images.content
+    if not content.has(layer.digest):
+        raise BrokenImage(f"unpacking layer {layer.digest}: its blob is not in the store at "
+                          f"{images.root}", layer.digest)
+    try:
+        return snap.unpack(chains[index], chains[:index], content.path(layer.digest), layer, diff_id)
+    except LayerError:
+        content.check_file(layer.digest)  # raises BrokenImage when the blob is not its digest
+        raise
+
+
 def ensure_image(images: ImageStore, snap: Snapshotter, record: ImageRecord) -> list[str]:
     """Unpack whatever snapshots of the image are missing; returns its ChainIDs."""
-    chains: list[str] = []
-    for layer, diff_id, chain in image_layers(images, record):
+    layers = image_layers(images, record)
+    chains = [chain for _, _, chain in layers]
+    for index, (layer, diff_id, chain) in enumerate(layers):
         if not snap.exists(chain):
-            snap.unpack(chain, chains, images.content.path(layer.digest), layer, diff_id)
-        chains.append(chain)
+            unpack_layer(images, snap, chains, index, layer, diff_id)
     return chains
 
 

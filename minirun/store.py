@@ -18,12 +18,14 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, NamedTuple
 
-from .errors import ImageNotKnown, MiniRunError, StoreError, VerificationError
+from . import notices
+from .errors import BrokenImage, ImageNotKnown, ManifestError, MiniRunError, StoreError, VerificationError
 from .oci import ImageIndex, Manifest, Platform, parse_manifest
 
 
@@ -61,7 +63,7 @@ def make_private(root: Path) -> None:
 
 
 def _os_error(action: str, path: Path | str, e: OSError) -> StoreError:
-    return StoreError(f"{action} {path}: {e.strerror or e}")
+    return StoreError(f"{action} {path}: {e.strerror or e}", e.errno)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -88,15 +90,39 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise _os_error("writing", path, e) from None
 
 
+# A wait on a lock is said after this long (a prune waiting for pulls, a pull waiting for a
+# prune, a second pull of the same layer), rather than being silent.
+NOTICE_AFTER = 1.0
+
+
+def _flock(fd: int, shared: bool, what: str) -> None:
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    deadline = time.monotonic() + NOTICE_AFTER
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+    notices.say(f"waiting for {what}")
+    fcntl.flock(fd, mode)
+
+
 @contextlib.contextmanager
-def file_lock(path: Path, shared: bool = False) -> Iterator[None]:
-    """An flock on ``path``; the kernel drops it when the process dies, even by SIGKILL."""
+def file_lock(path: Path, shared: bool = False, what: str = "", directory: bool = False) -> Iterator[None]:
+    """An flock on ``path`` (a lock file, made if missing, or a ``directory``); the kernel
+    drops it when the process dies, even by SIGKILL. ``what`` is what a wait is said to be for."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        if directory:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        else:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as e:
         raise _os_error("opening lock", path, e) from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        _flock(fd, shared, what or f"the lock {path}")
         yield
     finally:
         os.close(fd)
@@ -126,7 +152,7 @@ class Ingest:
     def __enter__(self) -> "Ingest":
         try:
             self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            _flock(self._lock_fd, False, f"another pull downloading {self.digest}")
             if not self.complete:
                 self._file = open(self.partial, "a+b")
                 self._file.seek(0)
@@ -206,12 +232,42 @@ class ContentStore:
         return self.path(digest).is_file()
 
     def read(self, digest: str) -> bytes:
+        """A small blob (manifest, index, config), checked against its digest on every read as
+        Docker does: a damaged one is removed (a pull fetches it again) and raised."""
         try:
-            return self.path(digest).read_bytes()
+            data = self.path(digest).read_bytes()
         except FileNotFoundError:
-            raise StoreError(f"reading blob {digest}: not in the store at {self.root}") from None
+            raise BrokenImage(f"reading blob {digest}: not in the store at {self.root}", digest) from None
         except OSError as e:
             raise _os_error("reading", self.path(digest), e) from None
+        actual = "sha256:" + hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise self.damaged(digest, actual)
+        return data
+
+    def check_file(self, digest: str) -> None:
+        """Hash a (large) stored blob; a damaged one is removed and raised as BrokenImage.
+        Layers are checked only when unpacking one failed: their DiffID is checked always."""
+        h = hashlib.sha256()
+        try:
+            with open(self.path(digest), "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+        except OSError as e:
+            raise _os_error("reading", self.path(digest), e) from None
+        actual = "sha256:" + h.hexdigest()
+        if actual != digest:
+            raise self.damaged(digest, actual)
+
+    def damaged(self, digest: str, actual: str) -> BrokenImage:
+        """Remove a blob whose content is not its digest (nothing can use it) and describe it."""
+        try:
+            self.path(digest).unlink(missing_ok=True)
+            done = "removed it: pulling the image again fetches it"
+        except OSError as e:
+            done = f"could not remove it: {e.strerror}"
+        return BrokenImage(f"blob {digest} in the store at {self.root} is damaged (its content has "
+                           f"digest {actual}); {done}", digest)
 
     def put(self, digest: str, data: bytes) -> None:
         """Store small content (manifests, configs) already in memory, verified."""
@@ -259,57 +315,120 @@ def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())  # as datetime's isoformat in UTC
 
 
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def _record(key: str, value: object) -> ImageRecord:
+    """One entry of images.json, checked; ValueError says what is wrong with it."""
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    try:
+        record = ImageRecord(**value)
+    except TypeError:
+        raise ValueError("missing or unknown fields") from None
+    if not all(isinstance(field, str) for field in record):
+        raise ValueError("a field that is not text")
+    if record.reference != key:
+        raise ValueError(f'filed under "{key}" but names "{record.reference}"')
+    for name in ("digest", "manifest", "config"):
+        if not _DIGEST.fullmatch(getattr(record, name)):
+            raise ValueError(f'its {name} "{getattr(record, name)}" is not a sha256 digest')
+    return record
+
+
+class _Index(NamedTuple):
+    records: dict[str, ImageRecord]
+    damaged: dict[str, tuple[object, str]]   # key -> (the entry as found, what is wrong)
+
+
 class ImageStore:
-    """The image references index, read and rewritten whole under a file lock."""
+    """The image references index, read and rewritten whole under a file lock.
+
+    Each entry is checked when read: a damaged one is left out of ``records()`` (listed by
+    ``damaged()``, so that the CLI can name it) and written back as it was, never blocking
+    the others; ``system prune`` and ``rmi`` of its reference remove it."""
 
     def __init__(self, root: Path, content: ContentStore) -> None:
         self.root, self.content = root, content
         self.index_path = root / "images.json"
         self.lock_path = root / "images.lock"
         self.gc_lock_path = root / "gc.lock"
+        self._damaged: dict[str, str] = {}
 
-    def _load(self) -> dict[str, ImageRecord]:
+    def _load(self) -> _Index:
         try:
             doc = json.loads(self.index_path.read_text())
         except FileNotFoundError:
-            return {}
+            return _Index({}, {})
         except OSError as e:
             raise _os_error("reading", self.index_path, e) from None
         except ValueError as e:
             raise StoreError(f"reading {self.index_path}: not valid JSON ({e})") from None
-        try:
-            return {k: ImageRecord(**v) for k, v in doc["images"].items()}
-        except (KeyError, TypeError, AttributeError):
-            raise StoreError(f"reading {self.index_path}: unexpected structure") from None
+        entries = doc.get("images") if isinstance(doc, dict) else None
+        if not isinstance(entries, dict):
+            raise StoreError(f"reading {self.index_path}: unexpected structure")
+        index = _Index({}, {})
+        for key, value in entries.items():
+            try:
+                index.records[key] = _record(key, value)
+            except ValueError as e:
+                index.damaged[key] = (value, str(e))
+        self._damaged = {k: why for k, (_, why) in index.damaged.items()}
+        return index
 
-    def _save(self, records: dict[str, ImageRecord]) -> None:
-        doc: dict[str, Any] = {"version": 1, "images": {k: v._asdict() for k, v in sorted(records.items())}}
+    def _save(self, index: _Index) -> None:
+        entries: dict[str, object] = {k: v._asdict() for k, v in index.records.items()}
+        entries.update({k: raw for k, (raw, _) in index.damaged.items()})
+        doc = {"version": 1, "images": dict(sorted(entries.items()))}
         atomic_write(self.index_path, json.dumps(doc, indent=1).encode())
+
+    def damaged(self) -> dict[str, str]:
+        """The entries the last read found damaged: reference -> what is wrong."""
+        return dict(self._damaged)
 
     def records(self) -> list[ImageRecord]:
         with file_lock(self.lock_path, shared=True):
-            return list(self._load().values())
+            return list(self._load().records.values())
 
     def get(self, reference: str) -> ImageRecord | None:
         return {r.reference: r for r in self.records()}.get(reference)
 
     def put(self, record: ImageRecord) -> None:
         with file_lock(self.lock_path):
-            records = self._load()
-            records[record.reference] = record
-            self._save(records)
+            index = self._load()
+            index.records[record.reference] = record
+            index.damaged.pop(record.reference, None)  # a pull repairs a damaged entry
+            self._save(index)
 
     def pulling(self) -> contextlib.AbstractContextManager[None]:
         """Held (shared) for the whole of a pull, so GC never removes blobs it is fetching."""
-        return file_lock(self.gc_lock_path, shared=True)
+        return file_lock(self.gc_lock_path, shared=True, what=f"a prune or rmi in {self.root} to finish")
 
     def blobs_of(self, record: ImageRecord) -> set[str]:
-        out = {record.digest, record.manifest, record.config}
-        if self.content.has(record.manifest):
-            m = parse_manifest(self.content.read(record.manifest), None, record.reference)
-            if isinstance(m, Manifest):
-                out.update(layer.digest for layer in m.layers)
+        """The blobs ``record`` uses that are here and sound. Index, manifest and config are
+        read, so checked (a damaged one is removed and left out: GC may then delete the layers
+        only it named, and a pull fetches them again); layers are named by the manifest."""
+        out: set[str] = set()
+        for digest in dict.fromkeys((record.digest, record.manifest, record.config)):
+            try:
+                data = self.content.read(digest)
+            except StoreError:
+                continue  # not here, or damaged (and so removed)
+            out.add(digest)
+            if digest == record.manifest:
+                with contextlib.suppress(ManifestError):
+                    m = parse_manifest(data, None, record.reference)
+                    if isinstance(m, Manifest):
+                        out.update(layer.digest for layer in m.layers if self.content.has(layer.digest))
         return out
+
+    def complete(self, record: ImageRecord) -> bool:
+        """Every blob of the image is here, its index, manifest and config sound."""
+        blobs = self.blobs_of(record)
+        if not {record.digest, record.manifest, record.config} <= blobs:
+            return False
+        m = parse_manifest(self.content.read(record.manifest), None, record.reference)
+        return isinstance(m, Manifest) and all(layer.digest in blobs for layer in m.layers)
 
     def manifest_of(self, record: ImageRecord) -> Manifest:
         m = parse_manifest(self.content.read(record.manifest), None, record.reference)
@@ -318,39 +437,49 @@ class ImageStore:
         return m
 
     def remove(
-        self, references: list[str], collect: Callable[[list[ImageRecord]], list[str]] | None = None,
-    ) -> tuple[list[ImageRecord], list[str], int]:
+        self, references: list[str], collect: Callable[[list[ImageRecord]], tuple[list[str], int]] | None = None,
+        drop_damaged: bool = False,
+    ) -> tuple[list[str], list[str], int]:
         """Untag references and collect blobs nothing uses any more.
 
-        ``collect`` runs under the same exclusive lock (no pull is running), given the
-        images that remain, to remove other unused things (snapshots); what it returns
-        is added to the deleted list.
-        Returns the removed records, the deleted digests and the blob bytes freed.
+        ``references`` may name damaged entries (removed as they are); ``drop_damaged``
+        removes every damaged entry (prune). ``collect`` runs under the same exclusive lock
+        (no pull or unpack is running), given the images that remain, to remove other unused
+        things (snapshots); what it returns (names, bytes) is added to the result.
+        Returns the references removed, the deleted digests and the bytes freed.
         """
-        with file_lock(self.gc_lock_path), file_lock(self.lock_path):
-            records = self._load()
-            missing = [r for r in references if r not in records]
+        with file_lock(self.gc_lock_path, what=f"the pulls and runs unpacking in {self.root} to finish"), \
+                file_lock(self.lock_path):
+            index = self._load()
+            missing = [r for r in references if r not in index.records and r not in index.damaged]
             if missing:
                 raise ImageNotKnown(f"removing image {missing[0]}: no such image")
-            removed = [records.pop(r) for r in references]
-            self._save(records)
+            for key in references:
+                index.records.pop(key, None)
+            for key in list(index.damaged) if drop_damaged else references:
+                index.damaged.pop(key, None)
+            self._save(index)
             keep: set[str] = set()
-            for rec in records.values():
+            for rec in index.records.values():
                 keep |= self.blobs_of(rec)
             deleted, freed = [], 0
             for digest in sorted(self.content.digests() - keep):
                 freed += self.content.remove(digest)
                 deleted.append(digest)
-            freed += self._remove_stale_partials()
+            freed += self._remove_stale_ingests()
             if collect is not None:
-                deleted += collect(list(records.values()))
-            return removed, deleted, freed
+                more, more_freed = collect(list(index.records.values()))
+                deleted += more
+                freed += more_freed
+            return list(references), deleted, freed
 
-    def _remove_stale_partials(self) -> int:
-        """Partial downloads whose lock nobody holds (no pull runs under our lock)."""
+    def _remove_stale_ingests(self) -> int:
+        """Partial downloads and their locks: nobody holds those while we hold the GC lock
+        (every pull holds it shared first)."""
         freed = 0
-        for p in self.content.ingest_dir.glob("*.partial"):
-            with contextlib.suppress(OSError):
-                freed += p.stat().st_size
-                p.unlink()
+        for p in self.content.ingest_dir.iterdir():
+            if p.suffix in (".partial", ".lock"):
+                with contextlib.suppress(OSError):
+                    freed += p.stat().st_size
+                    p.unlink()
         return freed

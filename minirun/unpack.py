@@ -256,12 +256,14 @@ class Applier:
         self.root.forget()
 
 
-def apply_layer(root_path: str, raw: BinaryIO, media_type: str, diff_id: str, limit: int) -> int:
-    """Apply the layer in ``raw`` to ``root_path``; returns its uncompressed size.
+def apply_layer(root_path: str, raw: BinaryIO, media_type: str, diff_id: str, limit: int,
+                free_in: str | None = None) -> int:
+    """Apply the layer in ``raw`` to ``root_path``; returns its uncompressed size. ``limit``
+    bounds that size: the space free in the store ``free_in``, else a bomb's bound.
 
     Raises LayerError (the caller discards the tree) when its DiffID does not match.
     """
-    reader = VerifyingReader(decompressed(raw, media_type), limit)
+    reader = VerifyingReader(decompressed(raw, media_type), limit, free_in)
     applier = Applier(root_path)
     try:
         try:

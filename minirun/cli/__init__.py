@@ -15,20 +15,32 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Callable
 
-from ..errors import EXIT_RUN_FAILED, ContainerStartError, MiniRunError, RateLimited, ReferenceFormatError, UsageError
+from ..errors import (
+    EXIT_RUN_FAILED,
+    ContainerStartError,
+    Interrupted,
+    MiniRunError,
+    RateLimited,
+    ReferenceFormatError,
+    UsageError,
+)
 from .output import ensure_stdio, err
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_RATE_LIMITED = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 
 # -- entry point --------------------------------------------------------------
 
 def _exit_code(e: MiniRunError) -> int:
+    if isinstance(e, Interrupted):
+        return EXIT_INTERRUPTED
     if isinstance(e, RateLimited):
         return EXIT_RATE_LIMITED
     if isinstance(e, UsageError | ReferenceFormatError):
@@ -53,10 +65,23 @@ def _run_words(argv: list[str]) -> tuple[str | None, list[str]] | None:
     return None
 
 
+def _hear_notices() -> None:
+    """What operations say on the side (a lock waited for) goes to stderr; Ctrl-C is an
+    Interrupted error (one line, exit 130), which click would otherwise turn into an Abort."""
+    from .. import notices
+    notices.hear = err
+    signal.signal(signal.SIGINT, _interrupt)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise Interrupted("interrupted")
+
+
 def _run(driver: str | None, words: list[str]) -> int:
     from ..ops.context import Context
     from ..rootfs import check_driver
     from .run import run
+    _hear_notices()
     if driver is not None:
         check_driver(driver)
     return run(words, Context.from_environment(driver))
@@ -64,6 +89,7 @@ def _run(driver: str | None, words: list[str]) -> int:
 
 def _app(argv: list[str]) -> int:
     from .app import run_app
+    _hear_notices()
     return run_app(argv)
 
 
@@ -98,10 +124,10 @@ def _guarded(call: Callable[[], int], failed: int | None) -> int:
         if debug:
             _print_traceback()
         err(str(e))
-        return failed or _exit_code(e)
+        return EXIT_INTERRUPTED if isinstance(e, Interrupted) else failed or _exit_code(e)
     except KeyboardInterrupt:
         err("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``minirun images | head``): not our failure.
         sys.stderr.close()

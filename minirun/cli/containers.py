@@ -9,7 +9,7 @@ import typer
 
 from ..ops import containers as ops
 from .options import FormatOpt, QuietOpt, context_of
-from .output import check_format, line, print_rows, since
+from .output import check_format, err, line, print_rows, since
 
 if TYPE_CHECKING:
     from ..runtime.container import ContainerState
@@ -39,10 +39,13 @@ def ps_cmd(
 ) -> None:
     """List containers."""
     check_format(format)
+    states, damaged = ops.list_containers(context_of(tctx), all)
+    for d in damaged:
+        err(f"container {d.id[:12]}: {d.reason}; minirun rm {d.id[:12]} or minirun system prune removes it")
     rows = [{"ID": s.id[:12], "Image": s.image, "Command": json.dumps(" ".join(s.command)),
              "CreatedAt": s.created, "RunningFor": since(s.created), "Status": _status(s),
              "State": s.status, "ExitCode": s.exit_code, "Names": s.name}
-            for s in ops.list_containers(context_of(tctx), all)]
+            for s in states]
     cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"), ("CREATED", "RunningFor"),
             ("STATUS", "Status"), ("NAMES", "Names")]
     if format == "table":  # Docker shortens the command in its table only

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from ..errors import UsageError
+from ..errors import Interrupted, ReferenceFormatError, UsageError
 from ..ops import images as ops
 from ..ops.context import Context
 from .options import FormatOpt, InsecureOpt, MirrorOpt, PlatformOpt, context_of
-from .output import check_format, human_size, line, print_rows, since
+from .output import check_format, err, human_size, line, print_rows, since
 
 
 def pull_cmd(
@@ -34,20 +34,32 @@ def pull_cmd(
     render = renderer("quiet" if quiet else progress, sys.stdout)
     try:
         ref, _ = ops.pull_image(ctx, image, platform, render)
+    except Interrupted:
+        raise Interrupted("pull interrupted: what was downloaded is kept, a pull again resumes it") from None
     finally:
         render.close()
     line(str(ref))
 
 
 def _image_rows(ctx: Context) -> list[dict[str, object]]:
+    """One row per sound image; each damaged one is named on stderr and left out."""
     from .. import reference
+    from ..errors import ManifestError, ReferenceFormatError, StoreError
     from ..oci import parse_config
     images = ctx.images
     rows: list[dict[str, object]] = []
-    for rec in sorted(images.records(), key=lambda r: r.pulled, reverse=True):
-        ref = reference.parse(rec.reference)
-        manifest = images.manifest_of(rec)
-        config = parse_config(images.content.read(rec.config), rec.reference)
+    records = sorted(images.records(), key=lambda r: r.pulled, reverse=True)
+    for key, why in images.damaged().items():
+        err(f"image {key}: its entry in {images.index_path} is damaged ({why}); "
+            "minirun rmi or system prune removes it")
+    for rec in records:
+        try:
+            ref = reference.parse(rec.reference)
+            manifest = images.manifest_of(rec)
+            config = parse_config(images.content.read(rec.config), rec.reference)
+        except (StoreError, ManifestError, ReferenceFormatError) as e:
+            err(f"image {rec.reference}: {e}; pull it again or remove it (minirun rmi)")
+            continue
         size = sum(layer.size for layer in manifest.layers) + manifest.config.size
         rows.append({
             "Repository": ref.familiar_name, "Tag": ref.tag or "<none>",
@@ -78,7 +90,11 @@ def rmi_cmd(
     """Remove images; blobs no other image uses are deleted."""
     from .. import reference
     removed = ops.remove_images(context_of(tctx), images, force)
-    for rec in removed.untagged:
-        line(f"Untagged: {reference.parse(rec.reference).familiar()}")
+    for key in removed.untagged:
+        try:
+            name = reference.parse(key).familiar()
+        except ReferenceFormatError:
+            name = key  # a damaged entry, removed under the name it had
+        line(f"Untagged: {name}")
     for digest in removed.deleted:
         line(f"Deleted: {digest}")

@@ -13,13 +13,14 @@ import sys
 from typing import TYPE_CHECKING
 
 from .. import runargs
-from ..errors import OutputError
-from ..ops.run import check, image_for, run_container
+from ..errors import BrokenImage, OutputError
+from ..ops.run import check, image_for, pull_again, run_container
 from .output import err
 
 if TYPE_CHECKING:
     from ..ops.context import Context
     from ..pull import PullEvent
+    from ..store import ImageRecord
     from .progress import Renderer
 
 
@@ -62,4 +63,12 @@ def run(words: list[str], ctx: Context) -> int:
         record = image_for(ctx, args, _announce, lines)
     finally:
         lines.close()  # the pull's display ends before the program speaks
-    return run_container(ctx, args, flags, record, err)
+
+    def repair(broken: BrokenImage) -> ImageRecord:
+        again = _PullLines()
+        try:
+            return pull_again(ctx, args, _announce, again, broken)
+        finally:
+            again.close()
+
+    return run_container(ctx, args, flags, record, err, repair)

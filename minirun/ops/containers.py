@@ -9,42 +9,71 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ContainerConflict
+from ..errors import ContainerConflict, ContainerNotFound, StoreError
 from .context import Context
 
 if TYPE_CHECKING:
-    from ..runtime.container import ContainerState
+    from ..runtime.cgroups import Cgroup
+    from ..runtime.container import ContainerState, Damaged
 
 
-def list_containers(ctx: Context, every: bool) -> list[ContainerState]:
-    """Newest first; only running ones unless ``every``."""
-    from ..runtime.container import list_all
-    return [s for _, s in list_all(ctx.root) if every or s.status == "running"]
+def list_containers(ctx: Context, every: bool) -> tuple[list[ContainerState], list[Damaged]]:
+    """Newest first; only running ones unless ``every``. Apart: those whose state is damaged."""
+    from ..runtime.container import scan
+    sound, damaged = scan(ctx.root)
+    return [s for _, s in sound if every or s.status == "running"], damaged
 
 
 def remove_container(ctx: Context, key: str, force: bool) -> None:
-    """rm: a running container only with ``force`` (killed first, as Docker's rm -f)."""
+    """rm: a running container only with ``force`` (killed first, as Docker's rm -f). Two rm
+    of one container are one after the other: the second finds it gone."""
     from ..runtime.cgroups import Cgroup, Limits
-    from ..runtime.container import alive, find, refresh
+    from ..runtime.container import find, load
+    from ..store import file_lock
     directory, state = find(ctx.root, key)
-    if state.status == "running":
-        if not force:
-            raise ContainerConflict(f"cannot remove running container {state.id[:12]}: "
-                                    "stop it first or use minirun rm -f")
-        # Kill the container's process (only while its PID is still that process: never one
-        # that has the PID now); the minirun waiting for it records the exit (137).
-        for target, started in ((state.pid, state.pid_start), (state.monitor, state.monitor_start)):
-            if target and alive(target, started):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(target, signal.SIGKILL)
-                break
-        deadline = time.monotonic() + 10
-        while refresh(state).status == "running" and time.monotonic() < deadline:
-            time.sleep(0.05)
-    # Its minirun removes the cgroup when the program exits; a minirun that was killed
-    # could not, so rm does (empty now: the program died with its minirun).
-    Cgroup(state.id, Limits(), None).remove()
-    release(directory, state)
+    try:
+        with file_lock(directory, what=f"another rm of container {state.id[:12]}", directory=True):
+            if not (directory / "state.json").exists():
+                raise ContainerNotFound(f"No such container: {key}")
+            with contextlib.suppress(StoreError):
+                state = load(directory)  # as it is now (a damaged one stays as found)
+            cgroup = Cgroup(state.id, Limits(), None)
+            _stop(state, cgroup, force)
+            # Its minirun removes the cgroup when the program exits; a minirun that was killed
+            # could not, so rm does (empty now: the program died with its minirun).
+            cgroup.remove()
+            release(directory, state)
+    except StoreError as e:
+        if not directory.exists():
+            raise ContainerNotFound(f"No such container: {key}") from None  # removed meanwhile
+        raise e from None
+
+
+def _stop(state: ContainerState, cgroup: Cgroup, force: bool) -> None:
+    """Kill a running container (``force``): its process, or whatever its cgroup still holds
+    when its state cannot tell (damaged). Only a PID that is still that process is killed."""
+    from ..runtime.container import alive, refresh
+    state = refresh(state)
+    running = state.status == "running"
+    leftovers = [] if running else cgroup.processes()
+    if not (running or leftovers):
+        return
+    if not force:
+        raise ContainerConflict(f"cannot remove running container {state.id[:12]}: "
+                                "stop it first or use minirun rm -f")
+    targets = [(state.pid, state.pid_start), (state.monitor, state.monitor_start)] if running \
+        else [(pid, None) for pid in leftovers]
+    for target, started in targets:
+        if target and alive(target, started):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(target, signal.SIGKILL)
+            if running:
+                break  # the container's process: its minirun records the exit (137)
+    deadline = time.monotonic() + 10
+    while refresh(state).status == "running" and time.monotonic() < deadline:
+        if not alive(state.pid, state.pid_start) and time.monotonic() > deadline - 9:
+            break  # dead, but its minirun does not record it (stopped, SIGSTOP): not waited for
+        time.sleep(0.05)
 
 
 def release(directory: Path, state: ContainerState) -> None:

@@ -3,11 +3,12 @@ pull's events; the CLI prints."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import ImageNotKnown, ReferenceFormatError, StoreError
 from .context import Context, wanted_platform
-from .gc import collect_snapshots
+from .gc import collect_snapshots, remove_damaged_containers
 
 if TYPE_CHECKING:
     from ..pull import Emit, PullResult
@@ -26,14 +27,15 @@ def pull_image(ctx: Context, image: str, platform: str | None, emit: Emit) -> tu
 
 
 class Removed(NamedTuple):
-    untagged: list[ImageRecord]
+    untagged: list[str]      # references
     deleted: list[str]       # digests of the blobs deleted
     freed: int               # bytes
+    containers: list[str] = []  # noqa: RUF012 - never mutated; IDs of damaged containers removed
 
 
-def _targets(records: list[ImageRecord], names: list[str]) -> list[str]:
+def _targets(records: list[ImageRecord], names: list[str], damaged: Collection[str] = ()) -> list[str]:
     """The references ``names`` denote: a reference, or an image ID (or a unique prefix of
-    one, as Docker allows) naming every tag of that image."""
+    one, as Docker allows) naming every tag of that image; ``damaged`` entries by reference."""
     from .. import reference
     targets: list[str] = []
     for name in names:
@@ -46,6 +48,7 @@ def _targets(records: list[ImageRecord], names: list[str]) -> list[str]:
             except ReferenceFormatError:
                 key = ""
             matches = [r.reference for r in records if r.reference == key]
+            matches += [k for k in damaged if key in (k, name)]
         if not matches:
             raise ImageNotKnown(f"No such image: {name}")
         targets += [m for m in matches if m not in targets]
@@ -57,7 +60,7 @@ def remove_images(ctx: Context, names: list[str], force: bool) -> Removed:
     container uses is kept unless ``force``."""
     from ..runtime.container import list_all
     store = ctx.images
-    targets = _targets(store.records(), names)
+    targets = _targets(store.records(), names, store.damaged())
     if not force:
         for _, state in list_all(store.root):
             if state.reference in targets:
@@ -68,6 +71,9 @@ def remove_images(ctx: Context, names: list[str], force: bool) -> Removed:
 
 
 def prune(ctx: Context) -> Removed:
-    """Blobs, snapshots and partial downloads that no image references."""
+    """Blobs, snapshots and partial downloads that no image references; damaged image entries,
+    blobs (a damaged index, manifest or config is found by reading it) and containers."""
     store = ctx.images
-    return Removed(*store.remove([], lambda records: collect_snapshots(store, records)))
+    containers = remove_damaged_containers(ctx.root)
+    return Removed(*store.remove([], lambda records: collect_snapshots(store, records), drop_damaged=True),
+                   containers)

@@ -10,16 +10,19 @@ image loads no HTTP client.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..errors import EXIT_RUN_FAILED, ContainerStartError, ImageNotKnown, StoreError, UsageError
+from ..errors import EXIT_RUN_FAILED, BrokenImage, ContainerStartError, ImageNotKnown, StoreError, UsageError
 from .context import Context, wanted_platform
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..pull import Emit
     from ..runargs import RunArgs
     from ..runtime.cgroups import Limits
+    from ..runtime.container import ContainerState
     from ..runtime.spec import Bind
     from ..store import ImageRecord
 
@@ -78,25 +81,66 @@ def image_for(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: E
     return record
 
 
-def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
-                  warn: Callable[[str], None]) -> int:
-    """Run ``a`` (its flags ``check``ed, its image from ``image_for``) to its end: the
-    program's exit status (128+N when a signal N ended it). ``warn`` hears of what failed
-    after the program ran (the --rm removal), which must not change its status."""
+def pull_again(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: Emit,
+               broken: BrokenImage) -> ImageRecord:
+    """The image was found broken (a blob missing, or damaged and removed) when run came to
+    use it: pulled again, which fetches what is missing (not with --pull never)."""
+    if a.pull == "never":
+        raise broken
+    announce(f"{broken}")
+    from .images import pull_image
+    _, result = pull_image(ctx, a.image, a.platform, emit)
+    return result.record
+
+
+def _unpacked(ctx: Context, a: RunArgs, record: ImageRecord) -> tuple[Mapping[str, Any], tuple[str, ...], list[str]]:
+    """The image's config, the argv to run and its snapshots' ChainIDs (unpacking what is
+    missing): a BrokenImage when a blob it needs is missing or damaged."""
     from ..oci import parse_config
     from ..rootfs import ensure_image
-    from ..runtime import cgroups, container, devices, process, spec
-    from .containers import release
+    from ..runtime import spec
     snap = ctx.snapshots
     assert snap is not None  # run needs root, and root has snapshots
     config = parse_config(ctx.images.content.read(record.config), record.reference).raw.get("config") or {}
-    argv = spec.command(config, list(a.command), a.entrypoint)
+    argv = spec.command(config, list(a.command), a.entrypoint)  # its errors before any unpacking
+    return config, argv, ensure_image(ctx.images, snap, record)
+
+
+def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
+                  warn: Callable[[str], None], repair: Callable[[BrokenImage], ImageRecord]) -> int:
+    """Run ``a`` (its flags ``check``ed, its image from ``image_for``) to its end: the
+    program's exit status (128+N when a signal N ended it). ``warn`` hears of what failed
+    after the program ran (the --rm removal), which must not change its status; ``repair``
+    gives the image again when it was found broken (``pull_again``)."""
+    from ..runtime import container
     # Unpacking and garbage collection exclude each other, as for pull: the GC lock is held
     # (shared) until the container records the snapshots it stacks; from then on they are its.
     with ctx.images.pulling():
-        chains = ensure_image(ctx.images, snap, record)
+        try:
+            config, argv, chains = _unpacked(ctx, a, record)
+        except BrokenImage as broken:
+            record = repair(broken)
+            config, argv, chains = _unpacked(ctx, a, record)
         state, directory, files = container.create(ctx.root, a.image, list(argv), a.name, a.hostname,
                                                    record.reference, chains)
+    code: int | None = None
+    try:
+        code = _start(ctx, a, flags, config, argv, state, directory, files)
+        return code
+    except ContainerStartError as e:
+        code = e.code
+        raise
+    finally:
+        _record_end(a.rm, directory, state, code, warn)
+
+
+def _start(ctx: Context, a: RunArgs, flags: Checked, config: Mapping[str, Any], argv: tuple[str, ...],
+           state: ContainerState, directory: Path, files: dict[str, Path]) -> int:
+    """The container's process, from its spec and root filesystem to its exit status (its
+    state saved as running once it has started)."""
+    from ..runtime import cgroups, container, devices, process, spec
+    snap = ctx.snapshots
+    assert snap is not None
     host = container.hostname_of(directory)
     run_spec = spec.RunSpec(
         argv=argv, env=spec.environment(config, [*flags.env_lines, *a.env], os.environ, host),
@@ -105,24 +149,29 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
         hostname=host, interactive=a.interactive, binds=flags.binds, tmpfs=flags.tmpfs,
         read_only=a.read_only, privileged=a.privileged, capabilities=flags.capabilities, init=flags.init,
         tty=a.tty)
-    mounts = snap.prepare(chains, directory)
+    try:
+        mounts = snap.prepare(state.chains, directory)
+    except OSError as e:
+        raise container.creation_error(ctx.root, e) from None
     # Every container has a cgroup for its device policy (--privileged: all devices, as
     # Docker), and for its limits when there are any.
     cgroup = cgroups.Cgroup(state.id, flags.limits, None if a.privileged else devices.DOCKER_DEFAULT)
-    code: int | None = None
+    return process.start(run_spec, mounts, mounts[-1].target, files, a.network,
+                         cgroup if cgroup.needed else None,
+                         lambda pid: container.save(directory, state.started(pid, os.getpid())))
+
+
+def _record_end(remove: bool, directory: Path, state: ContainerState, code: int | None,
+                warn: Callable[[str], None]) -> None:
+    """--rm: remove the container; else record how it ended (``code`` None: it never
+    started). What fails here is warned of: the program's code still wins."""
+    from ..runtime import container
+    from .containers import release
     try:
-        code = process.start(run_spec, mounts, mounts[-1].target, files, a.network,
-                             cgroup if cgroup.needed else None,
-                             lambda pid: container.save(directory, state.started(pid, os.getpid())))
-        return code
-    except ContainerStartError as e:
-        code = e.code
-        raise
-    finally:
-        if a.rm:
-            try:
-                release(directory, state)
-            except StoreError as e:  # the program's code still wins; the container stays listed
-                warn(str(e))
+        if remove:
+            release(directory, state)  # one that fails part way stays listed, as dead
         else:
             container.save(directory, state.ended(EXIT_RUN_FAILED if code is None else code, os.getpid()))
+    except StoreError as e:
+        if directory.exists():  # else rm -f removed it meanwhile: nothing left to record
+            warn(str(e))

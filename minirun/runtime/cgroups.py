@@ -171,6 +171,14 @@ class Cgroup:
         for d in self.dirs.values():
             _write(d / "cgroup.procs", str(pid))
 
+    def processes(self) -> list[int]:
+        """The PIDs left in any of the container's cgroup directories (v1: each controller)."""
+        pids: set[int] = set()
+        for d in self.every_dir:
+            with contextlib.suppress(OSError, ValueError):
+                pids.update(int(p) for p in (d / "cgroup.procs").read_text().split())
+        return sorted(pids)
+
     def remove(self) -> None:
         """After the process exited; a cgroup is removable once its last task is gone."""
         for d in self.every_dir:

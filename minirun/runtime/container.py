@@ -5,9 +5,12 @@
 (overlay upper and work directories, or the vfs copy).
 """
 
+import contextlib
+import errno
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import NamedTuple
 
@@ -65,23 +68,43 @@ def generated_name() -> str:
 
 def create(root: Path, image: str, command: list[str], name: str | None, hostname: str | None,
            reference: str = "", chains: list[str] | None = None) -> tuple[ContainerState, Path, dict[str, Path]]:
+    """A new container's directory: its files first, its state.json last, so that a failure
+    (a full disk) leaves nothing behind."""
     cid = new_id()
     base = root / "containers"
     base.mkdir(parents=True, exist_ok=True)
+    host = hostname or cid[:12]
+    directory = base / cid
     with file_lock(root / "containers.lock"):  # names are unique: check and claim at once
         if name is not None:
             if not _valid_name(name):
                 raise ContainerConflict(f'invalid container name "{name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
-            taken = next((s for _, s in list_all(root) if s.name == name), None)
+            taken = next((s for _, s in every(root) if s.name == name), None)
             if taken is not None:
                 raise ContainerConflict(f'the container name "{name}" is already in use by container '
                                         f'"{taken.id}": remove it (minirun rm) or choose another name')
-        directory = base / cid
-        directory.mkdir()
         state = ContainerState(cid, name or generated_name(), image, command, now_iso(), reference,
                                list(chains or []))
-        save(directory, state)
-    host = hostname or cid[:12]
+        try:
+            directory.mkdir()
+            files = _write_files(directory, host)
+            save(directory, state)
+        except BaseException as e:  # a Ctrl-C too: never a directory without its state
+            shutil.rmtree(directory, ignore_errors=True)
+            if isinstance(e, OSError | StoreError):
+                raise creation_error(root, e) from None
+            raise
+    return state, directory, files
+
+
+def creation_error(root: Path, e: OSError | StoreError) -> StoreError:
+    if e.errno == errno.ENOSPC:
+        return StoreError(f"creating container: no space left in {root}", e.errno)
+    return StoreError(f"creating container in {root}: {e.strerror if isinstance(e, OSError) else e}", e.errno)
+
+
+def _write_files(directory: Path, host: str) -> dict[str, Path]:
+    """The files bound over the image's /etc/hostname, /etc/hosts and /etc/resolv.conf."""
     files = {"/etc/hostname": directory / "hostname", "/etc/hosts": directory / "hosts",
              "/etc/resolv.conf": directory / "resolv.conf"}
     files["/etc/hostname"].write_text(host + "\n")
@@ -93,7 +116,7 @@ def create(root: Path, image: str, command: list[str], name: str | None, hostnam
     except OSError:
         resolv = ""
     files["/etc/resolv.conf"].write_text(resolv)
-    return state, directory, files
+    return files
 
 
 def save(directory: Path, state: ContainerState) -> None:
@@ -109,31 +132,53 @@ def _valid_name(name: str) -> bool:
     return re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name) is not None
 
 
+_STATUSES = ("created", "running", "exited", "dead")
+
+
 def load(directory: Path) -> ContainerState:
+    path = directory / "state.json"
     try:
-        doc = json.loads((directory / "state.json").read_text())
-        return ContainerState(**doc)
-    except (OSError, ValueError, TypeError) as e:
-        raise StoreError(f"reading container state {directory / 'state.json'}: {e}") from None
+        doc = json.loads(path.read_text())
+    except OSError as e:
+        raise StoreError(f"reading container state {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise StoreError(f"reading container state {path}: not valid JSON ({e})") from None
+    try:
+        state = ContainerState(**doc)
+    except TypeError:
+        raise StoreError(f"reading container state {path}: missing or unknown fields") from None
+    if not (state.id == directory.name and isinstance(state.name, str) and isinstance(state.image, str)
+            and isinstance(state.command, list) and isinstance(state.chains, list)
+            and state.status in _STATUSES):
+        raise StoreError(f"reading container state {path}: fields of the wrong kind")
+    return state
 
 
-def start_time(pid: int) -> int | None:
-    """When ``pid`` started, in clock ticks since boot (/proc/PID/stat field 22); None: gone."""
+def _stat(pid: int) -> tuple[bytes, int] | None:
+    """``pid``'s state letter and start time (in clock ticks since boot: field 22 of
+    /proc/PID/stat); None when there is no such process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()  # after the name, which may hold spaces
-        return int(fields[19])  # field 22 of the line; the list starts at field 3
+        return fields[0], int(fields[19])  # the list starts at field 3
     except (OSError, IndexError, ValueError):
         return None
 
 
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started; None: gone."""
+    found = _stat(pid)
+    return found[1] if found else None
+
+
 def alive(pid: int | None, started: int | None) -> bool:
     """``pid`` still names the process that had it when it ``started`` (a state written before
-    start times were recorded has none: then any process with that PID counts)."""
+    start times were recorded has none: then any process with that PID counts), and it has
+    not ended (a zombie, not yet reaped by a stopped parent, has)."""
     if not pid:
         return False
-    now = start_time(pid)
-    return now is not None and (started is None or now == started)
+    found = _stat(pid)
+    return found is not None and found[0] not in (b"Z", b"X") and (started is None or found[1] == started)
 
 
 def refresh(state: ContainerState) -> ContainerState:
@@ -143,27 +188,64 @@ def refresh(state: ContainerState) -> ContainerState:
     return state
 
 
-def list_all(root: Path) -> list[tuple[Path, ContainerState]]:
+class Damaged(NamedTuple):
+    """A container whose state.json cannot be read. Its name is salvaged from what is left of
+    the file when it can be (a truncated file keeps its start), so that it stays taken."""
+    directory: Path
+    id: str
+    name: str
+    reason: str
+
+    def as_state(self) -> ContainerState:
+        """What ``rm`` works with: a dead container of unknown image."""
+        return ContainerState(self.id, self.name, "", [], "", status="dead")
+
+
+def _salvaged_name(directory: Path) -> str:
+    with contextlib.suppress(OSError):
+        m = re.search(rb'"name": "([a-zA-Z0-9][a-zA-Z0-9_.-]*)"', (directory / "state.json").read_bytes())
+        if m:
+            return m.group(1).decode()
+    return ""
+
+
+def scan(root: Path) -> tuple[list[tuple[Path, ContainerState]], list[Damaged]]:
+    """Every container (newest first), and those whose state cannot be read. A directory
+    without state.json is being created or removed right now and is neither."""
     base = root / "containers"
     if not base.is_dir():
-        return []
-    out = []
+        return [], []
+    out, damaged = [], []
     for d in base.iterdir():
         if len(d.name) == 64 and (d / "state.json").exists():
             try:
-                out.append((d, refresh(load(d))))
-            except StoreError:
-                continue  # being created or removed right now
-    return sorted(out, key=lambda x: x[1].created, reverse=True)
+                state = load(d)
+            except StoreError as e:
+                if (d / "state.json").exists():  # else removed meanwhile
+                    damaged.append(Damaged(d, d.name, _salvaged_name(d), str(e)))
+                continue
+            out.append((d, refresh(state)))
+    return sorted(out, key=lambda x: x[1].created, reverse=True), damaged
+
+
+def list_all(root: Path) -> list[tuple[Path, ContainerState]]:
+    return scan(root)[0]
+
+
+def every(root: Path) -> list[tuple[Path, ContainerState]]:
+    """The sound containers and the damaged ones (as dead): for names, rm and GC."""
+    sound, damaged = scan(root)
+    return sound + [(d.directory, d.as_state()) for d in damaged]
 
 
 def find(root: Path, key: str) -> tuple[Path, ContainerState]:
-    """By name, full ID or unique ID prefix, as Docker finds containers."""
-    every = list_all(root)
-    exact = [x for x in every if key in (x[1].name, x[1].id)]
+    """By name, full ID or unique ID prefix, as Docker finds containers (a damaged one too,
+    as dead: so that rm can remove it)."""
+    known = every(root)
+    exact = [x for x in known if key in (x[1].name, x[1].id)]
     if exact:
         return exact[0]
-    prefix = [x for x in every if key and x[1].id.startswith(key)]
+    prefix = [x for x in known if key and x[1].id.startswith(key)]
     if len(prefix) == 1:
         return prefix[0]
     if len(prefix) > 1:

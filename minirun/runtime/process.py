@@ -23,7 +23,7 @@ from . import _libc, mounts
 from .caps import mask
 from .cgroups import Cgroup
 from .kernel import Kernel
-from .signals import Forwarder
+from .signals import FORWARDED, Forwarder
 from .spec import DEFAULT_PATH, RunSpec, User, resolve_user, with_home
 
 if TYPE_CHECKING:
@@ -235,15 +235,41 @@ def start(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_fil
     ``cgroup`` (its device policy and limits) is created here before the process starts
     and removed after it ended.
     """
+    # First of all: from here on a signal to minirun (Ctrl-C) is held for the container, and
+    # whatever happens the handlers are restored and the cgroup removed.
+    forwarder = Forwarder()
+    try:
+        if cgroup is not None:
+            _create(cgroup)
+        report, status = _fork_and_follow(spec, rootfs_mounts, rootfs, etc_files, network, cgroup,
+                                          on_started, forwarder)
+    finally:
+        forwarder.restore()
+        if cgroup is not None:
+            cgroup.remove()
+    if report:
+        code, _, message = report.decode(errors="replace").partition("\n")
+        raise ContainerStartError(message, int(code))
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _fork_and_follow(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_files: dict[str, Path],
+                     network: str, cgroup: Cgroup | None, on_started: Callable[[int], None] | None,
+                     forwarder: Forwarder) -> tuple[bytes, int]:
+    """Fork the container's process, let it go once it is in its cgroup, relay its stdio until
+    it ends: what its setup reported (empty: it exec'ed) and its wait status."""
     errr, errw = os.pipe2(os.O_CLOEXEC)
     syncr, syncw = os.pipe2(os.O_CLOEXEC)
-    if cgroup is not None:
-        _create(cgroup)
     console, pipes = _stdio_channels(spec)
     _libc.unshare(_libc.CLONE_NEWPID)  # for our children only: the next fork is PID 1
-    forwarder = Forwarder()  # before fork: a signal to minirun is never lost or fatal
     pid = os.fork()
     if pid == 0:
+        # Signals for the container (a Ctrl-C reaches the whole process group) wait, blocked,
+        # until the setup is done: unblocked just before exec, they act on the container's
+        # process as they would on its program (130 for SIGINT), never on half a setup.
+        signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
         forwarder.restore()
         os.close(errr)
         os.close(syncw)
@@ -263,30 +289,20 @@ def start(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_fil
         from . import relay
         relay.close_container_ends(pipes)
     forwarder.target(pid)
-    try:  # from here on, whatever happens, the signal handlers are restored and the cgroup removed
-        if cgroup is not None and not cgroup.joined_by_child:
-            try:
-                cgroup.add(pid)
-            except OSError as e:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                raise ContainerStartError(f"joining cgroup: {e.strerror or e}", EXIT_RUN_FAILED) from None
-        os.write(syncw, b"g")
-        os.close(syncw)
-        if on_started is not None:
-            on_started(pid)
-        report = _follow(spec, errr, console, pipes)
-        _, status = os.waitpid(pid, 0)
-    finally:
-        forwarder.restore()
-        if cgroup is not None:
-            cgroup.remove()
-    if report:
-        code, _, message = report.decode(errors="replace").partition("\n")
-        raise ContainerStartError(message, int(code))
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
+    if cgroup is not None and not cgroup.joined_by_child:
+        try:
+            cgroup.add(pid)
+        except OSError as e:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise ContainerStartError(f"joining cgroup: {e.strerror or e}", EXIT_RUN_FAILED) from None
+    os.write(syncw, b"g")
+    os.close(syncw)
+    if on_started is not None:
+        on_started(pid)
+    report = _follow(spec, errr, console, pipes)
+    _, status = os.waitpid(pid, 0)
+    return report, status
 
 
 def _create(cgroup: Cgroup) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -149,3 +150,121 @@ def test_rm_that_cannot_remove_says_so_and_keeps_the_container(mr: Minirun) -> N
     r = mr("rm", "stuck")
     assert (r.returncode, r.stdout) == (0, "stuck\n"), r.stderr
     assert not d.exists() and mr("ps", "-a", "-q").stdout == ""
+
+
+def _blob(mr: Minirun, digest: str) -> Path:
+    return mr.root / "blobs" / "sha256" / digest.split(":", 1)[1]
+
+
+def _flip(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0x20
+    path.write_bytes(bytes(data))
+
+
+def test_an_edited_config_is_found_and_fetched_again(env: Env, mr: Minirun) -> None:
+    """Configs are checked against their digest on every read (as Docker): an edited one is
+    never used; run removes it and pulls it again (not with --pull never)."""
+    config = env.images["busybox"].config_digest
+    assert mr("pull", "-q", "busybox").returncode == 0
+    path = _blob(mr, config)
+    path.write_bytes(path.read_bytes().replace(b'"sh"', b'"id"'))  # still valid JSON, another Cmd
+    r = mr("run", "--rm", "--pull", "never", "busybox")
+    assert r.returncode == 125 and r.stdout == "" and not path.exists(), r
+    assert r.stderr.count("\n") == 1 and f"blob {config}" in r.stderr and "is damaged" in r.stderr, r.stderr
+    r = mr("run", "--rm", "busybox", "echo", "repaired")
+    assert (r.returncode, r.stdout) == (0, "repaired\n"), r.stderr
+    assert config in verify_store(mr.root)
+
+
+def test_a_damaged_layer_blob_is_fetched_again(env: Env, mr: Minirun) -> None:
+    """A flipped byte in a stored layer shows when an unpack needs it: the blob is removed,
+    and pull (or run) fetches it again instead of answering "up to date"."""
+    layer = env.images["busybox-app"].layer_digests[1]
+    assert mr("pull", "-q", "busybox-app").returncode == 0  # overlay snapshots
+    _flip(_blob(mr, layer), 100)
+    # The vfs driver has no snapshot yet: its pull unpacks, finds the blob damaged, fetches it.
+    r = mr("--storage-driver", "vfs", "pull", "busybox-app")
+    assert r.returncode == 0, r.stderr
+    assert "Status: Downloaded newer image" in r.stdout and layer in verify_store(mr.root), r.stdout
+    _flip(_blob(mr, layer), 100)
+    shutil.rmtree(mr.root / "snapshots" / "vfs")  # so that run unpacks it again
+    r = mr("--storage-driver", "vfs", "run", "--rm", "busybox-app", "cat", "/app/hello.txt")
+    assert (r.returncode, r.stdout) == (0, "hello from the app layer\n"), r.stderr
+    assert f"blob {layer}" in r.stderr and layer in verify_store(mr.root)
+
+
+def test_a_truncated_manifest_breaks_only_its_image(env: Env, mr: Minirun) -> None:
+    for name in ("busybox", "busybox-app", "hello-world"):
+        assert mr("pull", "-q", name).returncode == 0
+    manifest = _blob(mr, env.images["busybox-app"].digest)
+    manifest.write_bytes(manifest.read_bytes()[:40])
+    r = mr("images", "--format", "json")
+    assert r.returncode == 0 and "busybox-app" not in r.stdout, r
+    assert sorted(line.split('"Repository": "')[1].split('"')[0] for line in r.stdout.splitlines()) == \
+        ["busybox", "hello-world"]
+    assert r.stderr.count("\n") == 1 and "image docker.io/library/busybox-app:latest" in r.stderr, r.stderr
+    r = mr("rmi", "hello-world")  # collects blobs: another image's damage does not stop it
+    assert r.returncode == 0 and "Untagged: hello-world:latest" in r.stdout, r
+    assert env.images["hello-world"].config_digest not in mr.blobs()
+    r = mr("pull", "busybox-app")  # repaired from the registry
+    assert r.returncode == 0 and "Downloaded newer image" in r.stdout, r
+    r = mr("run", "--rm", "busybox-app", "cat", "/app/hello.txt")
+    assert (r.returncode, r.stdout) == (0, "hello from the app layer\n"), r.stderr
+    assert mr("system", "prune").returncode == 0
+    assert env.images["busybox-app"].config_digest in verify_store(mr.root)
+
+
+def test_a_missing_snapshot_link_is_made_again(mr: Minirun) -> None:
+    """A kill between a snapshot's rename and its short link (overlay's lowerdir names)."""
+    assert mr("pull", "-q", "busybox-app").returncode == 0
+    links = mr.root / "snapshots" / "overlay" / "l"
+    removed = sorted(links.iterdir())
+    for link in removed:
+        link.unlink()
+    r = mr("run", "--rm", "busybox-app", "cat", "/app/hello.txt")
+    assert (r.returncode, r.stdout) == (0, "hello from the app layer\n"), r.stderr
+    assert sorted(links.iterdir()) == removed and all(link.resolve().is_dir() for link in removed)
+
+
+def test_a_damaged_container_state_is_named_and_removable(mr: Minirun) -> None:
+    assert mr("run", "--name", "keeper", "busybox", "true").returncode == 0
+    assert mr("run", "--name", "broken", "busybox", "true").returncode == 0
+    broken = next(d for d in (mr.root / "containers").iterdir()
+                  if b'"broken"' in (d / "state.json").read_bytes())
+    state = broken / "state.json"
+    state.write_bytes(state.read_bytes()[:120])  # truncated: its id and name survive
+    r = mr("ps", "-a", "--format", "json")
+    assert r.returncode == 0 and '"keeper"' in r.stdout and "broken" not in r.stdout, r
+    assert r.stderr.count("\n") == 1 and broken.name[:12] in r.stderr and "damaged" in r.stderr, r.stderr
+    r = mr("run", "--name", "broken", "busybox", "true")  # its name is still taken
+    assert r.returncode == 125 and "already in use" in r.stderr, r
+    r = mr("rm", "broken")
+    assert (r.returncode, r.stdout) == (0, "broken\n"), r.stderr
+    assert not broken.exists()
+    # Damaged past its name: removed by prune (nothing could use it).
+    assert mr("run", "--name", "second", "busybox", "true").returncode == 0
+    second = next(d for d in (mr.root / "containers").iterdir()
+                  if b'"second"' in (d / "state.json").read_bytes())
+    (second / "state.json").write_bytes(b"{")
+    r = mr("system", "prune")
+    assert r.returncode == 0 and f"Deleted container: {second.name}" in r.stdout, r
+    assert not second.exists()
+    assert [s.split()[-1] for s in mr("ps", "-a").stdout.splitlines()[1:]] == ["keeper"]
+
+
+def test_a_damaged_image_entry_is_named_skipped_and_repaired(env: Env, mr: Minirun) -> None:
+    for name in ("busybox", "hello-world"):
+        assert mr("pull", "-q", name).returncode == 0
+    index = mr.root / "images.json"
+    index.write_text(index.read_text().replace('"config": "sha256:', '"config": "', 1))
+    r = mr("images", "--format", "json")
+    assert r.returncode == 0 and r.stdout.count("\n") == 1 and "is not a sha256 digest" in r.stderr, r
+    r = mr("run", "--rm", "busybox", "echo", "ok")  # busybox is first in the file: pulled again
+    assert (r.returncode, r.stdout) == (0, "ok\n"), r.stderr
+    assert mr("images", "-q").stdout.count("\n") == 2
+    index.write_text(index.read_text().replace('"config": "sha256:', '"config": "', 1))
+    r = mr("system", "prune")
+    assert r.returncode == 0 and mr("images", "-q").stdout.count("\n") == 1, r
+    r = mr("images")
+    assert r.stderr == "" and "hello-world" in r.stdout and "busybox" not in r.stdout

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from minirun import credentials
+from minirun import credentials, notices
 from minirun.auth import RegistryAuth, parse_challenge
 from minirun.endpoints import RegistryOptions, endpoints_for, is_insecure, parse_mirror
 from minirun.errors import AuthenticationFailed, CredentialsError, UsageError
@@ -136,7 +136,12 @@ def test_reads_what_docker_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_corrupt_config_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing it stops on it; a lookup for a pull says it and goes on without (as Docker)."""
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(CredentialsError, match=r"config\.json: not valid JSON"):
-        credentials.lookup("docker.io")
+        credentials.store("docker.io", credentials.Credentials("u", "p"))
+    heard: list[str] = []
+    monkeypatch.setattr(notices, "hear", heard.append)
+    assert credentials.lookup("docker.io") is None
+    assert len(heard) == 1 and "config.json: not valid JSON" in heard[0] and heard[0].startswith("warning: ")

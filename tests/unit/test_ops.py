@@ -66,8 +66,12 @@ def test_gc_keeps_what_images_and_containers_use(tmp_path: Path) -> None:
     directory.mkdir(parents=True)
     container.save(directory, _state(id="c" * 64, chains=[used_by_container], status="exited"))
     (snap.tmp / "stale-unpack").mkdir()  # a killed unpack's work directory
-    assert collect_snapshots(ctx.images, []) == [unused]
+    (snap.tmp / f"{'2' * 64}.lock").touch()
+    (snap.fs(unused) / "data").write_bytes(b"x" * 5000)
+    os.link(snap.fs(unused) / "data", snap.fs(unused) / "hardlink")  # counted once
+    assert collect_snapshots(ctx.images, []) == ([unused], 5000)
     assert snap.chains() == {used_by_container} and not (snap.tmp / "stale-unpack").exists()
+    assert list(snap.tmp.iterdir()) == []
 
 
 def test_context_builds_the_store_once(tmp_path: Path) -> None:
