@@ -34,7 +34,16 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("-h", "--hostname"), "hostname", "str", "NAME", "Container host name."),
     Flag(("-i", "--interactive"), "interactive", "bool", help="Keep stdin open."),
     Flag(("-t", "--tty"), "tty", "bool", help="Allocate a pseudo-terminal."),
-    Flag(("--network",), "network", "str", "none|host", "Network namespace: a new one (none) or the host's."),
+    Flag(("--network",), "network", "str", "bridge|none|host|container:NAME",
+         "Network: the minirun0 bridge (default; MINIRUN_NETWORK sets another), only lo, the host's, "
+         "another container's."),
+    Flag(("-p", "--publish"), "publish", "list", "[IP:][HOST_PORT:]PORT[/PROTO]",
+         "Publish a container port on the host."),
+    Flag(("-P", "--publish-all"), "publish_all", "bool", help="Publish the image's exposed ports on free host ports."),
+    Flag(("--dns",), "dns", "list", "IP", "Nameserver for the container's resolv.conf."),
+    Flag(("--dns-search",), "dns_search", "list", "DOMAIN", "Search domain for its resolv.conf."),
+    Flag(("--dns-option",), "dns_option", "list", "OPTION", "Option for its resolv.conf."),
+    Flag(("--add-host",), "add_host", "list", "NAME:IP", "Add a line to its /etc/hosts (IP host-gateway: the bridge)."),
     Flag(("-v", "--volume"), "volume", "list", "/HOST:/CONTAINER[:ro]", "Bind mount a host path."),
     Flag(("--tmpfs",), "tmpfs", "list", "/PATH[:OPTIONS]", "Mount a tmpfs."),
     Flag(("--read-only",), "read_only", "bool", help="Mount the root filesystem read-only."),
@@ -75,7 +84,13 @@ class RunArgs(NamedTuple):
     hostname: str | None = None
     interactive: bool = False
     tty: bool = False
-    network: str = "none"
+    network: str = ""                # "": MINIRUN_NETWORK, else bridge
+    publish: tuple[str, ...] = ()
+    publish_all: bool = False
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_option: tuple[str, ...] = ()
+    add_host: tuple[str, ...] = ()
     volume: tuple[str, ...] = ()
     tmpfs: tuple[str, ...] = ()
     read_only: bool = False

@@ -44,10 +44,11 @@ def ps_cmd(
         err(f"container {d.id[:12]}: {d.reason}; minirun rm {d.id[:12]} or minirun system prune removes it")
     rows = [{"ID": s.id[:12], "Image": s.image, "Command": json.dumps(" ".join(s.command)),
              "CreatedAt": s.created, "RunningFor": since(s.created), "Status": _status(s),
-             "State": s.status, "ExitCode": s.exit_code, "Names": s.name}
+             "State": s.status, "ExitCode": s.exit_code, "Names": s.name, "Networks": s.network,
+             "IPAddress": s.address or "", "Ports": ", ".join(s.ports)}
             for s in states]
     cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"), ("CREATED", "RunningFor"),
-            ("STATUS", "Status"), ("NAMES", "Names")]
+            ("STATUS", "Status"), ("PORTS", "Ports"), ("NAMES", "Names")]
     if format == "table":  # Docker shortens the command in its table only
         rows = [{k: (str(v)[:22] + "…\"" if k == "Command" and len(str(v)) > 24 else v) for k, v in r.items()}
                 for r in rows]

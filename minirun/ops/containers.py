@@ -42,6 +42,9 @@ def remove_container(ctx: Context, key: str, force: bool) -> None:
             # Its minirun removes the cgroup when the program exits; a minirun that was killed
             # could not, so rm does (empty now: the program died with its minirun).
             cgroup.remove()
+            if state.network == "bridge":  # its minirun gives it back; a killed one could not
+                from ..runtime import network
+                network.release(state.id)
             release(directory, state)
     except StoreError as e:
         if not directory.exists():

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from ..runargs import RunArgs
     from ..runtime.cgroups import Limits
     from ..runtime.container import ContainerState
+    from ..runtime.netconf import Choice
+    from ..runtime.process import Network
     from ..runtime.spec import Bind
     from ..store import ImageRecord
 
@@ -35,14 +37,16 @@ class Checked(NamedTuple):
     capabilities: frozenset[int]
     limits: Limits
     init: str
+    network: Choice
 
 
 def check(a: RunArgs) -> Checked:
-    from ..runtime import caps, cgroups, process, spec
+    from ..runtime import caps, cgroups, netconf, process, spec
     if os.geteuid() != 0:
         raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
-    if a.network not in ("none", "host"):
-        raise UsageError(f'invalid --network "{a.network}": expected none or host (bridge comes later)')
+    mode = a.network or os.environ.get("MINIRUN_NETWORK") or "bridge"  # as Docker: bridge by default
+    network = netconf.choose(mode, a.publish, a.publish_all, a.dns, a.dns_search, a.dns_option,
+                             a.add_host)
     if a.pull not in ("missing", "always", "never"):
         raise UsageError(f'invalid --pull "{a.pull}": expected missing, always or never')
     env_lines: list[str] = []
@@ -59,7 +63,7 @@ def check(a: RunArgs) -> Checked:
                    tuple(spec.parse_tmpfs(t) for t in a.tmpfs),
                    caps.capability_set(a.privileged, a.cap_add, a.cap_drop, last_cap),
                    cgroups.parse_limits(a.memory, a.cpus, a.pids_limit),
-                   process.find_init(os.environ) if a.init else "")
+                   process.find_init(os.environ) if a.init else "", network)
 
 
 def image_for(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: Emit) -> ImageRecord:
@@ -113,6 +117,7 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
     after the program ran (the --rm removal), which must not change its status; ``repair``
     gives the image again when it was found broken (``pull_again``)."""
     from ..runtime import container
+    from .netrun import unwire, wire
     # Unpacking and garbage collection exclude each other, as for pull: the GC lock is held
     # (shared) until the container records the snapshots it stacks; from then on they are its.
     with ctx.images.pulling():
@@ -121,21 +126,31 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
         except BrokenImage as broken:
             record = repair(broken)
             config, argv, chains = _unpacked(ctx, a, record)
-        state, directory, files = container.create(ctx.root, a.image, list(argv), a.name, a.hostname,
-                                                   record.reference, chains)
+        cid = container.new_id()
+        hostname = a.hostname or cid[:12]
+        wired = None
+        try:
+            wired = wire(ctx.root, flags.network, cid, hostname, config)
+            new = container.ContainerState(cid, a.name or "", a.image, list(argv), "", record.reference, chains,
+                                           network=flags.network.mode, address=wired.address, ports=wired.ports)
+            state, directory, files = container.create(ctx.root, new, wired.etc)
+        except BaseException:
+            unwire(cid, wired)
+            raise
     code: int | None = None
     try:
-        code = _start(ctx, a, flags, config, argv, state, directory, files)
+        code = _start(ctx, a, flags, config, argv, state, directory, files, wired.network)
         return code
     except ContainerStartError as e:
         code = e.code
         raise
     finally:
+        unwire(cid, wired)
         _record_end(a.rm, directory, state, code, warn)
 
 
 def _start(ctx: Context, a: RunArgs, flags: Checked, config: Mapping[str, Any], argv: tuple[str, ...],
-           state: ContainerState, directory: Path, files: dict[str, Path]) -> int:
+           state: ContainerState, directory: Path, files: dict[str, Path], network: Network) -> int:
     """The container's process, from its spec and root filesystem to its exit status (its
     state saved as running once it has started)."""
     from ..runtime import cgroups, container, devices, process, spec
@@ -156,7 +171,7 @@ def _start(ctx: Context, a: RunArgs, flags: Checked, config: Mapping[str, Any], 
     # Every container has a cgroup for its device policy (--privileged: all devices, as
     # Docker), and for its limits when there are any.
     cgroup = cgroups.Cgroup(state.id, flags.limits, None if a.privileged else devices.DOCKER_DEFAULT)
-    return process.start(run_spec, mounts, mounts[-1].target, files, a.network,
+    return process.start(run_spec, mounts, mounts[-1].target, files, network,
                          cgroup if cgroup.needed else None,
                          lambda pid: container.save(directory, state.started(pid, os.getpid())))
 

@@ -38,6 +38,9 @@ class ContainerState(NamedTuple):
     # trusted only while /proc/PID/stat's start time (field 22) is still this one.
     pid_start: int | None = None
     monitor_start: int | None = None
+    network: str = "none"            # bridge, none, host, container:ID
+    address: str | None = None       # on the bridge
+    ports: list[str] = []  # noqa: RUF012 - never mutated; published, as ps shows them
 
     # The transitions: created -> running -> exited, or created -> exited (it never started).
     # (No postponed annotations in this module: NamedTuple compiles string ones at import.)
@@ -66,28 +69,29 @@ def generated_name() -> str:
     return f"{_ADJECTIVES[a % len(_ADJECTIVES)]}_{_NAMES[n % len(_NAMES)]}_{bytes(suffix).hex()}"
 
 
-def create(root: Path, image: str, command: list[str], name: str | None, hostname: str | None,
-           reference: str = "", chains: list[str] | None = None) -> tuple[ContainerState, Path, dict[str, Path]]:
-    """A new container's directory: its files first, its state.json last, so that a failure
-    (a full disk) leaves nothing behind."""
-    cid = new_id()
+def create(root: Path, new: ContainerState, etc: dict[str, str]) -> tuple[ContainerState, Path, dict[str, Path]]:
+    """A new container's directory (``new``: its state as created; an empty name is made up):
+    ``etc`` (/etc/hostname, /etc/hosts, /etc/resolv.conf: their text) first, its state.json
+    last, so that a failure (a full disk) leaves nothing behind. Returns the state, the
+    directory and where the ``etc`` files are."""
     base = root / "containers"
     base.mkdir(parents=True, exist_ok=True)
-    host = hostname or cid[:12]
-    directory = base / cid
+    directory = base / new.id
     with file_lock(root / "containers.lock"):  # names are unique: check and claim at once
-        if name is not None:
-            if not _valid_name(name):
-                raise ContainerConflict(f'invalid container name "{name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
-            taken = next((s for _, s in every(root) if s.name == name), None)
+        if new.name:
+            if not _valid_name(new.name):
+                raise ContainerConflict(f'invalid container name "{new.name}": '
+                                        "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+            taken = next((s for _, s in every(root) if s.name == new.name), None)
             if taken is not None:
-                raise ContainerConflict(f'the container name "{name}" is already in use by container '
+                raise ContainerConflict(f'the container name "{new.name}" is already in use by container '
                                         f'"{taken.id}": remove it (minirun rm) or choose another name')
-        state = ContainerState(cid, name or generated_name(), image, command, now_iso(), reference,
-                               list(chains or []))
+        state = new._replace(name=new.name or generated_name(), created=now_iso())
         try:
             directory.mkdir()
-            files = _write_files(directory, host)
+            files = {path: directory / path.rsplit("/", 1)[1] for path in etc}
+            for path, text in etc.items():
+                files[path].write_text(text)
             save(directory, state)
         except BaseException as e:  # a Ctrl-C too: never a directory without its state
             shutil.rmtree(directory, ignore_errors=True)
@@ -101,22 +105,6 @@ def creation_error(root: Path, e: OSError | StoreError) -> StoreError:
     if e.errno == errno.ENOSPC:
         return StoreError(f"creating container: no space left in {root}", e.errno)
     return StoreError(f"creating container in {root}: {e.strerror if isinstance(e, OSError) else e}", e.errno)
-
-
-def _write_files(directory: Path, host: str) -> dict[str, Path]:
-    """The files bound over the image's /etc/hostname, /etc/hosts and /etc/resolv.conf."""
-    files = {"/etc/hostname": directory / "hostname", "/etc/hosts": directory / "hosts",
-             "/etc/resolv.conf": directory / "resolv.conf"}
-    files["/etc/hostname"].write_text(host + "\n")
-    files["/etc/hosts"].write_text(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-        f"127.0.1.1\t{host}\n")
-    try:
-        resolv = Path("/etc/resolv.conf").read_text()
-    except OSError:
-        resolv = ""
-    files["/etc/resolv.conf"].write_text(resolv)
-    return files
 
 
 def save(directory: Path, state: ContainerState) -> None:

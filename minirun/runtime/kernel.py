@@ -49,6 +49,18 @@ class Kernel:
     def unshare(self, flags: int) -> None:
         _libc.unshare(flags)
 
+    def join_netns(self, fd: int, what: str) -> None:
+        """--network container:X: the network namespace open at ``fd`` (X's)."""
+        _libc.setns(fd, _libc.CLONE_NEWNET, what)
+
+    def signal_parent(self, fd: int, byte: bytes) -> None:
+        _named("write", "the parent's pipe", os.write, fd, byte)
+
+    def wait_parent(self, fd: int) -> bool:
+        """A byte from the parent on ``fd``: False when it closed the pipe instead (it failed,
+        and reports why itself)."""
+        return _named("read", "the parent's pipe", os.read, fd, 1) == b"y"
+
     def sethostname(self, name: str) -> None:
         _libc.sethostname(name)
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
-from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, ContainerStartError, UsageError
+from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, ContainerStartError, MiniRunError, UsageError
 from . import _libc, mounts
 from .caps import mask
 from .cgroups import Cgroup
@@ -88,7 +88,7 @@ def _read(path: str) -> str:
         return ""
 
 
-def _isolate(k: Kernel, network: str, cgroup: Cgroup | None, step: mounts.Step) -> None:
+def _isolate(k: Kernel, network: "Network", cgroup: Cgroup | None, ready: int, step: mounts.Step) -> None:
     """Its cgroup, new session, keyring and namespaces: nothing of the caller's reaches it."""
     if cgroup is not None and cgroup.joined_by_child:
         step.name = "joining the container's cgroup"
@@ -105,9 +105,13 @@ def _isolate(k: Kernel, network: str, cgroup: Cgroup | None, step: mounts.Step) 
     k.setsid()
     k.join_session_keyring()
     flags = _libc.CLONE_NEWNS | _libc.CLONE_NEWUTS | _libc.CLONE_NEWIPC | _libc.CLONE_NEWCGROUP
-    if network != "host":
+    if network.mode == "container":
+        k.join_netns(network.netns_fd, "the network namespace of the container joined")
+    elif network.mode != "host":
         flags |= _libc.CLONE_NEWNET
     k.unshare(flags)
+    if ready >= 0:
+        k.signal_parent(ready, b"n")  # our network namespace exists: the parent attaches eth0
     k.mount("none", "/", None, _libc.MS_REC | _libc.MS_PRIVATE, None)
 
 
@@ -147,16 +151,28 @@ def _find_program(argv0: str, env: dict[str, str]) -> None:
         raise OSError(errno.EACCES, os.strerror(errno.EACCES))
 
 
+class Network(NamedTuple):
+    """The container's network: ``mode`` bridge, none (only lo), host (the host's namespace)
+    or container (``netns_fd``: another container's, open). ``attach`` (bridge) is called in
+    the parent with the child's PID once the child's namespace exists, while the child goes
+    on with its mounts; the child execs only after it returned."""
+    mode: str
+    netns_fd: int = -1
+    attach: Callable[[int], None] | None = None
+
+
 class Setup(NamedTuple):
     """What the child is given: the container to make and how to report back."""
     spec: RunSpec
     rootfs_mounts: list[mounts.Mount]
     rootfs: str
     etc_files: dict[str, Path]
-    network: str
+    network: Network
     cgroup: Cgroup | None
     errw: int        # the close-on-exec pipe a failure is reported on
     console: int     # -t: the socket the terminal's master goes back over
+    ready: int = -1  # network attach: the pipe to say our namespace exists on
+    done: int = -1   # ... and the one the parent says it is attached on
 
 
 def setup_and_exec(k: Kernel, s: Setup, step: mounts.Step) -> None:
@@ -164,12 +180,16 @@ def setup_and_exec(k: Kernel, s: Setup, step: mounts.Step) -> None:
 
     Nothing on the host is resolved through a container path: the host's root is detached
     (in ``enter_root``) before the first container path is looked up."""
-    _isolate(k, s.network, s.cgroup, step)
+    _isolate(k, s.network, s.cgroup, s.ready, step)
     mounts.enter_root(k, s.spec, s.rootfs_mounts, s.rootfs, s.etc_files, step)
     step.name = "setting the hostname"
     k.sethostname(s.spec.hostname)
-    if s.network != "host":
+    if s.network.mode in ("bridge", "none"):
         k.loopback_up()
+    if s.done >= 0:
+        step.name = "waiting for the network"
+        if not k.wait_parent(s.done):
+            raise OSError(errno.EIO, "the parent could not attach the network")
     step.name = f"working directory {s.spec.cwd}"
     _enter_working_dir(k, s.spec.cwd)
     step.name = "setting the user"
@@ -228,7 +248,7 @@ def _report(errw: int, code: int, message: str) -> NoReturn:
     os._exit(code)
 
 
-def start(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_files: dict[str, Path], network: str,
+def start(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_files: dict[str, Path], network: Network,
           cgroup: Cgroup | None, on_started: Callable[[int], None] | None = None) -> int:
     """Run the container's process to its end; returns Docker's exit code for it.
 
@@ -256,15 +276,23 @@ def start(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_fil
 
 
 def _fork_and_follow(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_files: dict[str, Path],
-                     network: str, cgroup: Cgroup | None, on_started: Callable[[int], None] | None,
+                     network: Network, cgroup: Cgroup | None, on_started: Callable[[int], None] | None,
                      forwarder: Forwarder) -> tuple[bytes, int]:
     """Fork the container's process, let it go once it is in its cgroup, relay its stdio until
     it ends: what its setup reported (empty: it exec'ed) and its wait status."""
     errr, errw = os.pipe2(os.O_CLOEXEC)
     syncr, syncw = os.pipe2(os.O_CLOEXEC)
     console, pipes = _stdio_channels(spec)
+    ready_r, ready_w, done_r, done_w = (*os.pipe2(os.O_CLOEXEC), *os.pipe2(os.O_CLOEXEC)) \
+        if network.attach is not None else (-1, -1, -1, -1)
+    own_pids = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     _libc.unshare(_libc.CLONE_NEWPID)  # for our children only: the next fork is PID 1
     pid = os.fork()
+    if pid:
+        # Our later children (nft, when the container's ports go) are ours again: a child
+        # forked into the container's namespace once its PID 1 is gone fails with ENOMEM.
+        _libc.setns(own_pids, _libc.CLONE_NEWPID, "/proc/self/ns/pid")
+        os.close(own_pids)
     if pid == 0:
         # Signals for the container (a Ctrl-C reaches the whole process group) wait, blocked,
         # until the setup is done: unblocked just before exec, they act on the container's
@@ -278,11 +306,17 @@ def _fork_and_follow(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: s
         if pipes is not None:
             from . import relay
             relay.in_container(pipes)
+        for fd in (ready_r, done_w):
+            if fd >= 0:
+                os.close(fd)
         _child(Setup(spec, rootfs_mounts, rootfs, etc_files, network, cgroup, errw,
-                     console[1].fileno() if console else -1), syncr)
+                     console[1].fileno() if console else -1, ready_w, done_r), syncr)
         os._exit(EXIT_RUN_FAILED)  # not reached
     os.close(errw)
     os.close(syncr)
+    for fd in (ready_w, done_r):
+        if fd >= 0:
+            os.close(fd)
     if console is not None:
         console[1].close()
     if pipes is not None:
@@ -298,11 +332,32 @@ def _fork_and_follow(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: s
             raise ContainerStartError(f"joining cgroup: {e.strerror or e}", EXIT_RUN_FAILED) from None
     os.write(syncw, b"g")
     os.close(syncw)
+    if network.attach is not None:
+        _attach(network.attach, pid, ready_r, done_w)
     if on_started is not None:
         on_started(pid)
     report = _follow(spec, errr, console, pipes)
     _, status = os.waitpid(pid, 0)
     return report, status
+
+
+def _attach(attach: Callable[[int], None], pid: int, ready: int, done: int) -> None:
+    """Once the child says its network namespace exists, attach it (the child meanwhile makes
+    its root filesystem), then let it exec. A child that failed first closes its end: its
+    own report says why."""
+    try:
+        if os.read(ready, 1) == b"n":
+            try:
+                attach(pid)
+            except (OSError, MiniRunError) as e:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+                raise ContainerStartError(f"setting up the network: {reason}", EXIT_RUN_FAILED) from None
+            os.write(done, b"y")
+    finally:
+        os.close(ready)
+        os.close(done)
 
 
 def _create(cgroup: Cgroup) -> None:

@@ -116,7 +116,9 @@ class Minirun:
 
     def env(self, **more: str) -> dict[str, str]:
         e = {k: v for k, v in os.environ.items() if not k.startswith(("MINIRUN_", "DOCKER_"))}
-        e.update(MINIRUN_ROOT=str(self.root), DOCKER_CONFIG=str(self.docker_config))
+        # Containers of tests other than test_network's get no network: the bridge and its
+        # NAT rules are only ever made in a network namespace a test made for them.
+        e.update(MINIRUN_ROOT=str(self.root), DOCKER_CONFIG=str(self.docker_config), MINIRUN_NETWORK="none")
         e.update(self.extra_env)
         e.update(more)
         return e

@@ -43,7 +43,7 @@ def test_exit_codes(mr: Minirun) -> None:
     assert r.returncode == 126 and "Permission denied" in r.stderr
     r = mr("run", "--rm", "-u", "ghost", "busybox", "id")
     assert r.returncode == 125 and "unable to find user ghost" in r.stderr
-    r = mr("run", "--rm", "--network", "bridge", "busybox", "true")
+    r = mr("run", "--rm", "--network", "bridged", "busybox", "true")
     assert r.returncode == 125 and "invalid --network" in r.stderr
     r = mr("run", "--rm", "-w", "relative", "busybox", "pwd")
     assert (r.returncode, r.stdout) == (125, "") and "must be an absolute path" in r.stderr
@@ -195,7 +195,7 @@ def test_ps_rm_and_names(mr: Minirun) -> None:
     r = mr("run", "--name", "-bad name", "busybox", "true")
     assert r.returncode == 125 and 'invalid container name "-bad name"' in r.stderr
     table = mr("ps", "-a").stdout.splitlines()
-    assert table[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]
+    assert table[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
     assert "Exited (3)" in table[1] and table[1].endswith("first") and '"sh -c exit 3"' in table[1]
     assert mr("ps").stdout.splitlines()[1:] == []  # nothing running
     [row] = [json.loads(line) for line in mr("ps", "-a", "--format", "json").stdout.splitlines()]

@@ -56,8 +56,14 @@ APPLETS = ["sh", "ls", "cat", "echo", "id", "env", "pwd", "sleep", "true", "fals
 #   probe tty                    each of fds 0-2 and /dev/tty: a terminal? TIOCSTI accepted?
 #   probe keyadd DESC DATA CMD.. a new session keyring holding a "user" key DESC, then exec CMD
 #   probe keyfind DESC           "found" / "not found" in the session keyring
+#   probe udpecho PORT           answers each UDP datagram on PORT with "echo:" and it (busybox
+#                                nc has no UDP)
 PROBE_C = r"""
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -95,7 +101,19 @@ int main(int argc, char **argv) {
         if (id >= 0) { printf("found\n"); return 0; }
         printf("not found: %s\n", strerror(errno)); return 1;
     }
-    fprintf(stderr, "usage: probe tty | keyadd DESC DATA CMD... | keyfind DESC\n");
+    if (argc == 3 && !strcmp(argv[1], "udpecho")) {
+        int s = socket(AF_INET, SOCK_DGRAM, 0);
+        struct sockaddr_in a = {0};
+        a.sin_family = AF_INET; a.sin_port = htons(atoi(argv[2])); a.sin_addr.s_addr = htonl(INADDR_ANY);
+        if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) < 0) { perror("udp"); return 2; }
+        printf("listening\n"); fflush(stdout);
+        for (;;) {
+            char buf[512] = "echo:"; struct sockaddr_in from; socklen_t len = sizeof from;
+            ssize_t n = recvfrom(s, buf + 5, sizeof buf - 5, 0, (struct sockaddr *)&from, &len);
+            if (n >= 0) sendto(s, buf, n + 5, 0, (struct sockaddr *)&from, len);
+        }
+    }
+    fprintf(stderr, "usage: probe tty | keyadd DESC DATA CMD... | keyfind DESC | udpecho PORT\n");
     return 2;
 }
 """

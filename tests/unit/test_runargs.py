@@ -23,7 +23,9 @@ def test_flags_before_the_image_and_the_command_after_it() -> None:
 def test_defaults() -> None:
     a = runargs.parse(["hello-world"])
     assert a == runargs.RunArgs(image="hello-world")
-    assert (a.network, a.env, a.command, a.rm, a.pids_limit) == ("none", (), (), False, None)
+    assert (a.network, a.env, a.command, a.rm, a.pids_limit) == ("", (), (), False, None)  # "": the default
+    a = runargs.parse(["-p", "8080:80", "-P", "--dns", "192.0.2.1", "--add-host=db:192.0.2.9", "x"])
+    assert (a.publish, a.publish_all, a.dns, a.add_host) == (("8080:80",), True, ("192.0.2.1",), ("db:192.0.2.9",))
 
 
 @pytest.mark.parametrize(("words", "expected"), [

@@ -50,7 +50,11 @@ class Recorder:
         return next(i for i, (n, a) in enumerate(self.calls) if n == "move_mount" and a[1] == target)
 
 
-def run_setup(tmp_path: Path, **spec: Any) -> Recorder:
+NO_NETWORK = process.Network("none")
+
+
+def run_setup(tmp_path: Path, network: process.Network = NO_NETWORK, ready: int = -1,
+              done: int = -1, **spec: Any) -> Recorder:
     volume = tmp_path / "volume"
     volume.mkdir()
     etc = tmp_path / "hosts"
@@ -59,7 +63,7 @@ def run_setup(tmp_path: Path, **spec: Any) -> Recorder:
                        binds=(Bind(str(volume), "/data"),), tmpfs=(("/scratch", "noexec,size=1m"),), **spec)
     rec = Recorder()
     s = process.Setup(run_spec, [mounts.Mount("overlay", "overlay", "/store/rootfs")], "/store/rootfs",
-                      {"/etc/hosts": etc}, "none", None, errw=-1, console=-1)
+                      {"/etc/hosts": etc}, network, None, errw=-1, console=-1, ready=ready, done=done)
     with pytest.raises(Exec):
         process.setup_and_exec(cast(Kernel, rec), s, mounts.Step())
     return rec
@@ -111,3 +115,23 @@ def test_errors_name_the_call_and_the_path(tmp_path: Path) -> None:
         Kernel().mknod(str(tmp_path / "file"), 0o600 | 0o010000, 0)
     with pytest.raises(OSError, match=rf"mkdir {tmp_path}/file/sub: Not a directory"):
         Kernel().makedirs(str(tmp_path / "file" / "sub"))
+
+
+def test_bridge_network_is_attached_while_the_root_is_made(tmp_path: Path) -> None:
+    """The child says its namespace exists right after unshare, makes its root filesystem
+    meanwhile, and waits for the parent's attach before it gives up anything (capabilities)."""
+    rec = run_setup(tmp_path, process.Network("bridge", attach=lambda pid: None), ready=7, done=8)
+    unshare = rec.index("unshare")
+    assert rec.calls[unshare][1][0] & _libc.CLONE_NEWNET
+    assert rec.calls[unshare + 1] == ("signal_parent", (7, b"n"))
+    order = [rec.index("signal_parent"), rec.index("pivot_root", ".", "."), rec.index("loopback_up"),
+             rec.index("wait_parent", 8), rec.index("prctl", _libc.PR_CAPBSET_DROP), rec.index("exec")]
+    assert order == sorted(order)
+
+
+def test_container_network_joins_before_the_other_namespaces(tmp_path: Path) -> None:
+    rec = run_setup(tmp_path, process.Network("container", netns_fd=42))
+    join, unshare = rec.index("join_netns"), rec.index("unshare")
+    assert join < unshare and rec.calls[join][1][0] == 42
+    assert not rec.calls[unshare][1][0] & _libc.CLONE_NEWNET
+    assert not [n for n, _ in rec.calls if n in ("loopback_up", "signal_parent", "wait_parent")]

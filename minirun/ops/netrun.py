@@ -1,0 +1,85 @@
+"""run's network: from the checked flags to what the container gets (its namespace, address,
+published ports and /etc files), and back when it ends. Never prints."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ..errors import ContainerConflict
+
+if TYPE_CHECKING:
+    from ..runtime.netconf import Choice
+    from ..runtime.network import Lease
+    from ..runtime.process import Network
+
+
+class Wired(NamedTuple):
+    """What run hands on: the network for process.start, the /etc files' text, and what the
+    state records."""
+    network: Network
+    etc: dict[str, str]
+    address: str | None
+    ports: list[str]
+
+
+def _host_text(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def wire(root: Path, choice: Choice, cid: str, hostname: str, config: Mapping[str, Any]) -> Wired:
+    """Reserve what the container's network needs (bridge: an address, published ports);
+    ``unwire`` gives it back."""
+    from ..runtime import netconf, network
+    from ..runtime.process import Network
+    etc = {"/etc/hostname": hostname + "\n"}
+    host_resolv = _host_text("/etc/resolv.conf")
+    if choice.mode == "host":  # the host's own files, as Docker
+        etc.update({"/etc/hosts": _host_text("/etc/hosts"), "/etc/resolv.conf": host_resolv})
+        return Wired(Network("host"), etc, None, [])
+    if choice.mode.startswith("container:"):
+        fd, other = _joined(root, choice.mode.partition(":")[2])
+        etc.update({"/etc/hosts": _host_text(str(other / "hosts")),
+                    "/etc/resolv.conf": _host_text(str(other / "resolv.conf"))})
+        return Wired(Network("container", netns_fd=fd), etc, None, [])
+    etc["/etc/resolv.conf"] = netconf.resolv_conf(host_resolv, choice.dns, choice.dns_search, choice.dns_option)
+    lease: Lease | None = None
+    if choice.mode == "bridge":
+        ports = choice.ports + (tuple(netconf.exposed_ports(dict(config))) if choice.publish_all else ())
+        lease = network.reserve(cid, ports)
+    gateway = lease.subnet.gateway if lease else network.subnet().gateway
+    extra = [(name, gateway if ip == "host-gateway" else ip) for name, ip in choice.add_hosts]
+    etc["/etc/hosts"] = netconf.hosts_file(hostname, lease.address if lease else None, extra)
+    if lease is None:
+        return Wired(Network("none"), etc, None, [])
+    bound = lease
+    return Wired(Network("bridge", attach=lambda pid: network.attach(bound, pid)), etc, lease.address,
+                 [str(p) for p in lease.ports])
+
+
+def _joined(root: Path, key: str) -> tuple[int, Path]:
+    """--network container:KEY: its network namespace, open, and its directory."""
+    from ..runtime.container import alive, find
+    directory, state = find(root, key)
+    if state.status != "running" or not alive(state.pid, state.pid_start):
+        raise ContainerConflict(f"joining the network of container {key}: it is not running")
+    return os.open(f"/proc/{state.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC), directory
+
+
+def unwire(cid: str, wired: Wired | None) -> None:
+    """The container ended: its lease (address, ports) goes; the veth went with its namespace."""
+    if wired is None:
+        return
+    if wired.network.netns_fd >= 0:
+        os.close(wired.network.netns_fd)
+    if wired.network.mode == "bridge":
+        from ..runtime import network
+        network.release(cid)
+
+
