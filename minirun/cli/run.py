@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from .. import runargs
 from ..errors import BrokenImage, OutputError
-from ..ops.run import check, image_for, pull_again, run_container
+from ..ops.netrun import helper_for
+from ..ops.run import check, image_for, network_mode, pull_again, run_container
 from .output import err
 
 if TYPE_CHECKING:
@@ -57,18 +58,23 @@ def run(words: list[str], ctx: Context) -> int:
         sys.stdout.write(runargs.help_text())
         return 0
     ctx = ctx.with_registry(tuple(args.registry_mirror), tuple(args.insecure_registry))
-    flags = check(args)  # every flag, before anything is pulled
-    lines = _PullLines()
+    helper = helper_for(network_mode(args))  # first: it loads the netlink code in parallel
     try:
-        record = image_for(ctx, args, _announce, lines)
-    finally:
-        lines.close()  # the pull's display ends before the program speaks
-
-    def repair(broken: BrokenImage) -> ImageRecord:
-        again = _PullLines()
+        flags = check(args)  # every flag, before anything is pulled
+        lines = _PullLines()
         try:
-            return pull_again(ctx, args, _announce, again, broken)
+            record = image_for(ctx, args, _announce, lines)
         finally:
-            again.close()
+            lines.close()  # the pull's display ends before the program speaks
 
-    return run_container(ctx, args, flags, record, err, repair)
+        def repair(broken: BrokenImage) -> ImageRecord:
+            again = _PullLines()
+            try:
+                return pull_again(ctx, args, _announce, again, broken)
+            finally:
+                again.close()
+
+        return run_container(ctx, args, flags, record, err, repair, helper)
+    finally:
+        if helper is not None:
+            helper.close()

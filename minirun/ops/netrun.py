@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..errors import ContainerConflict
 
 if TYPE_CHECKING:
+    from ..runtime.attacher import Attacher
     from ..runtime.netconf import Choice
     from ..runtime.network import Lease
     from ..runtime.process import Network
@@ -33,10 +34,20 @@ def _host_text(path: str) -> str:
         return ""
 
 
-def wire(root: Path, choice: Choice, cid: str, hostname: str, config: Mapping[str, Any]) -> Wired:
+def helper_for(mode: str) -> Attacher | None:
+    """For a container on the bridge, the helper that attaches it, started now so that it has
+    loaded its netlink messages by the time the container needs them (see runtime.attacher)."""
+    if mode not in ("bridge", "default") or os.geteuid() != 0:
+        return None
+    from ..runtime.attacher import Attacher
+    return Attacher()
+
+
+def wire(root: Path, choice: Choice, cid: str, hostname: str, config: Mapping[str, Any],
+         helper: Attacher | None = None) -> Wired:
     """Reserve what the container's network needs (bridge: an address, published ports);
-    ``unwire`` gives it back."""
-    from ..runtime import netconf, network
+    ``unwire`` gives it back. ``helper`` (``helper_for``) attaches a bridged container."""
+    from ..runtime import netconf
     from ..runtime.process import Network
     etc = {"/etc/hostname": hostname + "\n"}
     host_resolv = _host_text("/etc/resolv.conf")
@@ -51,16 +62,24 @@ def wire(root: Path, choice: Choice, cid: str, hostname: str, config: Mapping[st
     etc["/etc/resolv.conf"] = netconf.resolv_conf(host_resolv, choice.dns, choice.dns_search, choice.dns_option)
     lease: Lease | None = None
     if choice.mode == "bridge":
+        from ..runtime import network  # (not for none: it loads socket, 3 ms of a start)
         ports = choice.ports + (tuple(netconf.exposed_ports(dict(config))) if choice.publish_all else ())
         lease = network.reserve(cid, ports)
-    gateway = lease.subnet.gateway if lease else network.subnet().gateway
+    gateway = lease.subnet.gateway if lease else netconf.bridge_subnet().gateway
     extra = [(name, gateway if ip == "host-gateway" else ip) for name, ip in choice.add_hosts]
     etc["/etc/hosts"] = netconf.hosts_file(hostname, lease.address if lease else None, extra)
     if lease is None:
         return Wired(Network("none"), etc, None, [])
     bound = lease
-    return Wired(Network("bridge", attach=lambda pid: network.attach(bound, pid)), etc, lease.address,
-                 [str(p) for p in lease.ports])
+
+    def attach(pid: int) -> None:
+        from ..runtime import network
+        if helper is None:
+            network.attach(bound, pid)
+        else:
+            helper.attach(cid, bound.address, bound.subnet.network, bound.subnet.prefix, pid)
+
+    return Wired(Network("bridge", attach=attach), etc, lease.address, [str(p) for p in lease.ports])
 
 
 def _joined(root: Path, key: str) -> tuple[int, Path]:

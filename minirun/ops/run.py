@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from ..pull import Emit
     from ..runargs import RunArgs
+    from ..runtime.attacher import Attacher
     from ..runtime.cgroups import Limits
     from ..runtime.container import ContainerState
     from ..runtime.netconf import Choice
@@ -44,8 +45,7 @@ def check(a: RunArgs) -> Checked:
     from ..runtime import caps, cgroups, netconf, process, spec
     if os.geteuid() != 0:
         raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
-    mode = a.network or os.environ.get("MINIRUN_NETWORK") or "bridge"  # as Docker: bridge by default
-    network = netconf.choose(mode, a.publish, a.publish_all, a.dns, a.dns_search, a.dns_option,
+    network = netconf.choose(network_mode(a), a.publish, a.publish_all, a.dns, a.dns_search, a.dns_option,
                              a.add_host)
     if a.pull not in ("missing", "always", "never"):
         raise UsageError(f'invalid --pull "{a.pull}": expected missing, always or never')
@@ -110,12 +110,18 @@ def _unpacked(ctx: Context, a: RunArgs, record: ImageRecord) -> tuple[Mapping[st
     return config, argv, ensure_image(ctx.images, snap, record)
 
 
+def network_mode(a: RunArgs) -> str:
+    return a.network or os.environ.get("MINIRUN_NETWORK") or "bridge"  # as Docker: bridge by default
+
+
 def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
-                  warn: Callable[[str], None], repair: Callable[[BrokenImage], ImageRecord]) -> int:
+                  warn: Callable[[str], None], repair: Callable[[BrokenImage], ImageRecord],
+                  helper: Attacher | None = None) -> int:
     """Run ``a`` (its flags ``check``ed, its image from ``image_for``) to its end: the
     program's exit status (128+N when a signal N ended it). ``warn`` hears of what failed
     after the program ran (the --rm removal), which must not change its status; ``repair``
-    gives the image again when it was found broken (``pull_again``)."""
+    gives the image again when it was found broken (``pull_again``); ``helper`` attaches it
+    to the bridge (``netrun.helper_for``)."""
     from ..runtime import container
     from .netrun import unwire, wire
     # Unpacking and garbage collection exclude each other, as for pull: the GC lock is held
@@ -130,7 +136,7 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
         hostname = a.hostname or cid[:12]
         wired = None
         try:
-            wired = wire(ctx.root, flags.network, cid, hostname, config)
+            wired = wire(ctx.root, flags.network, cid, hostname, config, helper)
             new = container.ContainerState(cid, a.name or "", a.image, list(argv), "", record.reference, chains,
                                            network=flags.network.mode, address=wired.address, ports=wired.ports)
             state, directory, files = container.create(ctx.root, new, wired.etc)

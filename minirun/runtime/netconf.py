@@ -64,6 +64,12 @@ class Subnet(NamedTuple):
         return (self.network & both) == (network & both)
 
 
+def bridge_subnet() -> Subnet:
+    """MINIRUN_BRIDGE_SUBNET, else the default."""
+    import os
+    return Subnet.parse(os.environ.get("MINIRUN_BRIDGE_SUBNET") or DEFAULT_SUBNET)
+
+
 def allocate(subnet: Subnet, taken: set[str]) -> str:
     """The lowest free host address after the gateway (never the broadcast address)."""
     last = subnet.network + (1 << (32 - subnet.prefix)) - 2

@@ -47,6 +47,11 @@ def _message_classes() -> tuple[Any, Any, Any]:
             sys.modules[base + "rtmsg"].rtmsg)
 
 
+def preload() -> None:
+    """Import the message classes now (see ``attacher``)."""
+    _message_classes()
+
+
 RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 17, 20, 24
 
 

@@ -285,14 +285,7 @@ def _fork_and_follow(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: s
     console, pipes = _stdio_channels(spec)
     ready_r, ready_w, done_r, done_w = (*os.pipe2(os.O_CLOEXEC), *os.pipe2(os.O_CLOEXEC)) \
         if network.attach is not None else (-1, -1, -1, -1)
-    own_pids = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    _libc.unshare(_libc.CLONE_NEWPID)  # for our children only: the next fork is PID 1
-    pid = os.fork()
-    if pid:
-        # Our later children (nft, when the container's ports go) are ours again: a child
-        # forked into the container's namespace once its PID 1 is gone fails with ENOMEM.
-        _libc.setns(own_pids, _libc.CLONE_NEWPID, "/proc/self/ns/pid")
-        os.close(own_pids)
+    pid = _fork_pid1()
     if pid == 0:
         # Signals for the container (a Ctrl-C reaches the whole process group) wait, blocked,
         # until the setup is done: unblocked just before exec, they act on the container's
@@ -306,17 +299,11 @@ def _fork_and_follow(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: s
         if pipes is not None:
             from . import relay
             relay.in_container(pipes)
-        for fd in (ready_r, done_w):
-            if fd >= 0:
-                os.close(fd)
+        _close(ready_r, done_w)
         _child(Setup(spec, rootfs_mounts, rootfs, etc_files, network, cgroup, errw,
                      console[1].fileno() if console else -1, ready_w, done_r), syncr)
         os._exit(EXIT_RUN_FAILED)  # not reached
-    os.close(errw)
-    os.close(syncr)
-    for fd in (ready_w, done_r):
-        if fd >= 0:
-            os.close(fd)
+    _close(errw, syncr, ready_w, done_r)
     if console is not None:
         console[1].close()
     if pipes is not None:
@@ -339,6 +326,25 @@ def _fork_and_follow(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: s
     report = _follow(spec, errr, console, pipes)
     _, status = os.waitpid(pid, 0)
     return report, status
+
+
+def _fork_pid1() -> int:
+    """fork, the child as PID 1 of a new PID namespace. The parent's later children (nft, when
+    the container's ports go) are in its own namespace again: a child forked into the
+    container's once its PID 1 is gone fails with ENOMEM."""
+    own_pids = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    _libc.unshare(_libc.CLONE_NEWPID)  # for our children only: the next fork is PID 1
+    pid = os.fork()
+    if pid:
+        _libc.setns(own_pids, _libc.CLONE_NEWPID, "/proc/self/ns/pid")
+    os.close(own_pids)
+    return pid
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        if fd >= 0:
+            os.close(fd)
 
 
 def _attach(attach: Callable[[int], None], pid: int, ready: int, done: int) -> None:

@@ -24,6 +24,7 @@ import pytest
 from tests.integration.conftest import Minirun
 
 _names = itertools.count()
+BRIDGED = ["lo", "minirun0", "side0", "side1"]   # the host side's links, the bridge made
 OTHER = "192.0.2.1"   # the host side's address besides the bridge's (TEST-NET-1)
 
 
@@ -53,6 +54,14 @@ class HostSide:
     def links(self) -> list[str]:
         return sorted(line.split(":")[1].strip().split("@")[0]
                       for line in self.sh("ip -o link").stdout.splitlines())
+
+    def settled_links(self, expected: list[str], seconds: float = 10) -> list[str]:
+        """The links once ``expected`` (the kernel removes a veth in the background, shortly
+        after its container's namespace is gone), or as they are after ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while (found := self.links()) != expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return found
 
     def leases(self) -> list[str]:
         d = Path("/run/minirun") / f"net-{os.stat(f'/run/netns/{self.name}').st_ino}"
@@ -103,7 +112,8 @@ def test_eth0_has_an_address_a_route_and_named_files(host: HostSide) -> None:
     assert r.returncode == 0, r.stderr
     assert "inet 10.77.0.2/16" in r.stdout and "default via 10.77.0.1 dev eth0" in r.stdout, r.stdout
     assert r.stdout.endswith("10.77.0.2\tbox\n")
-    assert host.links() == ["lo", "minirun0", "side0", "side1"] and host.leases() == []  # its veth went with it
+    assert host.settled_links(["lo", "minirun0", "side0", "side1"]) == ["lo", "minirun0", "side0", "side1"]
+    assert host.leases() == []  # and its veth went with its namespace
 
 
 def test_a_container_reaches_the_host_side(host: HostSide, tmp_path: Path) -> None:
@@ -240,7 +250,7 @@ def test_twenty_at_once_get_distinct_addresses(host: HostSide) -> None:
         assert p.returncode == 0, errors
         addresses.append(out.split()[3])
     assert len(set(addresses)) == 20 and all(a.startswith("10.77.0.") for a in addresses), addresses
-    assert host.leases() == [] and host.links() == ["lo", "minirun0", "side0", "side1"]
+    assert host.leases() == [] and host.settled_links(BRIDGED) == BRIDGED
 
 
 def test_a_killed_minirun_leaks_nothing_for_good(host: HostSide) -> None:
@@ -249,9 +259,13 @@ def test_a_killed_minirun_leaks_nothing_for_good(host: HostSide) -> None:
     assert len(host.leases()) == 1 and len(host.published_rules()) == 1
     p.send_signal(signal.SIGKILL)
     p.wait()
+    assert len(host.leases()) == 1  # its owner is gone: the next run takes it back, with its port
+    r = host.run("run", "--rm", "-p", "8090:80", "busybox", "true")
+    assert r.returncode == 0, r.stderr
+    assert host.leases() == [] and host.published_rules() == []
     r = host.run("rm", "-f", "doomed")
     assert r.returncode == 0, r.stderr
-    assert host.leases() == [] and host.published_rules() == [] and host.links() == ["lo", "minirun0", "side0", "side1"]
+    assert host.leases() == [] and host.published_rules() == [] and host.settled_links(BRIDGED) == BRIDGED
     # The published port is free to bind again on the host side.
     r = host.sh("busybox nc -l -p 8090 & pid=$!; sleep 0.3; busybox netstat -ltn | grep -c ':8090 '; kill $pid")
     assert r.stdout.strip() == "1", r
@@ -280,3 +294,14 @@ def test_without_nftables(host: HostSide, tmp_path: Path) -> None:
     assert r.returncode == 125 and r.stderr == \
         "minirun: publishing ports (-p) needs nftables: apt-get install nftables\n", r.stderr
     assert host.leases() == [] and host.sh("nft list table ip minirun").returncode != 0
+
+
+def test_a_subnet_that_overlaps_a_route_is_refused(host: HostSide) -> None:
+    r = host.run("run", "--rm", "busybox", "true", MINIRUN_BRIDGE_SUBNET="192.0.2.0/25")
+    assert r.returncode == 125 and r.stderr == (
+        "minirun: the bridge subnet 192.0.2.0/25 overlaps the host's route to 192.0.2.0/24 on side0: "
+        "set MINIRUN_BRIDGE_SUBNET to a free range\n"), r.stderr
+    assert host.links() == ["lo", "side0", "side1"] and host.leases() == []
+    r = host.run("run", "--rm", "busybox", "busybox", "ip", "-o", "-4", "addr", "show", "eth0",
+                 MINIRUN_BRIDGE_SUBNET="198.51.100.0/24")
+    assert r.returncode == 0 and "inet 198.51.100.2/24" in r.stdout, r

@@ -10,9 +10,9 @@ PACKAGE = Path(__file__).resolve().parents[2] / "minirun"
 
 # Pure rules: no network, disk or kernel (tested without root, without a registry).
 PURE = {"minirun.reference", "minirun.oci", "minirun.runargs", "minirun.errors", "minirun.runtime.spec",
-        "minirun.runtime.caps", "minirun.runtime.devices"}
+        "minirun.runtime.caps", "minirun.runtime.devices", "minirun.runtime.netconf"}
 IMPURE = ("httpx", "minirun.store", "minirun.registry", "minirun.runtime._libc", "minirun.runtime.kernel",
-          "minirun.rootfs", "minirun.unpack", "subprocess", "socket", "fcntl")
+          "minirun.rootfs", "minirun.unpack", "subprocess", "socket", "fcntl", "pyroute2", "minirun.runtime.network")
 
 
 def _module(path: Path) -> str:

@@ -1,0 +1,76 @@
+"""The helper process that attaches a container to the bridge.
+
+pyroute2's netlink messages take about 20 ms to import, as much as the rest of a warm start,
+and a container on the bridge cannot exec before its ``eth0`` is attached. So ``run`` forks
+this helper first thing, when it knows the container goes on the bridge: the helper loads
+them on the other core while ``run`` reads the image, makes the container and its child sets
+up its mounts, then attaches the container's network when it is told its PID and lease, and
+exits. Nothing of minirun's stays open in it (not the store's locks, not the caller's stdout).
+"""
+
+import json
+import os
+import signal
+
+
+class Attacher:
+    def __init__(self) -> None:
+        from . import _libc
+        cmd_r, cmd_w = os.pipe2(os.O_CLOEXEC)
+        res_r, res_w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                signal.pthread_sigmask(signal.SIG_BLOCK, _QUIET)  # minirun's signals are not its own
+                _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+                low, high = sorted((cmd_r, res_w))
+                os.closerange(0, low)
+                os.closerange(low + 1, high)
+                os.closerange(high + 1, 1 << 20)
+                _serve(cmd_r, res_w)
+            finally:
+                os._exit(0)
+        os.close(cmd_r)
+        os.close(res_w)
+        self.pid, self.cmd, self.res = pid, cmd_w, res_r
+
+    def attach(self, container: str, address: str, network: int, prefix: int, pid: int) -> None:
+        """Attach the container (its process ``pid``) with its lease; an OSError says why not."""
+        request = {"container": container, "address": address, "network": network, "prefix": prefix, "pid": pid}
+        os.write(self.cmd, json.dumps(request).encode() + b"\n")
+        answer = os.read(self.res, 4096)
+        self.close()
+        if answer != b"ok":
+            raise OSError(5, answer.decode(errors="replace") or "the network helper ended")  # EIO
+
+    def close(self) -> None:
+        """Done, or the run ended before its container started: the helper exits."""
+        if self.cmd >= 0:
+            os.close(self.cmd)
+            os.close(self.res)
+            self.cmd = -1
+            os.waitpid(self.pid, 0)
+
+
+_QUIET = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+          signal.SIGWINCH}
+
+
+def _serve(cmd: int, res: int) -> None:
+    from . import netlink, network
+    netlink.preload()  # what this process is for: now, in parallel with the container's making
+    data = b""
+    while not data.endswith(b"\n"):
+        more = os.read(cmd, 4096)
+        if not more:
+            return  # the run ended before its container started
+        data += more
+    request = json.loads(data)
+    from .netconf import Subnet
+    lease = network.Lease(request["container"], request["address"], Subnet(request["network"], request["prefix"]), ())
+    try:
+        network.attach(lease, request["pid"])
+    except OSError as e:
+        os.write(res, (e.strerror or str(e)).encode())
+        return
+    os.write(res, b"ok")
