@@ -25,6 +25,8 @@ class Flag(NamedTuple):
 
 FLAGS: tuple[Flag, ...] = (
     Flag(("--rm",), "rm", "bool", help="Remove the container when it exits."),
+    Flag(("-d", "--detach"), "detach", "bool", help="Run in the background; print the container ID."),
+    Flag(("--log-opt",), "log_opt", "list", "max-size=SIZE|max-file=N", "Bound the container's log (json-file)."),
     Flag(("--name",), "name", "str", "NAME", "Name the container (default: a generated one)."),
     Flag(("-e", "--env"), "env", "list", "K=V|K", "Set an environment variable (K alone: the caller's)."),
     Flag(("--env-file",), "env_file", "list", "FILE", "Read environment variables from a file."),
@@ -75,6 +77,8 @@ class RunArgs(NamedTuple):
     image: str = ""
     command: tuple[str, ...] = ()
     rm: bool = False
+    detach: bool = False
+    log_opt: tuple[str, ...] = ()
     name: str | None = None
     env: tuple[str, ...] = ()
     env_file: tuple[str, ...] = ()

@@ -65,6 +65,11 @@ app.command("login")(auth.login_cmd)
 app.command("logout")(auth.logout_cmd)
 app.command("ps")(containers.ps_cmd)
 app.command("rm")(containers.rm_cmd)
+app.command("logs")(containers.logs_cmd)
+app.command("stop")(containers.stop_cmd)
+app.command("kill")(containers.kill_cmd)
+app.command("wait")(containers.wait_cmd)
+app.command("exec", context_settings={"allow_interspersed_args": False})(containers.exec_cmd)
 # run is parsed and carried out by cli.run, without typer; listed here for help.
 app.command("run", help=SUMMARY, add_help_option=False, context_settings={
     "ignore_unknown_options": True, "allow_extra_args": True,

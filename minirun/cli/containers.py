@@ -1,18 +1,23 @@
-"""ps, rm, and run's face in the typer app (run itself is ``cli.run``, without typer)."""
+"""ps, rm, logs, stop, kill, wait, and run's face in the typer app (run itself is ``cli.run``,
+without typer)."""
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..errors import MiniRunError
 from ..ops import containers as ops
 from .options import FormatOpt, QuietOpt, context_of
-from .output import check_format, err, line, print_rows, since
+from .output import check_format, err, line, print_rows, since, write
 
 if TYPE_CHECKING:
     from ..runtime.container import ContainerState
+    from ..runtime.logs import Entry
 
 
 def run_cmd(tctx: typer.Context) -> int:
@@ -65,3 +70,100 @@ def rm_cmd(
     for key in containers:
         ops.remove_container(ctx, key, force)
         line(key)
+
+
+def _each(keys: list[str], act: Callable[[str], None]) -> None:
+    """Docker's way with several containers: each one's name once done, an error line for
+    each that failed, exit 1 if any did."""
+    failed = False
+    for key in keys:
+        try:
+            act(key)
+            line(key)
+        except MiniRunError as e:
+            err(str(e))
+            failed = True
+    if failed:
+        raise typer.Exit(1)
+
+
+def stop_cmd(
+    tctx: typer.Context,
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+    time: Annotated[float, typer.Option("--time", "-t", help="Seconds before SIGKILL.")] = 10,
+    signal_name: Annotated[str, typer.Option("--signal", "-s", help="Signal to send first.")] = "SIGTERM",
+) -> None:
+    """Stop running containers: a signal (SIGTERM), then SIGKILL after a timeout."""
+    from ..runtime.signals import parse
+    ctx, signum = context_of(tctx), parse(signal_name)
+    _each(containers, lambda key: ops.stop_container(ctx, key, time, signum))
+
+
+def kill_cmd(
+    tctx: typer.Context,
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+    signal_name: Annotated[str, typer.Option("--signal", "-s", help="Signal to send.")] = "SIGKILL",
+) -> None:
+    """Send a signal (SIGKILL) to running containers."""
+    from ..runtime.signals import parse
+    ctx, signum = context_of(tctx), parse(signal_name)
+    _each(containers, lambda key: ops.kill_container(ctx, key, signum))
+
+
+def wait_cmd(
+    tctx: typer.Context,
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+) -> None:
+    """Wait until containers stop; print their exit codes."""
+    ctx = context_of(tctx)
+    for key in containers:
+        line(str(ops.wait_container(ctx, key)))
+
+
+def logs_cmd(
+    tctx: typer.Context,
+    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Follow until the container exits.")] = False,
+    tail: Annotated[str, typer.Option("--tail", "-n", help="Lines from the end (all).")] = "all",
+    timestamps: Annotated[bool, typer.Option("--timestamps", "-t", help="Show each line's time.")] = False,
+) -> None:
+    """A detached container's output: its stdout to stdout, its stderr to stderr."""
+    from ..errors import UsageError
+    from ..runtime import logs
+    if tail != "all" and not tail.isdigit():
+        raise UsageError(f'invalid --tail "{tail}": expected a number or all')
+    ctx = context_of(tctx)
+    directory, _ = ops.logs_of(ctx, container)
+    offset = logs.size(directory)
+    entries = logs.entries(directory)
+    if tail != "all":
+        entries = entries[len(entries) - int(tail):] if int(tail) else []
+    for entry in entries:
+        _show(entry, timestamps)
+    if follow:
+        for entry in logs.follow(directory, offset, lambda: ops.is_running(directory)):
+            _show(entry, timestamps)
+
+
+def _show(entry: Entry, timestamps: bool) -> None:
+    stream = sys.stdout if entry.stream == "stdout" else sys.stderr
+    write(stream, (f"{entry.time} " if timestamps else "") + entry.text)
+
+
+def exec_cmd(
+    tctx: typer.Context,
+    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    command: Annotated[list[str], typer.Argument(metavar="COMMAND [ARG...]")],
+    interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Keep stdin open.")] = False,
+    tty: Annotated[bool, typer.Option("--tty", "-t", help="Allocate a pseudo-terminal (not yet).")] = False,
+    env: Annotated[list[str], typer.Option("--env", "-e", help="Set an environment variable.")] = [],  # noqa: B006
+    user: Annotated[str | None, typer.Option("--user", "-u", help="User (name|uid[:group|gid]).")] = None,
+    workdir: Annotated[str | None, typer.Option("--workdir", "-w", help="Working directory.")] = None,
+    privileged: Annotated[bool, typer.Option("--privileged", help="All capabilities.")] = False,
+) -> None:
+    """Run a command in a running container; exits with its code (126/127 as run)."""
+    from ..errors import UsageError
+    if tty:
+        raise UsageError("exec -t is not supported yet")
+    code = ops.exec_container(context_of(tctx), container, command, env, user, workdir, interactive, privileged)
+    raise typer.Exit(code)

@@ -16,7 +16,7 @@ from .. import runargs
 from ..errors import BrokenImage, OutputError
 from ..ops.netrun import helper_for
 from ..ops.run import check, image_for, network_mode, pull_again, run_container
-from .output import err
+from .output import err, line
 
 if TYPE_CHECKING:
     from ..ops.context import Context
@@ -58,7 +58,8 @@ def run(words: list[str], ctx: Context) -> int:
         sys.stdout.write(runargs.help_text())
         return 0
     ctx = ctx.with_registry(tuple(args.registry_mirror), tuple(args.insecure_registry))
-    helper = helper_for(network_mode(args))  # first: it loads the netlink code in parallel
+    # First: it loads the netlink code in parallel (not for -d: the monitor is not its parent).
+    helper = None if args.detach else helper_for(network_mode(args))
     try:
         flags = check(args)  # every flag, before anything is pulled
         lines = _PullLines()
@@ -74,6 +75,10 @@ def run(words: list[str], ctx: Context) -> int:
             finally:
                 again.close()
 
+        if args.detach:
+            from ..ops.detach import run_detached
+            line(run_detached(ctx, args, flags, record, repair))
+            return 0
         return run_container(ctx, args, flags, record, err, repair, helper)
     finally:
         if helper is not None:

@@ -91,3 +91,97 @@ def release(directory: Path, state: ContainerState) -> None:
         with contextlib.suppress(StoreError, OSError):
             save(directory, state.dead())
         raise
+
+
+def _current(ctx: Context, key: str) -> tuple[Path, ContainerState]:
+    """The container as it is now (its state read again, a dead monitor seen)."""
+    from ..runtime.container import find
+    return find(ctx.root, key)
+
+
+def _running(directory: Path) -> bool:
+    from ..runtime.container import load, refresh
+    try:
+        return refresh(load(directory)).status == "running"
+    except StoreError:
+        return False  # removed meanwhile
+
+
+def kill_container(ctx: Context, key: str, signum: int) -> None:
+    """kill: a signal to the container's PID 1 (only while its PID is still that process)."""
+    from ..runtime.container import alive
+    _, state = _current(ctx, key)
+    if state.status != "running" or not alive(state.pid, state.pid_start):
+        raise ContainerConflict(f"cannot kill container {key}: it is not running")
+    if state.pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(state.pid, signum)
+
+
+def stop_container(ctx: Context, key: str, timeout: float, signum: int) -> None:
+    """stop: ``signum`` (SIGTERM), then SIGKILL after ``timeout`` seconds; returns once its
+    monitor has recorded the exit. A stopped container is left as it is (as Docker)."""
+    directory, state = _current(ctx, key)
+    if state.status != "running":
+        return
+    with contextlib.suppress(ContainerConflict):
+        kill_container(ctx, key, signum)
+    deadline = time.monotonic() + timeout
+    while _running(directory) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _running(directory):
+        with contextlib.suppress(ContainerConflict):
+            kill_container(ctx, key, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _running(directory) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def wait_container(ctx: Context, key: str) -> int:
+    """wait: until the container is no longer running; its exit code."""
+    from ..runtime.container import load, refresh
+    directory, state = _current(ctx, key)
+    while _running(directory):
+        time.sleep(0.05)
+    try:
+        state = refresh(load(directory))
+    except StoreError:
+        raise ContainerNotFound(f"No such container: {key} (removed while waited for)") from None
+    return state.exit_code if state.exit_code is not None else -1
+
+
+def logs_of(ctx: Context, key: str) -> tuple[Path, ContainerState]:
+    """Where the container's log is; one that never logged (a foreground run) says so."""
+    from ..runtime.logs import log_path
+    directory, state = _current(ctx, key)
+    if not log_path(directory).exists():
+        raise ContainerConflict(f"container {key} has no log: only containers run with -d are logged")
+    return directory, state
+
+
+def is_running(directory: Path) -> bool:
+    return _running(directory)
+
+
+def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user: str | None,
+                   workdir: str | None, interactive: bool, privileged: bool) -> int:
+    """exec: ``argv`` in the running container, with its environment (and ``env``), working
+    directory, user and capabilities (all with ``privileged``); its exit status."""
+    from ..runtime import caps, spec
+    from ..runtime.cgroups import Cgroup, Limits
+    from ..runtime.container import alive
+    from ..runtime.execute import ExecSpec, exec_in
+    _, state = _current(ctx, key)
+    if state.status != "running" or not state.pid or not alive(state.pid, state.pid_start):
+        raise ContainerConflict(f"container {key} is not running")
+    if workdir is not None and not workdir.startswith("/"):
+        from ..errors import UsageError
+        raise UsageError(f'invalid -w "{workdir}": the working directory must be an absolute path')
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        last_cap = int(f.read())
+    capabilities = caps.capability_set(True, (), (), last_cap) if privileged else frozenset(state.capabilities)
+    host = next((e.split("=", 1)[1] for e in state.env if e.startswith("HOSTNAME=")), state.id[:12])
+    merged = spec.environment({"Env": state.env}, env, os.environ, host)
+    return exec_in(state.pid, Cgroup(state.id, Limits(), None),
+                   ExecSpec(tuple(argv), merged, workdir or state.workdir,
+                            user if user is not None else state.user, capabilities, interactive))

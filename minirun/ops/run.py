@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     from ..runtime.attacher import Attacher
     from ..runtime.cgroups import Limits
     from ..runtime.container import ContainerState
+    from ..runtime.logs import LogOptions
     from ..runtime.netconf import Choice
     from ..runtime.process import Network
-    from ..runtime.spec import Bind
+    from ..runtime.spec import Bind, RunSpec
     from ..store import ImageRecord
 
 
@@ -39,12 +40,15 @@ class Checked(NamedTuple):
     limits: Limits
     init: str
     network: Choice
+    log: LogOptions
 
 
 def check(a: RunArgs) -> Checked:
-    from ..runtime import caps, cgroups, netconf, process, spec
+    from ..runtime import caps, cgroups, logs, netconf, process, spec
     if os.geteuid() != 0:
         raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
+    if a.detach and (a.tty or a.interactive):
+        raise UsageError("run -d with -t or -i is not supported yet: a detached container has no stdin")
     network = netconf.choose(network_mode(a), a.publish, a.publish_all, a.dns, a.dns_search, a.dns_option,
                              a.add_host)
     if a.pull not in ("missing", "always", "never"):
@@ -63,7 +67,7 @@ def check(a: RunArgs) -> Checked:
                    tuple(spec.parse_tmpfs(t) for t in a.tmpfs),
                    caps.capability_set(a.privileged, a.cap_add, a.cap_drop, last_cap),
                    cgroups.parse_limits(a.memory, a.cpus, a.pids_limit),
-                   process.find_init(os.environ) if a.init else "", network)
+                   process.find_init(os.environ) if a.init else "", network, logs.parse_options(a.log_opt))
 
 
 def image_for(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: Emit) -> ImageRecord:
@@ -116,12 +120,13 @@ def network_mode(a: RunArgs) -> str:
 
 def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
                   warn: Callable[[str], None], repair: Callable[[BrokenImage], ImageRecord],
-                  helper: Attacher | None = None) -> int:
+                  helper: Attacher | None = None, started: Callable[[str], None] | None = None) -> int:
     """Run ``a`` (its flags ``check``ed, its image from ``image_for``) to its end: the
     program's exit status (128+N when a signal N ended it). ``warn`` hears of what failed
     after the program ran (the --rm removal), which must not change its status; ``repair``
     gives the image again when it was found broken (``pull_again``); ``helper`` attaches it
-    to the bridge (``netrun.helper_for``)."""
+    to the bridge (``netrun.helper_for``). ``started`` (run -d, in the monitor) is told the
+    container's ID once its program runs; its output then goes to its log."""
     from ..runtime import container
     from .netrun import unwire, wire
     # Unpacking and garbage collection exclude each other, as for pull: the GC lock is held
@@ -137,15 +142,18 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
         wired = None
         try:
             wired = wire(ctx.root, flags.network, cid, hostname, config, helper)
+            run_spec = _run_spec(a, flags, config, argv, hostname)
             new = container.ContainerState(cid, a.name or "", a.image, list(argv), "", record.reference, chains,
-                                           network=flags.network.mode, address=wired.address, ports=wired.ports)
+                                           network=flags.network.mode, address=wired.address, ports=wired.ports,
+                                           env=list(run_spec.env), workdir=run_spec.cwd, user=run_spec.user,
+                                           capabilities=sorted(flags.capabilities))
             state, directory, files = container.create(ctx.root, new, wired.etc)
         except BaseException:
             unwire(cid, wired)
             raise
     code: int | None = None
     try:
-        code = _start(ctx, a, flags, config, argv, state, directory, files, wired.network)
+        code = _start(ctx, a, flags, run_spec, state, directory, files, wired.network, started)
         return code
     except ContainerStartError as e:
         code = e.code
@@ -155,21 +163,25 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
         _record_end(a.rm, directory, state, code, warn)
 
 
-def _start(ctx: Context, a: RunArgs, flags: Checked, config: Mapping[str, Any], argv: tuple[str, ...],
-           state: ContainerState, directory: Path, files: dict[str, Path], network: Network) -> int:
-    """The container's process, from its spec and root filesystem to its exit status (its
-    state saved as running once it has started)."""
-    from ..runtime import cgroups, container, devices, process, spec
-    snap = ctx.snapshots
-    assert snap is not None
-    host = container.hostname_of(directory)
-    run_spec = spec.RunSpec(
+def _run_spec(a: RunArgs, flags: Checked, config: Mapping[str, Any], argv: tuple[str, ...],
+              host: str) -> RunSpec:
+    from ..runtime import spec
+    return spec.RunSpec(
         argv=argv, env=spec.environment(config, [*flags.env_lines, *a.env], os.environ, host),
         cwd=spec.working_dir(config, a.workdir),
         user=a.user if a.user is not None else config.get("User") or "",
         hostname=host, interactive=a.interactive, binds=flags.binds, tmpfs=flags.tmpfs,
         read_only=a.read_only, privileged=a.privileged, capabilities=flags.capabilities, init=flags.init,
         tty=a.tty)
+
+
+def _start(ctx: Context, a: RunArgs, flags: Checked, run_spec: RunSpec, state: ContainerState, directory: Path,
+           files: dict[str, Path], network: Network, started: Callable[[str], None] | None) -> int:
+    """The container's process, from its spec and root filesystem to its exit status (its
+    state saved as running once it has started)."""
+    from ..runtime import cgroups, container, devices, process
+    snap = ctx.snapshots
+    assert snap is not None
     try:
         mounts = snap.prepare(state.chains, directory)
     except OSError as e:
@@ -177,9 +189,17 @@ def _start(ctx: Context, a: RunArgs, flags: Checked, config: Mapping[str, Any], 
     # Every container has a cgroup for its device policy (--privileged: all devices, as
     # Docker), and for its limits when there are any.
     cgroup = cgroups.Cgroup(state.id, flags.limits, None if a.privileged else devices.DOCKER_DEFAULT)
-    return process.start(run_spec, mounts, mounts[-1].target, files, network,
-                         cgroup if cgroup.needed else None,
-                         lambda pid: container.save(directory, state.started(pid, os.getpid())))
+    detached = None
+    if started is not None:
+        from ..runtime.logs import LogWriter
+        detached = process.Detached(LogWriter(directory, flags.log), lambda: started(state.id))
+    try:
+        return process.start(run_spec, mounts, mounts[-1].target, files, network,
+                             cgroup if cgroup.needed else None,
+                             lambda pid: container.save(directory, state.started(pid, os.getpid())), detached)
+    finally:
+        if detached is not None:
+            detached.log.close()
 
 
 def _record_end(remove: bool, directory: Path, state: ContainerState, code: int | None,

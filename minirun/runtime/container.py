@@ -41,6 +41,11 @@ class ContainerState(NamedTuple):
     network: str = "none"            # bridge, none, host, container:ID
     address: str | None = None       # on the bridge
     ports: list[str] = []  # noqa: RUF012 - never mutated; published, as ps shows them
+    # What exec gives a process it starts in the container, as Docker keeps it in its config.
+    env: list[str] = []  # noqa: RUF012 - never mutated
+    workdir: str = "/"
+    user: str = ""
+    capabilities: list[int] = []  # noqa: RUF012 - never mutated
 
     # The transitions: created -> running -> exited, or created -> exited (it never started).
     # (No postponed annotations in this module: NamedTuple compiles string ones at import.)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import socket
 
     from . import relay
+    from .logs import LogWriter
 
 
 # --init: a static tini (Debian's tini package), bound read-only where Docker binds its own.
@@ -60,7 +61,7 @@ def _held_capabilities() -> int:
 PASSWD_MAX = 4 << 20  # bytes of the image's /etc/passwd or /etc/group read at most
 
 
-def _read_table(path: str) -> str:
+def read_table(path: str) -> str:
     """The image's /etc/passwd or /etc/group ("" when absent), inside the container's root.
 
     Only a regular file of at most PASSWD_MAX bytes: a link to /dev/zero or a FIFO there
@@ -115,7 +116,7 @@ def _isolate(k: Kernel, network: "Network", cgroup: Cgroup | None, ready: int, s
     k.mount("none", "/", None, _libc.MS_REC | _libc.MS_PRIVATE, None)
 
 
-def _drop_privileges(k: Kernel, spec: RunSpec, user: User, step: mounts.Step) -> None:
+def drop_privileges(k: Kernel, spec: RunSpec, user: User, step: mounts.Step) -> None:
     """Docker's capabilities for root, none for other users; inheritable and ambient empty
     (as runc since CVE-2022-24769: an inheritable set lets file capabilities be gained)."""
     step.name = "dropping capabilities"
@@ -132,7 +133,7 @@ def _drop_privileges(k: Kernel, spec: RunSpec, user: User, step: mounts.Step) ->
     k.capset(allowed, allowed, 0)  # lowering inheritable also empties the ambient set
 
 
-def _enter_working_dir(k: Kernel, cwd: str) -> None:
+def enter_working_dir(k: Kernel, cwd: str) -> None:
     k.makedirs(cwd)
     k.chdir(cwd)
     # runc CVE-2024-21626: make sure the working directory is inside the new root.
@@ -159,6 +160,13 @@ class Network(NamedTuple):
     mode: str
     netns_fd: int = -1
     attach: Callable[[int], None] | None = None
+
+
+class Detached(NamedTuple):
+    """run -d: the container's stdout and stderr go to ``log`` (its monitor copies them), and
+    ``on_exec`` is told once its program has been exec'd (the CLI then returns)."""
+    log: "LogWriter"
+    on_exec: Callable[[], None]
 
 
 class Setup(NamedTuple):
@@ -191,9 +199,9 @@ def setup_and_exec(k: Kernel, s: Setup, step: mounts.Step) -> None:
         if not k.wait_parent(s.done):
             raise OSError(errno.EIO, "the parent could not attach the network")
     step.name = f"working directory {s.spec.cwd}"
-    _enter_working_dir(k, s.spec.cwd)
+    enter_working_dir(k, s.spec.cwd)
     step.name = "setting the user"
-    user = resolve_user(s.spec.user, _read_table("/etc/passwd"), _read_table("/etc/group"))
+    user = resolve_user(s.spec.user, read_table("/etc/passwd"), read_table("/etc/group"))
     slave = -1
     if s.spec.tty:
         step.name = "opening the terminal"
@@ -201,7 +209,7 @@ def setup_and_exec(k: Kernel, s: Setup, step: mounts.Step) -> None:
         master, slave = terminal.open_console(user.uid)
         terminal.send_master(s.console, master)
         os.close(master)
-    _drop_privileges(k, s.spec, user, step)
+    drop_privileges(k, s.spec, user, step)
     if s.spec.tty:
         terminal.take_console(slave)
     elif not s.spec.interactive:
@@ -249,7 +257,8 @@ def _report(errw: int, code: int, message: str) -> NoReturn:
 
 
 def start(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_files: dict[str, Path], network: Network,
-          cgroup: Cgroup | None, on_started: Callable[[int], None] | None = None) -> int:
+          cgroup: Cgroup | None, on_started: Callable[[int], None] | None = None,
+          detached: Detached | None = None) -> int:
     """Run the container's process to its end; returns Docker's exit code for it.
 
     ``cgroup`` (its device policy and limits) is created here before the process starts
@@ -262,7 +271,7 @@ def start(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_fil
         if cgroup is not None:
             _create(cgroup)
         report, status = _fork_and_follow(spec, rootfs_mounts, rootfs, etc_files, network, cgroup,
-                                          on_started, forwarder)
+                                          on_started, forwarder, detached)
     finally:
         forwarder.restore()
         if cgroup is not None:
@@ -277,12 +286,12 @@ def start(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_fil
 
 def _fork_and_follow(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_files: dict[str, Path],
                      network: Network, cgroup: Cgroup | None, on_started: Callable[[int], None] | None,
-                     forwarder: Forwarder) -> tuple[bytes, int]:
+                     forwarder: Forwarder, detached: Detached | None) -> tuple[bytes, int]:
     """Fork the container's process, let it go once it is in its cgroup, relay its stdio until
     it ends: what its setup reported (empty: it exec'ed) and its wait status."""
     errr, errw = os.pipe2(os.O_CLOEXEC)
     syncr, syncw = os.pipe2(os.O_CLOEXEC)
-    console, pipes = _stdio_channels(spec)
+    console, pipes = _stdio_channels(spec, detached is not None)
     ready_r, ready_w, done_r, done_w = (*os.pipe2(os.O_CLOEXEC), *os.pipe2(os.O_CLOEXEC)) \
         if network.attach is not None else (-1, -1, -1, -1)
     pid = _fork_pid1()
@@ -323,7 +332,7 @@ def _fork_and_follow(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: s
         _attach(network.attach, pid, ready_r, done_w)
     if on_started is not None:
         on_started(pid)
-    report = _follow(spec, errr, console, pipes)
+    report = _follow(spec, errr, console, pipes, detached)
     _, status = os.waitpid(pid, 0)
     return report, status
 
@@ -374,10 +383,15 @@ def _create(cgroup: Cgroup) -> None:
         raise ContainerStartError(f"creating cgroup: {e.strerror or e}", EXIT_RUN_FAILED) from None
 
 
-def _stdio_channels(spec: RunSpec) -> "tuple[tuple[socket.socket, socket.socket] | None, relay.Pipes | None]":
+def _stdio_channels(spec: RunSpec,
+                    detached: bool) -> "tuple[tuple[socket.socket, socket.socket] | None, relay.Pipes | None]":
     """With -t: the socket pair the terminal's master comes over (our end, the child's end).
-    Without: pipes in place of our stdio where it is a terminal (see ``relay``), or None.
-    Each module is loaded only when needed (the socket module costs a start 2 ms)."""
+    Without: pipes in place of our stdio where it is a terminal (see ``relay``), or None;
+    detached: pipes for its stdout and stderr, always. Each module is loaded only when needed
+    (the socket module costs a start 2 ms)."""
+    if detached:
+        from . import relay
+        return None, relay.for_streams((1, 2))
     if spec.tty:
         from . import terminal
         return terminal.channel(), None
@@ -388,9 +402,9 @@ def _stdio_channels(spec: RunSpec) -> "tuple[tuple[socket.socket, socket.socket]
 
 
 def _follow(spec: RunSpec, errr: int, console: "tuple[socket.socket, socket.socket] | None",
-            pipes: "relay.Pipes | None") -> bytes:
+            pipes: "relay.Pipes | None", detached: Detached | None = None) -> bytes:
     """Until the program ends: its start's report (empty once it has exec'd), then its
-    terminal (-t) or stdio pipes relayed. Returns the report."""
+    terminal (-t) or stdio pipes relayed (detached: logged). Returns the report."""
     master = None
     if console is not None:
         from . import terminal
@@ -410,6 +424,10 @@ def _follow(spec: RunSpec, errr: int, console: "tuple[socket.socket, socket.sock
         if report:
             for end in pipes.ours.values():
                 os.close(end)
+        elif detached is not None:
+            detached.on_exec()
+            log = detached.log
+            relay.copy(pipes, lambda fd, data: log.write("stdout" if fd == 1 else "stderr", data))
         else:
             relay.copy(pipes)
     return report

@@ -13,12 +13,22 @@ import contextlib
 import errno
 import os
 import select
+from collections.abc import Callable
 from typing import NamedTuple
 
 
 class Pipes(NamedTuple):
     container: dict[int, int]   # stdio fd -> the pipe end the container gets there
     ours: dict[int, int]        # stdio fd -> minirun's end
+
+
+def for_streams(fds: tuple[int, ...]) -> Pipes:
+    """A pipe for each of ``fds`` (the container's stdout and stderr, logged by its monitor)."""
+    container, ours = {}, {}
+    for fd in fds:
+        r, w = os.pipe2(os.O_CLOEXEC)
+        container[fd], ours[fd] = w, r
+    return Pipes(container, ours)
 
 
 def for_terminals(interactive: bool) -> Pipes | None:
@@ -52,8 +62,9 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def copy(pipes: Pipes) -> None:
-    """Copy until the container has closed its stdout and stderr (it has ended, or closed them).
+def copy(pipes: Pipes, sink: Callable[[int, bytes], None] | None = None) -> None:
+    """Copy until the container has closed its stdout and stderr (it has ended, or closed them),
+    to our own stdout and stderr or to ``sink`` (stream fd, bytes): a detached container's log.
 
     Input goes through a non-blocking pipe with a buffer, so a container that does not read
     its stdin never stops its output from being copied."""
@@ -79,7 +90,10 @@ def copy(pipes: Pipes) -> None:
                 del outputs[end]
                 continue
             with contextlib.suppress(OSError):  # our terminal gone: the container runs on
-                write_all(outputs[end], data)
+                if sink is None:
+                    write_all(outputs[end], data)
+                else:
+                    sink(outputs[end], data)
         if writable and stdin is not None:
             try:
                 pending = pending[os.write(stdin, pending):]

@@ -41,3 +41,15 @@ def _forward(pid: int, signum: int) -> None:
         os.kill(pid, signum)
     except ProcessLookupError:
         pass
+
+
+def parse(name: str) -> int:
+    """A signal as Docker takes it: ``SIGTERM``, ``TERM``, ``term`` or ``15``."""
+    from ..errors import UsageError
+    text = name.strip().upper()
+    if text.isdigit() and 0 < int(text) < signal.NSIG:
+        return int(text)
+    try:
+        return int(signal.Signals[text if text.startswith("SIG") else "SIG" + text])
+    except KeyError:
+        raise UsageError(f'invalid signal "{name}": expected a name such as SIGTERM or a number') from None

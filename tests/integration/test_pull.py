@@ -170,8 +170,8 @@ def test_a_command_alone_shows_its_help(minirun: Minirun, args: tuple[str, ...],
 def test_help_and_unknown_commands(minirun: Minirun) -> None:
     """The help lists the commands; an unknown one is one line."""
     assert "  run " in minirun().stdout and "  prune " in minirun("system").stdout
-    r = minirun("bogus")
-    assert (r.returncode, r.stdout, r.stderr) == (2, "", "minirun: No such command 'bogus'. (see 'minirun --help')\n")
+    r = minirun("xyzzy")
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", "minirun: No such command 'xyzzy'. (see 'minirun --help')\n")
 
 
 def test_rmi_keeps_shared_blobs(env: Env, minirun: Minirun) -> None:

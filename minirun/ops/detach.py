@@ -1,0 +1,81 @@
+"""run -d: the container outlives the command, without a daemon.
+
+The CLI forks its monitor, the way Podman has conmon: a process of its own session, with
+no terminal and none of the caller's streams (``$(minirun run -d ...)`` returns at once),
+which runs the container as a foreground ``run`` would (it is the container's parent, so
+the container dies with it, and it records the exit), copying its output to the log. The
+CLI waits only until the program has been exec'd, or has failed to start, and says which.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..errors import EXIT_RUN_FAILED, ContainerStartError, MiniRunError
+
+if TYPE_CHECKING:
+    from ..errors import BrokenImage
+    from ..runargs import RunArgs
+    from ..store import ImageRecord
+    from .context import Context
+    from .run import Checked
+
+
+def run_detached(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
+                 repair: Callable[[BrokenImage], ImageRecord]) -> str:
+    """The container's ID once its program runs; ContainerStartError (125, 126, 127) when it
+    could not start, as a foreground run would say."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os._exit(_monitor(ctx, a, flags, record, repair, w))
+    os.close(w)
+    answer = b""
+    while chunk := os.read(r, 4096):
+        answer += chunk
+    os.close(r)
+    kind, _, rest = answer.decode(errors="replace").partition(" ")
+    if kind == "ok":
+        return rest
+    code, _, message = rest.partition(" ")
+    if kind == "error" and code.isdigit():
+        raise ContainerStartError(message, int(code))
+    os.waitpid(pid, 0)
+    raise ContainerStartError("the container's monitor ended before the program started", EXIT_RUN_FAILED)
+
+
+def _monitor(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
+             repair: Callable[[BrokenImage], ImageRecord], report: int) -> int:
+    """The monitor: the container's exit status is its own; the CLI hears of the start."""
+    from .. import notices
+    from .run import run_container
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    notices.hear = None  # nobody to tell
+    told = False
+
+    def tell(text: str) -> None:
+        nonlocal told
+        if not told:
+            told = True
+            os.write(report, text.encode())
+            os.close(report)
+
+    try:
+        return run_container(ctx, a, flags, record, lambda _: None, repair, None,
+                             started=lambda cid: tell(f"ok {cid}"))
+    except ContainerStartError as e:
+        tell(f"error {e.code} {e}")
+        return e.code
+    except MiniRunError as e:
+        tell(f"error {EXIT_RUN_FAILED} {e}")
+        return EXIT_RUN_FAILED
+    except BaseException as e:  # noqa: BLE001 - the monitor must never return into the CLI's code
+        tell(f"error {EXIT_RUN_FAILED} internal error: {type(e).__name__}: {e}")
+        return EXIT_RUN_FAILED

@@ -1,0 +1,170 @@
+"""A container's output in Docker's ``json-file`` format: one JSON object per line,
+``{"log": "text\\n", "stream": "stdout", "time": "2026-11-23T12:00:00.123456789Z"}``, in
+``containers/<id>/<id>-json.log``, so that tools made for Docker's logs read minirun's.
+
+The file is bounded (``--log-opt max-size``, default 10m, ``max-file``, default 3, as
+Docker's ``local`` driver): when it would pass the size it is rotated to ``.1`` (``.1`` to
+``.2``, ...) and the oldest is dropped, so a chatty container cannot fill the disk.
+"""
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from ..errors import UsageError
+
+_PARTIAL_MAX = 16 * 1024  # as Docker: a line longer than this is logged in pieces
+_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3}
+
+
+class LogOptions(NamedTuple):
+    max_size: int = 10 * 1000**2
+    max_file: int = 3
+
+
+def parse_options(opts: tuple[str, ...]) -> LogOptions:
+    """``--log-opt max-size=10m``, ``--log-opt max-file=3`` (Docker's units)."""
+    out = LogOptions()
+    for opt in opts:
+        key, _, value = opt.partition("=")
+        try:
+            if key == "max-size":
+                number = value.rstrip("bkmgBKMG")
+                out = out._replace(max_size=int(float(number) * _UNITS[value[len(number):].lower()]))
+            elif key == "max-file":
+                out = out._replace(max_file=int(value))
+            else:
+                raise UsageError(f'invalid --log-opt "{opt}": expected max-size=SIZE or max-file=N')
+        except (ValueError, KeyError):
+            raise UsageError(f'invalid --log-opt "{opt}": {value!r} is not a size or a number') from None
+    if out.max_size < 1000 or out.max_file < 1:
+        raise UsageError("invalid --log-opt: max-size must be at least 1k and max-file at least 1")
+    return out
+
+
+def log_path(directory: Path) -> Path:
+    return directory / f"{directory.name}-json.log"
+
+
+def now_nano() -> str:
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+class LogWriter:
+    """Appends the container's output, a line per entry; partial lines wait for their end
+    (or 16 KiB), per stream."""
+
+    def __init__(self, directory: Path, options: LogOptions) -> None:
+        self.path = log_path(directory)
+        self.options = options
+        self.file = open(self.path, "ab")
+        self.size = self.file.tell()
+        self.pending = {"stdout": b"", "stderr": b""}
+
+    def write(self, stream: str, data: bytes) -> None:
+        buf = self.pending[stream] + data
+        while True:
+            end = buf.find(b"\n")
+            if end < 0 and len(buf) < _PARTIAL_MAX:
+                break
+            cut = end + 1 if end >= 0 else _PARTIAL_MAX
+            self._entry(stream, buf[:cut])
+            buf = buf[cut:]
+        self.pending[stream] = buf
+
+    def _entry(self, stream: str, data: bytes) -> None:
+        line = json.dumps({"log": data.decode(errors="replace"), "stream": stream, "time": now_nano()}).encode()
+        if self.size + len(line) + 1 > self.options.max_size and self.size:
+            self._rotate()
+        self.file.write(line + b"\n")
+        self.file.flush()
+        self.size += len(line) + 1
+
+    def _rotate(self) -> None:
+        self.file.close()
+        keep = self.options.max_file - 1
+        for n in range(keep, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{n}")
+            if older.exists():
+                if n == keep:
+                    older.unlink()
+                else:
+                    older.rename(self.path.with_name(f"{self.path.name}.{n + 1}"))
+        if keep:
+            self.path.rename(self.path.with_name(f"{self.path.name}.1"))
+        self.file = open(self.path, "wb")
+        self.size = 0
+
+    def close(self) -> None:
+        for stream, rest in self.pending.items():
+            if rest:
+                self._entry(stream, rest)
+        self.file.close()
+
+
+class Entry(NamedTuple):
+    stream: str
+    text: str
+    time: str
+
+
+def _parse(line: bytes) -> Entry | None:
+    try:
+        doc = json.loads(line)
+        return Entry(str(doc["stream"]), str(doc["log"]), str(doc["time"]))
+    except (ValueError, KeyError, TypeError):
+        return None  # a line cut by a kill while it was written
+
+
+def entries(directory: Path) -> list[Entry]:
+    """Every entry still kept, oldest first (rotated files included)."""
+    path = log_path(directory)
+    files = sorted(path.parent.glob(f"{path.name}.*"), key=lambda p: -int(p.suffix[1:]) if p.suffix[1:].isdigit()
+                   else 0)
+    out: list[Entry] = []
+    for f in [*files, path]:
+        try:
+            data = f.read_bytes()
+        except FileNotFoundError:
+            continue
+        out += [e for e in map(_parse, data.splitlines()) if e is not None]
+    return out
+
+
+def size(directory: Path) -> int:
+    try:
+        return log_path(directory).stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def follow(directory: Path, offset: int, running: Callable[[], bool], pause: float = 0.1) -> Iterator[Entry]:
+    """The entries written after ``offset`` in the current file, as they come, until the
+    container has ended (``running`` says no) and all it wrote has been read."""
+    path = log_path(directory)
+    pending = b""
+    while True:
+        still = running()  # asked before reading: what it wrote before it ended is read below
+        try:
+            with open(path, "rb") as f:
+                if os.fstat(f.fileno()).st_size < offset:
+                    offset = 0  # rotated meanwhile
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        offset += len(data)
+        lines = (pending + data).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            entry = _parse(line)
+            if entry is not None:
+                yield entry
+        if not still:
+            return
+        if not data:
+            time.sleep(pause)

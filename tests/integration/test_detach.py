@@ -1,0 +1,170 @@
+"""Containers that outlive the command (issue 12, first part): run -d with its monitor,
+json-file logs, stop, kill, wait; as root, with the busybox test image."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+from tests.integration.conftest import Minirun
+
+
+def _detach(mr: Minirun, *args: str) -> str:
+    start = time.monotonic()
+    r = mr("run", "-d", *args)
+    assert r.returncode == 0 and r.stderr == "", r
+    assert re.fullmatch(r"[0-9a-f]{64}\n", r.stdout), r.stdout
+    assert time.monotonic() - start < 10
+    return r.stdout.strip()
+
+
+def _state(mr: Minirun, cid: str) -> dict[str, object]:
+    return dict(json.loads((mr.root / "containers" / cid / "state.json").read_text()))
+
+
+def _gone(mr: Minirun, cid: str, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while (mr.root / "containers" / cid).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not (mr.root / "containers" / cid).exists()
+
+
+def test_a_detached_container_outlives_the_command(mr: Minirun) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    cid = _detach(mr, "--name", "svc", "busybox", "sh", "-c", "echo started; exec sleep 30")
+    ps = mr("ps").stdout
+    assert "svc" in ps and " Up " in ps, ps
+    monitor = int(str(_state(mr, cid)["monitor"]))
+    assert os.getsid(monitor) == monitor  # a session of its own, not the caller's
+    deadline = time.monotonic() + 10
+    while (r := mr("logs", "svc")).stdout != "started\n" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "started\n", "")
+    start = time.monotonic()
+    r = mr("stop", "-t", "1", "svc")  # sleep as PID 1 ignores SIGTERM, as under Docker: killed after 1 s
+    took = time.monotonic() - start
+    assert (r.returncode, r.stdout) == (0, "svc\n") and 1 <= took < 8, (r, took)
+    assert mr("wait", "svc").stdout == "137\n"
+    assert "Exited (137)" in mr("ps", "-a").stdout
+    assert mr("rm", "svc").returncode == 0
+
+
+def test_logs_keep_streams_order_and_times(mr: Minirun) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    cid = _detach(mr, "busybox", "sh", "-c", "echo one; echo two >&2; echo three; sleep 1; echo four")
+    r = mr("logs", "-f", cid[:12], timeout=30)  # returns when the container exits
+    assert (r.returncode, r.stdout, r.stderr) == (0, "one\nthree\nfour\n", "two\n"), r
+    lines = [json.loads(x) for x in (mr.root / "containers" / cid / f"{cid}-json.log").read_text().splitlines()]
+    # Each stream in its order (two pipes, as under Docker: their interleaving is the kernel's).
+    assert [x["log"] for x in lines if x["stream"] == "stdout"] == ["one\n", "three\n", "four\n"]
+    assert [x["log"] for x in lines if x["stream"] == "stderr"] == ["two\n"] and len(lines) == 4
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", x["time"]) for x in lines)
+    assert mr("logs", "--tail", "1", cid).stdout == "four\n"
+    assert re.fullmatch(r"\S+Z four\n", mr("logs", "-n", "1", "-t", cid).stdout)
+    assert mr("wait", cid).stdout == "0\n"
+
+
+def test_stop_kill_and_wait(mr: Minirun) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    trap = "trap 'echo bye; exit 3' TERM; while true; do sleep 0.1; done"
+    cid = _detach(mr, "--name", "trapper", "busybox", "sh", "-c", trap)
+    time.sleep(0.5)  # the trap is set
+    start = time.monotonic()
+    assert mr("stop", "trapper").returncode == 0 and time.monotonic() - start < 5
+    assert mr("wait", "trapper").stdout == "3\n"
+    assert mr("logs", "trapper").stdout == "bye\n"
+    r = mr("kill", "trapper")
+    assert (r.returncode, r.stderr) == (1, "minirun: cannot kill container trapper: it is not running\n")
+    _detach(mr, "--name", "victim", "busybox", "sleep", "30")
+    assert mr("kill", "victim").stdout == "victim\n"
+    assert mr("wait", "victim").stdout == "137\n"
+    r = mr("stop", "nosuch")
+    assert (r.returncode, r.stderr) == (1, "minirun: No such container: nosuch\n")
+    assert mr("rm", "trapper", "victim").returncode == 0 and not (mr.root / "containers" / cid).exists()
+
+
+def test_detached_with_rm_and_failures(mr: Minirun) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    cid = _detach(mr, "--rm", "busybox", "true")
+    assert _gone(mr, cid)
+    r = mr("run", "-d", "busybox", "nosuchcmd")
+    assert (r.returncode, r.stdout) == (127, ""), r
+    assert r.stderr == 'minirun: exec: "nosuchcmd": executable file not found in $PATH\n'
+    assert "Exited (127)" in mr("ps", "-a").stdout
+    r = mr("run", "-d", "-t", "busybox", "true")
+    assert r.returncode == 125 and "not supported yet" in r.stderr
+    mr("run", "--name", "fg", "busybox", "true")
+    r = mr("logs", "fg")
+    assert r.returncode == 1 and "has no log" in r.stderr
+
+
+def test_a_killed_monitor_shows_exited_and_rm_cleans_up(mr: Minirun) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    cid = _detach(mr, "--name", "orphan", "busybox", "sleep", "30")
+    state = _state(mr, cid)
+    os.kill(int(str(state["monitor"])), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while "Exited (137)" not in mr("ps", "-a").stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert not Path(f"/proc/{state['pid']}").exists() or "Z" in Path(f"/proc/{state['pid']}/stat").read_text()
+    assert mr("rm", "orphan").returncode == 0 and not (mr.root / "containers" / cid).exists()
+
+
+def test_twenty_detached_started_and_stopped_at_once(mr: Minirun) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    starts = [mr.popen("run", "-d", "busybox", "sleep", "60") for _ in range(20)]
+    ids = []
+    for p in starts:
+        out, errors = p.communicate(timeout=120)
+        assert p.returncode == 0, errors
+        ids.append(out.strip())
+    assert len(set(ids)) == 20 and mr("ps", "-q").stdout.count("\n") == 20
+    monitors = [int(str(_state(mr, cid)["monitor"])) for cid in ids]
+    stops = [mr.popen("stop", "-t", "1", cid) for cid in ids]
+    for p in stops:
+        p.communicate(timeout=60)
+        assert p.returncode == 0
+    assert mr("ps", "-q").stdout == ""
+    assert mr("rm", *ids).returncode == 0
+    assert mr("ps", "-a", "-q").stdout == ""
+    deadline = time.monotonic() + 10
+    while (alive := [p for p in monitors if Path(f"/proc/{p}").exists()]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert alive == [], alive  # every monitor has ended
+
+
+def test_exec_joins_the_running_container(mr: Minirun) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    cid = _detach(mr, "--name", "host1", "-h", "inside", "-e", "FROM_RUN=yes", "-w", "/tmp", "busybox", "sh", "-c",
+                  "echo marker > /tmp/made-by-pid1; exec sleep 60")
+    deadline = time.monotonic() + 10
+    while not (mr.root / "containers" / cid / "upper" / "tmp" / "made-by-pid1").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    r = mr("exec", "host1", "sh", "-c", "hostname; pwd; cat /tmp/made-by-pid1; cat /proc/1/cmdline | tr '\\0' ' '; "
+           "echo; echo $FROM_RUN $EXTRA; id -u")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "inside\n/tmp\nmarker\nsleep 60 \nyes\n0\n", r.stdout
+    r = mr("exec", "-e", "EXTRA=more", "-u", "nobody", "-w", "/", "host1", "sh", "-c", "echo $EXTRA; id -un; pwd")
+    assert (r.returncode, r.stdout) == (0, "more\nnobody\n/\n"), r.stderr
+    run_ns = {ns: os.readlink(f"/proc/{_state(mr, cid)['pid']}/ns/{ns}") for ns in ("net", "mnt", "uts", "pid")}
+    r = mr("exec", "host1", "sh", "-c", "for n in net mnt uts pid; do readlink /proc/self/ns/$n; done")
+    assert r.stdout.split() == [run_ns[n] for n in ("net", "mnt", "uts", "pid")], (r.stdout, run_ns)
+    assert mr("exec", "host1", "sh", "-c", "exit 7").returncode == 7
+    r = mr("exec", "host1", "nosuchcmd")
+    assert (r.returncode, r.stderr) == (127, 'minirun: exec: "nosuchcmd": executable file not found in $PATH\n')
+    assert mr("exec", "host1", "/etc/passwd").returncode == 126
+    # What the joining process was (minirun, with its environment) is out of the container's reach.
+    r = mr("exec", "host1", "sh", "-c", "grep -c CapEff /proc/self/status; grep CapEff /proc/1/status")
+    assert r.returncode == 0 and r.stdout.split()[-1] == "00000000a80425fb", r.stdout  # Docker's default set
+    assert mr("stop", "-t", "1", "host1").returncode == 0
+    r = mr("exec", "host1", "true")
+    assert (r.returncode, r.stderr) == (1, "minirun: container host1 is not running\n")
+    r = mr("exec", "nosuch", "true")
+    assert (r.returncode, r.stderr) == (1, "minirun: No such container: nosuch\n")
+    assert mr("rm", "host1").returncode == 0
