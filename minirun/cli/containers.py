@@ -12,8 +12,8 @@ import typer
 
 from ..errors import MiniRunError
 from ..ops import containers as ops
-from .options import FormatOpt, QuietOpt, context_of
-from .output import check_format, err, line, print_rows, since, write
+from .options import QuietOpt, context_of
+from .output import err, line, print_rows, since, write
 
 if TYPE_CHECKING:
     from ..runtime.container import ContainerState
@@ -40,11 +40,18 @@ def ps_cmd(
     tctx: typer.Context,
     all: Annotated[bool, typer.Option("--all", "-a", help="Show all containers, not only running ones.")] = False,
     quiet: QuietOpt = False,
-    format: FormatOpt = "table",
+    format: Annotated[str, typer.Option("--format", help="table, json, or a template: {{.ID}} {{.Names}}")]
+    = "table",
+    filter: Annotated[list[str], typer.Option(
+        "--filter", help="status=running|exited|created|dead, name=NAME, id=PREFIX (repeatable).")]
+    = [],  # noqa: B006 - typer reads the default, never mutates it
 ) -> None:
     """List containers."""
-    check_format(format)
-    states, damaged = ops.list_containers(context_of(tctx), all)
+    from .template import render
+    wanted = _filters(filter)
+    states, damaged = ops.list_containers(context_of(tctx), all or bool(wanted))
+    # (``all`` is the flag here)
+    states = [s for s in states if not any(not _matches(s, k, vs) for k, vs in wanted.items())]
     for d in damaged:
         err(f"container {d.id[:12]}: {d.reason}; minirun rm {d.id[:12]} or minirun system prune removes it")
     rows = [{"ID": s.id[:12], "Image": s.image, "Command": json.dumps(" ".join(s.command)),
@@ -54,10 +61,34 @@ def ps_cmd(
             for s in states]
     cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"), ("CREATED", "RunningFor"),
             ("STATUS", "Status"), ("PORTS", "Ports"), ("NAMES", "Names")]
+    if format not in ("table", "json"):
+        for row in rows:
+            line(render(format, row))
+        return
     if format == "table":  # Docker shortens the command in its table only
         rows = [{k: (str(v)[:22] + "…\"" if k == "Command" and len(str(v)) > 24 else v) for k, v in r.items()}
                 for r in rows]
     print_rows(rows, quiet, format, cols)
+
+
+def _filters(items: list[str]) -> dict[str, list[str]]:
+    """--filter KEY=VALUE: the same key twice is either, different keys are all (as Docker)."""
+    from ..errors import UsageError
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or key not in ("status", "name", "id"):
+            raise UsageError(f'invalid --filter "{item}": expected status=, name= or id=')
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def _matches(state: ContainerState, key: str, values: list[str]) -> bool:
+    if key == "status":
+        return state.status in values
+    if key == "name":
+        return any(v in state.name for v in values)  # Docker: a substring (a regular expression)
+    return any(state.id.startswith(v) for v in values)
 
 
 def rm_cmd(
@@ -167,3 +198,20 @@ def exec_cmd(
         raise UsageError("exec -t is not supported yet")
     code = ops.exec_container(context_of(tctx), container, command, env, user, workdir, interactive, privileged)
     raise typer.Exit(code)
+
+
+def inspect_cmd(
+    tctx: typer.Context,
+    names: Annotated[list[str], typer.Argument(metavar="CONTAINER|IMAGE...")],
+    format: Annotated[str | None, typer.Option("--format", "-f", help="json, or a template: {{.State.Status}}")]
+    = None,
+) -> None:
+    """Containers and images as JSON, with Docker's field names."""
+    from ..ops.inspect import inspect
+    from .template import render
+    docs = inspect(context_of(tctx), names)
+    if format is None or format == "json":
+        line(json.dumps(docs, indent=4))
+        return
+    for doc in docs:
+        line(render(format, doc))

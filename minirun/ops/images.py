@@ -33,7 +33,7 @@ class Removed(NamedTuple):
     containers: list[str] = []  # noqa: RUF012 - never mutated; IDs of damaged containers removed
 
 
-def _targets(records: list[ImageRecord], names: list[str], damaged: Collection[str] = ()) -> list[str]:
+def image_targets(records: list[ImageRecord], names: list[str], damaged: Collection[str] = ()) -> list[str]:
     """The references ``names`` denote: a reference, or an image ID (or a unique prefix of
     one, as Docker allows) naming every tag of that image; ``damaged`` entries by reference."""
     from .. import reference
@@ -60,7 +60,7 @@ def remove_images(ctx: Context, names: list[str], force: bool) -> Removed:
     container uses is kept unless ``force``."""
     from ..runtime.container import list_all
     store = ctx.images
-    targets = _targets(store.records(), names, store.damaged())
+    targets = image_targets(store.records(), names, store.damaged())
     if not force:
         for _, state in list_all(store.root):
             if state.reference in targets:

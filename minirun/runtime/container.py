@@ -46,6 +46,7 @@ class ContainerState(NamedTuple):
     workdir: str = "/"
     user: str = ""
     capabilities: list[int] = []  # noqa: RUF012 - never mutated
+    started_at: str | None = None
 
     # The transitions: created -> running -> exited, or created -> exited (it never started).
     # (No postponed annotations in this module: NamedTuple compiles string ones at import.)
@@ -53,7 +54,7 @@ class ContainerState(NamedTuple):
         if self.status != "created":
             raise ContainerConflict(f"container {self.id[:12]} is {self.status}: it cannot start again")
         return self._replace(status="running", pid=pid, monitor=monitor, pid_start=start_time(pid),
-                             monitor_start=start_time(monitor))
+                             monitor_start=start_time(monitor), started_at=now_iso())
 
     def dead(self) -> "ContainerState":
         """Its removal failed part way (Docker's "Dead"): listed until a later rm succeeds."""

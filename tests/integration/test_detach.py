@@ -168,3 +168,31 @@ def test_exec_joins_the_running_container(mr: Minirun) -> None:
     r = mr("exec", "nosuch", "true")
     assert (r.returncode, r.stderr) == (1, "minirun: No such container: nosuch\n")
     assert mr("rm", "host1").returncode == 0
+
+
+def test_inspect_and_ps_filters(mr: Minirun) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    cid = _detach(mr, "--name", "probe1", "-e", "K=V", "busybox", "sleep", "60")
+    assert mr("run", "--name", "done1", "busybox", "sh", "-c", "exit 4").returncode == 4
+    r = mr("inspect", "probe1", "busybox")
+    assert r.returncode == 0, r.stderr
+    container, image = json.loads(r.stdout)
+    assert (container["Id"], container["Name"], container["State"]["Status"], container["State"]["Running"]) == \
+        (cid, "/probe1", "running", True)
+    assert container["State"]["Pid"] == _state(mr, cid)["pid"] and "K=V" in container["Config"]["Env"]
+    assert container["Config"]["Cmd"] == ["sleep", "60"] and container["Image"] == image["Id"]
+    assert image["RepoTags"] == ["busybox:latest"] and image["Id"].startswith("sha256:")
+    assert image["RepoDigests"][0].startswith("busybox@sha256:") and image["RootFS"]["Layers"]
+    assert mr("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "done1").stdout == "exited 4\n"
+    assert mr("inspect", "-f", "{{json .Config.Cmd}}", "probe1").stdout == '["sleep", "60"]\n'
+    r = mr("inspect", "-f", "{{range .Config.Env}}{{end}}", "probe1")
+    assert r.returncode == 2 and "is not supported" in r.stderr
+    r = mr("inspect", "nosuch")
+    assert (r.returncode, r.stderr) == (1, "minirun: No such object: nosuch\n")
+    assert mr("ps", "--filter", "status=exited", "--format", "{{.Names}}").stdout == "done1\n"
+    assert mr("ps", "--filter", "name=probe", "-q").stdout == cid[:12] + "\n"
+    assert sorted(mr("ps", "-a", "--format", "{{.Names}}\\t{{.State}}").stdout.splitlines()) == \
+        ["done1\texited", "probe1\trunning"]
+    r = mr("ps", "--filter", "colour=red")
+    assert r.returncode == 2 and "invalid --filter" in r.stderr
+    assert mr("rm", "-f", "probe1", "done1").returncode == 0

@@ -1,0 +1,88 @@
+"""inspect: containers and images as Docker's JSON shows them, for the fields minirun knows.
+Never prints."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import ContainerNotFound, ImageNotKnown, ManifestError, StoreError
+from .context import Context
+
+if TYPE_CHECKING:
+    from ..runtime.container import ContainerState
+    from ..store import ImageRecord
+
+Doc = dict[str, object]
+
+
+def inspect(ctx: Context, names: list[str]) -> list[Doc]:
+    """Each name as a container (name, ID or prefix), else as an image; an unknown one is
+    ImageNotKnown naming it, as Docker's "No such object"."""
+    from ..runtime.container import find
+    from .images import image_targets
+    out: list[Doc] = []
+    for name in names:
+        try:
+            out.append(container_doc(ctx, find(ctx.root, name)[1]))
+            continue
+        except ContainerNotFound:
+            pass
+        records = ctx.images.records()
+        try:
+            keys = image_targets(records, [name])
+        except ImageNotKnown:
+            raise ImageNotKnown(f"No such object: {name}") from None
+        record = next(r for r in records if r.reference == keys[0])
+        out.append(image_doc(ctx, record, [r for r in records if r.config == record.config]))
+    return out
+
+
+def _ports(state: ContainerState) -> dict[str, list[dict[str, str]]]:
+    """``0.0.0.0:8080->80/tcp`` as Docker's ``{"80/tcp": [{"HostIp": ..., "HostPort": ...}]}``."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for text in state.ports:
+        host, _, inner = text.partition("->")
+        ip, _, port = host.rpartition(":")
+        out.setdefault(inner, []).append({"HostIp": ip, "HostPort": port})
+    return out
+
+
+def container_doc(ctx: Context, state: ContainerState) -> Doc:
+    from ..runtime.container import refresh
+    state = refresh(state)
+    record = ctx.images.get(state.reference) if state.reference else None
+    running = state.status == "running"
+    hostname = next((e.split("=", 1)[1] for e in state.env if e.startswith("HOSTNAME=")), state.id[:12])
+    return {
+        "Id": state.id, "Created": state.created, "Path": state.command[0] if state.command else "",
+        "Args": state.command[1:],
+        "State": {"Status": state.status, "Running": running, "Paused": False, "Restarting": False,
+                  "OOMKilled": False, "Dead": state.status == "dead", "Pid": state.pid if running else 0,
+                  "ExitCode": state.exit_code or 0, "StartedAt": state.started_at or "",
+                  "FinishedAt": state.finished or ""},
+        "Image": record.config if record else "", "Name": "/" + state.name,
+        "Config": {"Hostname": hostname, "Env": state.env, "Cmd": state.command, "Image": state.image,
+                   "WorkingDir": state.workdir, "User": state.user},
+        "HostConfig": {"NetworkMode": state.network, "PortBindings": _ports(state)},
+        "NetworkSettings": {"IPAddress": state.address or "", "Ports": _ports(state)},
+        "Mounts": [],
+    }
+
+
+def image_doc(ctx: Context, record: ImageRecord, tags: list[ImageRecord]) -> Doc:
+    from .. import reference
+    from ..oci import parse_config
+    try:
+        config = parse_config(ctx.images.content.read(record.config), record.reference)
+        manifest = ctx.images.manifest_of(record)
+    except (StoreError, ManifestError) as e:
+        raise StoreError(f"inspecting image {record.reference}: {e}") from None
+    raw = config.raw
+    names = [reference.parse(r.reference) for r in tags]
+    return {
+        "Id": record.config, "RepoTags": [n.familiar() for n in names if n.tag],
+        "RepoDigests": sorted({f"{n.familiar_name}@{r.digest}" for n, r in zip(names, tags, strict=True)}),
+        "Created": config.created or "", "Architecture": raw.get("architecture", ""), "Os": raw.get("os", ""),
+        "Config": raw.get("config") or {}, "RootFS": {"Type": "layers", "Layers": list(config.diff_ids)},
+        "Size": sum(layer.size for layer in manifest.layers),
+    }
