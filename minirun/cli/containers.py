@@ -215,3 +215,24 @@ def inspect_cmd(
         return
     for doc in docs:
         line(render(format, doc))
+
+
+def start_cmd(
+    tctx: typer.Context,
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+    attach: Annotated[bool, typer.Option("--attach", "-a", help="Stay with it: its output, its exit code.")]
+    = False,
+) -> None:
+    """Start stopped containers again, with their flags and their files as they left them."""
+    ctx = context_of(tctx)
+    if attach:
+        if len(containers) != 1:
+            from ..errors import UsageError
+            raise UsageError("start -a takes one container")
+        code = ops.start_container(ctx, containers[0], True, err)
+        raise typer.Exit(code or 0)
+
+    def start(key: str) -> None:
+        ops.start_container(ctx, key, False, err)
+
+    _each(containers, start)

@@ -27,11 +27,19 @@ def run_detached(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
                  repair: Callable[[BrokenImage], ImageRecord]) -> str:
     """The container's ID once its program runs; ContainerStartError (125, 126, 127) when it
     could not start, as a foreground run would say."""
+    from .run import run_container
+    return in_monitor(lambda started: run_container(ctx, a, flags, record, lambda _: None, repair, None,
+                                                    started=started))
+
+
+def in_monitor(work: Callable[[Callable[[str], None]], int]) -> str:
+    """Fork the monitor and run ``work`` there (given what to call with the container's ID
+    once its program runs); here, that ID, or the error that kept it from starting."""
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         os.close(r)
-        os._exit(_monitor(ctx, a, flags, record, repair, w))
+        os._exit(_monitor(work, w))
     os.close(w)
     answer = b""
     while chunk := os.read(r, 4096):
@@ -47,12 +55,14 @@ def run_detached(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
     raise ContainerStartError("the container's monitor ended before the program started", EXIT_RUN_FAILED)
 
 
-def _monitor(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
-             repair: Callable[[BrokenImage], ImageRecord], report: int) -> int:
+def _monitor(work: Callable[[Callable[[str], None]], int], report: int) -> int:
     """The monitor: the container's exit status is its own; the CLI hears of the start."""
     from .. import notices
-    from .run import run_container
     os.setsid()
+    # None of the CLI's descriptors: not a lock it holds (start's, on the container), which
+    # would be held as long as the container runs.
+    os.closerange(3, report)
+    os.closerange(report + 1, 1 << 20)
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
@@ -68,8 +78,7 @@ def _monitor(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
             os.close(report)
 
     try:
-        return run_container(ctx, a, flags, record, lambda _: None, repair, None,
-                             started=lambda cid: tell(f"ok {cid}"))
+        return work(lambda cid: tell(f"ok {cid}"))
     except ContainerStartError as e:
         tell(f"error {e.code} {e}")
         return e.code

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..runtime.process import Network
     from ..runtime.spec import Bind, RunSpec
     from ..store import ImageRecord
+    from .netrun import Wired
 
 
 class Checked(NamedTuple):
@@ -151,6 +152,14 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
         except BaseException:
             unwire(cid, wired)
             raise
+    container.save_run_args(directory, a._asdict())  # for start
+    return _run_created(ctx, a, flags, run_spec, state, directory, files, wired, warn, started)
+
+
+def _run_created(ctx: Context, a: RunArgs, flags: Checked, run_spec: RunSpec, state: ContainerState,
+                 directory: Path, files: dict[str, Path], wired: Wired, warn: Callable[[str], None],
+                 started: Callable[[str], None] | None) -> int:
+    from .netrun import unwire
     code: int | None = None
     try:
         code = _start(ctx, a, flags, run_spec, state, directory, files, wired.network, started)
@@ -159,8 +168,33 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
         code = e.code
         raise
     finally:
-        unwire(cid, wired)
+        unwire(state.id, wired)
         _record_end(a.rm, directory, state, code, warn)
+
+
+def restart_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord, directory: Path,
+                      state: ContainerState, warn: Callable[[str], None],
+                      started: Callable[[str], None] | None) -> int:
+    """start: the stopped container in ``directory`` run again with the flags it was made with
+    (``a``), on the root filesystem it has (its changes kept); as run_container."""
+    from ..runtime import container
+    from .netrun import unwire, wire
+    hostname = next((e.split("=", 1)[1] for e in state.env if e.startswith("HOSTNAME=")), state.id[:12])
+    with ctx.images.pulling():
+        config, _, _ = _unpacked(ctx, a, record)
+        wired = None
+        try:
+            wired = wire(ctx.root, flags.network, state.id, hostname, config)
+            run_spec = _run_spec(a, flags, config, tuple(state.command), hostname)
+            files = {path: directory / path.rsplit("/", 1)[1] for path in wired.etc}
+            for path, text in wired.etc.items():
+                files[path].write_text(text)
+            state = state.restarted(wired.address, wired.ports)
+            container.save(directory, state)
+        except BaseException:
+            unwire(state.id, wired)
+            raise
+    return _run_created(ctx, a, flags, run_spec, state, directory, files, wired, warn, started)
 
 
 def _run_spec(a: RunArgs, flags: Checked, config: Mapping[str, Any], argv: tuple[str, ...],

@@ -56,6 +56,13 @@ class ContainerState(NamedTuple):
         return self._replace(status="running", pid=pid, monitor=monitor, pid_start=start_time(pid),
                              monitor_start=start_time(monitor), started_at=now_iso())
 
+    def restarted(self, address: str | None, ports: list[str]) -> "ContainerState":
+        """start: an exited container made ready to run again (as created, on a new address)."""
+        if self.status not in ("exited", "created"):
+            raise ContainerConflict(f"container {self.id[:12]} is {self.status}: it cannot be started")
+        return self._replace(status="created", exit_code=None, pid=None, monitor=None, finished=None,
+                             pid_start=None, monitor_start=None, address=address, ports=ports)
+
     def dead(self) -> "ContainerState":
         """Its removal failed part way (Docker's "Dead"): listed until a later rm succeeds."""
         return self._replace(status="dead")
@@ -115,6 +122,23 @@ def creation_error(root: Path, e: OSError | StoreError) -> StoreError:
 
 def save(directory: Path, state: ContainerState) -> None:
     atomic_write(directory / "state.json", json.dumps(state._asdict(), indent=1).encode())
+
+
+def save_run_args(directory: Path, args: dict[str, object]) -> None:
+    """The flags it was run with, for start (best effort: without them it cannot start again)."""
+    with contextlib.suppress(StoreError):
+        atomic_write(directory / "run.json", json.dumps(args).encode())
+
+
+def load_run_args(directory: Path) -> dict[str, object]:
+    try:
+        doc = json.loads((directory / "run.json").read_text())
+    except (OSError, ValueError):
+        raise StoreError(f"container {directory.name[:12]} cannot be started again: its run flags "
+                         f"({directory / 'run.json'}) cannot be read") from None
+    if not isinstance(doc, dict):
+        raise StoreError(f"container {directory.name[:12]} cannot be started again: run.json is damaged")
+    return doc
 
 
 def hostname_of(directory: Path) -> str:

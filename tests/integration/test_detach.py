@@ -196,3 +196,20 @@ def test_inspect_and_ps_filters(mr: Minirun) -> None:
     r = mr("ps", "--filter", "colour=red")
     assert r.returncode == 2 and "invalid --filter" in r.stderr
     assert mr("rm", "-f", "probe1", "done1").returncode == 0
+
+
+def test_start_again_keeps_the_files(mr: Minirun) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    script = "echo run >> /count; wc -l < /count; exit 3"
+    r = mr("run", "--name", "again", "-e", "K=kept", "busybox", "sh", "-c", script)
+    assert (r.returncode, r.stdout) == (3, "1\n"), r
+    r = mr("start", "-a", "again")
+    assert (r.returncode, r.stdout) == (3, "2\n"), r  # its upper layer kept: the file has two lines
+    assert mr("start", "again").stdout == "again\n"  # detached: in a monitor
+    assert mr("wait", "again").stdout == "3\n"
+    assert mr("start", "-a", "again").stdout == "4\n"
+    cid = _detach(mr, "--name", "busy", "busybox", "sleep", "60")
+    r = mr("start", "busy")
+    assert (r.returncode, r.stderr) == (1, "minirun: container busy is already running\n")
+    assert mr("exec", "busy", "true").returncode == 0
+    assert mr("rm", "-f", "busy", "again").returncode == 0 and not (mr.root / "containers" / cid).exists()
