@@ -71,6 +71,7 @@ app.command("kill")(containers.kill_cmd)
 app.command("wait")(containers.wait_cmd)
 app.command("inspect")(containers.inspect_cmd)
 app.command("start")(containers.start_cmd)
+app.command("restart")(containers.restart_cmd)
 app.command("exec", context_settings={"allow_interspersed_args": False})(containers.exec_cmd)
 # run is parsed and carried out by cli.run, without typer; listed here for help.
 app.command("run", help=SUMMARY, add_help_option=False, context_settings={

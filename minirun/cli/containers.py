@@ -236,3 +236,19 @@ def start_cmd(
         ops.start_container(ctx, key, False, err)
 
     _each(containers, start)
+
+
+def restart_cmd(
+    tctx: typer.Context,
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+    time: Annotated[float, typer.Option("--time", "-t", help="Seconds before SIGKILL.")] = 10,
+) -> None:
+    """Stop containers (if running) and start them again, in a monitor."""
+    import signal
+    ctx = context_of(tctx)
+
+    def restart(key: str) -> None:
+        ops.stop_container(ctx, key, time, signal.SIGTERM)
+        ops.start_container(ctx, key, False, err)
+
+    _each(containers, restart)

@@ -212,4 +212,7 @@ def test_start_again_keeps_the_files(mr: Minirun) -> None:
     r = mr("start", "busy")
     assert (r.returncode, r.stderr) == (1, "minirun: container busy is already running\n")
     assert mr("exec", "busy", "true").returncode == 0
+    first = _state(mr, cid)["pid"]
+    assert mr("restart", "-t", "1", "busy").stdout == "busy\n"
+    assert _state(mr, cid)["status"] == "running" and _state(mr, cid)["pid"] != first
     assert mr("rm", "-f", "busy", "again").returncode == 0 and not (mr.root / "containers" / cid).exists()
