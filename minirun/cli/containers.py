@@ -12,6 +12,7 @@ import typer
 
 from ..errors import MiniRunError
 from ..ops import containers as ops
+from ..ops.start import start_container
 from .options import QuietOpt, context_of
 from .output import err, line, print_rows, since, write
 
@@ -229,11 +230,11 @@ def start_cmd(
         if len(containers) != 1:
             from ..errors import UsageError
             raise UsageError("start -a takes one container")
-        code = ops.start_container(ctx, containers[0], True, err)
+        code = start_container(ctx, containers[0], True, err)
         raise typer.Exit(code or 0)
 
     def start(key: str) -> None:
-        ops.start_container(ctx, key, False, err)
+        start_container(ctx, key, False, err)
 
     _each(containers, start)
 
@@ -249,6 +250,6 @@ def restart_cmd(
 
     def restart(key: str) -> None:
         ops.stop_container(ctx, key, time, signal.SIGTERM)
-        ops.start_container(ctx, key, False, err)
+        start_container(ctx, key, False, err)
 
     _each(containers, restart)

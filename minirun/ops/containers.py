@@ -6,9 +6,8 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import ContainerConflict, ContainerNotFound, StoreError
 from .context import Context
@@ -187,32 +186,3 @@ def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user
                    ExecSpec(tuple(argv), merged, workdir or state.workdir,
                             user if user is not None else state.user, capabilities, interactive))
 
-
-def start_container(ctx: Context, key: str, attach: bool, warn: Callable[[str], None]) -> int | None:
-    """start: a stopped container run again with the flags it was made with, on its own root
-    filesystem (its changes kept): in a monitor (as run -d; returns None once the program
-    runs), or attached (``attach``: returns its exit status). Two starts take turns."""
-    from ..errors import ImageNotKnown
-    from ..runargs import RunArgs
-    from ..runtime.container import load, load_run_args
-    from ..store import file_lock
-    from .detach import in_monitor
-    from .run import check, restart_container
-    directory, state = _current(ctx, key)
-    doc = load_run_args(directory)
-    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()
-                              if k in RunArgs._fields}  # JSON as run saved it
-    a = RunArgs(**values)
-    flags = check(a)
-    record = ctx.images.get(state.reference)
-    if record is None:
-        raise ImageNotKnown(f"starting container {key}: its image {state.image} is no longer in the store")
-    with file_lock(directory, what=f"another start of container {state.id[:12]}", directory=True):
-        state = load(directory)
-        if _running(directory):
-            raise ContainerConflict(f"container {key} is already running")
-        if attach:
-            return restart_container(ctx, a, flags, record, directory, state, warn, None)
-        in_monitor(lambda started: restart_container(ctx, a, flags, record, directory, state, lambda _: None,
-                                                     started))
-        return None

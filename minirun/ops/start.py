@@ -1,0 +1,41 @@
+"""start: a stopped container run again (apart from ``containers``: it needs ``run`` and
+``detach``, which need ``containers``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ContainerConflict
+from .containers import is_running
+from .context import Context
+
+
+def start_container(ctx: Context, key: str, attach: bool, warn: Callable[[str], None]) -> int | None:
+    """start: a stopped container run again with the flags it was made with, on its own root
+    filesystem (its changes kept): in a monitor (as run -d; returns None once the program
+    runs), or attached (``attach``: returns its exit status). Two starts take turns."""
+    from ..errors import ImageNotKnown
+    from ..runargs import RunArgs
+    from ..runtime.container import find, load, load_run_args
+    from ..store import file_lock
+    from .detach import in_monitor
+    from .run import check, restart_container
+    directory, state = find(ctx.root, key)
+    doc = load_run_args(directory)
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()
+                              if k in RunArgs._fields}  # JSON as run saved it
+    a = RunArgs(**values)
+    flags = check(a)
+    record = ctx.images.get(state.reference)
+    if record is None:
+        raise ImageNotKnown(f"starting container {key}: its image {state.image} is no longer in the store")
+    with file_lock(directory, what=f"another start of container {state.id[:12]}", directory=True):
+        state = load(directory)
+        if is_running(directory):
+            raise ContainerConflict(f"container {key} is already running")
+        if attach:
+            return restart_container(ctx, a, flags, record, directory, state, warn, None)
+        in_monitor(lambda started: restart_container(ctx, a, flags, record, directory, state, lambda _: None,
+                                                     started))
+        return None
