@@ -41,11 +41,11 @@ class Checked(NamedTuple):
     limits: Limits
     init: str
     network: Choice
-    log: LogOptions
+    log: LogOptions | None     # run -d's log bounds (None: the defaults; runtime.logs loads only for -d)
 
 
 def check(a: RunArgs) -> Checked:
-    from ..runtime import caps, cgroups, logs, netconf, process, spec
+    from ..runtime import caps, cgroups, netconf, process, spec
     if os.geteuid() != 0:
         raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
     if a.detach and (a.tty or a.interactive):
@@ -68,7 +68,14 @@ def check(a: RunArgs) -> Checked:
                    tuple(spec.parse_tmpfs(t) for t in a.tmpfs),
                    caps.capability_set(a.privileged, a.cap_add, a.cap_drop, last_cap),
                    cgroups.parse_limits(a.memory, a.cpus, a.pids_limit),
-                   process.find_init(os.environ) if a.init else "", network, logs.parse_options(a.log_opt))
+                   process.find_init(os.environ) if a.init else "", network, _log_options(a))
+
+
+def _log_options(a: RunArgs) -> LogOptions | None:
+    if not (a.log_opt or a.detach):
+        return None
+    from ..runtime import logs
+    return logs.parse_options(a.log_opt)
 
 
 def image_for(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: Emit) -> ImageRecord:
@@ -225,8 +232,8 @@ def _start(ctx: Context, a: RunArgs, flags: Checked, run_spec: RunSpec, state: C
     cgroup = cgroups.Cgroup(state.id, flags.limits, None if a.privileged else devices.DOCKER_DEFAULT)
     detached = None
     if started is not None:
-        from ..runtime.logs import LogWriter
-        detached = process.Detached(LogWriter(directory, flags.log), lambda: started(state.id))
+        from ..runtime.logs import LogOptions, LogWriter
+        detached = process.Detached(LogWriter(directory, flags.log or LogOptions()), lambda: started(state.id))
     try:
         return process.start(run_spec, mounts, mounts[-1].target, files, network,
                              cgroup if cgroup.needed else None,
