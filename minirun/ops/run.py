@@ -48,8 +48,8 @@ def check(a: RunArgs) -> Checked:
     from ..runtime import caps, cgroups, netconf, process, spec
     if os.geteuid() != 0:
         raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
-    if a.detach and (a.tty or a.interactive):
-        raise UsageError("run -d with -t or -i is not supported yet: a detached container has no stdin")
+    if a.detach and a.interactive:
+        raise UsageError("run -d with -i is not supported yet: a detached container has no stdin")
     network = netconf.choose(network_mode(a), a.publish, a.publish_all, a.dns, a.dns_search, a.dns_option,
                              a.add_host)
     if a.pull not in ("missing", "always", "never"):

@@ -337,6 +337,20 @@ def _fork_and_follow(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: s
     return report, status
 
 
+def _log_terminal(master: int, log: "LogWriter") -> None:
+    """What the container writes to its terminal, as its stdout (as Docker logs a -t one),
+    until it has ended (EIO once the last slave is closed)."""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        log.write("stdout", data)
+    os.close(master)
+
+
 def _fork_pid1() -> int:
     """fork, the child as PID 1 of a new PID namespace. The parent's later children (nft, when
     the container's ports go) are in its own namespace again: a child forked into the
@@ -389,7 +403,7 @@ def _stdio_channels(spec: RunSpec,
     Without: pipes in place of our stdio where it is a terminal (see ``relay``), or None;
     detached: pipes for its stdout and stderr, always. Each module is loaded only when needed
     (the socket module costs a start 2 ms)."""
-    if detached:
+    if detached and not spec.tty:
         from . import relay
         return None, relay.for_streams((1, 2))
     if spec.tty:
@@ -417,6 +431,9 @@ def _follow(spec: RunSpec, errr: int, console: "tuple[socket.socket, socket.sock
     if master is not None:
         if report:
             os.close(master)
+        elif detached is not None:  # -d -t: the monitor holds the master; the terminal is logged
+            detached.on_exec()
+            _log_terminal(master, detached.log)
         else:
             terminal.relay(master, spec.interactive)
     if pipes is not None:

@@ -95,8 +95,12 @@ def test_detached_with_rm_and_failures(mr: Minirun) -> None:
     assert (r.returncode, r.stdout) == (127, ""), r
     assert r.stderr == 'minirun: exec: "nosuchcmd": executable file not found in $PATH\n'
     assert "Exited (127)" in mr("ps", "-a").stdout
-    r = mr("run", "-d", "-t", "busybox", "true")
+    r = mr("run", "-d", "-i", "busybox", "true")
     assert r.returncode == 125 and "not supported yet" in r.stderr
+    cid = _detach(mr, "-t", "busybox", "sh", "-c", "tty; echo to-stderr >&2")  # the monitor holds the terminal
+    assert mr("wait", cid).stdout == "0\n"
+    logged = [json.loads(x) for x in (mr.root / "containers" / cid / f"{cid}-json.log").read_text().splitlines()]
+    assert [(x["stream"], x["log"]) for x in logged] == [("stdout", "/dev/pts/0\r\n"), ("stdout", "to-stderr\r\n")]
     mr("run", "--name", "fg", "busybox", "true")
     r = mr("logs", "fg")
     assert r.returncode == 1 and "has no log" in r.stderr
