@@ -180,7 +180,7 @@ def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user
     with open("/proc/sys/kernel/cap_last_cap") as f:
         last_cap = int(f.read())
     capabilities = caps.capability_set(True, (), (), last_cap) if privileged else frozenset(state.capabilities)
-    host = next((e.split("=", 1)[1] for e in state.env if e.startswith("HOSTNAME=")), state.id[:12])
+    host = state.hostname
     merged = spec.environment({"Env": state.env}, env, os.environ, host)
     return exec_in(state.pid, Cgroup(state.id, Limits(), None),
                    ExecSpec(tuple(argv), merged, workdir or state.workdir,

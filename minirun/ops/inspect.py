@@ -52,7 +52,7 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
     state = refresh(state)
     record = ctx.images.get(state.reference) if state.reference else None
     running = state.status == "running"
-    hostname = next((e.split("=", 1)[1] for e in state.env if e.startswith("HOSTNAME=")), state.id[:12])
+    hostname = state.hostname
     return {
         "Id": state.id, "Created": state.created, "Path": state.command[0] if state.command else "",
         "Args": state.command[1:],

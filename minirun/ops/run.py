@@ -186,7 +186,7 @@ def restart_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRec
     (``a``), on the root filesystem it has (its changes kept); as run_container."""
     from ..runtime import container
     from .netrun import unwire, wire
-    hostname = next((e.split("=", 1)[1] for e in state.env if e.startswith("HOSTNAME=")), state.id[:12])
+    hostname = state.hostname
     with ctx.images.pulling():
         config, _, _ = _unpacked(ctx, a, record)
         wired = None

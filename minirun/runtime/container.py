@@ -56,6 +56,11 @@ class ContainerState(NamedTuple):
         return self._replace(status="running", pid=pid, monitor=monitor, pid_start=start_time(pid),
                              monitor_start=start_time(monitor), started_at=now_iso())
 
+    @property
+    def hostname(self) -> str:
+        """Its host name, as its environment says (HOSTNAME; Docker's default otherwise)."""
+        return next((e.split("=", 1)[1] for e in self.env if e.startswith("HOSTNAME=")), self.id[:12])
+
     def restarted(self, address: str | None, ports: list[str]) -> "ContainerState":
         """start: an exited container made ready to run again (as created, on a new address)."""
         if self.status not in ("exited", "created"):
