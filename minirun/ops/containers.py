@@ -99,7 +99,7 @@ def _current(ctx: Context, key: str) -> tuple[Path, ContainerState]:
     return find(ctx.root, key)
 
 
-def _running(directory: Path) -> bool:
+def is_running(directory: Path) -> bool:
     from ..runtime.container import load, refresh
     try:
         return refresh(load(directory)).status == "running"
@@ -124,24 +124,21 @@ def stop_container(ctx: Context, key: str, timeout: float, signum: int) -> None:
     directory, state = _current(ctx, key)
     if state.status != "running":
         return
-    with contextlib.suppress(ContainerConflict):
-        kill_container(ctx, key, signum)
-    deadline = time.monotonic() + timeout
-    while _running(directory) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if _running(directory):
+    for sig, seconds in ((signum, timeout), (signal.SIGKILL, 10.0)):
         with contextlib.suppress(ContainerConflict):
-            kill_container(ctx, key, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while _running(directory) and time.monotonic() < deadline:
+            kill_container(ctx, key, sig)
+        deadline = time.monotonic() + seconds
+        while is_running(directory) and time.monotonic() < deadline:
             time.sleep(0.05)
+        if not is_running(directory):
+            return
 
 
 def wait_container(ctx: Context, key: str) -> int:
     """wait: until the container is no longer running; its exit code."""
     from ..runtime.container import load, refresh
     directory, state = _current(ctx, key)
-    while _running(directory):
+    while is_running(directory):
         time.sleep(0.05)
     try:
         state = refresh(load(directory))
@@ -157,10 +154,6 @@ def logs_of(ctx: Context, key: str) -> tuple[Path, ContainerState]:
     if not log_path(directory).exists():
         raise ContainerConflict(f"container {key} has no log: only containers run with -d are logged")
     return directory, state
-
-
-def is_running(directory: Path) -> bool:
-    return _running(directory)
 
 
 def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user: str | None,
@@ -180,8 +173,7 @@ def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user
     with open("/proc/sys/kernel/cap_last_cap") as f:
         last_cap = int(f.read())
     capabilities = caps.capability_set(True, (), (), last_cap) if privileged else frozenset(state.capabilities)
-    host = state.hostname
-    merged = spec.environment({"Env": state.env}, env, os.environ, host)
+    merged = spec.environment({"Env": state.env}, env, os.environ, state.hostname)
     return exec_in(state.pid, Cgroup(state.id, Limits(), None),
                    ExecSpec(tuple(argv), merged, workdir or state.workdir,
                             user if user is not None else state.user, capabilities, interactive))

@@ -193,9 +193,7 @@ def restart_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRec
         try:
             wired = wire(ctx.root, flags.network, state.id, hostname, config)
             run_spec = _run_spec(a, flags, config, tuple(state.command), hostname)
-            files = {path: directory / path.rsplit("/", 1)[1] for path in wired.etc}
-            for path, text in wired.etc.items():
-                files[path].write_text(text)
+            files = container.write_etc(directory, wired.etc)
             state = state.restarted(wired.address, wired.ports)
             container.save(directory, state)
         except BaseException:

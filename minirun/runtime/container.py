@@ -107,9 +107,7 @@ def create(root: Path, new: ContainerState, etc: dict[str, str]) -> tuple[Contai
         state = new._replace(name=new.name or generated_name(), created=now_iso())
         try:
             directory.mkdir()
-            files = {path: directory / path.rsplit("/", 1)[1] for path in etc}
-            for path, text in etc.items():
-                files[path].write_text(text)
+            files = write_etc(directory, etc)
             save(directory, state)
         except BaseException as e:  # a Ctrl-C too: never a directory without its state
             shutil.rmtree(directory, ignore_errors=True)
@@ -117,6 +115,15 @@ def create(root: Path, new: ContainerState, etc: dict[str, str]) -> tuple[Contai
                 raise creation_error(root, e) from None
             raise
     return state, directory, files
+
+
+def write_etc(directory: Path, etc: dict[str, str]) -> dict[str, Path]:
+    """The files bound over the image's /etc ones (path in the container -> text), written in
+    the container's directory; where each one is."""
+    files = {path: directory / path.rsplit("/", 1)[1] for path in etc}
+    for path, text in etc.items():
+        files[path].write_text(text)
+    return files
 
 
 def creation_error(root: Path, e: OSError | StoreError) -> StoreError:

@@ -38,10 +38,6 @@ def _state_dir() -> Path:
     return d
 
 
-def subnet() -> Subnet:
-    return bridge_subnet()
-
-
 def _nft() -> str | None:
     """Debian's nftables command, found on PATH (sudo's has /usr/sbin)."""
     import shutil  # here and subprocess below: only when the table is written, not every run
@@ -197,7 +193,7 @@ def _claim_ports(locked: _Locked, wanted: tuple[PortMapping, ...]) -> tuple[Port
 def reserve(container: str, ports: tuple[PortMapping, ...]) -> Lease:
     """An address on the bridge (made if missing) for ``container``, owned by this process
     until ``release``; its published ports checked free and set up."""
-    net = subnet()
+    net = bridge_subnet()
     with _Locked() as locked:
         _ensure_bridge(locked, net)
         claimed = _claim_ports(locked, ports)
@@ -233,7 +229,7 @@ def release(container: str) -> None:
                 locked.drop(path)
         if locked.dirty:
             with contextlib.suppress(UsageError, ContainerStartError):
-                locked.apply_rules(subnet(), required=False)
+                locked.apply_rules(bridge_subnet(), required=False)
 
 
 def remove_unused() -> bool:
@@ -245,7 +241,7 @@ def remove_unused() -> bool:
         if locked.leases:
             if locked.dirty:
                 with contextlib.suppress(UsageError, ContainerStartError):
-                    locked.apply_rules(subnet(), required=False)
+                    locked.apply_rules(bridge_subnet(), required=False)
             return False
         try:
             index = socket.if_nametoindex(BRIDGE)
