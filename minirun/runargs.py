@@ -26,6 +26,8 @@ class Flag(NamedTuple):
 FLAGS: tuple[Flag, ...] = (
     Flag(("--rm",), "rm", "bool", help="Remove the container when it exits."),
     Flag(("-d", "--detach"), "detach", "bool", help="Run in the background; print the container ID."),
+    Flag(("--log-driver",), "log_driver", "str", "json-file|none",
+         "Log the container's output (json-file, default) or not (none: its output is passed as it is)."),
     Flag(("--log-opt",), "log_opt", "list", "max-size=SIZE|max-file=N", "Bound the container's log (json-file)."),
     Flag(("--name",), "name", "str", "NAME", "Name the container (default: a generated one)."),
     Flag(("-e", "--env"), "env", "list", "K=V|K", "Set an environment variable (K alone: the caller's)."),
@@ -78,6 +80,7 @@ class RunArgs(NamedTuple):
     command: tuple[str, ...] = ()
     rm: bool = False
     detach: bool = False
+    log_driver: str = "json-file"
     log_opt: tuple[str, ...] = ()
     name: str | None = None
     env: tuple[str, ...] = ()

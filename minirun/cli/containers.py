@@ -46,6 +46,7 @@ def ps_cmd(
     filter: Annotated[list[str], typer.Option(
         "--filter", help="status=running|exited|created|dead, name=NAME, id=PREFIX (repeatable).")]
     = [],  # noqa: B006 - typer reads the default, never mutates it
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Full IDs and commands.")] = False,
 ) -> None:
     """List containers."""
     from .template import render
@@ -55,7 +56,7 @@ def ps_cmd(
     states = [s for s in states if not any(not _matches(s, k, vs) for k, vs in wanted.items())]
     for d in damaged:
         err(f"container {d.id[:12]}: {d.reason}; minirun rm {d.id[:12]} or minirun system prune removes it")
-    rows = [{"ID": s.id[:12], "Image": s.image, "Command": json.dumps(" ".join(s.command)),
+    rows = [{"ID": s.id if no_trunc else s.id[:12], "Image": s.image, "Command": json.dumps(" ".join(s.command)),
              "CreatedAt": s.created, "RunningFor": since(s.created), "Status": _status(s),
              "State": s.status, "ExitCode": s.exit_code, "Names": s.name, "Networks": s.network,
              "IPAddress": s.address or "", "Ports": ", ".join(s.ports)}
@@ -66,7 +67,7 @@ def ps_cmd(
         for row in rows:
             line(render(format, row))
         return
-    if format == "table":  # Docker shortens the command in its table only
+    if format == "table" and not no_trunc:  # Docker shortens the command in its table only
         rows = [{k: (str(v)[:22] + "…\"" if k == "Command" and len(str(v)) > 24 else v) for k, v in r.items()}
                 for r in rows]
     print_rows(rows, quiet, format, cols)

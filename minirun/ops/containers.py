@@ -148,11 +148,19 @@ def wait_container(ctx: Context, key: str) -> int:
 
 
 def logs_of(ctx: Context, key: str) -> tuple[Path, ContainerState]:
-    """Where the container's log is; one that never logged (a foreground run) says so."""
+    """Where the container's log is; one run with --log-driver none says so (as Docker)."""
+    from ..runtime.container import load_run_args
     from ..runtime.logs import log_path
     directory, state = _current(ctx, key)
     if not log_path(directory).exists():
-        raise ContainerConflict(f"container {key} has no log: only containers run with -d are logged")
+        try:
+            driver = load_run_args(directory).get("log_driver")
+        except StoreError:
+            driver = None
+        if driver == "none":
+            raise ContainerConflict(f"container {key}: configured logging driver does not support reading "
+                                    "(--log-driver none)")
+        raise ContainerConflict(f"container {key} has no log")
     return directory, state
 
 

@@ -41,7 +41,7 @@ class Checked(NamedTuple):
     limits: Limits
     init: str
     network: Choice
-    log: LogOptions | None     # run -d's log bounds (None: the defaults; runtime.logs loads only for -d)
+    log: LogOptions | None     # the log's bounds; None: --log-driver none
 
 
 def check(a: RunArgs) -> Checked:
@@ -72,9 +72,13 @@ def check(a: RunArgs) -> Checked:
 
 
 def _log_options(a: RunArgs) -> LogOptions | None:
-    if not (a.log_opt or a.detach):
-        return None
     from ..runtime import logs
+    if a.log_driver == "none":  # run -d: its output goes nowhere, as Docker's
+        if a.log_opt:
+            raise UsageError("--log-opt needs --log-driver json-file")
+        return None
+    if a.log_driver != "json-file":
+        raise UsageError(f'invalid --log-driver "{a.log_driver}": expected json-file or none')
     return logs.parse_options(a.log_opt)
 
 
@@ -228,17 +232,18 @@ def _start(ctx: Context, a: RunArgs, flags: Checked, run_spec: RunSpec, state: C
     # Every container has a cgroup for its device policy (--privileged: all devices, as
     # Docker), and for its limits when there are any.
     cgroup = cgroups.Cgroup(state.id, flags.limits, None if a.privileged else devices.DOCKER_DEFAULT)
-    detached = None
-    if started is not None:
-        from ..runtime.logs import LogOptions, LogWriter
-        detached = process.Detached(LogWriter(directory, flags.log or LogOptions()), lambda: started(state.id))
+    log = None
+    if flags.log is not None:
+        from ..runtime.logs import LogWriter
+        log = LogWriter(directory, flags.log)
     try:
         return process.start(run_spec, mounts, mounts[-1].target, files, network,
                              cgroup if cgroup.needed else None,
-                             lambda pid: container.save(directory, state.started(pid, os.getpid())), detached)
+                             lambda pid: container.save(directory, state.started(pid, os.getpid())),
+                             process.Output(log, None if started is None else lambda: started(state.id)))
     finally:
-        if detached is not None:
-            detached.log.close()
+        if log is not None:
+            log.close()
 
 
 def _record_end(remove: bool, directory: Path, state: ContainerState, code: int | None,

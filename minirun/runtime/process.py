@@ -162,11 +162,21 @@ class Network(NamedTuple):
     attach: Callable[[int], None] | None = None
 
 
-class Detached(NamedTuple):
-    """run -d: the container's stdout and stderr go to ``log`` (its monitor copies them), and
-    ``on_exec`` is told once its program has been exec'd (the CLI then returns)."""
-    log: "LogWriter"
-    on_exec: Callable[[], None]
+class Output(NamedTuple):
+    """Where the container's output goes besides the caller's stdout and stderr: ``log`` (its
+    log, when it has one); detached (run -d, in the monitor): only there, and ``on_exec`` is
+    told once its program has been exec'd (the CLI then returns)."""
+    log: "LogWriter | None"
+    on_exec: Callable[[], None] | None = None
+
+    def sink(self) -> "relay.Sink | None":
+        log = self.log
+        if log is None:
+            return None
+        return lambda fd, data: log.write("stdout" if fd == 1 else "stderr", data)
+
+
+_UNLOGGED = Output(None)
 
 
 class Setup(NamedTuple):
@@ -258,7 +268,7 @@ def _report(errw: int, code: int, message: str) -> NoReturn:
 
 def start(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_files: dict[str, Path], network: Network,
           cgroup: Cgroup | None, on_started: Callable[[int], None] | None = None,
-          detached: Detached | None = None) -> int:
+          output: Output = _UNLOGGED) -> int:
     """Run the container's process to its end; returns Docker's exit code for it.
 
     ``cgroup`` (its device policy and limits) is created here before the process starts
@@ -271,7 +281,7 @@ def start(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_fil
         if cgroup is not None:
             _create(cgroup)
         report, status = _fork_and_follow(spec, rootfs_mounts, rootfs, etc_files, network, cgroup,
-                                          on_started, forwarder, detached)
+                                          on_started, forwarder, output)
     finally:
         forwarder.restore()
         if cgroup is not None:
@@ -286,12 +296,12 @@ def start(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_fil
 
 def _fork_and_follow(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_files: dict[str, Path],
                      network: Network, cgroup: Cgroup | None, on_started: Callable[[int], None] | None,
-                     forwarder: Forwarder, detached: Detached | None) -> tuple[bytes, int]:
+                     forwarder: Forwarder, output: Output) -> tuple[bytes, int]:
     """Fork the container's process, let it go once it is in its cgroup, relay its stdio until
     it ends: what its setup reported (empty: it exec'ed) and its wait status."""
     errr, errw = os.pipe2(os.O_CLOEXEC)
     syncr, syncw = os.pipe2(os.O_CLOEXEC)
-    console, pipes = _stdio_channels(spec, detached is not None)
+    console, pipes = _stdio_channels(spec, output.log is not None)
     ready_r, ready_w, done_r, done_w = (*os.pipe2(os.O_CLOEXEC), *os.pipe2(os.O_CLOEXEC)) \
         if network.attach is not None else (-1, -1, -1, -1)
     pid = _fork_pid1()
@@ -332,12 +342,12 @@ def _fork_and_follow(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: s
         _attach(network.attach, pid, ready_r, done_w)
     if on_started is not None:
         on_started(pid)
-    report = _follow(spec, errr, console, pipes, detached)
+    report = _follow(spec, errr, console, pipes, output)
     _, status = os.waitpid(pid, 0)
     return report, status
 
 
-def _log_terminal(master: int, log: "LogWriter") -> None:
+def _log_terminal(master: int, log: "relay.Sink") -> None:
     """What the container writes to its terminal, as its stdout (as Docker logs a -t one),
     until it has ended (EIO once the last slave is closed)."""
     while True:
@@ -347,7 +357,7 @@ def _log_terminal(master: int, log: "LogWriter") -> None:
             break
         if not data:
             break
-        log.write("stdout", data)
+        log(1, data)
     os.close(master)
 
 
@@ -398,17 +408,17 @@ def _create(cgroup: Cgroup) -> None:
 
 
 def _stdio_channels(spec: RunSpec,
-                    detached: bool) -> "tuple[tuple[socket.socket, socket.socket] | None, relay.Pipes | None]":
+                    logged: bool) -> "tuple[tuple[socket.socket, socket.socket] | None, relay.Pipes | None]":
     """With -t: the socket pair the terminal's master comes over (our end, the child's end).
-    Without: pipes in place of our stdio where it is a terminal (see ``relay``), or None;
-    detached: pipes for its stdout and stderr, always. Each module is loaded only when needed
-    (the socket module costs a start 2 ms)."""
-    if detached and not spec.tty:
-        from . import relay
-        return None, relay.for_streams((1, 2))
+    Without: pipes for its stdout and stderr when it is ``logged`` (see ``relay``), else in
+    place of our stdio where it is a terminal, or None. Each module is loaded only when
+    needed (the socket module costs a start 2 ms)."""
     if spec.tty:
         from . import terminal
         return terminal.channel(), None
+    if logged:
+        from . import relay
+        return None, relay.for_logging(spec.interactive)
     if os.isatty(1) or os.isatty(2) or (spec.interactive and os.isatty(0)):
         from . import relay
         return None, relay.for_terminals(spec.interactive)
@@ -416,9 +426,9 @@ def _stdio_channels(spec: RunSpec,
 
 
 def _follow(spec: RunSpec, errr: int, console: "tuple[socket.socket, socket.socket] | None",
-            pipes: "relay.Pipes | None", detached: Detached | None = None) -> bytes:
+            pipes: "relay.Pipes | None", output: Output) -> bytes:
     """Until the program ends: its start's report (empty once it has exec'd), then its
-    terminal (-t) or stdio pipes relayed (detached: logged). Returns the report."""
+    terminal (-t) or stdio pipes relayed and logged. Returns the report."""
     master = None
     if console is not None:
         from . import terminal
@@ -428,23 +438,19 @@ def _follow(spec: RunSpec, errr: int, console: "tuple[socket.socket, socket.sock
     while chunk := os.read(errr, 4096):
         report += chunk
     os.close(errr)
+    if report:
+        for end in ([] if master is None else [master]) + ([] if pipes is None else list(pipes.ours.values())):
+            os.close(end)
+        return report
+    sink = output.sink()
+    if output.on_exec is not None:
+        output.on_exec()
     if master is not None:
-        if report:
-            os.close(master)
-        elif detached is not None:  # -d -t: the monitor holds the master; the terminal is logged
-            detached.on_exec()
-            _log_terminal(master, detached.log)
+        if output.on_exec is not None and sink is not None:  # -d -t: the monitor holds the master
+            _log_terminal(master, sink)
         else:
-            terminal.relay(master, spec.interactive)
+            terminal.relay(master, spec.interactive, sink)
     if pipes is not None:
         from . import relay
-        if report:
-            for end in pipes.ours.values():
-                os.close(end)
-        elif detached is not None:
-            detached.on_exec()
-            log = detached.log
-            relay.copy(pipes, lambda fd, data: log.write("stdout" if fd == 1 else "stderr", data))
-        else:
-            relay.copy(pipes)
+        relay.copy(pipes, sink, echo=output.on_exec is None)
     return report

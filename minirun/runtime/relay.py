@@ -9,7 +9,6 @@ pipes of a script) are passed as they are: nothing to relay, nothing to slow dow
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import select
@@ -22,20 +21,19 @@ class Pipes(NamedTuple):
     ours: dict[int, int]        # stdio fd -> minirun's end
 
 
-def for_streams(fds: tuple[int, ...]) -> Pipes:
-    """A pipe for each of ``fds`` (the container's stdout and stderr, logged by its monitor)."""
-    container, ours = {}, {}
-    for fd in fds:
-        r, w = os.pipe2(os.O_CLOEXEC)
-        container[fd], ours[fd] = w, r
-    return Pipes(container, ours)
+def for_logging(interactive: bool) -> Pipes:
+    """Pipes for the container's stdout and stderr, always (its output is logged), and for its
+    stdin where that is our terminal and it is ``interactive`` (other stdin is passed as it is)."""
+    return _pipes((0, 1, 2) if interactive and os.isatty(0) else (1, 2))
 
 
 def for_terminals(interactive: bool) -> Pipes | None:
     """A pipe for each of our stdio descriptors that is a terminal; None when there is none."""
-    fds = [fd for fd in ((0, 1, 2) if interactive else (1, 2)) if os.isatty(fd)]
-    if not fds:
-        return None
+    fds = tuple(fd for fd in ((0, 1, 2) if interactive else (1, 2)) if os.isatty(fd))
+    return _pipes(fds) if fds else None
+
+
+def _pipes(fds: tuple[int, ...]) -> Pipes:
     container, ours = {}, {}
     for fd in fds:
         r, w = os.pipe2(os.O_CLOEXEC)
@@ -62,12 +60,17 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def copy(pipes: Pipes, sink: Callable[[int, bytes], None] | None = None) -> None:
-    """Copy until the container has closed its stdout and stderr (it has ended, or closed them),
-    to our own stdout and stderr or to ``sink`` (stream fd, bytes): a detached container's log.
+Sink = Callable[[int, bytes], None]  # (stdio fd, bytes): the container's log
 
-    Input goes through a non-blocking pipe with a buffer, so a container that does not read
-    its stdin never stops its output from being copied."""
+
+def copy(pipes: Pipes, log: Sink | None = None, echo: bool = True) -> None:
+    """Copy until the container has closed its stdout and stderr (it has ended, or closed them):
+    to our own stdout and stderr (``echo``) and to ``log``.
+
+    Where our stdout or stderr is a closed pipe (``| head -1``), the container's pipe is closed
+    too: its next write fails with EPIPE, as it would writing to that pipe itself. Input goes
+    through a non-blocking pipe with a buffer, so a container that does not read its stdin
+    never stops its output from being copied."""
     outputs = {end: fd for fd, end in pipes.ours.items() if fd != 0}
     stdin = pipes.ours.get(0)
     pending = b""
@@ -85,15 +88,11 @@ def copy(pipes: Pipes, sink: Callable[[int, bytes], None] | None = None) -> None
                     stdin = None
                 continue
             data = os.read(end, 65536)
-            if not data:
+            if data and log is not None:
+                log(outputs[end], data)
+            if not data or (echo and not _echo(outputs[end], data)):
                 os.close(end)
                 del outputs[end]
-                continue
-            with contextlib.suppress(OSError):  # our terminal gone: the container runs on
-                if sink is None:
-                    write_all(outputs[end], data)
-                else:
-                    sink(outputs[end], data)
         if writable and stdin is not None:
             try:
                 pending = pending[os.write(stdin, pending):]
@@ -103,3 +102,15 @@ def copy(pipes: Pipes, sink: Callable[[int, bytes], None] | None = None) -> None
                     stdin, pending = None, b""
     if stdin is not None:
         os.close(stdin)
+
+
+def _echo(fd: int, data: bytes) -> bool:
+    """``data`` to our ``fd``; False when that is a pipe nobody reads any more. Other failures
+    (our terminal gone) are passed over: the container runs on, and is logged."""
+    try:
+        write_all(fd, data)
+    except BrokenPipeError:
+        return False
+    except OSError:
+        pass
+    return True

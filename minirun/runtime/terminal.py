@@ -20,7 +20,7 @@ import termios
 import tty
 from types import FrameType
 
-from .relay import write_all
+from .relay import Sink, write_all
 
 TIOCSPTLCK = 0x40045431
 TIOCGPTN = 0x80045430
@@ -78,8 +78,9 @@ def _copy_size(source: int | None, master: int) -> None:
         pass
 
 
-def relay(master: int, interactive: bool) -> None:
-    """Copy until the container's side of the terminal is closed; restore ours."""
+def relay(master: int, interactive: bool, log: Sink | None = None) -> None:
+    """Copy until the container's side of the terminal is closed (what it writes to ``log``
+    too, as its stdout); restore ours."""
     size_source = next((fd for fd in (0, 1) if os.isatty(fd)), None)
     _copy_size(size_source, master)
 
@@ -103,6 +104,8 @@ def relay(master: int, interactive: bool) -> None:
                     raise
                 if not data:
                     break
+                if log is not None:
+                    log(1, data)
                 write_all(1, data)
             if 0 in ready:
                 data = os.read(0, 65536)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -101,9 +103,39 @@ def test_detached_with_rm_and_failures(mr: Minirun) -> None:
     assert mr("wait", cid).stdout == "0\n"
     logged = [json.loads(x) for x in (mr.root / "containers" / cid / f"{cid}-json.log").read_text().splitlines()]
     assert [(x["stream"], x["log"]) for x in logged] == [("stdout", "/dev/pts/0\r\n"), ("stdout", "to-stderr\r\n")]
-    mr("run", "--name", "fg", "busybox", "true")
+
+
+def test_foreground_runs_are_logged(mr: Minirun, tmp_path: Path) -> None:
+    """As in Docker: a foreground run's output reaches the caller and its log; a pipe closed
+    by the reader still ends the writer; --log-driver none passes the streams as they are."""
+    assert mr("pull", "-q", "busybox").returncode == 0
+    r = mr("run", "--name", "fg", "busybox", "sh", "-c", "echo out; echo err >&2; echo more; exit 3")
+    assert (r.returncode, r.stdout, r.stderr) == (3, "out\nmore\n", "err\n"), r
     r = mr("logs", "fg")
-    assert r.returncode == 1 and "has no log" in r.stderr
+    assert (r.returncode, r.stdout, r.stderr) == (0, "out\nmore\n", "err\n"), r
+    r = mr("run", "-t", "--name", "fgt", "busybox", "sh", "-c", "echo on-the-terminal")
+    cid = mr("ps", "-aq", "--no-trunc", "--filter", "name=fgt").stdout.strip()
+    log = (mr.root / "containers" / cid / f"{cid}-json.log").read_text()
+    assert r.returncode == 0 and json.loads(log)["log"] == "on-the-terminal\r\n", (r, log)
+    # `| head -1`: the container's pipe is closed with ours, so an endless writer ends.
+    out = tmp_path / "out"
+    script = f"{shlex.join(mr.argv('run', '--rm', 'busybox', 'sh', '-c', 'while echo y; do :; done'))} | head -1"
+    r2 = subprocess.run(["bash", "-c", script], env=mr.env(), capture_output=True, text=True, timeout=60)
+    assert r2.stdout == "y\n", r2
+    for driver, fd1 in (("json-file", "pipe:"), ("none", str(out))):  # a file: the caller's own, or a pipe
+        with out.open("w") as f:
+            p = subprocess.run(mr.argv("run", "--rm", "--log-driver", driver, "busybox", "ls", "-l", "/proc/self/fd/1"),
+                               env=mr.env(), stdout=f, timeout=60)
+        assert p.returncode == 0 and f"-> {fd1}" in out.read_text(), out.read_text()
+    assert mr("run", "--name", "quiet", "--log-driver", "none", "busybox", "true").returncode == 0
+    r = mr("logs", "quiet")
+    assert r.returncode == 1 and r.stderr == ("minirun: container quiet: configured logging driver does not "
+                                              "support reading (--log-driver none)\n")
+    for bad, said in ((("--log-driver", "syslog"), 'invalid --log-driver "syslog"'),
+                      (("--log-driver", "none", "--log-opt", "max-size=1m"), "--log-opt needs")):
+        r = mr("run", "--rm", *bad, "busybox", "true")
+        assert r.returncode == 125 and said in r.stderr, r
+    assert mr("rm", "fg", "fgt", "quiet").returncode == 0
 
 
 def test_a_killed_monitor_shows_exited_and_rm_cleans_up(mr: Minirun) -> None:

@@ -41,3 +41,25 @@ def test_options_and_signals() -> None:
     assert parse("SIGTERM") == parse("term") == parse("15") == signal.SIGTERM
     with pytest.raises(UsageError, match="invalid signal"):
         parse("SIGNOPE")
+
+
+def test_long_lines_odd_bytes_and_batches(tmp_path: Path) -> None:
+    """Lines of 16 KiB and more in pieces (the last ends the line), bytes that are not UTF-8
+    replaced, control characters escaped, a batch of many lines kept in order."""
+    d = tmp_path / ("d" * 64)
+    d.mkdir()
+    w = logs.LogWriter(d, logs.LogOptions())
+    w.write("stdout", b"".join(b"%d\n" % i for i in range(5000)))
+    w.write("stdout", b"x" * 40000 + b"\nshort\n" + b"y" * 20000)
+    w.write("stderr", b"caf\xc3\xa9 \xff\x00\t\"q\"\\n\n")
+    w.close()
+    raw = logs.log_path(d).read_text(encoding="utf-8").splitlines()
+    assert all(json.loads(x).keys() == {"log", "stream", "time"} for x in raw)
+    kept = [(e.stream, e.text) for e in logs.entries(d)]
+    out = [t for s, t in kept if s == "stdout"]
+    assert out[:5000] == [f"{i}\n" for i in range(5000)]
+    out = out[5000:]
+    assert [len(t) for t in out] == [16384, 16384, 40000 - 32768 + 1, 6, 16384, 20000 - 16384]
+    assert "".join(out[:3]) == "x" * 40000 + "\n" and out[3] == "short\n"
+    assert out[4:] == ["y" * 16384, "y" * (20000 - 16384)]  # the end: a piece, then the rest at close
+    assert ("stderr", 'caf\u00e9 \ufffd\x00\t"q"\\n\n') in kept
