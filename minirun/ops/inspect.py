@@ -58,7 +58,7 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
         "Args": state.command[1:],
         "State": {"Status": state.status, "Running": running, "Paused": False, "Restarting": False,
                   "OOMKilled": False, "Dead": state.status == "dead", "Pid": state.pid if running else 0,
-                  "ExitCode": state.exit_code or 0, "StartedAt": state.started_at or "",
+                  "ExitCode": state.exit_code or 0, "Error": state.error, "StartedAt": state.started_at or "",
                   "FinishedAt": state.finished or ""},
         "Image": record.config if record else "", "Name": "/" + state.name,
         "Config": {"Hostname": hostname, "Env": state.env, "Cmd": state.command, "Image": state.image,

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ContainerConflict
-from .containers import is_running
 from .context import Context
 
 
@@ -17,7 +16,7 @@ def start_container(ctx: Context, key: str, attach: bool, warn: Callable[[str], 
     runs), or attached (``attach``: returns its exit status). Two starts take turns."""
     from ..errors import ImageNotKnown
     from ..runargs import RunArgs
-    from ..runtime.container import find, load, load_run_args
+    from ..runtime.container import find, load, load_run_args, refresh
     from ..store import file_lock
     from .detach import in_monitor
     from .run import check, restart_container
@@ -31,8 +30,8 @@ def start_container(ctx: Context, key: str, attach: bool, warn: Callable[[str], 
     if record is None:
         raise ImageNotKnown(f"starting container {key}: its image {state.image} is no longer in the store")
     with file_lock(directory, what=f"another start of container {state.id[:12]}", directory=True):
-        state = load(directory)
-        if is_running(directory):
+        state = refresh(load(directory))  # a container whose monitor died is exited
+        if state.status == "running":
             raise ContainerConflict(f"container {key} is already running")
         if attach:
             return restart_container(ctx, a, flags, record, directory, state, warn, None)

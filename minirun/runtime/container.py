@@ -47,6 +47,7 @@ class ContainerState(NamedTuple):
     user: str = ""
     capabilities: list[int] = []  # noqa: RUF012 - never mutated
     started_at: str | None = None
+    error: str = ""                  # why its exit code is not known (inspect's State.Error)
 
     # The transitions: created -> running -> exited, or created -> exited (it never started).
     # (No postponed annotations in this module: NamedTuple compiles string ones at import.)
@@ -66,7 +67,7 @@ class ContainerState(NamedTuple):
         if self.status not in ("exited", "created"):
             raise ContainerConflict(f"container {self.id[:12]} is {self.status}: it cannot be started")
         return self._replace(status="created", exit_code=None, pid=None, monitor=None, finished=None,
-                             pid_start=None, monitor_start=None, address=address, ports=ports)
+                             pid_start=None, monitor_start=None, address=address, ports=ports, error="")
 
     def dead(self) -> "ContainerState":
         """Its removal failed part way (Docker's "Dead"): listed until a later rm succeeds."""
@@ -213,10 +214,15 @@ def alive(pid: int | None, started: int | None) -> bool:
     return found is not None and found[0] not in (b"Z", b"X") and (started is None or found[1] == started)
 
 
+EXIT_UNKNOWN = 255  # as Docker says of a container that was running when its daemon died
+
+
 def refresh(state: ContainerState) -> ContainerState:
-    """A container whose minirun died is exited (its process died with it: PDEATHSIG)."""
+    """A container whose monitor died (killed, or the machine rebooted) is exited (its process
+    died with it: PDEATHSIG), with an exit code nobody recorded."""
     if state.status == "running" and not alive(state.monitor, state.monitor_start):
-        return state._replace(status="exited", exit_code=137, finished=state.finished or now_iso())
+        return state._replace(status="exited", exit_code=EXIT_UNKNOWN, finished=state.finished or now_iso(),
+                              error="its monitor ended before it did: the exit code is unknown")
     return state
 
 

@@ -139,16 +139,25 @@ def test_foreground_runs_are_logged(mr: Minirun, tmp_path: Path) -> None:
 
 
 def test_a_killed_monitor_shows_exited_and_rm_cleans_up(mr: Minirun) -> None:
+    """Its exit code was never recorded: Docker's 255 with the reason, never "running"; it can
+    start again, and rm cleans up."""
     assert mr("pull", "-q", "busybox").returncode == 0
-    cid = _detach(mr, "--name", "orphan", "busybox", "sleep", "30")
+    cid = _detach(mr, "--name", "orphan", "busybox", "sh", "-c", "echo run >> /runs; exec sleep 30")
     state = _state(mr, cid)
     os.kill(int(str(state["monitor"])), signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while "Exited (137)" not in mr("ps", "-a").stdout:
+    while "Exited (255)" not in mr("ps", "-a").stdout:
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert not Path(f"/proc/{state['pid']}").exists() or "Z" in Path(f"/proc/{state['pid']}/stat").read_text()
-    assert mr("rm", "orphan").returncode == 0 and not (mr.root / "containers" / cid).exists()
+    r = mr("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}", "orphan")
+    assert r.stdout == "exited 255 its monitor ended before it did: the exit code is unknown\n", r
+    assert mr("wait", "orphan").stdout == "255\n"
+    assert mr("start", "orphan").returncode == 0
+    r = mr("exec", "orphan", "cat", "/runs")
+    assert (r.returncode, r.stdout) == (0, "run\nrun\n"), r
+    assert mr("inspect", "--format", "{{.State.Error}}", "orphan").stdout == "\n"
+    assert mr("rm", "-f", "orphan").returncode == 0 and not (mr.root / "containers" / cid).exists()
 
 
 def test_twenty_detached_started_and_stopped_at_once(mr: Minirun) -> None:
