@@ -30,6 +30,9 @@ FLAGS: tuple[Flag, ...] = (
          "Log the container's output (json-file, default) or not (none: its output is passed as it is)."),
     Flag(("--log-opt",), "log_opt", "list", "max-size=SIZE|max-file=N", "Bound the container's log (json-file)."),
     Flag(("--name",), "name", "str", "NAME", "Name the container (default: a generated one)."),
+    Flag(("--stop-signal",), "stop_signal", "str", "SIGNAL",
+         "Signal stop sends first (default: the image's, or SIGTERM)."),
+    Flag(("--stop-timeout",), "stop_timeout", "int", "SECONDS", "Seconds stop waits before SIGKILL (default 10)."),
     Flag(("-e", "--env"), "env", "list", "K=V|K", "Set an environment variable (K alone: the caller's)."),
     Flag(("--env-file",), "env_file", "list", "FILE", "Read environment variables from a file."),
     Flag(("-w", "--workdir"), "workdir", "str", "DIR", "Working directory inside the container."),
@@ -80,6 +83,8 @@ class RunArgs(NamedTuple):
     command: tuple[str, ...] = ()
     rm: bool = False
     detach: bool = False
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
     log_driver: str = "json-file"
     log_opt: tuple[str, ...] = ()
     name: str | None = None

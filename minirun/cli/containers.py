@@ -123,12 +123,14 @@ def _each(keys: list[str], act: Callable[[str], None]) -> None:
 def stop_cmd(
     tctx: typer.Context,
     containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
-    time: Annotated[float, typer.Option("--time", "-t", help="Seconds before SIGKILL.")] = 10,
-    signal_name: Annotated[str, typer.Option("--signal", "-s", help="Signal to send first.")] = "SIGTERM",
+    time: Annotated[float | None, typer.Option(
+        "--time", "-t", help="Seconds before SIGKILL (default: its --stop-timeout, 10).")] = None,
+    signal_name: Annotated[str | None, typer.Option(
+        "--signal", "-s", help="Signal to send first (default: its stop signal, SIGTERM).")] = None,
 ) -> None:
     """Stop running containers: a signal (SIGTERM), then SIGKILL after a timeout."""
     from ..runtime.signals import parse
-    ctx, signum = context_of(tctx), parse(signal_name)
+    ctx, signum = context_of(tctx), None if signal_name is None else parse(signal_name)
     _each(containers, lambda key: ops.stop_container(ctx, key, time, signum))
 
 
@@ -224,14 +226,16 @@ def start_cmd(
     containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
     attach: Annotated[bool, typer.Option("--attach", "-a", help="Stay with it: its output, its exit code.")]
     = False,
+    interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Attached, with stdin (if run with -i).")]
+    = False,
 ) -> None:
     """Start stopped containers again, with their flags and their files as they left them."""
     ctx = context_of(tctx)
-    if attach:
+    if attach or interactive:
         if len(containers) != 1:
             from ..errors import UsageError
-            raise UsageError("start -a takes one container")
-        code = start_container(ctx, containers[0], True, err)
+            raise UsageError("start -a or -i takes one container")
+        code = start_container(ctx, containers[0], True, err, interactive)
         raise typer.Exit(code or 0)
 
     def start(key: str) -> None:
@@ -243,14 +247,14 @@ def start_cmd(
 def restart_cmd(
     tctx: typer.Context,
     containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
-    time: Annotated[float, typer.Option("--time", "-t", help="Seconds before SIGKILL.")] = 10,
+    time: Annotated[float | None, typer.Option(
+        "--time", "-t", help="Seconds before SIGKILL (default: its --stop-timeout, 10).")] = None,
 ) -> None:
     """Stop containers (if running) and start them again, in a monitor."""
-    import signal
     ctx = context_of(tctx)
 
     def restart(key: str) -> None:
-        ops.stop_container(ctx, key, time, signal.SIGTERM)
+        ops.stop_container(ctx, key, time)
         start_container(ctx, key, False, err)
 
     _each(containers, restart)

@@ -6,10 +6,11 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ContainerConflict, ContainerNotFound, StoreError
+from ..errors import ContainerConflict, ContainerNotFound, StoreError, UsageError
 from .context import Context
 
 if TYPE_CHECKING:
@@ -24,32 +25,41 @@ def list_containers(ctx: Context, every: bool) -> tuple[list[ContainerState], li
     return [s for _, s in sound if every or s.status == "running"], damaged
 
 
+@contextlib.contextmanager
+def changing(directory: Path, key: str) -> Iterator[None]:
+    """One command at a time changes a container (rm, stop, start until it runs): an flock on
+    its directory, which the kernel drops if the command dies. A container removed while it
+    was waited for is not found."""
+    from ..store import file_lock
+    try:
+        with file_lock(directory, what=f"another command on container {key}", directory=True):
+            if not (directory / "state.json").exists():
+                raise ContainerNotFound(f"No such container: {key}")
+            yield
+    except StoreError:
+        if not directory.exists():
+            raise ContainerNotFound(f"No such container: {key}") from None  # removed meanwhile
+        raise
+
+
 def remove_container(ctx: Context, key: str, force: bool) -> None:
     """rm: a running container only with ``force`` (killed first, as Docker's rm -f). Two rm
     of one container are one after the other: the second finds it gone."""
     from ..runtime.cgroups import Cgroup, Limits
     from ..runtime.container import find, load
-    from ..store import file_lock
     directory, state = find(ctx.root, key)
-    try:
-        with file_lock(directory, what=f"another rm of container {state.id[:12]}", directory=True):
-            if not (directory / "state.json").exists():
-                raise ContainerNotFound(f"No such container: {key}")
-            with contextlib.suppress(StoreError):
-                state = load(directory)  # as it is now (a damaged one stays as found)
-            cgroup = Cgroup(state.id, Limits(), None)
-            _stop(state, cgroup, force)
-            # Its minirun removes the cgroup when the program exits; a minirun that was killed
-            # could not, so rm does (empty now: the program died with its minirun).
-            cgroup.remove()
-            if state.network == "bridge":  # its minirun gives it back; a killed one could not
-                from ..runtime import network
-                network.release(state.id)
-            release(directory, state)
-    except StoreError as e:
-        if not directory.exists():
-            raise ContainerNotFound(f"No such container: {key}") from None  # removed meanwhile
-        raise e from None
+    with changing(directory, key):
+        with contextlib.suppress(StoreError):
+            state = load(directory)  # as it is now (a damaged one stays as found)
+        cgroup = Cgroup(state.id, Limits(), None)
+        _stop(state, cgroup, force)
+        # Its minirun removes the cgroup when the program exits; a minirun that was killed
+        # could not, so rm does (empty now: the program died with its minirun).
+        cgroup.remove()
+        if state.network == "bridge":  # its minirun gives it back; a killed one could not
+            from ..runtime import network
+            network.release(state.id)
+        release(directory, state)
 
 
 def _stop(state: ContainerState, cgroup: Cgroup, force: bool) -> None:
@@ -118,12 +128,26 @@ def kill_container(ctx: Context, key: str, signum: int) -> None:
             os.kill(state.pid, signum)
 
 
-def stop_container(ctx: Context, key: str, timeout: float, signum: int) -> None:
-    """stop: ``signum`` (SIGTERM), then SIGKILL after ``timeout`` seconds; returns once its
-    monitor has recorded the exit. A stopped container is left as it is (as Docker)."""
+def stop_container(ctx: Context, key: str, timeout: float | None = None, signum: int | None = None) -> None:
+    """stop: ``signum`` (None: its stop signal, SIGTERM unless the image or --stop-signal said
+    another), then SIGKILL after ``timeout`` seconds (None: its stop timeout, 10 unless said;
+    negative: no SIGKILL); returns once its monitor has recorded the exit. A stopped container
+    is left as it is (as Docker); an rm -f meanwhile waits for the stop."""
+    from ..runtime.signals import parse
     directory, state = _current(ctx, key)
     if state.status != "running":
         return
+    if signum is None:
+        try:
+            signum = parse(state.stop_signal)
+        except UsageError:  # checked when it was run: a damaged state
+            signum = signal.SIGTERM
+    seconds = float(state.stop_timeout) if timeout is None else timeout
+    with changing(directory, key):
+        _stop_running(ctx, key, directory, seconds if seconds >= 0 else float("inf"), signum)
+
+
+def _stop_running(ctx: Context, key: str, directory: Path, timeout: float, signum: int) -> None:
     for sig, seconds in ((signum, timeout), (signal.SIGKILL, 10.0)):
         with contextlib.suppress(ContainerConflict):
             kill_container(ctx, key, sig)

@@ -64,9 +64,14 @@ def _monitor(work: Callable[[Callable[[str], None]], int], report: int) -> int:
     os.closerange(3, report)
     os.closerange(report + 1, 1 << 20)
     null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
+    for fd in (1, 2):
         os.dup2(null, fd)
     os.close(null)
+    # Stdin: a pipe that stays open and never carries a byte, so that run -d -i keeps a shell
+    # waiting for input (as Docker's detached -i does) instead of ending it at once.
+    quiet, _ = os.pipe()  # the write end is held (never closed) until the monitor exits
+    os.dup2(quiet, 0)
+    os.close(quiet)
     notices.hear = None  # nobody to tell
     told = False
 

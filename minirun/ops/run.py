@@ -41,6 +41,7 @@ class Checked(NamedTuple):
     limits: Limits
     init: str
     network: Choice
+    stop_timeout: int
     log: LogOptions | None     # the log's bounds; None: --log-driver none
 
 
@@ -48,8 +49,6 @@ def check(a: RunArgs) -> Checked:
     from ..runtime import caps, cgroups, netconf, process, spec
     if os.geteuid() != 0:
         raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
-    if a.detach and a.interactive:
-        raise UsageError("run -d with -i is not supported yet: a detached container has no stdin")
     network = netconf.choose(network_mode(a), a.publish, a.publish_all, a.dns, a.dns_search, a.dns_option,
                              a.add_host)
     if a.pull not in ("missing", "always", "never"):
@@ -68,7 +67,16 @@ def check(a: RunArgs) -> Checked:
                    tuple(spec.parse_tmpfs(t) for t in a.tmpfs),
                    caps.capability_set(a.privileged, a.cap_add, a.cap_drop, last_cap),
                    cgroups.parse_limits(a.memory, a.cpus, a.pids_limit),
-                   process.find_init(os.environ) if a.init else "", network, _log_options(a))
+                   process.find_init(os.environ) if a.init else "", network, _stop_timeout(a), _log_options(a))
+
+
+def _stop_timeout(a: RunArgs) -> int:
+    from ..runtime.signals import parse
+    if a.stop_signal is not None:
+        parse(a.stop_signal)  # a bad one is said now, not at stop
+    if a.stop_timeout is not None and a.stop_timeout < -1:
+        raise UsageError(f"invalid --stop-timeout {a.stop_timeout}: expected seconds (-1: wait for ever)")
+    return 10 if a.stop_timeout is None else a.stop_timeout
 
 
 def _log_options(a: RunArgs) -> LogOptions | None:
@@ -158,7 +166,8 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
             new = container.ContainerState(cid, a.name or "", a.image, list(argv), "", record.reference, chains,
                                            network=flags.network.mode, address=wired.address, ports=wired.ports,
                                            env=list(run_spec.env), workdir=run_spec.cwd, user=run_spec.user,
-                                           capabilities=sorted(flags.capabilities))
+                                           capabilities=sorted(flags.capabilities),
+                                           stop_signal=_stop_signal(a, config), stop_timeout=flags.stop_timeout)
             state, directory, files = container.create(ctx.root, new, wired.etc)
         except BaseException:
             unwire(cid, wired)
@@ -169,11 +178,11 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
 
 def _run_created(ctx: Context, a: RunArgs, flags: Checked, run_spec: RunSpec, state: ContainerState,
                  directory: Path, files: dict[str, Path], wired: Wired, warn: Callable[[str], None],
-                 started: Callable[[str], None] | None) -> int:
+                 started: Callable[[str], None] | None, running: Callable[[], None] | None = None) -> int:
     from .netrun import unwire
     code: int | None = None
     try:
-        code = _start(ctx, a, flags, run_spec, state, directory, files, wired.network, started)
+        code = _start(ctx, a, flags, run_spec, state, directory, files, wired.network, started, running)
         return code
     except ContainerStartError as e:
         code = e.code
@@ -185,9 +194,10 @@ def _run_created(ctx: Context, a: RunArgs, flags: Checked, run_spec: RunSpec, st
 
 def restart_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord, directory: Path,
                       state: ContainerState, warn: Callable[[str], None],
-                      started: Callable[[str], None] | None) -> int:
+                      started: Callable[[str], None] | None, running: Callable[[], None] | None = None) -> int:
     """start: the stopped container in ``directory`` run again with the flags it was made with
-    (``a``), on the root filesystem it has (its changes kept); as run_container."""
+    (``a``), on the root filesystem it has (its changes kept); as run_container. ``running`` is
+    told once its state says so (start then lets other commands at it)."""
     from ..runtime import container
     from .netrun import unwire, wire
     hostname = state.hostname
@@ -203,7 +213,19 @@ def restart_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRec
         except BaseException:
             unwire(state.id, wired)
             raise
-    return _run_created(ctx, a, flags, run_spec, state, directory, files, wired, warn, started)
+    return _run_created(ctx, a, flags, run_spec, state, directory, files, wired, warn, started, running)
+
+
+def _stop_signal(a: RunArgs, config: Mapping[str, Any]) -> str:
+    """--stop-signal (checked), else the image's StopSignal where it names one, else SIGTERM."""
+    from ..runtime.signals import parse
+    if a.stop_signal is not None:
+        return a.stop_signal
+    image = config.get("StopSignal")
+    try:
+        return image if isinstance(image, str) and parse(image) else "SIGTERM"
+    except UsageError:
+        return "SIGTERM"  # an image's odd StopSignal is not the user's error
 
 
 def _run_spec(a: RunArgs, flags: Checked, config: Mapping[str, Any], argv: tuple[str, ...],
@@ -219,7 +241,8 @@ def _run_spec(a: RunArgs, flags: Checked, config: Mapping[str, Any], argv: tuple
 
 
 def _start(ctx: Context, a: RunArgs, flags: Checked, run_spec: RunSpec, state: ContainerState, directory: Path,
-           files: dict[str, Path], network: Network, started: Callable[[str], None] | None) -> int:
+           files: dict[str, Path], network: Network, started: Callable[[str], None] | None,
+           running: Callable[[], None] | None) -> int:
     """The container's process, from its spec and root filesystem to its exit status (its
     state saved as running once it has started)."""
     from ..runtime import cgroups, container, devices, process
@@ -232,6 +255,11 @@ def _start(ctx: Context, a: RunArgs, flags: Checked, run_spec: RunSpec, state: C
     # Every container has a cgroup for its device policy (--privileged: all devices, as
     # Docker), and for its limits when there are any.
     cgroup = cgroups.Cgroup(state.id, flags.limits, None if a.privileged else devices.DOCKER_DEFAULT)
+    def on_started(pid: int) -> None:
+        container.save(directory, state.started(pid, os.getpid()))
+        if running is not None:
+            running()
+
     log = None
     if flags.log is not None:
         from ..runtime.logs import LogWriter
@@ -239,8 +267,7 @@ def _start(ctx: Context, a: RunArgs, flags: Checked, run_spec: RunSpec, state: C
     try:
         return process.start(run_spec, mounts, mounts[-1].target, files, network,
                              cgroup if cgroup.needed else None,
-                             lambda pid: container.save(directory, state.started(pid, os.getpid())),
-                             process.Output(log, None if started is None else lambda: started(state.id)))
+                             on_started, process.Output(log, None if started is None else lambda: started(state.id)))
     finally:
         if log is not None:
             log.close()

@@ -48,6 +48,8 @@ class ContainerState(NamedTuple):
     capabilities: list[int] = []  # noqa: RUF012 - never mutated
     started_at: str | None = None
     error: str = ""                  # why its exit code is not known (inspect's State.Error)
+    stop_signal: str = "SIGTERM"     # what stop sends first: --stop-signal, or the image's StopSignal
+    stop_timeout: int = 10           # and how long it waits before SIGKILL
 
     # The transitions: created -> running -> exited, or created -> exited (it never started).
     # (No postponed annotations in this module: NamedTuple compiles string ones at import.)

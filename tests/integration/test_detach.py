@@ -81,12 +81,19 @@ def test_stop_kill_and_wait(mr: Minirun) -> None:
     assert mr("logs", "trapper").stdout == "bye\n"
     r = mr("kill", "trapper")
     assert (r.returncode, r.stderr) == (1, "minirun: cannot kill container trapper: it is not running\n")
+    usr1 = "trap 'echo usr1; exit 5' USR1; while true; do sleep 0.1; done"
+    _detach(mr, "--name", "usr1", "--stop-signal", "SIGUSR1", "busybox", "sh", "-c", usr1)
+    time.sleep(0.5)
+    assert mr("stop", "usr1").returncode == 0 and mr("wait", "usr1").stdout == "5\n"
+    assert mr("inspect", "-f", "{{.Config.StopSignal}}", "usr1").stdout == "SIGUSR1\n"
+    r = mr("run", "--stop-signal", "SIGNOPE", "busybox", "true")
+    assert r.returncode == 125 and 'invalid signal "SIGNOPE"' in r.stderr
     _detach(mr, "--name", "victim", "busybox", "sleep", "30")
     assert mr("kill", "victim").stdout == "victim\n"
     assert mr("wait", "victim").stdout == "137\n"
     r = mr("stop", "nosuch")
     assert (r.returncode, r.stderr) == (1, "minirun: No such container: nosuch\n")
-    assert mr("rm", "trapper", "victim").returncode == 0 and not (mr.root / "containers" / cid).exists()
+    assert mr("rm", "trapper", "victim", "usr1").returncode == 0 and not (mr.root / "containers" / cid).exists()
 
 
 def test_detached_with_rm_and_failures(mr: Minirun) -> None:
@@ -97,8 +104,11 @@ def test_detached_with_rm_and_failures(mr: Minirun) -> None:
     assert (r.returncode, r.stdout) == (127, ""), r
     assert r.stderr == 'minirun: exec: "nosuchcmd": executable file not found in $PATH\n'
     assert "Exited (127)" in mr("ps", "-a").stdout
-    r = mr("run", "-d", "-i", "busybox", "true")
-    assert r.returncode == 125 and "not supported yet" in r.stderr
+    cid = _detach(mr, "-i", "--stop-timeout", "1", "busybox", "sh")  # stdin open, as Docker's -d -i: sh waits
+    time.sleep(1)
+    assert mr("exec", cid, "ps", "-o", "comm").stdout.split() == ["COMMAND", "sh", "ps"]
+    start = time.monotonic()
+    assert mr("stop", cid).returncode == 0 and 1 <= time.monotonic() - start < 8  # PID 1 sh ignores TERM
     cid = _detach(mr, "-t", "busybox", "sh", "-c", "tty; echo to-stderr >&2")  # the monitor holds the terminal
     assert mr("wait", cid).stdout == "0\n"
     logged = [json.loads(x) for x in (mr.root / "containers" / cid / f"{cid}-json.log").read_text().splitlines()]
@@ -261,3 +271,33 @@ def test_start_again_keeps_the_files(mr: Minirun) -> None:
     assert mr("restart", "-t", "1", "busy").stdout == "busy\n"
     assert _state(mr, cid)["status"] == "running" and _state(mr, cid)["pid"] != first
     assert mr("rm", "-f", "busy", "again").returncode == 0 and not (mr.root / "containers" / cid).exists()
+
+
+def test_commands_on_one_container_take_turns(mr: Minirun) -> None:
+    """stop and rm -f, two starts, start -a and rm -f: one at a time, none waits for ever."""
+    assert mr("pull", "-q", "busybox").returncode == 0
+    trap = "trap 'sleep 2; echo trapped; exit 3' TERM; while :; do sleep 0.1; done"
+    cid = _detach(mr, "--name", "turns", "busybox", "sh", "-c", trap)
+    time.sleep(0.5)
+    start = time.monotonic()
+    stop = mr.popen("stop", "turns")
+    time.sleep(0.5)
+    rm = mr("rm", "-f", "turns")  # waits for the stop: the trap runs to its end, not SIGKILLed
+    assert stop.wait(timeout=30) == 0 and rm.returncode == 0, (stop.stderr.read() if stop.stderr else "", rm)
+    assert "waiting for another command on container turns" in rm.stderr and time.monotonic() - start >= 2
+    assert not (mr.root / "containers" / cid).exists()
+    _detach(mr, "--name", "twice", "busybox", "sleep", "30")
+    assert mr("stop", "-t", "0", "twice").returncode == 0
+    starts = [mr.popen("start", "twice") for _ in range(2)]
+    results = sorted((p.wait(timeout=30), p.stderr.read() if p.stderr else "") for p in starts)
+    assert results[0] == (0, "") and results[1][0] == 1 and "is already running" in results[1][1], results
+    assert mr("ps", "-q", "--filter", "name=twice").stdout.count("\n") == 1
+    assert mr("stop", "-t", "0", "twice").returncode == 0
+    attached = mr.popen("start", "-a", "twice")
+    deadline = time.monotonic() + 10
+    while "Up" not in mr("ps", "--filter", "name=twice").stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    start = time.monotonic()
+    assert mr("rm", "-f", "twice").returncode == 0 and time.monotonic() - start < 8  # start -a holds no lock now
+    assert attached.wait(timeout=30) == 137
