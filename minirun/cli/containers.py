@@ -190,17 +190,15 @@ def exec_cmd(
     container: Annotated[str, typer.Argument(metavar="CONTAINER")],
     command: Annotated[list[str], typer.Argument(metavar="COMMAND [ARG...]")],
     interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Keep stdin open.")] = False,
-    tty: Annotated[bool, typer.Option("--tty", "-t", help="Allocate a pseudo-terminal (not yet).")] = False,
+    tty: Annotated[bool, typer.Option("--tty", "-t", help="Allocate a pseudo-terminal.")] = False,
     env: Annotated[list[str], typer.Option("--env", "-e", help="Set an environment variable.")] = [],  # noqa: B006
     user: Annotated[str | None, typer.Option("--user", "-u", help="User (name|uid[:group|gid]).")] = None,
     workdir: Annotated[str | None, typer.Option("--workdir", "-w", help="Working directory.")] = None,
     privileged: Annotated[bool, typer.Option("--privileged", help="All capabilities.")] = False,
 ) -> None:
     """Run a command in a running container; exits with its code (126/127 as run)."""
-    from ..errors import UsageError
-    if tty:
-        raise UsageError("exec -t is not supported yet")
-    code = ops.exec_container(context_of(tctx), container, command, env, user, workdir, interactive, privileged)
+    code = ops.exec_container(context_of(tctx), container, command, env, user, workdir, interactive, privileged,
+                              tty)
     raise typer.Exit(code)
 
 

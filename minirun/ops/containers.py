@@ -189,9 +189,10 @@ def logs_of(ctx: Context, key: str) -> tuple[Path, ContainerState]:
 
 
 def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user: str | None,
-                   workdir: str | None, interactive: bool, privileged: bool) -> int:
+                   workdir: str | None, interactive: bool, privileged: bool, tty: bool = False) -> int:
     """exec: ``argv`` in the running container, with its environment (and ``env``), working
-    directory, user and capabilities (all with ``privileged``); its exit status."""
+    directory, user and capabilities (all with ``privileged``), on a terminal of its own with
+    ``tty``; its exit status."""
     from ..runtime import caps, spec
     from ..runtime.cgroups import Cgroup, Limits
     from ..runtime.container import alive
@@ -208,5 +209,5 @@ def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user
     merged = spec.environment({"Env": state.env}, env, os.environ, state.hostname)
     return exec_in(state.pid, Cgroup(state.id, Limits(), None),
                    ExecSpec(tuple(argv), merged, workdir or state.workdir,
-                            user if user is not None else state.user, capabilities, interactive))
+                            user if user is not None else state.user, capabilities, interactive, tty))
 

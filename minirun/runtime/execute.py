@@ -16,7 +16,7 @@ import signal
 from typing import NamedTuple, NoReturn
 
 from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, ContainerStartError
-from . import _libc, mounts
+from . import _libc, mounts, terminal
 from .cgroups import Cgroup
 from .kernel import Kernel
 from .process import drop_privileges, enter_working_dir, read_table
@@ -34,6 +34,7 @@ class ExecSpec(NamedTuple):
     user: str
     capabilities: frozenset[int]
     interactive: bool = False
+    tty: bool = False
 
 
 def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec) -> int:
@@ -45,8 +46,10 @@ def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec) -> int:
         root = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
         raise ContainerStartError(f"joining the container: {e.strerror}", EXIT_RUN_FAILED) from None
-    pipes = None
-    if os.isatty(1) or os.isatty(2) or (spec.interactive and os.isatty(0)):
+    pipes = console = None
+    if spec.tty:  # the process opens a terminal of the container's devpts and sends us the master
+        console = terminal.channel()
+    elif os.isatty(1) or os.isatty(2) or (spec.interactive and os.isatty(0)):
         from . import relay
         pipes = relay.for_terminals(spec.interactive)
     errr, errw = os.pipe2(os.O_CLOEXEC)
@@ -59,7 +62,9 @@ def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec) -> int:
             os.close(errr)
             if pipes is not None:
                 relay.in_container(pipes)
-            _join(fds, root, cgroup, spec, errw)
+            if console is not None:
+                console[0].close()
+            _join(fds, root, cgroup, spec, errw, console[1].fileno() if console else -1)
         forwarder.target(child)
         os.close(errw)
         for fd, _, _ in fds:
@@ -68,10 +73,20 @@ def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec) -> int:
         if pipes is not None:
             relay.close_container_ends(pipes)
             relay.copy(pipes)
+        master = None
+        if console is not None:
+            console[1].close()
+            master = terminal.receive_master(console[0])  # None: it failed before
+            console[0].close()
         report = b""
         while chunk := os.read(errr, 4096):
             report += chunk
         os.close(errr)
+        if master is not None:
+            if report:
+                os.close(master)
+            else:
+                terminal.relay(master, spec.interactive)
         _, status = os.waitpid(child, 0)
     finally:
         forwarder.restore()
@@ -86,7 +101,8 @@ def _report(errw: int, code: int, message: str) -> NoReturn:
     os._exit(code)
 
 
-def _join(fds: list[tuple[int, int, str]], root: int, cgroup: Cgroup, spec: ExecSpec, errw: int) -> NoReturn:
+def _join(fds: list[tuple[int, int, str]], root: int, cgroup: Cgroup, spec: ExecSpec, errw: int,
+          console: int) -> NoReturn:
     """The joining process: never returns into the caller's code."""
     step = "joining the container"
     try:
@@ -103,11 +119,13 @@ def _join(fds: list[tuple[int, int, str]], root: int, cgroup: Cgroup, spec: Exec
         os.chroot(".")
         child = os.fork()  # into the container's PID namespace
         if child == 0:
-            _inside(spec, errw)
+            _inside(spec, errw, console)
     except BaseException as e:  # noqa: BLE001 - nothing here may return into the caller's code
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         _report(errw, EXIT_RUN_FAILED, f"{step}: {reason}")
     os.close(errw)
+    if console >= 0:
+        os.close(console)
     forwarder = Forwarder()
     forwarder.target(child)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
@@ -117,7 +135,7 @@ def _join(fds: list[tuple[int, int, str]], root: int, cgroup: Cgroup, spec: Exec
     os._exit(os.WEXITSTATUS(status))
 
 
-def _inside(spec: ExecSpec, errw: int) -> NoReturn:
+def _inside(spec: ExecSpec, errw: int, console: int) -> NoReturn:
     """In the container: its user, capabilities, working directory; then exec. (Nothing may
     be imported here: the host's files are out of reach.)"""
     k = Kernel()
@@ -131,8 +149,17 @@ def _inside(spec: ExecSpec, errw: int) -> NoReturn:
                            capabilities=spec.capabilities)
         step.name = f"working directory {spec.cwd}"
         enter_working_dir(k, spec.cwd)
+        slave = -1
+        if console >= 0:  # root still: the terminal is made the user's
+            step.name = "opening the terminal"
+            master, slave = terminal.open_console(user.uid)
+            terminal.send_master(console, master)
+            os.close(master)
+            os.close(console)
         drop_privileges(k, run_spec, user, step)
-        if not spec.interactive:
+        if slave >= 0:
+            terminal.take_console(slave)
+        elif not spec.interactive:
             k.stdin_from_null()
         k.close_descriptors(keep=errw)
         step.name = "exec"

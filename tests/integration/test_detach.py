@@ -214,6 +214,13 @@ def test_exec_joins_the_running_container(mr: Minirun) -> None:
     r = mr("exec", "host1", "nosuchcmd")
     assert (r.returncode, r.stderr) == (127, 'minirun: exec: "nosuchcmd": executable file not found in $PATH\n')
     assert mr("exec", "host1", "/etc/passwd").returncode == 126
+    # -t: a terminal of the container's devpts, owned by the user it runs as; -i feeds it.
+    r = mr("exec", "-t", "host1", "sh", "-c", "tty; stty size; exit 6")
+    assert r.returncode == 6 and re.fullmatch(r"/dev/pts/\d+\n24 80\n", r.stdout), r
+    r = mr("exec", "-it", "-u", "nobody", "host1", "sh", "-c", "stat -c %U $(tty); read x; echo got $x",
+           input=b"typed\n")
+    lines = r.stdout.splitlines()  # with the terminal's echo of "typed" somewhere
+    assert r.returncode == 0 and "nobody" in lines and lines[-1] == "got typed", r
     # What the joining process was (minirun, with its environment) is out of the container's reach.
     r = mr("exec", "host1", "sh", "-c", "grep -c CapEff /proc/self/status; grep CapEff /proc/1/status")
     assert r.returncode == 0 and r.stdout.split()[-1] == "00000000a80425fb", r.stdout  # Docker's default set
