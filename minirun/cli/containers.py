@@ -161,23 +161,32 @@ def logs_cmd(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Follow until the container exits.")] = False,
     tail: Annotated[str, typer.Option("--tail", "-n", help="Lines from the end (all).")] = "all",
     timestamps: Annotated[bool, typer.Option("--timestamps", "-t", help="Show each line's time.")] = False,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Only lines since a time (2026-01-02T15:04:05Z, Unix seconds) or for a while (10m).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Only lines before a time, or so long ago.")] = None,
 ) -> None:
-    """A detached container's output: its stdout to stdout, its stderr to stderr."""
+    """A container's output: its stdout to stdout, its stderr to stderr."""
+    import time as clock
+
     from ..errors import UsageError
     from ..runtime import logs
     if tail != "all" and not tail.isdigit():
         raise UsageError(f'invalid --tail "{tail}": expected a number or all')
+    now = clock.time_ns()
+    first = logs.parse_time(since, now) if since else ""
+    end = logs.parse_time(until, now, "--until") if until else "~"  # "~" sorts after every stamp
     ctx = context_of(tctx)
     directory, _ = ops.logs_of(ctx, container)
     offset = logs.size(directory)
-    entries = logs.entries(directory)
+    entries = [e for e in logs.entries(directory) if first <= e.time < end]
     if tail != "all":
         entries = entries[len(entries) - int(tail):] if int(tail) else []
     for entry in entries:
         _show(entry, timestamps)
     if follow:
         for entry in logs.follow(directory, offset, lambda: ops.is_running(directory)):
-            _show(entry, timestamps)
+            if first <= entry.time < end:
+                _show(entry, timestamps)
 
 
 def _show(entry: Entry, timestamps: bool) -> None:

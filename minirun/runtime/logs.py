@@ -9,6 +9,7 @@ Docker's ``local`` driver): when it would pass the size it is rotated to ``.1`` 
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from json.encoder import encode_basestring  # C: what json.dumps uses for a str
@@ -51,8 +52,37 @@ def log_path(directory: Path) -> Path:
 
 
 def now_nano() -> str:
-    ns = time.time_ns()
+    return stamp(time.time_ns())
+
+
+def stamp(ns: int) -> str:
+    """An entry's time: RFC 3339 in UTC with nanoseconds, so that stamps sort as strings."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
+_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def parse_time(text: str, now_ns: int, flag: str = "--since") -> str:
+    """``logs --since/--until`` as Docker takes them, as a stamp to compare entries with: a
+    duration before now (``10m``, ``1h30m``), Unix seconds (``1700000000.5``), or an RFC 3339
+    date or time (without a zone: local time)."""
+    from datetime import datetime
+    if text and "".join(m.group(0) for m in _DURATION.finditer(text)) == text:
+        ago = sum(float(m.group(1)) * _NS[m.group(2)] for m in _DURATION.finditer(text))
+        return stamp(now_ns - int(ago))
+    if re.fullmatch(r"\d+(\.\d{1,9})?", text):
+        whole, _, fraction = text.partition(".")
+        return stamp(int(whole) * 10**9 + int(fraction.ljust(9, "0") or 0))
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f'invalid {flag} "{text}": expected a time (2026-01-02T15:04:05Z), Unix seconds or a '
+                         "duration such as 10m") from None
+    if when.tzinfo is None:
+        when = when.astimezone()  # local time, as Docker reads a time without a zone
+    return stamp(int(when.timestamp()) * 10**9 + when.microsecond * 1000)
 
 
 class LogWriter:

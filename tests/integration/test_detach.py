@@ -68,6 +68,14 @@ def test_logs_keep_streams_order_and_times(mr: Minirun) -> None:
     assert mr("logs", "--tail", "1", cid).stdout == "four\n"
     assert re.fullmatch(r"\S+Z four\n", mr("logs", "-n", "1", "-t", cid).stdout)
     assert mr("wait", cid).stdout == "0\n"
+    four = lines[-1]["time"]  # a second after the others
+    assert mr("logs", "--since", four, cid).stdout == "four\n"
+    r = mr("logs", "--until", four, cid)
+    assert (r.stdout, r.stderr) == ("one\nthree\n", "two\n")
+    assert mr("logs", "--since", "10m", "--until", "0s", cid).stdout == "one\nthree\nfour\n"
+    assert mr("logs", "--since", str(int(time.time()) + 60), cid).stdout == ""
+    r = mr("logs", "--since", "yesterday", cid)
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and 'invalid --since "yesterday"' in r.stderr
 
 
 def test_stop_kill_and_wait(mr: Minirun) -> None:

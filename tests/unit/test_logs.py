@@ -63,3 +63,16 @@ def test_long_lines_odd_bytes_and_batches(tmp_path: Path) -> None:
     assert "".join(out[:3]) == "x" * 40000 + "\n" and out[3] == "short\n"
     assert out[4:] == ["y" * 16384, "y" * (20000 - 16384)]  # the end: a piece, then the rest at close
     assert ("stderr", 'caf\u00e9 \ufffd\x00\t"q"\\n\n') in kept
+
+
+def test_since_and_until_as_docker_takes_them() -> None:
+    now = 1_800_000_000 * 10**9
+    assert logs.parse_time("10m", now) == logs.stamp(now - 600 * 10**9)
+    assert logs.parse_time("1h30m", now) == logs.stamp(now - 5400 * 10**9)
+    assert logs.parse_time("1.5s", now) == logs.stamp(now - 1_500_000_000)
+    assert logs.parse_time("1700000000.25", now) == "2023-11-14T22:13:20.250000000Z"
+    assert logs.parse_time("2026-11-23T13:58:36.5Z", now) == "2026-11-23T13:58:36.500000000Z"
+    assert logs.parse_time("2026-11-23T14:58:36+01:00", now) == "2026-11-23T13:58:36.000000000Z"
+    for bad in ("", "5x", "tomorrow", "10m5"):
+        with pytest.raises(UsageError, match="invalid --until"):
+            logs.parse_time(bad, now, "--until")
