@@ -1,10 +1,11 @@
-"""Without ``-t`` the container never holds the caller's terminal: where minirun's stdin
-(with ``-i``), stdout or stderr is a terminal, the container gets a pipe instead and
-minirun copies the bytes, as Docker's client does.
+"""The container's stdio through pipes that minirun copies: always for its stdout and stderr
+when it is logged (every run but ``--log-driver none``: its monitor or the foreground minirun
+writes them to the caller and to its log, as Docker's daemon does), and, without ``-t``, for
+any of the caller's stdin (with ``-i``), stdout or stderr that is a terminal.
 
 A terminal in the container's hands would let it push input into the caller's shell
-(``TIOCSTI``) or change the terminal's settings. Streams that are not terminals (files,
-pipes of a script) are passed as they are: nothing to relay, nothing to slow down.
+(``TIOCSTI``) or change the terminal's settings. Streams that are neither logged nor
+terminals (``--log-driver none`` in a script) are passed as they are.
 """
 
 from __future__ import annotations
