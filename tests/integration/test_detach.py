@@ -188,6 +188,9 @@ def test_twenty_detached_started_and_stopped_at_once(mr: Minirun) -> None:
         ids.append(out.strip())
     assert len(set(ids)) == 20 and mr("ps", "-q").stdout.count("\n") == 20
     monitors = [int(str(_state(mr, cid)["monitor"])) for cid in ids]
+    shared = next(c for c in "0123456789abcdef" if sum(i.startswith(c) for i in ids) > 1)  # 20 IDs, 16 digits
+    r = mr("stop", shared)
+    assert (r.returncode, r.stderr) == (1, f'minirun: multiple containers match "{shared}": give more of the ID\n')
     stops = [mr.popen("stop", "-t", "1", cid) for cid in ids]
     for p in stops:
         p.communicate(timeout=60)
