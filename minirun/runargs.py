@@ -57,6 +57,10 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--privileged",), "privileged", "bool", help="All capabilities, no masked paths."),
     Flag(("--cap-add",), "cap_add", "list", "CAP", "Add a Linux capability."),
     Flag(("--cap-drop",), "cap_drop", "list", "CAP", "Drop a Linux capability (ALL for all)."),
+    Flag(("--security-opt",), "security_opt", "list", "seccomp=PROFILE.json|seccomp=unconfined|no-new-privileges",
+         "Security options: a seccomp profile in Docker's format (default: Docker's), none, no_new_privs."),
+    Flag(("--ulimit",), "ulimit", "list", "NAME=SOFT[:HARD]", "Resource limit, e.g. nofile=1024:2048 "
+         "(default: the host's, as minirun has them)."),
     Flag(("-m", "--memory"), "memory", "str", "SIZE", "Memory limit, e.g. 512m."),
     Flag(("--cpus",), "cpus", "str", "N", "CPU limit, e.g. 0.5."),
     Flag(("--pids-limit",), "pids_limit", "int", "N", "Limit the number of processes."),
@@ -85,6 +89,8 @@ class RunArgs(NamedTuple):
     detach: bool = False
     stop_signal: str | None = None
     stop_timeout: int | None = None
+    security_opt: tuple[str, ...] = ()
+    ulimit: tuple[str, ...] = ()
     log_driver: str = "json-file"
     log_opt: tuple[str, ...] = ()
     name: str | None = None

@@ -61,7 +61,7 @@ def run(words: list[str], ctx: Context) -> int:
     # First: it loads the netlink code in parallel (not for -d: the monitor is not its parent).
     helper = None if args.detach else helper_for(network_mode(args))
     try:
-        flags = check(args)  # every flag, before anything is pulled
+        flags = check(args, ctx.root)  # every flag, before anything is pulled
         lines = _PullLines()
         try:
             record = image_for(ctx, args, _announce, lines)

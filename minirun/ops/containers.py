@@ -195,11 +195,12 @@ def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user
     ``tty``; its exit status."""
     from ..runtime import caps, spec
     from ..runtime.cgroups import Cgroup, Limits
-    from ..runtime.container import alive
+    from ..runtime.container import alive, load_filter
     from ..runtime.execute import ExecSpec, exec_in
-    _, state = _current(ctx, key)
+    directory, state = _current(ctx, key)
     if state.status != "running" or not state.pid or not alive(state.pid, state.pid_start):
         raise ContainerConflict(f"container {key} is not running")
+    program = load_filter(directory) if state.seccomp else b""
     if workdir is not None and not workdir.startswith("/"):
         from ..errors import UsageError
         raise UsageError(f'invalid -w "{workdir}": the working directory must be an absolute path')
@@ -209,5 +210,6 @@ def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user
     merged = spec.environment({"Env": state.env}, env, os.environ, state.hostname)
     return exec_in(state.pid, Cgroup(state.id, Limits(), None),
                    ExecSpec(tuple(argv), merged, workdir or state.workdir,
-                            user if user is not None else state.user, capabilities, interactive, tty))
+                            user if user is not None else state.user, capabilities, interactive, tty, program,
+                            state.no_new_privileges, tuple((r, s, h) for r, s, h in state.rlimits)))
 

@@ -41,12 +41,16 @@ class Checked(NamedTuple):
     limits: Limits
     init: str
     network: Choice
+    seccomp: bytes             # the filter's BPF program (b"": none)
+    no_new_privileges: bool
+    rlimits: tuple[tuple[int, int, int], ...]
     stop_timeout: int
     log: LogOptions | None     # the log's bounds; None: --log-driver none
 
 
-def check(a: RunArgs) -> Checked:
-    from ..runtime import caps, cgroups, netconf, process, spec
+def check(a: RunArgs, root: Path) -> Checked:
+    """``root``: the store, where compiled seccomp filters are kept."""
+    from ..runtime import caps, cgroups, netconf, process, seccomp, spec
     if os.geteuid() != 0:
         raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
     network = netconf.choose(network_mode(a), a.publish, a.publish_all, a.dns, a.dns_search, a.dns_option,
@@ -63,11 +67,18 @@ def check(a: RunArgs) -> Checked:
         env_lines += spec.parse_env_file(text, path, os.environ)
     with open("/proc/sys/kernel/cap_last_cap") as f:
         last_cap = int(f.read())
+    capabilities = caps.capability_set(a.privileged, a.cap_add, a.cap_drop, last_cap)
+    security = seccomp.parse_security_opts(a.security_opt)
+    rlimits = tuple(spec.parse_ulimit(u) for u in a.ulimit)
+    program = b""
+    if security.seccomp is not None and not a.privileged:  # --privileged: no filter, as Docker
+        from ..runtime.seccomp_bpf import program_for
+        program = program_for(root, security.seccomp, capabilities)
     return Checked(env_lines, tuple(spec.parse_volume(v) for v in a.volume),
-                   tuple(spec.parse_tmpfs(t) for t in a.tmpfs),
-                   caps.capability_set(a.privileged, a.cap_add, a.cap_drop, last_cap),
+                   tuple(spec.parse_tmpfs(t) for t in a.tmpfs), capabilities,
                    cgroups.parse_limits(a.memory, a.cpus, a.pids_limit),
-                   process.find_init(os.environ) if a.init else "", network, _stop_timeout(a), _log_options(a))
+                   process.find_init(os.environ) if a.init else "", network, program, security.no_new_privileges,
+                   rlimits, _stop_timeout(a), _log_options(a))
 
 
 def _stop_timeout(a: RunArgs) -> int:
@@ -167,12 +178,16 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
                                            network=flags.network.mode, address=wired.address, ports=wired.ports,
                                            env=list(run_spec.env), workdir=run_spec.cwd, user=run_spec.user,
                                            capabilities=sorted(flags.capabilities),
-                                           stop_signal=_stop_signal(a, config), stop_timeout=flags.stop_timeout)
+                                           stop_signal=_stop_signal(a, config), stop_timeout=flags.stop_timeout,
+                                           seccomp=bool(flags.seccomp), no_new_privileges=flags.no_new_privileges,
+                                           rlimits=[list(r) for r in flags.rlimits])
             state, directory, files = container.create(ctx.root, new, wired.etc)
         except BaseException:
             unwire(cid, wired)
             raise
     container.save_run_args(directory, a._asdict())  # for start
+    if flags.seccomp:
+        container.save_filter(directory, flags.seccomp)  # for exec
     return _run_created(ctx, a, flags, run_spec, state, directory, files, wired, warn, started)
 
 
@@ -237,7 +252,7 @@ def _run_spec(a: RunArgs, flags: Checked, config: Mapping[str, Any], argv: tuple
         user=a.user if a.user is not None else config.get("User") or "",
         hostname=host, interactive=a.interactive, binds=flags.binds, tmpfs=flags.tmpfs,
         read_only=a.read_only, privileged=a.privileged, capabilities=flags.capabilities, init=flags.init,
-        tty=a.tty)
+        tty=a.tty, seccomp=flags.seccomp, no_new_privileges=flags.no_new_privileges, rlimits=flags.rlimits)
 
 
 def _start(ctx: Context, a: RunArgs, flags: Checked, run_spec: RunSpec, state: ContainerState, directory: Path,

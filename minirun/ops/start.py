@@ -30,7 +30,7 @@ def start_container(ctx: Context, key: str, attach: bool, warn: Callable[[str], 
                               if k in RunArgs._fields}  # JSON as run saved it
     a = RunArgs(**values)
     a = a._replace(interactive=a.interactive and interactive)
-    flags = check(a)
+    flags = check(a, ctx.root)
     record = ctx.images.get(state.reference)
     if record is None:
         raise ImageNotKnown(f"starting container {key}: its image {state.image} is no longer in the store")

@@ -7,6 +7,7 @@ Every failure raises OSError with errno, naming the call and the path, as crun d
 from __future__ import annotations
 
 import os
+import struct
 from typing import Any
 
 # cffi's out-of-line ABI mode: the declarations in _libc_build.py were parsed once into
@@ -153,7 +154,6 @@ BPF_CGROUP_DEVICE = 6
 def bpf_attach_device_program(cgroup_fd: int, insns: bytes, what: str) -> None:
     """Load ``insns`` as a cgroup device program and attach it to the cgroup open at
     ``cgroup_fd`` (cgroup v2's device controller). The attachment keeps the program alive."""
-    import struct
     code = _ffi.new("char[]", insns)
     license_ = _ffi.new("char[]", b"Apache-2.0")
     log = _ffi.new("char[]", 4096)
@@ -176,6 +176,10 @@ def bpf_attach_device_program(cgroup_fd: int, insns: bytes, what: str) -> None:
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
+PR_SET_SECCOMP = 22
+PR_SET_NO_NEW_PRIVS = 38
+SECCOMP_MODE_FILTER = 2
 
 
 def prctl(option: int, arg2: int = 0) -> None:
@@ -197,3 +201,13 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].inheritable = (inheritable >> (32 * i)) & 0xFFFFFFFF
     if _lib.capset(header, data) != 0:
         raise _fail("capset", hex(permitted))
+
+
+def load_seccomp(program: bytes) -> None:
+    """Install ``program`` (``struct sock_filter`` entries, 8 bytes each) as this thread's
+    seccomp filter: prctl(PR_SET_SECCOMP) with a ``struct sock_fprog`` pointing at it. The
+    caller has CAP_SYS_ADMIN or no_new_privs, as the kernel requires."""
+    code = _ffi.new("char[]", program)
+    fprog = _ffi.new("char[]", struct.pack("=H6xQ", len(program) // 8, int(_ffi.cast("uintptr_t", code))))
+    if _lib.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, _ffi.cast("unsigned long", fprog), 0, 0) != 0:
+        raise _fail("prctl", "PR_SET_SECCOMP")

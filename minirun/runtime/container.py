@@ -50,6 +50,10 @@ class ContainerState(NamedTuple):
     error: str = ""                  # why its exit code is not known (inspect's State.Error)
     stop_signal: str = "SIGTERM"     # what stop sends first: --stop-signal, or the image's StopSignal
     stop_timeout: int = 10           # and how long it waits before SIGKILL
+    # What exec's processes get too: seccomp.bpf beside this file when it is filtered.
+    seccomp: bool = False
+    no_new_privileges: bool = False
+    rlimits: list[list[int]] = []  # noqa: RUF012 - never mutated; (RLIMIT_*, soft, hard)
 
     # The transitions: created -> running -> exited, or created -> exited (it never started).
     # (No postponed annotations in this module: NamedTuple compiles string ones at import.)
@@ -145,6 +149,22 @@ def save_run_args(directory: Path, args: dict[str, object]) -> None:
     of every run here): a crash may lose it, and start then says so."""
     with contextlib.suppress(OSError):
         (directory / "run.json").write_text(json.dumps(args))
+
+
+def save_filter(directory: Path, program: bytes) -> None:
+    """Its seccomp filter, for exec (a crash may lose it: exec then refuses, never runs unfiltered)."""
+    with contextlib.suppress(OSError):
+        (directory / "seccomp.bpf").write_bytes(program)
+
+
+def load_filter(directory: Path) -> bytes:
+    try:
+        program = (directory / "seccomp.bpf").read_bytes()
+    except OSError as e:
+        raise StoreError(f"reading the seccomp filter of container {directory.name[:12]}: {e.strerror}") from None
+    if not program or len(program) % 8:
+        raise StoreError(f"the seccomp filter of container {directory.name[:12]} is damaged")
+    return program
 
 
 def load_run_args(directory: Path) -> dict[str, object]:

@@ -19,7 +19,7 @@ from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, Containe
 from . import _libc, mounts, terminal
 from .cgroups import Cgroup
 from .kernel import Kernel
-from .process import drop_privileges, enter_working_dir, read_table
+from .process import confine, drop_privileges, enter_working_dir, read_table
 from .signals import FORWARDED, Forwarder
 from .spec import RunSpec, resolve_user, with_home
 
@@ -35,6 +35,9 @@ class ExecSpec(NamedTuple):
     capabilities: frozenset[int]
     interactive: bool = False
     tty: bool = False
+    seccomp: bytes = b""      # the container's filter, its no_new_privs and limits: as run gave them
+    no_new_privileges: bool = False
+    rlimits: tuple[tuple[int, int, int], ...] = ()
 
 
 def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec) -> int:
@@ -146,7 +149,8 @@ def _inside(spec: ExecSpec, errw: int, console: int) -> NoReturn:
         step.name = "setting the user"
         user = resolve_user(spec.user, read_table("/etc/passwd"), read_table("/etc/group"))
         run_spec = RunSpec(argv=spec.argv, env=spec.env, cwd=spec.cwd, user=spec.user, hostname="",
-                           capabilities=spec.capabilities)
+                           capabilities=spec.capabilities, seccomp=spec.seccomp,
+                           no_new_privileges=spec.no_new_privileges, rlimits=spec.rlimits)
         step.name = f"working directory {spec.cwd}"
         enter_working_dir(k, spec.cwd)
         slave = -1
@@ -156,7 +160,7 @@ def _inside(spec: ExecSpec, errw: int, console: int) -> NoReturn:
             terminal.send_master(console, master)
             os.close(master)
             os.close(console)
-        drop_privileges(k, run_spec, user, step)
+        allowed = drop_privileges(k, run_spec, user, step)
         if slave >= 0:
             terminal.take_console(slave)
         elif not spec.interactive:
@@ -165,6 +169,7 @@ def _inside(spec: ExecSpec, errw: int, console: int) -> NoReturn:
         step.name = "exec"
         k.default_signals()
         env = dict(e.split("=", 1) for e in with_home(spec.env, user.home))
+        confine(k, run_spec, allowed, step)
         k.exec(spec.argv[0], list(spec.argv), env, search=True)
     except OSError as e:
         if step.name != "exec":

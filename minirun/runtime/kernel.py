@@ -9,8 +9,10 @@ the calls, and check their order without root (tests/unit/test_setup_order.py).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import resource
 import signal
 import struct
 from collections.abc import Callable
@@ -88,6 +90,20 @@ class Kernel:
 
     def capset(self, effective: int, permitted: int, inheritable: int) -> None:
         _libc.capset(effective, permitted, inheritable)
+
+    def setrlimit(self, which: int, soft: int, hard: int) -> None:
+        from .spec import ULIMITS
+        name = next((n for n, r in ULIMITS.items() if r == which), str(which))
+        try:
+            resource.setrlimit(which, (soft, hard))  # -1 is RLIM_INFINITY
+        except ValueError:  # Python's word for EPERM here
+            raise OSError(errno.EPERM, f"setrlimit {name} {soft}:{hard}: raising a hard limit takes "
+                                       "CAP_SYS_RESOURCE, which minirun does not hold") from None
+        except OSError as e:
+            raise OSError(e.errno, f"setrlimit {name} {soft}:{hard}: {e.strerror}") from None
+
+    def load_seccomp(self, program: bytes) -> None:
+        _libc.load_seccomp(program)
 
     # -- mounts -------------------------------------------------------------------------
     def mount(self, source: str, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:

@@ -116,21 +116,52 @@ def _isolate(k: Kernel, network: "Network", cgroup: Cgroup | None, ready: int, s
     k.mount("none", "/", None, _libc.MS_REC | _libc.MS_PRIVATE, None)
 
 
-def drop_privileges(k: Kernel, spec: RunSpec, user: User, step: mounts.Step) -> None:
-    """Docker's capabilities for root, none for other users; inheritable and ambient empty
-    (as runc since CVE-2022-24769: an inheritable set lets file capabilities be gained)."""
+CAP_SYS_ADMIN = 21
+
+
+def drop_privileges(k: Kernel, spec: RunSpec, user: User, step: mounts.Step) -> int:
+    """--ulimit's limits (as root still: a hard limit may be raised); Docker's capabilities
+    for root, none for other users; inheritable and ambient empty (as runc since
+    CVE-2022-24769: an inheritable set lets file capabilities be gained); no_new_privs.
+    Returns the capabilities the program keeps. Where a seccomp filter is to be loaded
+    without no_new_privs, loading it takes CAP_SYS_ADMIN: that one is held (effective and
+    permitted only, never in the bounding set) until ``confine`` has loaded it."""
+    step.name = "setting resource limits"
+    for resource, soft, hard in spec.rlimits:
+        k.setrlimit(resource, soft, hard)
     step.name = "dropping capabilities"
     last_cap = int(_read("/proc/sys/kernel/cap_last_cap") or "40")
     for cap in range(last_cap + 1):
         if cap not in spec.capabilities:
             k.prctl(_libc.PR_CAPBSET_DROP, cap)
+    hold = 1 << CAP_SYS_ADMIN if spec.seccomp and not spec.no_new_privileges else 0
+    if hold and user.uid != 0:
+        k.prctl(_libc.PR_SET_KEEPCAPS, 1)  # setuid keeps the permitted set (exec clears the flag)
     step.name = "setting the user"
     k.setgroups(list(user.groups))
     k.setgid(user.gid)
-    k.setuid(user.uid)  # for a non-root user the kernel clears permitted and effective here
+    k.setuid(user.uid)  # for a non-root user the kernel clears effective (and permitted) here
     # Never more than minirun itself holds (a sandbox may run it without some).
     allowed = mask(spec.capabilities) & _held_capabilities() if user.uid == 0 else 0
-    k.capset(allowed, allowed, 0)  # lowering inheritable also empties the ambient set
+    step.name = "dropping capabilities"
+    k.capset(allowed | hold, allowed | hold, 0)  # lowering inheritable also empties the ambient set
+    if spec.no_new_privileges:
+        k.prctl(_libc.PR_SET_NO_NEW_PRIVS, 1)
+    return allowed
+
+
+def confine(k: Kernel, spec: RunSpec, allowed: int, step: mounts.Step) -> None:
+    """The last step before exec, after the user and capabilities are set: the seccomp
+    filter, then CAP_SYS_ADMIN let go where it was held to load it (the filter allows capset,
+    as Docker's does; were it refused, the program would not start)."""
+    if not spec.seccomp:
+        return
+    step.name = "loading the seccomp filter"
+    k.load_seccomp(spec.seccomp)
+    if not spec.no_new_privileges:
+        step.name = "dropping capabilities after seccomp"
+        k.capset(allowed, allowed, 0)
+    step.name = "exec"
 
 
 def enter_working_dir(k: Kernel, cwd: str) -> None:
@@ -219,7 +250,7 @@ def setup_and_exec(k: Kernel, s: Setup, step: mounts.Step) -> None:
         master, slave = terminal.open_console(user.uid)
         terminal.send_master(s.console, master)
         os.close(master)
-    drop_privileges(k, s.spec, user, step)
+    allowed = drop_privileges(k, s.spec, user, step)
     if s.spec.tty:
         terminal.take_console(slave)
     elif not s.spec.interactive:
@@ -230,6 +261,8 @@ def setup_and_exec(k: Kernel, s: Setup, step: mounts.Step) -> None:
     env = dict(e.split("=", 1) for e in with_home(s.spec.env, user.home))
     if s.spec.init:
         _find_program(s.spec.argv[0], env)
+    confine(k, s.spec, allowed, step)
+    if s.spec.init:
         k.exec(mounts.INIT_TARGET, [mounts.INIT_TARGET, "--", *s.spec.argv], env, search=False)
     k.exec(s.spec.argv[0], list(s.spec.argv), env, search=True)
 

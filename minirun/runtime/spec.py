@@ -41,6 +41,31 @@ class RunSpec(NamedTuple):
     init: str = ""           # --init: the host's static init, bound into the container ("": none)
     tty: bool = False
     capabilities: frozenset[int] = frozenset()
+    seccomp: bytes = b""     # the BPF program loaded last before exec (b"": none)
+    no_new_privileges: bool = False
+    rlimits: tuple[tuple[int, int, int], ...] = ()   # (RLIMIT_*, soft, hard); -1: unlimited
+
+
+# Docker's --ulimit names and the resources they set (getrlimit(2)).
+ULIMITS = {"cpu": 0, "fsize": 1, "data": 2, "stack": 3, "core": 4, "rss": 5, "nproc": 6, "nofile": 7,
+           "memlock": 8, "locks": 10, "sigpending": 11, "msgqueue": 12, "nice": 13, "rtprio": 14, "rttime": 15}
+
+
+def parse_ulimit(text: str) -> tuple[int, int, int]:
+    """``--ulimit NAME=SOFT[:HARD]`` as Docker takes it (HARD defaults to SOFT; -1: unlimited)."""
+    name, eq, values = text.partition("=")
+    if not eq or name not in ULIMITS:
+        raise UsageError(f'invalid --ulimit "{text}": expected NAME=SOFT[:HARD] with NAME one of '
+                         f"{', '.join(sorted(ULIMITS))}")
+    soft_text, _, hard_text = values.partition(":")
+    try:
+        soft = int(soft_text)
+        hard = int(hard_text) if hard_text else soft
+    except ValueError:
+        raise UsageError(f'invalid --ulimit "{text}": limits are numbers (-1: unlimited)') from None
+    if min(soft, hard) < -1 or (hard != -1 and (soft == -1 or soft > hard)):
+        raise UsageError(f'invalid --ulimit "{text}": the soft limit must not be above the hard limit')
+    return ULIMITS[name], soft, hard
 
 
 def command(config: Mapping[str, Any], args: list[str], entrypoint: str | None) -> tuple[str, ...]:

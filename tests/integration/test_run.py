@@ -223,7 +223,7 @@ def test_running_container_ps_rm_f_and_killed_monitor(mr: Minirun) -> None:
     while subprocess.run(["pgrep", "-f", "^sleep 60$"], capture_output=True).returncode == 0:
         assert time.monotonic() < deadline, "the container outlived minirun"
         time.sleep(0.1)
-    assert "Exited (137)" in mr("ps", "-a").stdout and mr("ps").stdout.splitlines()[1:] == []
+    assert "Exited (255)" in mr("ps", "-a").stdout and mr("ps").stdout.splitlines()[1:] == []  # code unknown, as Docker
     [state] = [json.loads((d / "state.json").read_text()) for d in (mr.root / "containers").iterdir()]
     assert any(d.exists() for d in _cgroup_dirs(state["id"]))  # nobody was left to remove it...
     assert mr("rm", "sleeper").returncode == 0

@@ -59,6 +59,7 @@ APPLETS = ["sh", "ls", "cat", "echo", "id", "env", "pwd", "sleep", "true", "fals
 #   probe udpecho PORT           answers each UDP datagram on PORT with "echo:" and it (busybox
 #                                nc has no UDP)
 PROBE_C = r"""
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -71,6 +72,9 @@ PROBE_C = r"""
 #include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
 #define KEY_SPEC_SESSION_KEYRING -3
 #define KEYCTL_JOIN_SESSION_KEYRING 1
 #define KEYCTL_SEARCH 10
@@ -80,7 +84,55 @@ static void tty_report(const char *name, int fd) {
     if (ioctl(fd, TIOCSTI, &c) == 0) printf("TIOCSTI accepted\n");
     else printf("TIOCSTI refused: %s\n", strerror(errno));
 }
+static long i386_call(long nr, long a, long b) {  /* the 32-bit ABI: int 0x80 */
+#if defined(__x86_64__)
+    long ret;
+    __asm__ volatile ("int $0x80" : "=a"(ret) : "a"(nr), "b"(a), "c"(b) : "memory");
+    return ret;
+#else
+    (void)nr; (void)a; (void)b; return -ENOSYS;
+#endif
+}
+static void report(const char *name, long rc) { printf("%s=%d\n", name, rc < 0 ? errno : 0); fflush(stdout); }
+static void child_call(const char *name, int op) {  /* in a child: it may change the caller */
+    pid_t p = fork();
+    if (p == 0) {
+        long rc = op == 0 ? unshare(CLONE_NEWUSER) : syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
+        if (op == 1 && rc == 0) _exit(0);  /* the clone's own child */
+        if (op == 1 && rc > 0) { waitpid(rc, NULL, 0); rc = 0; }
+        _exit(rc < 0 ? errno : 0);
+    }
+    int st = 0;
+    waitpid(p, &st, 0);
+    printf("%s=%d\n", name, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    fflush(stdout);
+}
+static void syscalls(void) {  /* name=errno (0: it worked) for the calls a seccomp filter decides */
+    report("keyctl", syscall(SYS_keyctl, 0, KEY_SPEC_SESSION_KEYRING, 0));
+    report("add_key", syscall(SYS_add_key, "user", "minirun-probe", "x", 1, KEY_SPEC_SESSION_KEYRING));
+    report("bpf", syscall(SYS_bpf, 5, NULL, 0));
+    report("perf_event_open", syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0));
+    report("userfaultfd", syscall(SYS_userfaultfd, 0));
+    report("kexec_load", syscall(SYS_kexec_load, 0, 0, NULL, 0));
+    report("open_by_handle_at", syscall(SYS_open_by_handle_at, -100, NULL, 0));
+    child_call("unshare-user", 0);
+    child_call("clone-newuser", 1);
+    report("clone3", syscall(SYS_clone3, NULL, 0));
+    report("mount", syscall(SYS_mount, "none", "/tmp", "tmpfs", 0, NULL));
+    report("personality-query", syscall(SYS_personality, 0xffffffffUL));
+    report("personality-other", syscall(SYS_personality, 0x0400000UL));
+    syscall(SYS_personality, 0UL);
+    report("socket-vsock", syscall(SYS_socket, 40, SOCK_STREAM, 0));
+    report("mkdir", syscall(SYS_mkdir, "/tmp/probe-dir", 0755));
+    long r = i386_call(288, 0, KEY_SPEC_SESSION_KEYRING);  /* i386's keyctl (x86-64's 288 is accept4) */
+    printf("i386-keyctl=%ld\n", r < 0 ? -r : 0);
+    r = i386_call(20, 0, 0);  /* i386's getpid */
+    printf("i386-getpid=%ld\n", r < 0 ? -r : 0);
+    report("x32-keyctl", syscall(0x40000000 | SYS_keyctl, 0, KEY_SPEC_SESSION_KEYRING, 0));
+    report("getpid", syscall(SYS_getpid));
+}
 int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "syscalls")) { syscalls(); return 0; }
     if (argc >= 2 && !strcmp(argv[1], "tty")) {
         char name[16];
         for (int fd = 0; fd < 3; fd++) { snprintf(name, sizeof name, "fd %d", fd); tty_report(name, fd); }
@@ -113,7 +165,7 @@ int main(int argc, char **argv) {
             if (n >= 0) sendto(s, buf, n + 5, 0, (struct sockaddr *)&from, len);
         }
     }
-    fprintf(stderr, "usage: probe tty | keyadd DESC DATA CMD... | keyfind DESC | udpecho PORT\n");
+    fprintf(stderr, "usage: probe tty | keyadd DESC DATA CMD... | keyfind DESC | udpecho PORT | syscalls\n");
     return 2;
 }
 """

@@ -1,0 +1,130 @@
+"""A seccomp profile compiled to a BPF program by libseccomp (through cffi), once per profile,
+capability set and architecture: the program is kept in the store, keyed by all three, and a
+warm run only reads it (libseccomp and cffi's C parser are loaded on a miss only).
+
+libseccomp is the library runc, crun and Podman compile their filters with (Debian's
+``libseccomp2``). The program checks the architecture first; a call unknown to the library
+(a profile written for a newer kernel) is left out, as runc leaves it out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError, UsageError
+from .seccomp import GO_ARCH, Filter, kernel_version, load, narrow
+
+_CDEF = """
+typedef void *scmp_filter_ctx;
+struct scmp_arg_cmp { unsigned int arg; int op; uint64_t datum_a; uint64_t datum_b; };
+struct scmp_version { unsigned int major; unsigned int minor; unsigned int micro; };
+const struct scmp_version *seccomp_version(void);
+scmp_filter_ctx seccomp_init(uint32_t def_action);
+void seccomp_release(scmp_filter_ctx ctx);
+uint32_t seccomp_arch_resolve_name(const char *arch_name);
+int seccomp_arch_add(scmp_filter_ctx ctx, uint32_t arch_token);
+int seccomp_syscall_resolve_name(const char *name);
+int seccomp_rule_add_array(scmp_filter_ctx ctx, uint32_t action, int syscall, unsigned int arg_cnt,
+                           const struct scmp_arg_cmp *arg_array);
+int seccomp_export_bpf(const scmp_filter_ctx ctx, int fd);
+"""
+_FORMAT = 1  # changes when what is compiled from a profile changes: old programs are not reused
+_EEXIST = 17
+_UNKNOWN = -1  # __NR_SCMP_ERROR
+
+
+def go_arch() -> str:
+    machine = os.uname().machine
+    return GO_ARCH.get(machine, machine)
+
+
+def program_for(store: Path, profile: str, capabilities: frozenset[int]) -> bytes:
+    """The BPF program (``struct sock_filter`` entries) for ``profile`` (a path; "" for the
+    default) and ``capabilities``: from the store's cache, or compiled and cached. A profile
+    that cannot be read or compiled is one UsageError naming it."""
+    from .seccomp import DEFAULT_PROFILE
+    path = profile or DEFAULT_PROFILE
+    try:
+        text = Path(path).read_bytes()
+    except OSError as e:
+        raise UsageError(f"reading seccomp profile {path}: {e.strerror}") from None
+    key = hashlib.sha256(json.dumps([_FORMAT, go_arch(), os.uname().release, sorted(capabilities)]).encode()
+                         + b"\0" + text).hexdigest()
+    cached = store / "seccomp" / f"{key}.bpf"
+    try:
+        return cached.read_bytes()
+    except OSError:
+        pass
+    doc = load(text.decode(errors="replace"), path)
+    code = compile_filter(narrow(doc, go_arch(), capabilities, kernel_version(os.uname().release)), path)
+    _keep(cached, code)
+    return code
+
+
+def _keep(cached: Path, code: bytes) -> None:
+    """Into the cache, whole or not at all (a failure only costs the next run a compile)."""
+    import tempfile  # (3 ms to import: a miss only)
+    try:
+        cached.parent.mkdir(mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cached.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(code)
+        os.replace(tmp, cached)
+    except OSError:
+        pass
+
+
+def library() -> tuple[Any, Any]:
+    """(ffi, lib) of libseccomp; a StoreError-free UsageError when it is missing."""
+    import cffi
+    ffi = cffi.FFI()
+    ffi.cdef(_CDEF)
+    try:
+        return ffi, ffi.dlopen("libseccomp.so.2")
+    except OSError:
+        raise UsageError("seccomp needs libseccomp (Debian: apt-get install libseccomp2), "
+                         "or run with --security-opt seccomp=unconfined") from None
+
+
+def compile_filter(f: Filter, source: str) -> bytes:
+    """``f`` as a BPF program, by libseccomp."""
+    ffi, lib = library()
+    ctx = lib.seccomp_init(f.default_action)
+    if ctx == ffi.NULL:
+        raise UsageError(f"seccomp profile {source}: libseccomp refused its default action")
+    try:
+        for arch in f.arches:
+            token = lib.seccomp_arch_resolve_name(arch.encode())
+            rc = lib.seccomp_arch_add(ctx, token) if token else -_EEXIST
+            if rc < 0 and rc != -_EEXIST:  # the native one is there from the start
+                raise UsageError(f"seccomp profile {source}: architecture {arch}: {os.strerror(-rc)}")
+        for rule in f.rules:
+            conditions = ffi.new("struct scmp_arg_cmp[]", [(a.number, a.op, a.value, a.value_two) for a in rule.args]
+                                 or 1)
+            for name in rule.names:
+                number = lib.seccomp_syscall_resolve_name(name.encode())
+                if number == _UNKNOWN:  # (a call of another ABI only, socketcall, is below -10000)
+                    continue  # unknown to this libseccomp: skipped, as runc skips it
+                rc = lib.seccomp_rule_add_array(ctx, rule.action, number, len(rule.args), conditions)
+                if rc < 0:
+                    raise UsageError(f"seccomp profile {source}: the rule for {name}: {os.strerror(-rc)}")
+        return _export(lib, ctx, source)
+    finally:
+        lib.seccomp_release(ctx)
+
+
+def _export(lib: Any, ctx: Any, source: str) -> bytes:
+    import tempfile
+    with tempfile.TemporaryFile() as f:
+        rc = lib.seccomp_export_bpf(ctx, f.fileno())
+        if rc < 0:
+            raise UsageError(f"seccomp profile {source}: compiling: {os.strerror(-rc)}")
+        f.seek(0)
+        code = f.read()
+    if not code or len(code) % 8:
+        raise StoreError(f"seccomp profile {source}: libseccomp gave a program of {len(code)} bytes")
+    return code

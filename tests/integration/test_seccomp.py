@@ -1,0 +1,144 @@
+"""Security defaults at Docker's level (issue 13): the seccomp filter, no-new-privileges,
+--security-opt, --ulimit; as root, with the probe image (its /probe calls each system call a
+filter decides and prints the errno it got: 0 when it worked)."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from pathlib import Path
+
+from tests.integration.conftest import Minirun
+
+EPERM, EACCES, ENOSYS = 1, 13, 38
+# Docker's default profile refuses these with EPERM (its default action), whatever the arguments.
+BLOCKED = ("keyctl", "add_key", "bpf", "perf_event_open", "userfaultfd", "kexec_load", "open_by_handle_at",
+           "unshare-user", "clone-newuser", "mount", "personality-other", "socket-vsock",
+           "i386-keyctl", "x32-keyctl")
+
+
+def _calls(mr: Minirun, *flags: str, code: int = 0) -> dict[str, int]:
+    r = mr("run", "--rm", *flags, "probe", "/probe", "syscalls")
+    assert r.returncode == code, r
+    return {k: int(v) for k, v in (line.split("=") for line in r.stdout.split())}
+
+
+def _status(mr: Minirun, *flags: str) -> dict[str, str]:
+    r = mr("run", "--rm", *flags, "busybox", "cat", "/proc/self/status")
+    assert r.returncode == 0, r.stderr
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in r.stdout.splitlines())}
+
+
+def test_the_default_filter_refuses_what_dockers_does(mr: Minirun) -> None:
+    assert mr("pull", "-q", "probe").returncode == 0
+    got = _calls(mr)
+    assert {k: got[k] for k in BLOCKED} == dict.fromkeys(BLOCKED, EPERM), got
+    assert got["clone3"] == ENOSYS  # so that C libraries fall back to clone, which is checked
+    # ... and lets ordinary calls through, the i386 ABI's by name too (not by x86-64's numbers)
+    assert (got["getpid"], got["i386-getpid"], got["mkdir"], got["personality-query"]) == (0, 0, 0, 0), got
+    status = _status(mr)
+    assert (status["Seccomp"], status["NoNewPrivs"], status["Seccomp_filters"]) == ("2", "0", "1")
+
+
+def test_unconfined_privileged_and_added_capabilities(mr: Minirun) -> None:
+    assert mr("pull", "-q", "probe").returncode == 0
+    for flags in (("--security-opt", "seccomp=unconfined"), ("--privileged",)):
+        got = _calls(mr, *flags)
+        # no filter: the kernel answers (no key, a bad address, no x32 ABI on this kernel ...)
+        assert got["keyctl"] != EPERM and got["clone3"] != ENOSYS and got["x32-keyctl"] == ENOSYS, (flags, got)
+        assert got["perf_event_open"] != EPERM and got["socket-vsock"] != EPERM, (flags, got)
+        assert _status(mr, *flags)["Seccomp"] == "0"
+    # --cap-add SYS_ADMIN: the profile allows mount (and the rest of its group) again, as Docker's
+    got = _calls(mr, "--cap-add", "SYS_ADMIN")
+    assert (got["mount"], got["unshare-user"], got["keyctl"]) == (0, 0, EPERM), got
+    assert got["clone3"] != ENOSYS
+
+
+def test_a_custom_profile_and_no_new_privileges(mr: Minirun, tmp_path: Path) -> None:
+    assert mr("pull", "-q", "probe").returncode == 0
+    profile = tmp_path / "no-mkdir.json"
+    profile.write_text(json.dumps({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": EACCES}]}))
+    # It names no architecture: only the native ABI's calls are let through, an i386 call (after
+    # mkdir) kills the program (SIGSYS), as libseccomp and runc have it
+    got = _calls(mr, "--security-opt", f"seccomp={profile}", code=128 + 31)
+    assert got["mkdir"] == EACCES and got["keyctl"] != EPERM and "i386-keyctl" not in got, got
+    r = mr("run", "--rm", "--security-opt", f"seccomp={profile}", "busybox", "mkdir", "/x")
+    assert r.returncode == 1 and "Permission denied" in r.stderr
+    status = _status(mr, "--security-opt", "no-new-privileges")
+    assert (status["Seccomp"], status["NoNewPrivs"]) == ("2", "1")
+    assert _status(mr, "--security-opt", "no-new-privileges=true", "-u", "nobody")["NoNewPrivs"] == "1"
+    assert _status(mr, "-u", "nobody")["Seccomp"] == "2"  # a user without capabilities is filtered too
+
+
+def test_exec_gets_the_containers_filter_and_limits(mr: Minirun) -> None:
+    assert mr("pull", "-q", "probe").returncode == 0
+    r = mr("run", "-d", "--name", "sec", "--security-opt", "no-new-privileges", "--ulimit", "nofile=100:200",
+           "probe", "sleep", "30")
+    assert r.returncode == 0, r.stderr
+    try:
+        r = mr("exec", "sec", "sh", "-c", "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; ulimit -n; ulimit -Hn")
+        assert r.stdout.split() == ["NoNewPrivs:", "1", "Seccomp:", "2", "100", "200"], r
+        r = mr("exec", "-u", "nobody", "sec", "/probe", "syscalls")
+        got = {k: int(v) for k, v in (line.split("=") for line in r.stdout.split())}
+        assert got["keyctl"] == EPERM and got["clone3"] == ENOSYS, got
+        cid = mr("ps", "-q", "--no-trunc", "--filter", "name=sec").stdout.strip()
+        (mr.root / "containers" / cid / "seccomp.bpf").unlink()
+        r = mr("exec", "sec", "true")  # without its filter, exec refuses: never unfiltered
+        assert r.returncode == 1 and "seccomp filter" in r.stderr, r
+    finally:
+        assert mr("rm", "-f", "sec").returncode == 0
+
+
+def test_ulimits_default_to_the_hosts(mr: Minirun) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    r = mr("run", "--rm", "busybox", "sh", "-c", "ulimit -n; ulimit -Hn")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # what minirun (our child) inherits
+    assert r.stdout.split() == [str(soft), str(hard)], r
+    r = mr("run", "--rm", "--ulimit", "nofile=64:128", "--ulimit", "core=-1", "busybox", "sh", "-c",
+           "ulimit -n; ulimit -Hn; ulimit -c")
+    assert r.stdout.split() == ["64", "128", "unlimited"], r
+    # Above the host's hard limit: set while the container's process is still privileged, so it
+    # works where minirun holds CAP_SYS_RESOURCE (a sandbox may not give it: then one line, 125).
+    above = hard * 2
+    r = mr("run", "--rm", "--ulimit", f"nofile={above}:{above}", "busybox", "sh", "-c", "ulimit -Hn")
+    held = int(next(x for x in Path("/proc/self/status").read_text().splitlines()
+                    if x.startswith("CapEff:")).split()[1], 16)
+    if held & (1 << 24):
+        assert r.stdout.split() == [str(above)], r
+    else:
+        assert (r.returncode, r.stderr) == (125, f"minirun: setting resource limits: setrlimit nofile {above}:"
+                                                 f"{above}: raising a hard limit takes CAP_SYS_RESOURCE, which "
+                                                 "minirun does not hold\n"), r
+
+
+def test_bad_security_input_is_one_line_before_any_pull(mr: Minirun, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    cases = {
+        "{oops": "not valid JSON",
+        json.dumps({"defaultAction": "SCMP_ACT_EXPLODE"}): "unknown action 'SCMP_ACT_EXPLODE'",
+        json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 9, "op": "SCMP_CMP_EQ"}]}]}):
+            "index must be",
+    }
+    for text, said in cases.items():
+        bad.write_text(text)
+        start = time.monotonic()
+        r = mr("run", "--rm", "--security-opt", f"seccomp={bad}", "busybox", "true")
+        assert r.returncode == 125 and r.stderr.count("\n") == 1, r
+        assert r.stderr.startswith(f"minirun: seccomp profile {bad}: ") and said in r.stderr, r
+        assert "Unable to find image" not in r.stderr and time.monotonic() - start < 10
+    for opt, said in (("apparmor=unconfined", "no AppArmor or SELinux support"),
+                      ("label=disable", "no AppArmor or SELinux support"),
+                      ("seccomp=/nonexistent.json", "reading seccomp profile /nonexistent.json: No such file"),
+                      ("sandbox=yes", 'invalid --security-opt "sandbox=yes"')):
+        r = mr("run", "--rm", "--security-opt", opt, "busybox", "true")
+        assert r.returncode == 125 and r.stderr.count("\n") == 1 and said in r.stderr, r
+    r = mr("run", "--rm", "--ulimit", "nofile=10:5", "busybox", "true")
+    assert r.returncode == 125 and "--ulimit" in r.stderr
+    assert not (mr.root / "images.json").exists() or "busybox" not in (mr.root / "images.json").read_text()
+    containers = mr.root / "containers"
+    assert not containers.exists() or os.listdir(containers) == []
