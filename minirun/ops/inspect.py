@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import ContainerNotFound, ImageNotKnown, ManifestError, StoreError
+from ..runtime.spec import ULIMITS
 from .context import Context
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ def _ports(state: ContainerState) -> dict[str, list[dict[str, str]]]:
     return out
 
 
+_ULIMIT_NAMES = {number: name for name, number in ULIMITS.items()}
+
+
 def container_doc(ctx: Context, state: ContainerState) -> Doc:
     from ..runtime.container import refresh
     state = refresh(state)
@@ -64,7 +68,11 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
         "Config": {"Hostname": hostname, "Env": state.env, "Cmd": state.command, "Image": state.image,
                    "WorkingDir": state.workdir, "User": state.user, "StopSignal": state.stop_signal,
                    "StopTimeout": state.stop_timeout},
-        "HostConfig": {"NetworkMode": state.network, "PortBindings": _ports(state)},
+        "HostConfig": {"NetworkMode": state.network, "PortBindings": _ports(state),
+                       "SecurityOpt": (["seccomp=unconfined"] if not state.seccomp else [])
+                       + (["no-new-privileges"] if state.no_new_privileges else []),
+                       "Ulimits": [{"Name": _ULIMIT_NAMES.get(r, str(r)), "Soft": soft, "Hard": hard}
+                                   for r, soft, hard in state.rlimits]},
         "NetworkSettings": {"IPAddress": state.address or "", "Ports": _ports(state)},
         "Mounts": [],
     }

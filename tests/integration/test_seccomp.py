@@ -80,6 +80,10 @@ def test_exec_gets_the_containers_filter_and_limits(mr: Minirun) -> None:
            "probe", "sleep", "30")
     assert r.returncode == 0, r.stderr
     try:
+        r = mr("inspect", "-f", "{{json .HostConfig}}", "sec")
+        host = json.loads(r.stdout)
+        assert host["SecurityOpt"] == ["no-new-privileges"], host
+        assert host["Ulimits"] == [{"Name": "nofile", "Soft": 100, "Hard": 200}], host
         r = mr("exec", "sec", "sh", "-c", "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; ulimit -n; ulimit -Hn")
         assert r.stdout.split() == ["NoNewPrivs:", "1", "Seccomp:", "2", "100", "200"], r
         r = mr("exec", "-u", "nobody", "sec", "/probe", "syscalls")
