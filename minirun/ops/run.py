@@ -223,6 +223,8 @@ def restart_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRec
             wired = wire(ctx.root, flags.network, state.id, hostname, config)
             run_spec = _run_spec(a, flags, config, tuple(state.command), hostname)
             files = container.write_etc(directory, wired.etc)
+            if flags.seccomp:
+                container.save_filter(directory, flags.seccomp)  # as compiled now, for exec
             state = state.restarted(wired.address, wired.ports)
             container.save(directory, state)
         except BaseException:

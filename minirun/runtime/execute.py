@@ -13,10 +13,11 @@ status comes back through the joining process.
 import errno
 import os
 import signal
+import socket
 from typing import NamedTuple, NoReturn
 
 from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, ContainerStartError
-from . import _libc, mounts, terminal
+from . import _libc, mounts, relay, terminal
 from .cgroups import Cgroup
 from .kernel import Kernel
 from .process import confine, drop_privileges, enter_working_dir, read_table
@@ -53,7 +54,6 @@ def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec) -> int:
     if spec.tty:  # the process opens a terminal of the container's devpts and sends us the master
         console = terminal.channel()
     elif os.isatty(1) or os.isatty(2) or (spec.interactive and os.isatty(0)):
-        from . import relay
         pipes = relay.for_terminals(spec.interactive)
     errr, errw = os.pipe2(os.O_CLOEXEC)
     forwarder = Forwarder()
@@ -73,23 +73,7 @@ def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec) -> int:
         for fd, _, _ in fds:
             os.close(fd)
         os.close(root)
-        if pipes is not None:
-            relay.close_container_ends(pipes)
-            relay.copy(pipes)
-        master = None
-        if console is not None:
-            console[1].close()
-            master = terminal.receive_master(console[0])  # None: it failed before
-            console[0].close()
-        report = b""
-        while chunk := os.read(errr, 4096):
-            report += chunk
-        os.close(errr)
-        if master is not None:
-            if report:
-                os.close(master)
-            else:
-                terminal.relay(master, spec.interactive)
+        report = _follow(errr, pipes, console, spec.interactive)
         _, status = os.waitpid(child, 0)
     finally:
         forwarder.restore()
@@ -97,6 +81,30 @@ def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec) -> int:
         code, _, message = report.decode(errors="replace").partition("\n")
         raise ContainerStartError(message, int(code))
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def _follow(errr: int, pipes: relay.Pipes | None, console: tuple[socket.socket, socket.socket] | None,
+            interactive: bool) -> bytes:
+    """The caller's side while the process runs: its streams relayed (or its terminal's), and
+    the report of a start that failed (empty once it has exec'd)."""
+    if pipes is not None:
+        relay.close_container_ends(pipes)
+        relay.copy(pipes)
+    master = None
+    if console is not None:
+        console[1].close()
+        master = terminal.receive_master(console[0])  # None: it failed before
+        console[0].close()
+    report = b""
+    while chunk := os.read(errr, 4096):
+        report += chunk
+    os.close(errr)
+    if master is not None:
+        if report:
+            os.close(master)
+        else:
+            terminal.relay(master, interactive)
+    return report
 
 
 def _report(errw: int, code: int, message: str) -> NoReturn:

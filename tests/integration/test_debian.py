@@ -77,9 +77,9 @@ def test_debian_image_unpacks_like_gnu_tar(debian: tuple[str, str, Path], miniru
 def test_debian_programs_run_under_the_default_filter(debian: tuple[str, str, Path], minirun: Minirun) -> None:
     """Ordinary programs of a real distribution are not stopped by the default seccomp filter."""
     ref = debian[0]
-    env = {"MINIRUN_NETWORK": "none"}
     r = minirun("run", "--rm", ref, "sh", "-c", "grep ^Seccomp: /proc/self/status; dpkg-query -W -f '${Package}\\n' "
-                "dpkg apt; apt-get --version | head -n 1; ls /usr/bin | wc -l > /dev/null && echo listed", **env)
+                "dpkg apt; apt-get --version | head -n 1; ls /usr/bin | wc -l > /dev/null && echo listed",
+                MINIRUN_NETWORK="none")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0].split() == ["Seccomp:", "2"] and sorted(lines[1:3]) == ["apt", "dpkg"], r.stdout
