@@ -36,18 +36,36 @@ class Root:
 
     fd: int
     _cache: dict[tuple[str, ...], int] = field(default_factory=dict)
+    # Directories already resolved (symlinks followed) -> their real components. Valid while
+    # nothing is removed or replaced: ``forget`` empties it, and every removal calls it.
+    _resolved: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
 
     def close(self) -> None:
-        for fd in self._cache.values():
-            os.close(fd)
-        self._cache.clear()
+        self.trim()
         os.close(self.fd)
 
-    def forget(self) -> None:
-        """Drop cached directory fds (after something was removed or replaced)."""
+    def trim(self) -> None:
+        """Close the cached directory fds (to bound how many are open)."""
         for fd in self._cache.values():
             os.close(fd)
         self._cache.clear()
+
+    def forget(self) -> None:
+        """Drop what is cached (after something was removed or replaced)."""
+        self.trim()
+        self._resolved.clear()
+
+    def forget_paths(self) -> None:
+        """Drop the resolved paths only (a symlink was made: a path may now lead through it);
+        the open directory fds stay valid."""
+        self._resolved.clear()
+
+    def resolve_dir(self, parts: tuple[str, ...]) -> tuple[str, ...]:
+        """``resolve(parts, follow_last=True)`` for a parent directory, remembered."""
+        known = self._resolved.get(parts)
+        if known is None:
+            known = self._resolved[parts] = self.resolve(list(parts), follow_last=True)
+        return known
 
     def dir_fd(self, parts: tuple[str, ...], create: bool = True) -> int:
         """fd of the real (already resolved, symlink-free) directory ``parts``."""

@@ -20,14 +20,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import tarfile
-import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from .errors import LayerError
 from .inroot import Root, lstat_at, remove_tree, split_name
-from .layerstream import VerifyingReader, decompressed
+from .layerstream import Chunks, decompressed
+from .tarstream import Entry, TarStream
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -36,13 +35,22 @@ _CHUNK = 1 << 20
 
 # -- applying entries ---------------------------------------------------------
 
-def _xattrs(info: tarfile.TarInfo) -> Iterator[tuple[str, bytes]]:
+def _xattrs(info: Entry) -> Iterator[tuple[str, bytes]]:
     for key, value in info.pax_headers.items():
         if key.startswith("SCHILY.xattr."):
             name = key[len("SCHILY.xattr."):]
             if name.startswith("trusted.overlay."):
                 continue  # a layer must not forge overlayfs's own bookkeeping
             yield name, value.encode("utf-8", "surrogateescape")
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it (threads may be creating files)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o777  # unknown: every mode is set explicitly
 
 
 class Applier:
@@ -53,16 +61,19 @@ class Applier:
         self.root_path = root_path
         self.created: set[tuple[str, ...]] = set()     # paths this layer has made
         self.dir_times: list[tuple[tuple[str, ...], int]] = []
+        self.umask = _umask()
+        self.stream: TarStream | None = None
 
     def close(self) -> None:
         self.root.close()
 
-    def apply(self, tar: tarfile.TarFile) -> None:
-        for info in tar:
+    def apply(self, stream: TarStream) -> None:
+        self.stream = stream
+        for info in stream:
             if len(self.root._cache) > 256:
-                self.root.forget()  # bound open fds; only here, where no fd is in use
+                self.root.trim()  # bound open fds; only here, where no fd is in use
             try:
-                self._entry(tar, info)
+                self._entry(info)
             except LayerError as e:
                 raise LayerError(f"entry {info.name!r}: {e}") from None
             except OSError as e:
@@ -83,43 +94,54 @@ class Applier:
         parts = split_name(name)
         if not parts:
             return (), -1, ""
-        parent = self.root.resolve(parts[:-1], follow_last=True)
+        parent = self.root.resolve_dir(tuple(parts[:-1]))
         return (*parent, parts[-1]), self.root.dir_fd(parent), parts[-1]
 
-    def _entry(self, tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
+    def _entry(self, info: Entry) -> None:
         path, pfd, base = self._place(info.name)
         if not path:
             if info.isdir():  # "./": the root directory's own metadata
-                self._meta_dir((), self.root.fd, info)
+                self._meta_dir((), info, fresh=False)
             return
         if base.startswith(WHITEOUT):
             self._whiteout(path, pfd, base)
             return
-        existing = lstat_at(pfd, base)
         if info.isdir():
-            if existing is not None and not stat.S_ISDIR(existing.st_mode):
-                os.unlink(base, dir_fd=pfd)
-                existing = None
-            if existing is None:
-                os.mkdir(base, 0o700, dir_fd=pfd)
-            self.created.add(path)
-            self._meta_dir(path, pfd, info)
+            self._directory(path, pfd, base, info)
             return
-        if existing is not None:
-            if info.islnk() and self._same_inode_as_target(info, existing):
-                self.created.add(path)
+        self.created.add(path)
+        try:  # most entries are new: try first, look at what is there only when something is
+            self._create(info, pfd, base)
+        except FileExistsError:
+            if info.islnk() and self._same_inode_as_target(info, os.stat(base, dir_fd=pfd, follow_symlinks=False)):
                 return
-            if stat.S_ISDIR(existing.st_mode):
+            if stat.S_ISDIR(os.stat(base, dir_fd=pfd, follow_symlinks=False).st_mode):
                 remove_tree(pfd, base)
                 self.root.forget()
                 pfd = self.root.dir_fd(path[:-1])
             else:
                 os.unlink(base, dir_fd=pfd)
+            self._create(info, pfd, base)
+
+    def _directory(self, path: tuple[str, ...], pfd: int, base: str, info: Entry) -> None:
+        fresh = True
+        try:
+            os.mkdir(base, 0o700, dir_fd=pfd)
+        except FileExistsError:
+            fresh = False
+            if not stat.S_ISDIR(os.stat(base, dir_fd=pfd, follow_symlinks=False).st_mode):
+                os.unlink(base, dir_fd=pfd)
+                os.mkdir(base, 0o700, dir_fd=pfd)
+                fresh = True
         self.created.add(path)
+        self._meta_dir(path, info, fresh)
+
+    def _create(self, info: Entry, pfd: int, base: str) -> None:
         if info.isreg():
-            self._file(tar, info, pfd, base)
+            self._file(info, pfd, base)
         elif info.issym():
             os.symlink(info.linkname, base, dir_fd=pfd)
+            self.root.forget_paths()  # a resolved path may now lead through it
             self._meta(pfd, base, info, symlink=True)
         elif info.islnk():
             self._hardlink(info, pfd, base)
@@ -130,16 +152,21 @@ class Applier:
         else:
             raise LayerError(f"unsupported tar entry type {info.type!r}")
 
-    def _file(self, tar: tarfile.TarFile, info: tarfile.TarInfo, pfd: int, base: str) -> None:
-        src = tar.extractfile(info)
-        assert src is not None
-        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+    def _file(self, info: Entry, pfd: int, base: str) -> None:
+        """A new file: created with its mode where the umask keeps it whole (no chmod), owned
+        by root as created (no chown) unless the entry says otherwise."""
+        assert self.stream is not None
+        mode = stat.S_IMODE(info.mode)
+        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode & 0o777,
                      dir_fd=pfd)
         try:
-            while chunk := src.read(_CHUNK):
-                os.write(fd, chunk)
-            os.fchown(fd, info.uid, info.gid)
-            os.fchmod(fd, stat.S_IMODE(info.mode))  # after chown, which clears setuid
+            for piece in self.stream.content(info):
+                while piece:
+                    piece = piece[os.write(fd, piece):]
+            if info.uid or info.gid:
+                os.fchown(fd, info.uid, info.gid)
+            if mode & (0o7000 | self.umask):
+                os.fchmod(fd, mode)  # after chown, which clears setuid
             for k, v in _xattrs(info):
                 os.setxattr(fd, k, v)
             mtime = int(info.mtime * 1e9)
@@ -147,7 +174,7 @@ class Applier:
         finally:
             os.close(fd)
 
-    def _meta(self, pfd: int, base: str, info: tarfile.TarInfo, symlink: bool = False) -> None:
+    def _meta(self, pfd: int, base: str, info: Entry, symlink: bool = False) -> None:
         os.chown(base, info.uid, info.gid, dir_fd=pfd, follow_symlinks=False)
         if not symlink:
             # Safe to follow: we created this entry ourselves and it is not a symlink.
@@ -162,19 +189,17 @@ class Applier:
         mtime = int(info.mtime * 1e9)
         os.utime(base, ns=(mtime, mtime), dir_fd=pfd, follow_symlinks=False)
 
-    def _meta_dir(self, path: tuple[str, ...], pfd: int, info: tarfile.TarInfo) -> None:
-        if not path:
-            os.fchown(self.root.fd, info.uid, info.gid)
-            os.fchmod(self.root.fd, stat.S_IMODE(info.mode))
-        else:
-            fd = self.root.dir_fd(path)
+    def _meta_dir(self, path: tuple[str, ...], info: Entry, fresh: bool) -> None:
+        fd = self.root.dir_fd(path)
+        if info.uid or info.gid or not fresh:  # one just made by root is root's already
             os.fchown(fd, info.uid, info.gid)
-            os.fchmod(fd, stat.S_IMODE(info.mode))
+        os.fchmod(fd, stat.S_IMODE(info.mode))
+        if path:
             for k, v in _xattrs(info):
                 os.setxattr(fd, k, v)
         self.dir_times.append((path, int(info.mtime * 1e9)))
 
-    def _link_target(self, info: tarfile.TarInfo) -> tuple[int, str]:
+    def _link_target(self, info: Entry) -> tuple[int, str]:
         parts = split_name(info.linkname)
         if not parts:
             raise LayerError(f"hardlink to {info.linkname!r}: not a file")
@@ -190,12 +215,12 @@ class Applier:
             raise LayerError(f"hardlink target {info.linkname!r} is a directory")
         return tfd, parts[-1]
 
-    def _same_inode_as_target(self, info: tarfile.TarInfo, existing: os.stat_result) -> bool:
+    def _same_inode_as_target(self, info: Entry, existing: os.stat_result) -> bool:
         tfd, tbase = self._link_target(info)
         st = os.stat(tbase, dir_fd=tfd, follow_symlinks=False)
         return (st.st_dev, st.st_ino) == (existing.st_dev, existing.st_ino)
 
-    def _hardlink(self, info: tarfile.TarInfo, pfd: int, base: str) -> None:
+    def _hardlink(self, info: Entry, pfd: int, base: str) -> None:
         tfd, tbase = self._link_target(info)
         before = os.stat(tbase, dir_fd=tfd, follow_symlinks=False)
         os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
@@ -263,24 +288,19 @@ def apply_layer(root_path: str, raw: BinaryIO, media_type: str, diff_id: str, li
 
     Raises LayerError (the caller discards the tree) when its DiffID does not match.
     """
-    reader = VerifyingReader(decompressed(raw, media_type), limit, free_in)
+    chunks = Chunks(decompressed(raw, media_type), limit, free_in)
     applier = Applier(root_path)
     try:
         try:
-            with tarfile.open(fileobj=reader, mode="r|", errorlevel=2) as tar:  # type: ignore[call-overload]
-                applier.apply(tar)
-            reader.drain()
-        except tarfile.TarError as e:
-            raise LayerError(f"not a valid tar stream: {e}") from None
-        except (EOFError, zlib.error) as e:
-            raise LayerError(f"layer data is truncated or corrupt: {e}") from None
+            applier.apply(TarStream(chunks))
+            chunks.drain()
         except Exception as e:
             if type(e).__module__.startswith("zstandard"):
                 raise LayerError(f"zstd data is corrupt: {e}") from None
             raise
     finally:
+        chunks.close()
         applier.close()
-    if reader.digest != diff_id:
-        raise LayerError(f"uncompressed content has digest {reader.digest}, config says DiffID {diff_id}")
-    return reader.count
-
+    if chunks.digest != diff_id:
+        raise LayerError(f"uncompressed content has digest {chunks.digest}, config says DiffID {diff_id}")
+    return chunks.count
