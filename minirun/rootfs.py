@@ -154,29 +154,22 @@ class Snapshotter:
             else:
                 st = os.statvfs(self.dir)
                 limit, free_in = st.f_bavail * st.f_frsize, str(self.dir.parent.parent)
-        target = fs
-        mounted = False
+        # Here: the run path of a cached image never needs them.
+        from .unpack import Applier, apply_layer
+        from .unpack_upper import UpperApplier
         if self.driver == "vfs" and parents:
             _copy_tree(self.fs(parents[-1]), fs)
         else:
             fs.mkdir()
-        if self.driver == "overlay" and parents:
-            (work / "work").mkdir()
-            target = work / "merged"
-            target.mkdir()
-            rel = work.relative_to(self.dir)
-            mount(Mount("overlay", "overlay", str(target),
-                        (self._lower(parents), f"upperdir={rel}/fs", f"workdir={rel}/work"), cwd=str(self.dir)))
-            mounted = True
-        from .unpack import apply_layer  # here: the run path of a cached image never needs it
+        # overlay: into the snapshot's own directory, reading the layers below (no mount:
+        # a create through one looked the name up in every lower layer first).
+        applier = UpperApplier(str(fs), [str(self.fs(c)) for c in reversed(parents)]) \
+            if self.driver == "overlay" and parents else Applier(str(fs))
         try:
             with open(blob, "rb") as raw:
-                apply_layer(str(target), raw, layer.media_type, diff_id, limit, free_in)
+                apply_layer(applier, raw, layer.media_type, diff_id, limit, free_in)
         except LayerError as e:
             raise LayerError(f"unpacking layer {layer.digest}: {e}") from None
-        finally:
-            if mounted:
-                unmount(str(target))
 
     def prepare(self, chains: list[str], container_dir: Path) -> list[Mount]:
         """The container's root filesystem as mounts (applied by the runtime)."""

@@ -243,32 +243,31 @@ class Applier:
                 os.unlink(rel[-1], dir_fd=dfd)
                 os.link(tbase, rel[-1], src_dir_fd=tfd, dst_dir_fd=dfd, follow_symlinks=False)
 
+    def _prune(self, fd: int, parts: tuple[str, ...]) -> None:
+        """Remove from directory ``parts`` (open at ``fd``) all that this layer did not make,
+        keeping the directories that lead to what it made."""
+        for c in os.listdir(fd):
+            path = (*parts, c)
+            st = os.stat(c, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode) and (path in self.created or _made_below(self.created, path)):
+                sub = os.open(c, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                try:
+                    self._prune(sub, path)
+                finally:
+                    os.close(sub)
+            elif path not in self.created:
+                remove_tree(fd, c)
+
     def _whiteout(self, path: tuple[str, ...], pfd: int, base: str) -> None:
         """Whiteouts hide what *lower* layers have; what this layer made survives."""
         parent = path[:-1]
         if base == OPAQUE:
-            children = os.listdir(pfd)
-            mine = [c for c in children if (*parent, c) in self.created]
-            if parent and not mine and parent not in self.created:
-                # Remove and recreate the directory: on overlayfs this stores it as
-                # an opaque directory (trusted.overlay.opaque=y), as image specs intend.
-                st = os.fstat(pfd)
-                xattrs = {k: os.getxattr(pfd, k) for k in os.listxattr(pfd) if not k.startswith("trusted.overlay.")}
-                remove_tree(self.root.dir_fd(parent[:-1]), parent[-1])
-                self.root.forget()  # closes every cached fd: fetch the parent's again
-                os.mkdir(parent[-1], 0o700, dir_fd=self.root.dir_fd(parent[:-1]))
-                fd = self.root.dir_fd(parent)
-                os.fchown(fd, st.st_uid, st.st_gid)
-                os.fchmod(fd, stat.S_IMODE(st.st_mode))
-                for k, v in xattrs.items():
-                    os.setxattr(fd, k, v)
-                os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+            # The directory's lower content is hidden: everything in it this layer did not make
+            # goes, also inside the directories it made, which held lower content too.
+            self._prune(pfd, parent)
+            self.root.forget()
+            if parent:
                 self.created.add(parent)
-            else:
-                for c in children:
-                    if (*parent, c) not in self.created:
-                        remove_tree(pfd, c)
-                self.root.forget()
             return
         if base.startswith(WHITEOUT + WHITEOUT):
             return  # other AUFS metadata (.wh..wh.plnk and the like): nothing to apply
@@ -281,15 +280,23 @@ class Applier:
         self.root.forget()
 
 
-def apply_layer(root_path: str, raw: BinaryIO, media_type: str, diff_id: str, limit: int,
+def _made_below(created: set[tuple[str, ...]], path: tuple[str, ...]) -> bool:
+    return any(len(q) > len(path) and q[:len(path)] == path for q in created)
+
+
+def apply_layer(applier: Applier, raw: BinaryIO, media_type: str, diff_id: str, limit: int,
                 free_in: str | None = None) -> int:
-    """Apply the layer in ``raw`` to ``root_path``; returns its uncompressed size. ``limit``
+    """Apply the layer in ``raw`` with ``applier`` (an ``Applier`` of the tree, or an
+    ``unpack_upper.UpperApplier``), which it closes; returns its uncompressed size. ``limit``
     bounds that size: the space free in the store ``free_in``, else a bomb's bound.
 
     Raises LayerError (the caller discards the tree) when its DiffID does not match.
     """
-    chunks = Chunks(decompressed(raw, media_type), limit, free_in)
-    applier = Applier(root_path)
+    try:
+        chunks = Chunks(decompressed(raw, media_type), limit, free_in)
+    except BaseException:
+        applier.close()
+        raise
     try:
         try:
             applier.apply(TarStream(chunks))

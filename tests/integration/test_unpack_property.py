@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -81,8 +82,12 @@ def outcome(driver: str, stack: list[list[E]], work: Path) -> object:
 
 
 # derandomize: the same 150 examples on every run, so CI is repeatable; a random run found
-# the hardlink case below (see test_unpack.py), kept as its own test.
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None,
+# the hardlink case below (see test_unpack.py), kept as its own test. MINIRUN_PROPERTY_EXAMPLES
+# runs more (3000 passed when layers began to be applied without a mount).
+EXAMPLES = int(os.environ.get("MINIRUN_PROPERTY_EXAMPLES", "150"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None,
           derandomize=True)
 @given(st.lists(st.lists(entry(), min_size=1, max_size=8), min_size=1, max_size=4))
 def test_overlay_and_vfs_agree(stack: list[list[E]]) -> None:
