@@ -20,7 +20,7 @@ def _chunks(data: bytes, size: int) -> TarStream:
 
 def _ours(data: bytes, chunk: int = 700) -> list[tuple[object, ...]]:
     stream = _chunks(data, chunk)
-    out = []
+    out: list[tuple[object, ...]] = []
     for e in stream:
         content = b"".join(bytes(p) for p in stream.content(e)) if e.isreg() else b""
         out.append((e.name, e.type, e.mode, e.uid, e.gid, e.size if e.isreg() else 0, int(e.mtime), e.linkname,
@@ -30,7 +30,7 @@ def _ours(data: bytes, chunk: int = 700) -> list[tuple[object, ...]]:
 
 
 def _theirs(data: bytes) -> list[tuple[object, ...]]:
-    out = []
+    out: list[tuple[object, ...]] = []
     with tarfile.open(fileobj=io.BytesIO(data), mode="r|") as tf:
         for m in tf:
             f = tf.extractfile(m) if m.isreg() else None
