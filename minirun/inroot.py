@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .errors import LayerError
@@ -88,36 +89,53 @@ class Root:
 
     def resolve(self, parts: list[str], follow_last: bool) -> tuple[str, ...]:
         """Follow symlinks inside the root; returns real components (the last may not exist)."""
-        done: list[str] = []
-        todo = list(reversed(parts))
-        links = 0
-        while todo:
-            c = todo.pop()
-            if c in ("", "."):
-                continue
-            if c == "..":
-                if done:
-                    done.pop()
-                continue
-            try:
-                st = os.stat(c, dir_fd=self.dir_fd(tuple(done), create=False), follow_symlinks=False)
-            except (FileNotFoundError, NotADirectoryError):
-                done.append(c)
-                done.extend(reversed([x for x in todo if x not in ("", ".")]))
-                return tuple(_clean(done))
-            if stat.S_ISLNK(st.st_mode) and (todo or follow_last):
-                links += 1
-                if links > MAX_SYMLINKS:
-                    raise LayerError(f"too many levels of symbolic links resolving {'/'.join(parts)!r}")
-                target = os.readlink(c, dir_fd=self.dir_fd(tuple(done), create=False))
-                if target.startswith("/"):
-                    done = []
-                todo.extend(reversed(target.split("/")))
-                continue
-            if todo and not stat.S_ISDIR(st.st_mode):
-                raise LayerError(f"{'/'.join([*done, c])!r} is not a directory")
-            done.append(c)
-        return tuple(done)
+        return walk(parts, follow_last, self._lookup)
+
+    def _lookup(self, path: tuple[str, ...]) -> Found | None:
+        try:
+            fd = self.dir_fd(path[:-1], create=False)
+            st = os.stat(path[-1], dir_fd=fd, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return st, lambda: os.readlink(path[-1], dir_fd=fd)
+
+
+# What a name is (its lstat) and how to read it as a symlink; None when there is nothing.
+Found = tuple[os.stat_result, Callable[[], str]]
+
+
+def walk(parts: Sequence[str], follow_last: bool, lookup: Callable[[tuple[str, ...]], Found | None]) -> tuple[str, ...]:
+    """Resolve ``parts`` one component at a time, ``lookup`` saying what each is: symlinks
+    are followed inside the root (``..`` stops at it, an absolute target starts from it);
+    from the first name that does not exist on, the rest is taken as it is."""
+    done: list[str] = []
+    todo = list(reversed(parts))
+    links = 0
+    while todo:
+        c = todo.pop()
+        if c in ("", "."):
+            continue
+        if c == "..":
+            if done:
+                done.pop()
+            continue
+        found = lookup((*done, c))
+        if found is None:
+            return tuple(_clean([*done, c, *reversed(todo)]))
+        st, read_link = found
+        if stat.S_ISLNK(st.st_mode) and (todo or follow_last):
+            links += 1
+            if links > MAX_SYMLINKS:
+                raise LayerError(f"too many levels of symbolic links resolving {'/'.join(parts)!r}")
+            target = read_link()
+            if target.startswith("/"):
+                done = []
+            todo.extend(reversed(target.split("/")))
+            continue
+        if todo and not stat.S_ISDIR(st.st_mode):
+            raise LayerError(f"{'/'.join([*done, c])!r} is not a directory")
+        done.append(c)
+    return tuple(done)
 
 
 def _clean(parts: list[str]) -> list[str]:

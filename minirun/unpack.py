@@ -258,6 +258,16 @@ class Applier:
             elif path not in self.created:
                 remove_tree(fd, c)
 
+    def _deleted(self, parent: tuple[str, ...], base: str) -> str | None:
+        """The name a whiteout ``base`` in ``parent`` deletes; None when there is nothing to
+        do (this layer's own file of that name survives; other AUFS metadata)."""
+        if base.startswith(WHITEOUT + WHITEOUT):
+            return None  # .wh..wh.plnk and the like
+        name = base[len(WHITEOUT):]
+        if name in ("", ".", ".."):
+            raise LayerError(f"whiteout {base!r} names no file")
+        return None if (*parent, name) in self.created else name
+
     def _whiteout(self, path: tuple[str, ...], pfd: int, base: str) -> None:
         """Whiteouts hide what *lower* layers have; what this layer made survives."""
         parent = path[:-1]
@@ -269,12 +279,8 @@ class Applier:
             if parent:
                 self.created.add(parent)
             return
-        if base.startswith(WHITEOUT + WHITEOUT):
-            return  # other AUFS metadata (.wh..wh.plnk and the like): nothing to apply
-        name = base[len(WHITEOUT):]
-        if name in ("", ".", ".."):
-            raise LayerError(f"whiteout {base!r} names no file")
-        if (*parent, name) in self.created:
+        name = self._deleted(parent, base)
+        if name is None:
             return
         remove_tree(pfd, name)
         self.root.forget()

@@ -24,9 +24,9 @@ import shutil
 import stat
 
 from .errors import LayerError
-from .inroot import MAX_SYMLINKS, _clean, remove_tree, split_name
+from .inroot import Found, remove_tree, split_name, walk
 from .tarstream import Entry
-from .unpack import OPAQUE, WHITEOUT, Applier
+from .unpack import OPAQUE, Applier
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
 
@@ -123,40 +123,16 @@ class UpperApplier(Applier):
     def _resolve(self, parts: tuple[str, ...]) -> tuple[str, ...]:
         """As ``Root.resolve`` with the last component followed, through every layer."""
         known = self.root._resolved.get(parts)
-        if known is not None:
-            return known
-        done: list[str] = []
-        todo = list(reversed(parts))
-        links = 0
-        while todo:
-            c = todo.pop()
-            if c in ("", "."):
-                continue
-            if c == "..":
-                if done:
-                    done.pop()
-                continue
-            found = self._visible((*done, c))
-            if found is None:
-                out = tuple(_clean([*done, c, *reversed(todo)]))
-                break
-            st, where = found
-            if stat.S_ISLNK(st.st_mode):
-                links += 1
-                if links > MAX_SYMLINKS:
-                    raise LayerError(f"too many levels of symbolic links resolving {'/'.join(parts)!r}")
-                target = os.readlink(self._where(where, (*done, c)))
-                if target.startswith("/"):
-                    done = []
-                todo.extend(reversed(target.split("/")))
-                continue
-            if todo and not stat.S_ISDIR(st.st_mode):
-                raise LayerError(f"{'/'.join([*done, c])!r} is not a directory")
-            done.append(c)
-        else:
-            out = tuple(done)
-        self.root._resolved[parts] = out
-        return out
+        if known is None:
+            known = self.root._resolved[parts] = walk(parts, True, self._lookup)
+        return known
+
+    def _lookup(self, path: tuple[str, ...]) -> Found | None:
+        found = self._visible(path)
+        if found is None:
+            return None
+        st, where = found
+        return st, lambda: os.readlink(self._where(where, path))
 
     def _where(self, where: int, parts: tuple[str, ...]) -> str:
         return os.path.join(self.root_path, *parts) if where < 0 else self._lower(where, parts)
@@ -227,27 +203,10 @@ class UpperApplier(Applier):
     def _whiteout(self, path: tuple[str, ...], pfd: int, base: str) -> None:
         parent = path[:-1]
         if base == OPAQUE:
-            self._prune(pfd, parent)  # this layer's own entries stay; the rest is hidden
-            self.root.forget()
-            if parent:
-                os.setxattr(self._upper_dir(parent), OPAQUE_XATTR, b"y")
-                self.created.add(parent)
-            else:  # the root cannot be opaque: what stays is, and each other lower name is whited out
-                kept = set(os.listdir(self.root.fd))
-                for name in kept:
-                    if stat.S_ISDIR(os.stat(name, dir_fd=self.root.fd, follow_symlinks=False).st_mode):
-                        os.setxattr(f"/proc/self/fd/{self.root.fd}/{name}", OPAQUE_XATTR, b"y",
-                                    follow_symlinks=False)
-                for name in self._lower_names(()) - kept:
-                    os.mknod(name, stat.S_IFCHR, 0, dir_fd=self.root.fd)
-            self.below.clear()
+            self._make_opaque(parent, pfd)
             return
-        if base.startswith(WHITEOUT + WHITEOUT):
-            return
-        name = base[len(WHITEOUT):]
-        if name in ("", ".", ".."):
-            raise LayerError(f"whiteout {base!r} names no file")
-        if (*parent, name) in self.created:
+        name = self._deleted(parent, base)
+        if name is None:
             return
         remove_tree(pfd, name)
         self.root.forget()
@@ -260,6 +219,21 @@ class UpperApplier(Applier):
                 if not _whiteout(st):
                     os.mknod(name, stat.S_IFCHR, 0, dir_fd=self.root.dir_fd(parent, create=False))
                 break
+
+    def _make_opaque(self, parent: tuple[str, ...], pfd: int) -> None:
+        self._prune(pfd, parent)  # this layer's own entries stay; the rest is hidden
+        self.root.forget()
+        if parent:
+            os.setxattr(self._upper_dir(parent), OPAQUE_XATTR, b"y")
+            self.created.add(parent)
+        else:  # the root cannot be opaque: what stays is, and each other lower name is whited out
+            kept = set(os.listdir(self.root.fd))
+            for child in kept:
+                if stat.S_ISDIR(os.stat(child, dir_fd=self.root.fd, follow_symlinks=False).st_mode):
+                    os.setxattr(f"/proc/self/fd/{self.root.fd}/{child}", OPAQUE_XATTR, b"y", follow_symlinks=False)
+            for child in self._lower_names(()) - kept:
+                os.mknod(child, stat.S_IFCHR, 0, dir_fd=self.root.fd)
+        self.below.clear()
 
     def _lower_names(self, parts: tuple[str, ...]) -> set[str]:
         names: set[str] = set()
