@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import zstandard
-
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -293,11 +291,10 @@ def crafted(repo: str, extra_tar: bytes, with_etc: bool = True) -> TestImage:
                    DOCKER_MANIFEST, DOCKER_CONFIG)
 
 
-def build_images(workdir: Path) -> dict[str, TestImage]:
+def build_hello_world(workdir: Path) -> TestImage:
+    """hello-world: an OCI index, like Docker Hub's (the host's platform, another one, and an
+    attestation manifest)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    images: dict[str, TestImage] = {}
-
-    # hello-world: an OCI index, like Docker Hub's.
     hello_tar = _tar([("hello", build_hello(workdir), 0o755, None)])
     other_arch, other_variant = ("arm64", "v8") if host_arch() != "arm64" else ("amd64", None)
     other_tar = _tar([("hello", f"#!/bin/sh\necho {HELLO_MESSAGE} on {other_arch}\n".encode(), 0o755, None)])
@@ -323,15 +320,25 @@ def build_images(workdir: Path) -> dict[str, TestImage]:
                                   "vnd.docker.reference.digest": descs[0]["digest"]}})
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descs}, indent=3).encode()
     host_manifest = json.loads(children[0][0])
-    images["hello-world"] = TestImage(
+    return TestImage(
         "library/hello-world", "latest", index, OCI_INDEX, children, blobs,
         config_digest=host_manifest["config"]["digest"],
         layer_digests=[x["digest"] for x in host_manifest["layers"]],
         platform_manifest=descs[0]["digest"])
 
+
+def build_busybox() -> TestImage:
     bb_tar = busybox_layer()
-    bb_layer = (DOCKER_LAYER, _gzip(bb_tar), bb_tar)
-    images["busybox"] = _single("library/busybox", [bb_layer], ["sh"], DOCKER_MANIFEST, DOCKER_CONFIG)
+    return _single("library/busybox", [(DOCKER_LAYER, _gzip(bb_tar), bb_tar)], ["sh"], DOCKER_MANIFEST,
+                   DOCKER_CONFIG)
+
+
+def build_images(workdir: Path) -> dict[str, TestImage]:
+    import zstandard  # (only here: scripts/local-registry runs without it)
+    workdir.mkdir(parents=True, exist_ok=True)
+    images: dict[str, TestImage] = {"hello-world": build_hello_world(workdir), "busybox": build_busybox()}
+    bb_tar = busybox_layer()
+    bb_layer = (DOCKER_LAYER, _gzip(bb_tar), bb_tar)  # the same blob as busybox's (gzip without a time)
     app_tar = _tar([("app", None, 0o755, None), ("app/hello.txt", b"hello from the app layer\n", 0o644, None)])
     images["busybox-app"] = _single("library/busybox-app", [bb_layer, (DOCKER_LAYER, _gzip(app_tar), app_tar)],
                                     ["cat", "/app/hello.txt"], DOCKER_MANIFEST, DOCKER_CONFIG)
@@ -356,6 +363,29 @@ def build_images(workdir: Path) -> dict[str, TestImage]:
     big_tar = _tar([("big.bin", os.urandom(4 << 20), 0o644, None)])
     images["big"] = _single("library/big", [(OCI_TAR, big_tar, big_tar)], ["true"])
     return images
+
+
+def push_plain(image: TestImage, host: str) -> None:
+    """Push to a registry without TLS or auth through the distribution API with the standard
+    library alone (scripts/local-registry runs where python-dxf is not installed; the tests
+    push with python-dxf, a client independent of minirun)."""
+    import urllib.request
+
+    def call(method: str, url: str, body: bytes = b"", media: str = "application/octet-stream") -> str:
+        req = urllib.request.Request(url, data=body if method != "POST" else b"", method=method,
+                                     headers={"Content-Type": media})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return str(r.headers.get("Location", ""))
+
+    base = f"http://{host}/v2/{image.repo}"
+    for digest, blob in image.blobs.items():
+        location = call("POST", f"{base}/blobs/uploads/")
+        if location.startswith("/"):
+            location = f"http://{host}{location}"
+        call("PUT", f"{location}{'&' if '?' in location else '?'}digest={digest}", blob)
+    for body, media in image.manifests:
+        call("PUT", f"{base}/manifests/{sha256(body)}", body, media)
+    call("PUT", f"{base}/manifests/{image.tag}", image.top, image.top_type)
 
 
 def push(image: TestImage, host: str, *, scheme: str = "http", ca: Path | None = None,
