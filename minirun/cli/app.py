@@ -61,6 +61,7 @@ system_app = typer.Typer(help="Manage minirun's store.", invoke_without_command=
                          callback=_help_without_command)
 app.add_typer(system_app, name="system")
 system_app.command("prune")(system.prune_cmd)
+app.command("info")(system.info_cmd)
 app.command("login")(auth.login_cmd)
 app.command("logout")(auth.logout_cmd)
 app.command("ps")(containers.ps_cmd)

@@ -1,6 +1,8 @@
-"""system prune: the store's housekeeping."""
+"""system prune: the store's housekeeping; info: what this host can do."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
@@ -18,3 +20,43 @@ def prune_cmd(tctx: typer.Context) -> None:
     for digest in removed.deleted:
         line(f"Deleted: {digest}")
     line(f"Total reclaimed space: {human_size(removed.freed)}")
+
+
+def info_cmd(
+    tctx: typer.Context,
+    format: Annotated[str | None, typer.Option("--format", "-f", help="json for a JSON object")] = None,
+) -> None:
+    """What this host can do for minirun; exits 1 when run cannot work here (each missing part
+    named with its fix, on stderr)."""
+    import json
+
+    from ..ops.info import gather
+    from .output import err
+    doc, problems = gather(context_of(tctx))
+    if format == "json":
+        line(json.dumps(doc, indent=2))
+    elif format is not None:
+        from .template import render
+        line(render(format, doc))
+    else:
+        for key, label in (("KernelVersion", "Kernel Version"), ("OperatingSystem", "Operating System"),
+                           ("Architecture", "Architecture"), ("NCPU", "CPUs"), ("CgroupVersion", "Cgroup Version"),
+                           ("Driver", "Storage Driver"), ("Seccomp", "Seccomp"), ("MinirunRootDir", "Root Dir")):
+            line(f" {label}: {doc[key]}")
+        line(f" Total Memory: {human_size(int(str(doc['MemTotal'])))}")
+        line(f" Cgroup Controllers: {_words(doc['CgroupControllers'])}")
+        line(f" Namespaces: {_words(doc['Namespaces'])}")
+        line(f" Network: bridge minirun0 (nftables: {'yes' if doc['Nftables'] else 'no: apt-get install nftables'})")
+        line(f" Store Size: {human_size(int(str(doc['StoreBytes'])))}")
+        line(f" Images: {doc['Images']}")
+        line(f" Containers: {doc['Containers']} (running {doc['ContainersRunning']}, "
+             f"stopped {doc['ContainersStopped']})")
+        line(f" Registry Mirrors: {_words(doc['RegistryMirrors'], ', ') or '(none)'}")
+    for p in problems:
+        err(f"run cannot work here: {p.what}: {p.fix}")
+    if problems:
+        raise typer.Exit(1)
+
+
+def _words(value: object, sep: str = " ") -> str:
+    return sep.join(map(str, value)) if isinstance(value, list) else str(value)
