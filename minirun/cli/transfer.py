@@ -1,0 +1,66 @@
+"""save and load in the typer app."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import UsageError
+from .options import context_of
+from .output import line
+
+
+def load_cmd(
+    tctx: typer.Context,
+    input: Annotated[str | None, typer.Option("--input", "-i", help="Archive or OCI layout directory (stdin).")]
+    = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing.")] = False,
+) -> None:
+    """Load images from a docker-archive or OCI archive (gzip or not), or an OCI layout directory."""
+    from .. import reference
+    from ..ops.transfer import load
+    ctx = context_of(tctx)
+    if input is not None and Path(input).is_dir():
+        loaded = load(ctx, None, Path(input), input)
+    elif input is not None:
+        try:
+            with open(input, "rb") as f:
+                loaded = load(ctx, f, None, input)
+        except OSError as e:
+            raise UsageError(f"loading {input}: {e.strerror}") from None
+    else:
+        if sys.stdin.isatty():
+            raise UsageError("requested load from stdin, but stdin is a terminal: use -i FILE or a pipe")
+        loaded = load(ctx, sys.stdin.buffer, None, "stdin")
+    if not quiet:
+        for name, image_id in loaded:
+            line(f"Loaded image: {reference.parse(name).familiar()}" if name else f"Loaded image ID: {image_id}")
+
+
+def save_cmd(
+    tctx: typer.Context,
+    images: Annotated[list[str], typer.Argument(metavar="IMAGE...")],
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write to a file (stdout).")] = None,
+) -> None:
+    """Save images to a tar archive (docker-archive and OCI layout at once, as Docker 25)."""
+    from ..ops.transfer import save
+    ctx = context_of(tctx)
+    if output is None:
+        if sys.stdout.isatty():
+            raise UsageError("cowardly refusing to save to a terminal: use -o FILE or redirect stdout")
+        save(ctx, images, sys.stdout.buffer)
+        return
+    partial = f"{output}.partial-{os.getpid()}"
+    try:
+        with open(partial, "wb") as f:
+            save(ctx, images, f)
+        os.replace(partial, output)  # whole or not at all
+    except OSError as e:
+        raise UsageError(f"saving to {output}: {e.strerror}") from None
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)

@@ -1,0 +1,348 @@
+"""save and load: images as docker-archive / OCI tar files, for machines without a registry.
+
+load reads a docker-archive (``manifest.json``), an OCI image layout (``index.json``) as a tar
+(gzip-compressed or not) or a directory; every file is hashed as it is unpacked into the
+store's ``ingest/``, every blob is checked against its digest and every layer against the
+config's DiffIDs before anything enters the store; a failure leaves nothing behind. save
+writes Docker 25's form: a docker-archive whose files are also an OCI image layout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, BinaryIO, NamedTuple
+
+from ..errors import LayerError, ManifestError, UsageError, VerificationError
+from ..oci import (
+    LAYER_GZIP,
+    LAYER_TAR,
+    LAYER_ZSTD,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Descriptor,
+    ImageIndex,
+    Manifest,
+    Platform,
+    parse_config,
+    parse_manifest,
+    select_manifest,
+)
+from ..store import ContentStore, ImageRecord, now_iso
+from .context import Context
+
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+
+
+class File(NamedTuple):
+    path: Path      # where it was unpacked
+    digest: str     # sha256 of its bytes
+    size: int
+
+
+class Loaded(NamedTuple):
+    reference: str | None   # None: the archive names no tag
+    manifest: bytes         # an OCI manifest over the blobs below
+    blobs: dict[str, File]  # digest -> file: config and layers
+    config: str
+    platform: str
+
+
+def _fail(source: str, why: str) -> VerificationError:
+    return VerificationError(f"loading {source}: {why}")
+
+
+# -- reading an archive -----------------------------------------------------------------------
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    head = stream.read(2)
+    body: IO[bytes] = stream
+    if head == b"\x1f\x8b":
+        body = gzip.GzipFile(fileobj=_Prefixed(head, stream))  # type: ignore[assignment]
+        head = b""
+    if head:
+        yield head
+    while chunk := body.read(1 << 20):
+        yield chunk
+
+
+class _Prefixed(io.RawIOBase):
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self.head, self.rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+        data = self.head[:len(b)] or self.rest.read(len(b))
+        self.head = self.head[len(data):] if self.head else b""
+        b[:len(data)] = data
+        return len(data)
+
+
+def extract(stream: BinaryIO, into: Path, source: str) -> dict[str, File]:
+    """Every regular file of the tar in ``stream``, hashed, by its normalised name (symlinks,
+    as old docker-archives link shared layers, name their target's file)."""
+    from ..inroot import split_name
+    from ..tarstream import TarStream
+    pieces = _chunks(stream)
+    tar = TarStream(lambda: next(pieces, b""))
+    files: dict[str, File] = {}
+    links: dict[str, str] = {}
+    try:
+        for n, entry in enumerate(tar):
+            name = "/".join(split_name(entry.name))
+            if entry.isreg():
+                path, h = into / str(n), hashlib.sha256()
+                with open(path, "wb") as out:
+                    for piece in tar.content(entry):
+                        h.update(piece)
+                        out.write(piece)
+                files[name] = File(path, "sha256:" + h.hexdigest(), entry.size)
+            elif entry.issym():
+                links[name] = "/".join(split_name(os.path.join(os.path.dirname(name), entry.linkname)))
+    except (LayerError, OSError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise _fail(source, f"not a complete archive ({e})") from None
+    for name, target in links.items():
+        if target in files:
+            files[name] = files[target]
+    return files
+
+
+def _json(files: dict[str, File], name: str, source: str) -> object:
+    if name not in files:
+        raise _fail(source, f"{name} is missing")
+    try:
+        return json.loads(files[name].path.read_bytes())
+    except ValueError as e:
+        raise _fail(source, f"{name} is not valid JSON ({e})") from None
+
+
+def _diff_id(f: File, media_type: str) -> str:
+    """The sha256 of the layer's uncompressed tar."""
+    from ..layerstream import decompressed
+    if media_type in LAYER_TAR:
+        return f.digest
+    h = hashlib.sha256()
+    with open(f.path, "rb") as raw:
+        reader = decompressed(raw, media_type)
+        while data := reader.read(1 << 20):
+            h.update(data)
+    return "sha256:" + h.hexdigest()
+
+
+def _layer_type(f: File) -> str:
+    with open(f.path, "rb") as raw:
+        magic = raw.read(4)
+    if magic[:2] == b"\x1f\x8b":
+        return LAYER_GZIP[0]
+    return LAYER_ZSTD[0] if magic == b"\x28\xb5\x2f\xfd" else LAYER_TAR[0]
+
+
+def _image(config: File, layers: list[tuple[File, str]], reference: str | None, source: str) -> Loaded:
+    """Checked against the config's DiffIDs; the manifest that the store will hold for it."""
+    parsed = parse_config(config.path.read_bytes(), source)
+    if len(parsed.diff_ids) != len(layers):
+        raise _fail(source, f"the config lists {len(parsed.diff_ids)} layers, the archive {len(layers)}")
+    for (f, media_type), want in zip(layers, parsed.diff_ids, strict=True):
+        try:
+            got = _diff_id(f, media_type)
+        except (LayerError, EOFError, zlib.error) as e:
+            raise _fail(source, f"layer {f.digest} is damaged ({e})") from None
+        if got != want:
+            raise _fail(source, f"layer {f.digest} has DiffID {got}, the config says {want}")
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config.digest, "size": config.size},
+        "layers": [{"mediaType": t, "digest": f.digest, "size": f.size} for f, t in layers]}).encode()
+    blobs = {config.digest: config} | {f.digest: f for f, _ in layers}
+    return Loaded(reference, manifest, blobs, config.digest, str(parsed.platform or Platform.host()))
+
+
+def docker_archive(files: dict[str, File], source: str) -> list[Loaded]:
+    doc = _json(files, "manifest.json", source)
+    if not isinstance(doc, list):
+        raise _fail(source, "manifest.json is not a list")
+    out = []
+    for item in doc:
+        if not isinstance(item, dict) or item.get("Config") not in files or not isinstance(item.get("Layers"), list):
+            raise _fail(source, "manifest.json names a config or layers the archive does not hold")
+        missing = [x for x in item["Layers"] if x not in files]
+        if missing:
+            raise _fail(source, f"layer {missing[0]} is missing")
+        layers = [(files[x], _layer_type(files[x])) for x in item["Layers"]]
+        tags: list[str | None] = [t for t in item.get("RepoTags") or [] if isinstance(t, str)]
+        out += [_image(files[item["Config"]], layers, tag, source) for tag in tags or [None]]
+    return out
+
+
+def oci_layout(files: dict[str, File], source: str) -> list[Loaded]:
+    doc = _json(files, "index.json", source)
+    try:
+        index = parse_manifest(json.dumps(doc).encode(), OCI_INDEX, source)
+    except ManifestError as e:
+        raise _fail(source, str(e)) from None
+    assert isinstance(index, ImageIndex)
+    out = []
+    for desc in index.manifests:
+        notes = desc.annotations
+        name = notes.get("io.containerd.image.name") or notes.get("org.opencontainers.image.ref.name")
+        manifest = _manifest(files, desc.digest, desc.media_type, source)
+        if isinstance(manifest, ImageIndex):  # several platforms: this host's
+            pick = select_manifest(manifest, Platform.host(), source)
+            manifest = _manifest(files, pick.digest, pick.media_type, source)
+        assert isinstance(manifest, Manifest)
+        layers = [(_blob(files, d.digest, source), d.media_type) for d in manifest.layers]
+        reference = name if name and (":" in name or "/" in name) else None
+        out.append(_image(_blob(files, manifest.config.digest, source), layers, reference, source))
+    return out
+
+
+def _blob(files: dict[str, File], digest: str, source: str) -> File:
+    name = "blobs/" + digest.replace(":", "/")
+    f = files.get(name)
+    if f is None:
+        raise _fail(source, f"blob {digest} is missing")
+    if f.digest != digest:
+        raise _fail(source, f"blob {digest} is damaged (its content has digest {f.digest})")
+    return f
+
+
+def _manifest(files: dict[str, File], digest: str, media_type: str, source: str) -> Manifest | ImageIndex:
+    try:
+        return parse_manifest(_blob(files, digest, source).path.read_bytes(), media_type, source)
+    except ManifestError as e:
+        raise _fail(source, str(e)) from None
+
+
+# -- load and save ----------------------------------------------------------------------------
+
+def load(ctx: Context, stream: BinaryIO | None, directory: Path | None, source: str) -> list[tuple[str | None, str]]:
+    """Load every image of the archive (``stream``) or OCI layout (``directory``); returns
+    (reference or None, image ID) of each, once all are in the store."""
+    from .. import reference as refs
+    content = ctx.images.content
+    work = content.ingest_dir / f"load-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        if directory is not None:
+            with _tar_of(directory) as tar_stream:
+                files = extract(tar_stream, work, source)
+        else:
+            assert stream is not None
+            files = extract(stream, work, source)
+        images = docker_archive(files, source) if "manifest.json" in files else oci_layout(files, source)
+        if not images:
+            raise _fail(source, "the archive holds no image")
+        nameless = [img.config for img in images if img.reference is None]
+        if nameless:  # its blobs would belong to nothing (prune takes them): said, not pretended
+            raise ManifestError(f"loading {source}: image {nameless[0]} has no name in the archive, and minirun "
+                                "keeps images by name: save it with one (docker save NAME:TAG)")
+        named = [(str(refs.parse(img.reference)) if img.reference else None, img) for img in images]
+        with ctx.images.pulling():
+            for _, img in named:
+                for digest, f in img.blobs.items():
+                    if not content.has(digest) and f.path.exists():
+                        os.replace(f.path, content.path(digest))
+                content.put("sha256:" + hashlib.sha256(img.manifest).hexdigest(), img.manifest)
+            for name, img in named:
+                if name is not None:
+                    digest = "sha256:" + hashlib.sha256(img.manifest).hexdigest()
+                    ctx.images.put(ImageRecord(name, digest, digest, img.config, img.platform, now_iso()))
+        return [(name, img.config) for name, img in named]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _tar_of(directory: Path) -> Iterator[BinaryIO]:
+    """An OCI layout directory, read as the tar load reads (built in memory: layouts are
+    read through the same checks)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        tf.add(str(directory), arcname=".")
+    buf.seek(0)
+    yield buf
+
+
+def save(ctx: Context, names: list[str], out: BinaryIO) -> None:
+    """A docker-archive of ``names`` that is also an OCI image layout (as Docker 25 writes)."""
+    from .. import reference as refs
+    records = []
+    for name in names:
+        rec = ctx.images.get(str(refs.parse(name)))
+        if rec is None:
+            raise UsageError(f"saving {name}: No such image: {name}")
+        records.append(rec)
+    content = ctx.images.content
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+        written: set[str] = set()
+        docker: list[dict[str, object]] = []
+        repositories: dict[str, dict[str, str]] = {}
+        oci: list[dict[str, object]] = []
+
+        def add(name: str, data: bytes | Path) -> None:
+            if name in written:
+                return
+            written.add(name)
+            info = tarfile.TarInfo(name)
+            if isinstance(data, Path):
+                info.size = data.stat().st_size
+                with open(data, "rb") as f:
+                    tf.addfile(info, f)
+            else:
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+
+        for rec in records:
+            manifest = ctx.images.manifest_of(rec)
+            layers = [_uncompressed(content, d, add) for d in manifest.layers]
+            config = content.read(rec.config)
+            add(f"blobs/sha256/{rec.config[7:]}", config)
+            ref = refs.parse(rec.reference)
+            own = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                              "config": {"mediaType": OCI_CONFIG, "digest": rec.config, "size": len(config)},
+                              "layers": layers}).encode()
+            digest = "sha256:" + hashlib.sha256(own).hexdigest()
+            add(f"blobs/sha256/{digest[7:]}", own)
+            repositories.setdefault(ref.familiar_name, {})[ref.tag or "latest"] = rec.config[7:]
+            docker.append({"Config": f"blobs/sha256/{rec.config[7:]}", "RepoTags": [ref.familiar()],
+                           "Layers": [f"blobs/sha256/{str(x['digest'])[7:]}" for x in layers]})
+            oci.append({"mediaType": OCI_MANIFEST, "digest": digest, "size": len(own),
+                        "annotations": {"io.containerd.image.name": str(ref),
+                                        "org.opencontainers.image.ref.name": ref.tag or "latest"}})
+        add("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
+        add("index.json", json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": oci}).encode())
+        add("manifest.json", json.dumps(docker).encode())
+        add("repositories", json.dumps(repositories).encode())  # the legacy form: repository -> tag -> ID
+
+
+def _uncompressed(content: ContentStore, d: Descriptor,
+                  add: Callable[[str, bytes | Path], None]) -> dict[str, str | int]:
+    """A layer as the archive holds it (its uncompressed tar, named by its DiffID), through a
+    temporary file in the store's ingest/ (a tar entry's size is written before it)."""
+    from ..layerstream import decompressed
+    tmp = content.ingest_dir / f"save-{os.getpid()}-{d.digest[7:]}"
+    h = hashlib.sha256()
+    try:
+        with open(content.path(d.digest), "rb") as raw, open(tmp, "wb") as plain:
+            reader = decompressed(raw, d.media_type)
+            while data := reader.read(1 << 20):
+                h.update(data)
+                plain.write(data)
+        diff = "sha256:" + h.hexdigest()
+        size = tmp.stat().st_size
+        add(f"blobs/sha256/{diff[7:]}", tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"mediaType": LAYER_TAR[0], "digest": diff, "size": size}

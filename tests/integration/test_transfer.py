@@ -1,0 +1,88 @@
+"""save and load (issue 15, first part), with skopeo (Debian's) as the neutral judge."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from tests.integration.conftest import Env, Minirun
+
+OFFLINE = {"MINIRUN_REGISTRY_MIRROR": "http://127.0.0.1:9", "MINIRUN_NETWORK": "none"}  # nothing listens on 9
+
+
+def _skopeo(*args: str) -> str:
+    return subprocess.run(["skopeo", *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_save_is_read_by_skopeo_and_loads_back_with_its_id(mr: Minirun, tmp_path: Path) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    image_id = mr("images", "-q").stdout.strip()
+    out = tmp_path / "bb.tar"
+    r = mr("save", "-o", str(out), "busybox")
+    assert r.returncode == 0 and r.stdout == "", r
+    config = json.loads(_skopeo("inspect", "--raw", "--config", f"docker-archive:{out}"))
+    full_id = mr("inspect", "-f", "{{.Id}}", "busybox").stdout.strip()
+    assert full_id.startswith(f"sha256:{image_id}")
+    assert config == json.loads((mr.root / "blobs" / "sha256" / full_id[7:]).read_bytes())
+    assert json.loads(_skopeo("inspect", f"oci-archive:{out}"))["Layers"]  # the same file, as OCI too
+    other = Minirun(tmp_path / "other", mr.docker_config, dict(OFFLINE))
+    pipeline = (f"env MINIRUN_ROOT={mr.root} {' '.join(mr.argv('save', 'busybox'))} | gzip | "
+                f"env MINIRUN_ROOT={other.root} {' '.join(other.argv('load'))}")
+    r = subprocess.run(["bash", "-c", pipeline], env=other.env(), capture_output=True, text=True)
+    assert (r.returncode, r.stdout) == (0, "Loaded image: busybox:latest\n"), r
+    assert other("images", "-q").stdout.strip() == image_id  # the image ID survives the round trip
+    r = other("run", "--rm", "--pull", "never", "busybox", "echo", "from an archive")
+    assert (r.returncode, r.stdout) == (0, "from an archive\n"), r
+
+
+def test_skopeo_archives_load_and_run_with_no_registry(env: Env, tmp_path: Path) -> None:
+    minirun = Minirun(tmp_path / "store", tmp_path / "docker-config", dict(OFFLINE))
+    src = f"docker://{env.plain.host}/library/busybox:latest"
+    d, o = tmp_path / "d.tar", tmp_path / "o.tar"
+    subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", src, f"docker-archive:{d}:busybox:one"],
+                   check=True)
+    subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", src, f"oci-archive:{o}:docker.io/library/bb:two"],
+                   check=True)
+    r = minirun("load", "-i", str(d))
+    assert (r.returncode, r.stdout) == (0, "Loaded image: busybox:one\n"), r
+    with open(o, "rb") as f:
+        r = subprocess.run(minirun.argv("load"), stdin=f, env=minirun.env(), capture_output=True, text=True)
+    assert (r.returncode, r.stdout) == (0, "Loaded image: bb:two\n"), r
+    layout = tmp_path / "layout"
+    subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", src, f"oci:{layout}:docker.io/library/bb:dir"],
+                   check=True)
+    r = minirun("load", "-i", str(layout))
+    assert (r.returncode, r.stdout) == (0, "Loaded image: bb:dir\n"), r
+    for name in ("busybox:one", "bb:two", "bb:dir"):
+        r = minirun("run", "--rm", "--pull", "never", name, "echo", name)
+        assert (r.returncode, r.stdout) == (0, f"{name}\n"), r
+    nameless = tmp_path / "nameless.tar"  # no tag: refused rather than kept as nothing
+    subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", src, f"docker-archive:{nameless}"], check=True)
+    fresh = Minirun(tmp_path / "fresh", tmp_path / "docker-config", dict(OFFLINE))
+    r = fresh("load", "-i", str(nameless))
+    assert r.returncode == 1 and "has no name in the archive" in r.stderr and r.stderr.count("\n") == 1, r
+    assert os.listdir(fresh.root / "blobs" / "sha256") == [] and os.listdir(fresh.root / "ingest") == []
+
+
+def test_corrupt_and_truncated_archives_leave_nothing(mr: Minirun, tmp_path: Path) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    good = tmp_path / "good.tar"
+    assert mr("save", "-o", str(good), "busybox").returncode == 0
+    data = good.read_bytes()
+    fresh = Minirun(tmp_path / "fresh", mr.docker_config, dict(OFFLINE))
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 0xFF  # inside the layer: its digest no longer matches
+    cases = {"truncated": data[:len(data) // 2], "corrupt": bytes(flipped), "not a tar": b"hello" * 1000}
+    for what, blob in cases.items():
+        bad = tmp_path / f"{what}.tar"
+        bad.write_bytes(blob)
+        r = fresh("load", "-i", str(bad))
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and r.stderr.startswith(f"minirun: loading {bad}: "), r
+        blobs = fresh.root / "blobs" / "sha256"
+        assert not blobs.exists() or os.listdir(blobs) == [], what
+        assert not (fresh.root / "ingest").exists() or os.listdir(fresh.root / "ingest") == [], what
+        assert "busybox" not in fresh("images").stdout, what
+    r = mr("save", "-o", str(tmp_path / "x.tar"), "nosuch")
+    assert r.returncode != 0 and "No such image: nosuch" in r.stderr and not (tmp_path / "x.tar").exists()
