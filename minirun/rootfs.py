@@ -129,9 +129,11 @@ class Snapshotter:
             work = self.tmp / f"{hexid}.{os.getpid()}"
             work.mkdir()
             try:
-                self._apply(work, parents, blob, layer, diff_id, limit)
+                size = self._apply(work, parents, blob, layer, diff_id, limit)
                 final = self.dir / hexid
                 final.mkdir(exist_ok=True)  # may be left empty by a kill just after this line
+                with contextlib.suppress(OSError):  # for images' SIZE (unpacked, as Docker's)
+                    (final / "size").write_text(str(size))
                 os.rename(work / "fs", final / "fs")
                 link = self.links / hexid[:_SHORT]
                 with contextlib.suppress(FileNotFoundError):
@@ -144,7 +146,8 @@ class Snapshotter:
             return True
 
     def _apply(self, work: Path, parents: list[str], blob: Path, layer: Descriptor, diff_id: str,
-               limit: int | None) -> None:
+               limit: int | None) -> int:
+        """The layer applied in ``work/fs``; its uncompressed size."""
         fs = work / "fs"
         free_in = None
         if limit is None:
@@ -167,9 +170,20 @@ class Snapshotter:
             if self.driver == "overlay" and parents else Applier(str(fs))
         try:
             with open(blob, "rb") as raw:
-                apply_layer(applier, raw, layer.media_type, diff_id, limit, free_in)
+                return apply_layer(applier, raw, layer.media_type, diff_id, limit, free_in)
         except LayerError as e:
             raise LayerError(f"unpacking layer {layer.digest}: {e}") from None
+
+    def unpacked_size(self, chains: list[str]) -> int | None:
+        """The image's size as its layers' uncompressed tars (as Docker's SIZE); None when a
+        snapshot is missing or older than the size it keeps."""
+        total = 0
+        for chain in chains:
+            try:
+                total += int((self.dir / chain.split(":", 1)[1] / "size").read_text())
+            except (OSError, ValueError):
+                return None
+        return total
 
     def prepare(self, chains: list[str], container_dir: Path) -> list[Mount]:
         """The container's root filesystem as mounts (applied by the runtime)."""

@@ -45,7 +45,7 @@ def _image_rows(ctx: Context) -> list[dict[str, object]]:
     """One row per sound image; each damaged one is named on stderr and left out."""
     from .. import reference
     from ..errors import ManifestError, ReferenceFormatError, StoreError
-    from ..oci import parse_config
+    from ..oci import chain_ids, parse_config
     images = ctx.images
     rows: list[dict[str, object]] = []
     records = sorted(images.records(), key=lambda r: r.pulled, reverse=True)
@@ -60,7 +60,9 @@ def _image_rows(ctx: Context) -> list[dict[str, object]]:
         except (StoreError, ManifestError, ReferenceFormatError) as e:
             err(f"image {rec.reference}: {e}; pull it again or remove it (minirun rmi)")
             continue
-        size = sum(layer.size for layer in manifest.layers) + manifest.config.size
+        size = sum(layer.size for layer in manifest.layers) + manifest.config.size  # not unpacked (not root)
+        if ctx.snapshots is not None:
+            size = ctx.snapshots.unpacked_size(chain_ids(config.diff_ids)) or size
         rows.append({
             "Repository": ref.familiar_name, "Tag": ref.tag or "<none>",
             "ID": rec.config.split(":", 1)[1][:12], "Digest": rec.digest,

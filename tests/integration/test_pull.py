@@ -376,3 +376,16 @@ def test_pull_into_a_store_on_overlayfs_uses_vfs(env: Env, tmp_path: Path, on_ov
     # vfs snapshots are whole trees: the top one holds the base layer's files too.
     assert any((p / "fs" / "bin" / "busybox").exists() and (p / "fs" / "app" / "hello.txt").exists()
                for p in top)
+
+
+def test_images_size_is_the_unpacked_size(env: Env, minirun: Minirun) -> None:
+    """As Docker's SIZE: the layers uncompressed, not what was downloaded."""
+    import gzip
+
+    from minirun.cli.output import human_size
+    img = env.images["busybox"]
+    assert minirun("pull", "-q", f"{env.plain.host}/library/busybox").returncode == 0
+    unpacked = sum(len(gzip.decompress(img.blobs[d])) for d in img.layer_digests)
+    downloaded = sum(len(img.blobs[d]) for d in img.layer_digests)
+    size = json.loads(minirun("images", "--format", "json").stdout.splitlines()[0])["Size"]
+    assert size == human_size(unpacked) != human_size(downloaded), (size, unpacked, downloaded)
