@@ -1,8 +1,9 @@
 """Registry credentials in Docker's own ``config.json`` format.
 
 minirun reads what ``docker login`` wrote (``auths`` entries, ``credHelpers`` and
-``credsStore`` helper programs) and writes ``auths`` entries the same way, in
-``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``.
+``credsStore`` helper programs) and writes the same way, in ``$DOCKER_CONFIG/config.json``
+or ``~/.docker/config.json``: through the helper config.json names (``store``/``erase``,
+the secret never in the file), else as an ``auths`` entry.
 """
 
 from __future__ import annotations
@@ -128,16 +129,47 @@ def lookup(registry: str) -> Credentials | None:
     return None
 
 
-def store(registry: str, creds: Credentials) -> Path:
+def _helper_for(doc: dict[str, Any], key: str) -> str | None:
+    """The credential helper config.json names for ``key`` (credHelpers, else credsStore)."""
+    helpers = doc.get("credHelpers")
+    if isinstance(helpers, dict) and isinstance(helpers.get(hostname(key)), str):
+        return str(helpers[hostname(key)])
+    store = doc.get("credsStore")
+    return store if isinstance(store, str) and store else None
+
+
+def _run_helper(helper: str, action: str, data: bytes) -> None:
+    program = f"docker-credential-{helper}"
+    try:
+        out = subprocess.run([program, action], input=data, capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CredentialsError(f"running credential helper {program}: {e}") from None
+    if out.returncode != 0:
+        said = (out.stdout or out.stderr).decode(errors="replace").strip().splitlines()
+        raise CredentialsError(f"credential helper {program} {action} failed: {said[-1] if said else 'no reason'}")
+
+
+def store(registry: str, creds: Credentials) -> str:
+    """Keep the credentials as Docker does: with the credential helper config.json names
+    (credHelpers or credsStore; config.json then holds an empty entry only), else base64 in
+    ``auths``. Returns where they went ("in PATH", "by the credential helper ...")."""
     path = config_path()
     doc = _load(path)
     auths = doc.setdefault("auths", {})
     if not isinstance(auths, dict):
         raise CredentialsError(f"writing {path}: 'auths' is not a JSON object")
+    key = server_key(registry)
+    helper = _helper_for(doc, key)
+    if helper is not None:
+        secret = {"ServerURL": key, "Username": creds.username, "Secret": creds.password}
+        _run_helper(helper, "store", json.dumps(secret).encode())
+        auths[key] = {}
+        _save(path, doc)
+        return f"by the credential helper docker-credential-{helper}"
     token = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
-    auths[server_key(registry)] = {"auth": token}
+    auths[key] = {"auth": token}
     _save(path, doc)
-    return path
+    return f"in {path}"
 
 
 def remove(registry: str) -> bool:
@@ -149,6 +181,9 @@ def remove(registry: str) -> bool:
         return False
     key = server_key(registry)
     keys = [k for k in auths if server_key(k) == key]
+    helper = _helper_for(doc, key)
+    if keys and helper is not None:
+        _run_helper(helper, "erase", key.encode())
     for k in keys:
         del auths[k]
     if keys:

@@ -57,8 +57,8 @@ def login_cmd(
     registry = _registry_of(server)
     creds = _ask(username, password, password_stdin)
     login_check(registry, context_of(tctx).with_registry((), tuple(insecure_registry)).registry_options(), creds)
-    path = credentials.store(registry, creds)
-    err(f"credentials stored in {path}")
+    where = credentials.store(registry, creds)
+    err(f"credentials stored {where}")
     line("Login Succeeded")
 
 

@@ -101,3 +101,38 @@ def test_redirect_to_cdn_drops_authorization(env: Env, minirun: Minirun, token_p
     cdn = [q for q in token_proxy.log if q.listener == "cdn"]
     assert len(cdn) == 1 and "Authorization" not in cdn[0].headers
     assert img.layer_digests[0] in verify_store(minirun.root)
+
+
+def test_login_through_a_credential_helper(env: Env, minirun: Minirun, tmp_path: object) -> None:
+    """config.json naming credsStore: login hands the secret to docker-credential-NAME (store),
+    keeps none in config.json, pulls get it back (get), logout erases it (erase)."""
+    from pathlib import Path
+    bin_dir, vault = Path(str(tmp_path)) / "bin", Path(str(tmp_path)) / "vault"
+    bin_dir.mkdir()
+    vault.mkdir()
+    helper = bin_dir / "docker-credential-minirun-test"
+    helper.write_text(f"""#!/bin/sh
+# A credential helper as Docker's protocol has them: the action in $1, its input on stdin.
+key=$(printf %s "$(cat)")
+case "$1" in
+store) printf %s "$key" > {vault}/last-store ;;
+get) [ -f {vault}/last-store ] && cat {vault}/last-store || {{ echo "credentials not found"; exit 1; }} ;;
+erase) echo "$key" > {vault}/erased; rm -f {vault}/last-store ;;
+esac
+""")
+    helper.chmod(0o755)
+    minirun.docker_config.mkdir(parents=True, exist_ok=True)
+    (minirun.docker_config / "config.json").write_text(json.dumps({"credsStore": "minirun-test"}))
+    path = f"{bin_dir}:{__import__('os').environ['PATH']}"
+    r = minirun("login", "-u", USER, "--password-stdin", env.basic.host, input=PASSWORD.encode(), PATH=path)
+    assert (r.returncode, r.stdout) == (0, "Login Succeeded\n"), r
+    assert "stored by the credential helper docker-credential-minirun-test" in r.stderr
+    stored = json.loads((vault / "last-store").read_text())
+    assert stored == {"ServerURL": env.basic.host, "Username": USER, "Secret": PASSWORD}
+    config = json.loads((minirun.docker_config / "config.json").read_text())
+    assert config["auths"] == {env.basic.host: {}} and PASSWORD not in json.dumps(config)
+    r = minirun("pull", "-q", f"{env.basic.host}/library/busybox", PATH=path)  # the helper's get answers
+    assert r.returncode == 0, r.stderr
+    r = minirun("logout", env.basic.host, PATH=path)
+    assert r.returncode == 0 and (vault / "erased").read_text().strip() == env.basic.host
+    assert not (vault / "last-store").exists()
