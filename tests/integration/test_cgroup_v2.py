@@ -7,6 +7,7 @@ import re
 import sys
 from pathlib import Path
 
+from tests.integration.conftest import Minirun
 from tests.support import vm
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,13 +23,22 @@ TESTS = [f"tests/integration/test_run.py::{name}" for name in (
 )] + ["tests/integration/test_confinement.py::test_host_block_devices_are_denied"]
 
 
-def test_limits_on_a_cgroup_v2_kernel(tmp_path: Path) -> None:
+def test_limits_on_a_cgroup_v2_kernel(tmp_path: Path, mr: Minirun) -> None:
+    # scripts/smoke in the guest too, with images it loads from archives (no registry there)
+    archives = []
+    for name in ("hello-world", "busybox"):
+        archive = tmp_path / f"{name}.tar"
+        assert mr("pull", "-q", name).returncode == 0 and mr("save", "-o", str(archive), name).returncode == 0
+        archives.append(str(archive))
     script = f"""
 echo "guest controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 {sys.executable} -c "from minirun.runtime import cgroups; print('guest cgroup version', cgroups.version())"
 cd {REPO}
 {sys.executable} -m pytest -p no:cacheprovider -q --color=no --basetemp /mnt/tmp/pytest {" ".join(TESTS)}
 echo "guest pytest exit $?"
+MINIRUN_ROOT=/mnt/smoke-store {sys.executable} {REPO}/scripts/smoke --minirun "{sys.executable} -m minirun" \
+    --load {" ".join(archives)}
+echo "guest smoke exit $?"
 """
     out = vm.run_guest(script, tmp_path)
     tail = out[-3000:]
@@ -37,3 +47,5 @@ echo "guest pytest exit $?"
     assert {"memory", "pids", "cpu"} <= set(controllers.group(1).split()), tail
     assert "guest cgroup version 2" in out, tail
     assert re.search(rf"\b{len(TESTS)} passed\b", out) and "guest pytest exit 0" in out, tail
+    smoke = re.search(r"(\d+) passed, (\d+) failed", out)
+    assert smoke and int(smoke.group(1)) >= 8 and smoke.group(2) == "0" and "guest smoke exit 0" in out, tail
