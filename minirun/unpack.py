@@ -279,11 +279,16 @@ class Applier:
             if parent:
                 self.created.add(parent)
             return
+        self._delete(parent, pfd, base)
+
+    def _delete(self, parent: tuple[str, ...], pfd: int, base: str) -> str | None:
+        """What whiteout ``base`` deletes, removed from ``parent`` (open at ``pfd``); its name,
+        or None when there was nothing to do."""
         name = self._deleted(parent, base)
-        if name is None:
-            return
-        remove_tree(pfd, name)
-        self.root.forget()
+        if name is not None:
+            remove_tree(pfd, name)
+            self.root.forget()
+        return name
 
 
 def _made_below(created: set[tuple[str, ...]], path: tuple[str, ...]) -> bool:

@@ -24,7 +24,7 @@ import shutil
 import stat
 
 from .errors import LayerError
-from .inroot import Found, remove_tree, split_name, walk
+from .inroot import Found, split_name, walk
 from .tarstream import Entry
 from .unpack import OPAQUE, Applier
 
@@ -205,11 +205,9 @@ class UpperApplier(Applier):
         if base == OPAQUE:
             self._make_opaque(parent, pfd)
             return
-        name = self._deleted(parent, base)
+        name = self._delete(parent, pfd, base)
         if name is None:
             return
-        remove_tree(pfd, name)
-        self.root.forget()
         self.below.clear()
         # overlayfs's own mark of a deletion, where a lower layer has the name (a whiteout with
         # nothing below would still be listed in a directory that is this layer's alone)
