@@ -9,7 +9,6 @@ writes Docker 25's form: a docker-archive whose files are also an OCI image layo
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import io
@@ -236,8 +235,7 @@ def load(ctx: Context, stream: BinaryIO | None, directory: Path | None, source: 
     work.mkdir(parents=True)
     try:
         if directory is not None:
-            with _tar_of(directory) as tar_stream:
-                files = extract(tar_stream, work, source)
+            files = read_layout(directory, source)
         else:
             assert stream is not None
             files = extract(stream, work, source)
@@ -252,8 +250,12 @@ def load(ctx: Context, stream: BinaryIO | None, directory: Path | None, source: 
         with ctx.images.pulling():
             for _, img in named:
                 for digest, f in img.blobs.items():
-                    if not content.has(digest) and f.path.exists():
-                        os.replace(f.path, content.path(digest))
+                    if content.has(digest) or not f.path.exists():
+                        continue
+                    if f.path.parent != work:  # the user's layout directory: copied, never moved
+                        shutil.copyfile(f.path, work / "copy")
+                        f = f._replace(path=work / "copy")
+                    os.replace(f.path, content.path(digest))
                 content.put("sha256:" + hashlib.sha256(img.manifest).hexdigest(), img.manifest)
             for name, img in named:
                 if name is not None:
@@ -264,15 +266,24 @@ def load(ctx: Context, stream: BinaryIO | None, directory: Path | None, source: 
         shutil.rmtree(work, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def _tar_of(directory: Path) -> Iterator[BinaryIO]:
-    """An OCI layout directory, read as the tar load reads (built in memory: layouts are
-    read through the same checks)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        tf.add(str(directory), arcname=".")
-    buf.seek(0)
-    yield buf
+def read_layout(directory: Path, source: str) -> dict[str, File]:
+    """An OCI layout directory's regular files, hashed where they are (symlinks are not
+    followed: a layout holds none)."""
+    files: dict[str, File] = {}
+    for top, _, names in os.walk(directory):
+        for name in names:
+            path = Path(top) / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            h = hashlib.sha256()
+            try:
+                with open(path, "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        h.update(chunk)
+            except OSError as e:
+                raise _fail(source, f"reading {path}: {e.strerror}") from None
+            files[str(path.relative_to(directory))] = File(path, "sha256:" + h.hexdigest(), path.stat().st_size)
+    return files
 
 
 def save(ctx: Context, names: list[str], out: BinaryIO) -> None:

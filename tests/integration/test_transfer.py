@@ -53,8 +53,10 @@ def test_skopeo_archives_load_and_run_with_no_registry(env: Env, tmp_path: Path)
     layout = tmp_path / "layout"
     subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", src, f"oci:{layout}:docker.io/library/bb:dir"],
                    check=True)
+    before = sorted(p.name for p in (layout / "blobs" / "sha256").iterdir())
     r = minirun("load", "-i", str(layout))
     assert (r.returncode, r.stdout) == (0, "Loaded image: bb:dir\n"), r
+    assert sorted(p.name for p in (layout / "blobs" / "sha256").iterdir()) == before  # read, not moved
     for name in ("busybox:one", "bb:two", "bb:dir"):
         r = minirun("run", "--rm", "--pull", "never", name, "echo", name)
         assert (r.returncode, r.stdout) == (0, f"{name}\n"), r
