@@ -214,7 +214,7 @@ class Snapshotter:
             hexid = chain.split(":", 1)[1]
             with contextlib.suppress(FileNotFoundError):
                 (self.links / hexid[:_SHORT]).unlink()
-            freed += _tree_size(self.dir / hexid)
+            freed += tree_size(self.dir / hexid)
             shutil.rmtree(self.dir / hexid)
             removed.append(chain)
         for lock in self.tmp.glob("*.lock"):
@@ -222,7 +222,7 @@ class Snapshotter:
         return removed, freed
 
 
-def _tree_size(top: Path) -> int:
+def tree_size(top: Path) -> int:
     """Bytes of the regular files under ``top``, each inode once (layers hold hardlinks)."""
     seen: set[int] = set()
     total = 0

@@ -37,8 +37,8 @@ def load_cmd(
             raise UsageError("requested load from stdin, but stdin is a terminal: use -i FILE or a pipe")
         loaded = load(ctx, sys.stdin.buffer, None, "stdin")
     if not quiet:
-        for name, image_id in loaded:
-            line(f"Loaded image: {reference.parse(name).familiar()}" if name else f"Loaded image ID: {image_id}")
+        for name in loaded:
+            line(f"Loaded image: {reference.parse(name).familiar()}")
 
 
 def save_cmd(

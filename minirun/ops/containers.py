@@ -202,11 +202,8 @@ def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user
         raise ContainerConflict(f"container {key} is not running")
     program = load_filter(directory) if state.seccomp else b""
     if workdir is not None and not workdir.startswith("/"):
-        from ..errors import UsageError
         raise UsageError(f'invalid -w "{workdir}": the working directory must be an absolute path')
-    with open("/proc/sys/kernel/cap_last_cap") as f:
-        last_cap = int(f.read())
-    capabilities = caps.capability_set(True, (), (), last_cap) if privileged else frozenset(state.capabilities)
+    capabilities = caps.capability_set(True, (), (), caps.last_cap()) if privileged else frozenset(state.capabilities)
     merged = spec.environment({"Env": state.env}, env, os.environ, state.hostname)
     return exec_in(state.pid, Cgroup(state.id, Limits(), None),
                    ExecSpec(tuple(argv), merged, workdir or state.workdir,

@@ -77,22 +77,9 @@ def _storage(ctx: Context) -> tuple[str, Problem | None]:
     return said, None
 
 
-def _tree_bytes(top: Path) -> int:
-    total, seen = 0, set()
-    for directory, _, files in os.walk(top):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(directory, name))
-            except OSError:
-                continue
-            if st.st_ino not in seen:
-                seen.add(st.st_ino)
-                total += st.st_blocks * 512
-    return total
-
-
 def gather(ctx: Context) -> tuple[dict[str, object], list[Problem]]:
     """Docker's ``info`` fields for what minirun knows, and the problems ``run`` would meet."""
+    from ..rootfs import tree_size
     from ..runtime import cgroups
     from ..runtime.container import list_all
     problems: list[Problem] = []
@@ -118,7 +105,7 @@ def gather(ctx: Context) -> tuple[dict[str, object], list[Problem]]:
         "CgroupVersion": str(version), "CgroupControllers": controllers, "Driver": storage,
         "Namespaces": spaces, "Seccomp": seccomp,
         "Nftables": shutil.which("nft") is not None, "MinirunRootDir": str(ctx.root),
-        "StoreBytes": _tree_bytes(ctx.root) if ctx.root.is_dir() else 0,
+        "StoreBytes": tree_size(ctx.root) if ctx.root.is_dir() else 0,
         "Images": len({r.config for r in ctx.images.records()}) if ctx.root.is_dir() else 0,
         "Containers": len(containers), "ContainersRunning": running, "ContainersStopped": len(containers) - running,
         "RegistryMirrors": list(ctx.registry_options().mirrors),

@@ -65,9 +65,7 @@ def check(a: RunArgs, root: Path) -> Checked:
         except OSError as e:
             raise UsageError(f"reading env file {path}: {e.strerror}") from None
         env_lines += spec.parse_env_file(text, path, os.environ)
-    with open("/proc/sys/kernel/cap_last_cap") as f:
-        last_cap = int(f.read())
-    capabilities = caps.capability_set(a.privileged, a.cap_add, a.cap_drop, last_cap)
+    capabilities = caps.capability_set(a.privileged, a.cap_add, a.cap_drop, caps.last_cap())
     security = seccomp.parse_security_opts(a.security_opt)
     rlimits = tuple(spec.parse_ulimit(u) for u in a.ulimit)
     program = b""

@@ -225,9 +225,9 @@ def _manifest(files: dict[str, File], digest: str, media_type: str, source: str)
 
 # -- load and save ----------------------------------------------------------------------------
 
-def load(ctx: Context, stream: BinaryIO | None, directory: Path | None, source: str) -> list[tuple[str | None, str]]:
-    """Load every image of the archive (``stream``) or OCI layout (``directory``); returns
-    (reference or None, image ID) of each, once all are in the store."""
+def load(ctx: Context, stream: BinaryIO | None, directory: Path | None, source: str) -> list[str]:
+    """Load every image of the archive (``stream``) or OCI layout (``directory``); returns the
+    reference of each, once all are in the store."""
     from .. import reference as refs
     content = ctx.images.content
     work = content.ingest_dir / f"load-{os.getpid()}"
@@ -246,7 +246,7 @@ def load(ctx: Context, stream: BinaryIO | None, directory: Path | None, source: 
         if nameless:  # its blobs would belong to nothing (prune takes them): said, not pretended
             raise ManifestError(f"loading {source}: image {nameless[0]} has no name in the archive, and minirun "
                                 "keeps images by name: save it with one (docker save NAME:TAG)")
-        named = [(str(refs.parse(img.reference)) if img.reference else None, img) for img in images]
+        named = [(str(refs.parse(img.reference or "")), img) for img in images]
         with ctx.images.pulling():
             for _, img in named:
                 for digest, f in img.blobs.items():
@@ -258,10 +258,9 @@ def load(ctx: Context, stream: BinaryIO | None, directory: Path | None, source: 
                     os.replace(f.path, content.path(digest))
                 content.put("sha256:" + hashlib.sha256(img.manifest).hexdigest(), img.manifest)
             for name, img in named:
-                if name is not None:
-                    digest = "sha256:" + hashlib.sha256(img.manifest).hexdigest()
-                    ctx.images.put(ImageRecord(name, digest, digest, img.config, img.platform, now_iso()))
-        return [(name, img.config) for name, img in named]
+                digest = "sha256:" + hashlib.sha256(img.manifest).hexdigest()
+                ctx.images.put(ImageRecord(name, digest, digest, img.config, img.platform, now_iso()))
+        return [name for name, _ in named]
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -46,5 +46,11 @@ def capability_set(privileged: bool, add: Sequence[str], drop: Sequence[str], la
     return ((DEFAULT | add_set) - drop_set) & every
 
 
+def last_cap() -> int:
+    """The highest capability this kernel knows (run and exec grant up to it with ALL)."""
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        return int(f.read())
+
+
 def mask(caps: frozenset[int]) -> int:
     return sum(1 << c for c in caps)
