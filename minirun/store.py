@@ -297,12 +297,17 @@ class ContentStore:
 
 
 class ImageRecord(NamedTuple):
-    reference: str   # docker.io/library/hello-world:latest or ...@sha256:...
+    reference: str   # docker.io/library/hello-world:latest or ...@sha256:..., or the image ID (untagged)
     digest: str      # what the reference resolved to: index or manifest digest
     manifest: str    # the platform's manifest
     config: str      # the image ID is this digest
     platform: str
     pulled: str
+
+    @property
+    def untagged(self) -> bool:
+        """Kept by its ID alone (loaded from an archive that gave it no name), as Docker's <none>."""
+        return is_image_id(self.reference)
 
     def is_for(self, platform: Platform) -> bool:
         try:
@@ -316,6 +321,10 @@ def now_iso() -> str:
 
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def is_image_id(key: str) -> bool:
+    return _DIGEST.fullmatch(key) is not None
 
 
 def _record(key: str, value: object) -> ImageRecord:
@@ -394,8 +403,15 @@ class ImageStore:
         return {r.reference: r for r in self.records()}.get(reference)
 
     def put(self, record: ImageRecord) -> None:
+        """File ``record`` under its reference. An image has an ID entry only while no name
+        refers to it (as Docker's <none>): a name given to it replaces that entry, and an ID
+        entry for an image that has a name is not added."""
         with file_lock(self.lock_path):
             index = self._load()
+            named = [r for r in index.records.values() if r.config == record.config and not r.untagged]
+            if record.untagged and named:
+                return
+            index.records.pop(record.config, None)
             index.records[record.reference] = record
             index.damaged.pop(record.reference, None)  # a pull repairs a damaged entry
             self._save(index)

@@ -49,7 +49,6 @@ def ps_cmd(
     no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Full IDs and commands.")] = False,
 ) -> None:
     """List containers."""
-    from .template import render
     wanted = _filters(filter)
     states, damaged = ops.list_containers(context_of(tctx), all or bool(wanted))
     # (``all`` is the flag here)
@@ -63,10 +62,6 @@ def ps_cmd(
             for s in states]
     cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"), ("CREATED", "RunningFor"),
             ("STATUS", "Status"), ("PORTS", "Ports"), ("NAMES", "Names")]
-    if format not in ("table", "json"):
-        for row in rows:
-            line(render(format, row))
-        return
     if format == "table" and not no_trunc:  # Docker shortens the command in its table only
         rows = [{k: (str(v)[:22] + "…\"" if k == "Command" and len(str(v)) > 24 else v) for k, v in r.items()}
                 for r in rows]

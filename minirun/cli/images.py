@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,7 +11,10 @@ from ..errors import Interrupted, ReferenceFormatError, UsageError
 from ..ops import images as ops
 from ..ops.context import Context
 from .options import FormatOpt, InsecureOpt, MirrorOpt, PlatformOpt, context_of
-from .output import check_format, err, human_size, line, print_rows, since
+from .output import err, human_size, line, print_rows, since
+
+if TYPE_CHECKING:
+    from ..reference import Reference
 
 
 def pull_cmd(
@@ -41,6 +44,10 @@ def pull_cmd(
     line(str(ref))
 
 
+def _repo_tag(ref: Reference) -> tuple[str, str]:
+    return ref.familiar_name, ref.tag or "<none>"
+
+
 def _image_rows(ctx: Context) -> list[dict[str, object]]:
     """One row per sound image; each damaged one is named on stderr and left out."""
     from .. import reference
@@ -52,9 +59,12 @@ def _image_rows(ctx: Context) -> list[dict[str, object]]:
     for key, why in images.damaged().items():
         err(f"image {key}: its entry in {images.index_path} is damaged ({why}); "
             "minirun rmi or system prune removes it")
+    named = {r.config for r in records if not r.untagged}
     for rec in records:
+        if rec.untagged and rec.config in named:
+            continue  # an entry written before its image was named
         try:
-            ref = reference.parse(rec.reference)
+            repo, tag = ("<none>", "<none>") if rec.untagged else _repo_tag(reference.parse(rec.reference))
             manifest = images.manifest_of(rec)
             config = parse_config(images.content.read(rec.config), rec.reference)
         except (StoreError, ManifestError, ReferenceFormatError) as e:
@@ -64,7 +74,7 @@ def _image_rows(ctx: Context) -> list[dict[str, object]]:
         if ctx.snapshots is not None:
             size = ctx.snapshots.unpacked_size(chain_ids(config.diff_ids)) or size
         rows.append({
-            "Repository": ref.familiar_name, "Tag": ref.tag or "<none>",
+            "Repository": repo, "Tag": tag,
             "ID": rec.config.split(":", 1)[1][:12], "Digest": rec.digest,
             "CreatedAt": config.created or "", "CreatedSince": since(config.created),
             "Size": human_size(size), "Platform": rec.platform, "Reference": rec.reference,
@@ -78,7 +88,6 @@ def images_cmd(
     format: FormatOpt = "table",
 ) -> None:
     """List images in the local store."""
-    check_format(format)
     print_rows(_image_rows(context_of(tctx)), quiet, format,
                [("REPOSITORY", "Repository"), ("TAG", "Tag"), ("IMAGE ID", "ID"), ("CREATED", "CreatedSince"),
                 ("SIZE", "Size")])
@@ -91,8 +100,11 @@ def rmi_cmd(
 ) -> None:
     """Remove images; blobs no other image uses are deleted."""
     from .. import reference
+    from ..store import is_image_id
     removed = ops.remove_images(context_of(tctx), images, force)
     for key in removed.untagged:
+        if is_image_id(key):
+            continue  # an image without a name: Docker says only "Deleted"
         try:
             name = reference.parse(key).familiar()
         except ReferenceFormatError:

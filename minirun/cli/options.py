@@ -17,7 +17,7 @@ InsecureOpt = Annotated[list[str], typer.Option(
 PlatformOpt = Annotated[str | None, typer.Option(
     "--platform", metavar="OS/ARCH[/VARIANT]", help="Platform to pull (default: this host's).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only show IDs.")]
-FormatOpt = Annotated[str, typer.Option("--format", help="table or json.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="table, json, or a template: {{.Repository}}:{{.Tag}}")]
 
 
 def context_of(tctx: typer.Context) -> Context:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-from ..errors import OutputError, UsageError
+from ..errors import OutputError
 
 
 def ensure_stdio() -> None:
@@ -54,19 +54,19 @@ def line(text: str) -> None:
     write(sys.stdout, text + "\n")
 
 
-def check_format(format: str) -> None:
-    if format not in ("table", "json"):
-        raise UsageError(f'invalid --format "{format}": expected table or json')
-
-
 Row = Mapping[str, Any]
 
 
 def print_rows(rows: Sequence[Row], quiet: bool, format: str, cols: list[tuple[str, str]]) -> None:
-    """IDs only (-q), one JSON object per line (--format json), or Docker's table."""
+    """IDs only (-q), one JSON object per line (--format json), a Go template per row, or
+    Docker's table."""
     if quiet:
         for row in rows:
             line(str(row["ID"]))
+    elif format not in ("table", "json"):
+        from .template import render
+        for row in rows:
+            line(render(format, row))
     elif format == "json":
         for row in rows:
             line(json.dumps(row))

@@ -23,6 +23,7 @@ def load_cmd(
     """Load images from a docker-archive or OCI archive (gzip or not), or an OCI layout directory."""
     from .. import reference
     from ..ops.transfer import load
+    from ..store import is_image_id
     ctx = context_of(tctx)
     if input is not None and Path(input).is_dir():
         loaded = load(ctx, None, Path(input), input)
@@ -38,7 +39,8 @@ def load_cmd(
         loaded = load(ctx, sys.stdin.buffer, None, "stdin")
     if not quiet:
         for name in loaded:
-            line(f"Loaded image: {reference.parse(name).familiar()}")
+            named = not is_image_id(name)
+            line(f"Loaded image: {reference.parse(name).familiar()}" if named else f"Loaded image ID: {name}")
 
 
 def save_cmd(

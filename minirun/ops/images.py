@@ -33,22 +33,45 @@ class Removed(NamedTuple):
     containers: list[str] = []  # noqa: RUF012 - never mutated; IDs of damaged containers removed
 
 
+def by_name(records: list[ImageRecord], name: str) -> list[ImageRecord]:
+    from .. import reference
+    try:
+        key = str(reference.parse(name))
+    except ReferenceFormatError:
+        return []
+    return [r for r in records if r.reference == key]
+
+
+def by_id(records: list[ImageRecord], name: str) -> list[ImageRecord]:
+    """The records of the image whose ID (``sha256:`` or not) or unique prefix of one, at least
+    4 digits, is ``name``: each name of that image."""
+    hexid = name.removeprefix("sha256:")
+    if len(hexid) < 4 or not all(c in "0123456789abcdef" for c in hexid):
+        return []
+    hits = [r for r in records if r.config[7:].startswith(hexid)]
+    if len({r.config for r in hits}) > 1:
+        raise ImageNotKnown(f"{name}: ambiguous image ID prefix: it matches {len({r.config for r in hits})} images")
+    return hits
+
+
+def matching(records: list[ImageRecord], name: str) -> list[ImageRecord]:
+    """The records ``name`` denotes, as Docker's daemon looks an image up: a reference first,
+    else an image ID. Empty when nothing matches."""
+    return by_name(records, name) or by_id(records, name)
+
+
 def image_targets(records: list[ImageRecord], names: list[str], damaged: Collection[str] = ()) -> list[str]:
-    """The references ``names`` denote: a reference, or an image ID (or a unique prefix of
-    one, as Docker allows) naming every tag of that image; ``damaged`` entries by reference."""
+    """The references ``names`` denote (see ``matching``); ``damaged`` entries by reference."""
     from .. import reference
     targets: list[str] = []
     for name in names:
-        hexid = name.removeprefix("sha256:")
-        is_id = len(hexid) >= 4 and all(c in "0123456789abcdef" for c in hexid)
-        matches = [r.reference for r in records if is_id and r.config.split(":", 1)[1].startswith(hexid)]
+        matches = [r.reference for r in matching(records, name)]
         if not matches:
             try:
                 key = str(reference.parse(name))
             except ReferenceFormatError:
                 key = ""
-            matches = [r.reference for r in records if r.reference == key]
-            matches += [k for k in damaged if key in (k, name)]
+            matches = [k for k in damaged if key in (k, name)]
         if not matches:
             raise ImageNotKnown(f"No such image: {name}")
         targets += [m for m in matches if m not in targets]

@@ -87,6 +87,7 @@ def image_doc(ctx: Context, record: ImageRecord, tags: list[ImageRecord]) -> Doc
     except (StoreError, ManifestError) as e:
         raise StoreError(f"inspecting image {record.reference}: {e}") from None
     raw = config.raw
+    tags = [r for r in tags if not r.untagged]
     names = [reference.parse(r.reference) for r in tags]
     return {
         "Id": record.config, "RepoTags": [n.familiar() for n in names if n.tag],

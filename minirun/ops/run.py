@@ -100,10 +100,16 @@ def _log_options(a: RunArgs) -> LogOptions | None:
 
 
 def image_for(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: Emit) -> ImageRecord:
-    """The image to run, pulled as --pull says (missing, always, never)."""
+    """The image to run, pulled as --pull says (missing, always, never); an image ID (or a
+    prefix of one) that no name matches runs that image, never pulled."""
     from .. import reference
+    from .images import by_id, by_name
+    records = ctx.images.records()
+    named = by_name(records, a.image)
+    if not named and (ids := by_id(records, a.image)):
+        return ids[0]
     ref = reference.parse(a.image)
-    record = ctx.images.get(str(ref))
+    record = named[0] if named else None
     here = record is not None and record.is_for(wanted_platform(a.platform))
     if a.pull == "always" or (a.pull == "missing" and not here):
         if not here:

@@ -19,7 +19,7 @@ import tarfile
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, BinaryIO, NamedTuple
+from typing import IO, TYPE_CHECKING, BinaryIO, NamedTuple
 
 from ..errors import LayerError, ManifestError, UsageError, VerificationError
 from ..oci import (
@@ -38,6 +38,9 @@ from ..oci import (
 )
 from ..store import ContentStore, ImageRecord, now_iso
 from .context import Context
+
+if TYPE_CHECKING:
+    from ..reference import Reference
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 
@@ -242,11 +245,8 @@ def load(ctx: Context, stream: BinaryIO | None, directory: Path | None, source: 
         images = docker_archive(files, source) if "manifest.json" in files else oci_layout(files, source)
         if not images:
             raise _fail(source, "the archive holds no image")
-        nameless = [img.config for img in images if img.reference is None]
-        if nameless:  # its blobs would belong to nothing (prune takes them): said, not pretended
-            raise ManifestError(f"loading {source}: image {nameless[0]} has no name in the archive, and minirun "
-                                "keeps images by name: save it with one (docker save NAME:TAG)")
-        named = [(str(refs.parse(img.reference or "")), img) for img in images]
+        # an image the archive gives no name is kept by its ID (Docker's <none>)
+        named = [(str(refs.parse(img.reference)) if img.reference else img.config, img) for img in images]
         with ctx.images.pulling():
             for _, img in named:
                 for digest, f in img.blobs.items():
@@ -288,12 +288,16 @@ def read_layout(directory: Path, source: str) -> dict[str, File]:
 def save(ctx: Context, names: list[str], out: BinaryIO) -> None:
     """A docker-archive of ``names`` that is also an OCI image layout (as Docker 25 writes)."""
     from .. import reference as refs
-    records = []
+    from .images import by_id, by_name
+    known = ctx.images.records()
+    records: list[tuple[ImageRecord, Reference | None]] = []
     for name in names:
-        rec = ctx.images.get(str(refs.parse(name)))
-        if rec is None:
+        if hits := by_name(known, name):
+            records.append((hits[0], refs.parse(name)))
+        elif hits := by_id(known, name):  # saved by ID: without a name, as Docker does
+            records.append((hits[0], None))
+        else:
             raise UsageError(f"saving {name}: No such image: {name}")
-        records.append(rec)
     content = ctx.images.content
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
         written: set[str] = set()
@@ -314,23 +318,24 @@ def save(ctx: Context, names: list[str], out: BinaryIO) -> None:
                 info.size = len(data)
                 tf.addfile(info, io.BytesIO(data))
 
-        for rec in records:
+        for rec, ref in records:
             manifest = ctx.images.manifest_of(rec)
             layers = [_uncompressed(content, d, add) for d in manifest.layers]
             config = content.read(rec.config)
             add(f"blobs/sha256/{rec.config[7:]}", config)
-            ref = refs.parse(rec.reference)
             own = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                               "config": {"mediaType": OCI_CONFIG, "digest": rec.config, "size": len(config)},
                               "layers": layers}).encode()
             digest = "sha256:" + hashlib.sha256(own).hexdigest()
             add(f"blobs/sha256/{digest[7:]}", own)
-            repositories.setdefault(ref.familiar_name, {})[ref.tag or "latest"] = rec.config[7:]
-            docker.append({"Config": f"blobs/sha256/{rec.config[7:]}", "RepoTags": [ref.familiar()],
+            docker.append({"Config": f"blobs/sha256/{rec.config[7:]}", "RepoTags": [ref.familiar()] if ref else None,
                            "Layers": [f"blobs/sha256/{str(x['digest'])[7:]}" for x in layers]})
-            oci.append({"mediaType": OCI_MANIFEST, "digest": digest, "size": len(own),
-                        "annotations": {"io.containerd.image.name": str(ref),
-                                        "org.opencontainers.image.ref.name": ref.tag or "latest"}})
+            entry: dict[str, object] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(own)}
+            if ref is not None:
+                repositories.setdefault(ref.familiar_name, {})[ref.tag or "latest"] = rec.config[7:]
+                entry["annotations"] = {"io.containerd.image.name": str(ref),
+                                        "org.opencontainers.image.ref.name": ref.tag or "latest"}
+            oci.append(entry)
         add("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
         add("index.json", json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": oci}).encode())
         add("manifest.json", json.dumps(docker).encode())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tarfile
 from pathlib import Path
 
 from tests.integration.conftest import Env, Minirun
@@ -60,12 +61,39 @@ def test_skopeo_archives_load_and_run_with_no_registry(env: Env, tmp_path: Path)
     for name in ("busybox:one", "bb:two", "bb:dir"):
         r = minirun("run", "--rm", "--pull", "never", name, "echo", name)
         assert (r.returncode, r.stdout) == (0, f"{name}\n"), r
-    nameless = tmp_path / "nameless.tar"  # no tag: refused rather than kept as nothing
+
+
+def test_an_archive_without_a_name_loads_by_id(env: Env, tmp_path: Path) -> None:
+    src = f"docker://{env.plain.host}/library/busybox:latest"
+    nameless, named = tmp_path / "nameless.tar", tmp_path / "named.tar"
     subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", src, f"docker-archive:{nameless}"], check=True)
-    fresh = Minirun(tmp_path / "fresh", tmp_path / "docker-config", dict(OFFLINE))
-    r = fresh("load", "-i", str(nameless))
-    assert r.returncode == 1 and "has no name in the archive" in r.stderr and r.stderr.count("\n") == 1, r
-    assert os.listdir(fresh.root / "blobs" / "sha256") == [] and os.listdir(fresh.root / "ingest") == []
+    subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", src, f"docker-archive:{named}:bb:named"],
+                   check=True)
+    config = json.loads(_skopeo("inspect", "--raw", "--config", f"docker-archive:{nameless}"))
+    image_id = json.loads(_skopeo("inspect", "--raw", f"docker-archive:{nameless}"))["config"]["digest"]
+    minirun = Minirun(tmp_path / "store", tmp_path / "docker-config", dict(OFFLINE))
+    r = minirun("load", "-i", str(nameless))
+    assert (r.returncode, r.stdout) == (0, f"Loaded image ID: {image_id}\n"), r
+    rows = minirun("images", "--format", "{{.Repository}} {{.Tag}} {{.ID}}").stdout.splitlines()
+    assert rows == [f"<none> <none> {image_id[7:19]}"], rows
+    r = minirun("run", "--rm", image_id[7:19], "echo", "by id")  # never pulled: nothing listens
+    assert (r.returncode, r.stdout) == (0, "by id\n"), r
+    assert minirun("inspect", "-f", "{{.Id}} {{.RepoTags}}", image_id).stdout.strip() == f"{image_id} []"
+    again = tmp_path / "again.tar"
+    assert minirun("save", "-o", str(again), image_id[7:]).returncode == 0
+    assert json.loads(_skopeo("inspect", "--raw", "--config", f"docker-archive:{again}")) == config
+    with tarfile.open(again) as tf:
+        member = tf.extractfile("manifest.json")
+        assert member is not None and json.load(member)[0]["RepoTags"] is None
+    r = minirun("load", "-i", str(named))  # a name given to the image replaces its ID entry
+    assert (r.returncode, r.stdout) == (0, "Loaded image: bb:named\n"), r
+    rows = minirun("images", "--format", "{{.Repository}} {{.Tag}} {{.ID}}").stdout.splitlines()
+    assert rows == [f"bb named {image_id[7:19]}"], rows
+    assert minirun("rmi", "bb:named").returncode == 0
+    assert minirun("load", "-q", "-i", str(again)).returncode == 0
+    r = minirun("rmi", image_id[7:19])
+    assert r.returncode == 0 and r.stdout.startswith("Deleted: ") and "Untagged" not in r.stdout, r
+    assert minirun("images", "-q").stdout == "" and os.listdir(minirun.root / "blobs" / "sha256") == []
 
 
 def test_corrupt_and_truncated_archives_leave_nothing(mr: Minirun, tmp_path: Path) -> None:
