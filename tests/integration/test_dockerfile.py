@@ -1,0 +1,74 @@
+"""Dockerfile.test (issue 15): the test environment as an image, as CI systems run minirun.
+
+Built with Podman from the cached debootstrap tree (the base: no registry outside) and Debian's
+archive, then run privileged: the unit tests pass inside, and minirun runs the busybox test
+image there with its store on the container's overlayfs (the vfs driver) and nested cgroups."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Minirun
+from tests.support import debian
+
+REPO = Path(__file__).resolve().parents[2]
+BASE, IMAGE = "localhost/minirun-test-base:bookworm", "localhost/minirun-test:ci"
+
+INSIDE = """
+set -u
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/unit > /tmp/unit.log 2>&1; echo "unit=$?"
+tail -1 /tmp/unit.log
+.venv/bin/minirun info --format '{{.Driver}}'; echo "info=$?"
+.venv/bin/minirun load -i /archives/busybox.tar
+mkdir /data && echo from-the-host > /data/note
+echo piped | .venv/bin/minirun run --rm -i -v /data:/data busybox sh -c 'cat; cat /data/note; exit 3'
+echo "run=$?"
+ls /var/lib/minirun/containers | wc -l
+"""
+
+
+def _podman(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def _build_flags() -> list[str]:
+    """The build reaches Debian's archive and PyPI as this machine does: its network, its apt
+    settings (e.g. a snapshot mirror's validity) and its CA bundle (an intercepting proxy)."""
+    flags = ["--network", "host", "--build-arg", f"BASE={BASE}", "-v", "/etc/apt/apt.conf.d:/etc/apt/apt.conf.d:ro"]
+    bundle = Path(os.environ.get("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt"))
+    if bundle.is_file():
+        flags += ["-v", f"{bundle}:/run/host-ca.crt:ro", "--build-arg", "PIP_CERT=/run/host-ca.crt"]
+    return flags
+
+
+def test_the_test_image_builds_and_runs_minirun_inside(mr: Minirun, tmp_path: Path) -> None:
+    if os.environ.get("MINIRUN_TEST_IMAGE"):  # set by Dockerfile.test: no image inside itself
+        pytest.skip("running inside the image this test builds")
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    assert mr("pull", "-q", "busybox").returncode == 0
+    assert mr("save", "-o", str(archives / "busybox.tar"), "busybox").returncode == 0
+    r = _podman("import", "-q", str(debian.rootfs_tarball()), BASE)
+    assert r.returncode == 0, r.stderr
+    try:
+        r = _podman("build", "-q", *_build_flags(), "-f", "Dockerfile.test", "-t", IMAGE, str(REPO), timeout=1200)
+        assert r.returncode == 0, r.stderr[-3000:]
+        cmd = _podman("image", "inspect", "-f", "{{json .Config.Cmd}}", IMAGE).stdout.strip()
+        assert cmd == '["scripts/test"]'  # the suite is what the image runs by default
+        # Podman's default rlimits exceed what this machine lets root set: lower ones.
+        r = _podman("run", "--rm", "--privileged", "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096",
+                    "-v", f"{archives}:/archives:ro", IMAGE, "bash", "-c", INSIDE)
+        out = r.stdout.splitlines()
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        assert "unit=0" in out and re.fullmatch(r"\d+ passed in [\d.]+s", out[out.index("unit=0") + 1]), out
+        assert out[out.index("info=0") - 1].startswith("vfs (overlayfs does not work"), out  # on overlayfs
+        assert "Loaded image: busybox:latest" in out
+        assert out[out.index("run=3") - 2:out.index("run=3")] == ["piped", "from-the-host"], out
+        assert out[-1] == "0"  # --rm left no container
+    finally:
+        _podman("rmi", "-f", IMAGE, BASE)
