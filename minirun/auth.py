@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from . import trace
 from .credentials import Credentials
 from .errors import AuthenticationFailed
 
@@ -73,15 +74,26 @@ class RegistryAuth(httpx.Auth):
                 break
         if challenge is None:
             return
+        trace.event("auth", "challenge", f"401 challenge: WWW-Authenticate {challenge.scheme.capitalize()} "
+                    + ", ".join(f'{k}="{v}"' for k, v in challenge.params.items()),
+                    scheme=challenge.scheme, params=dict(challenge.params))
         if challenge.scheme == "basic":
             if not self.credentials or self.use_basic:
                 return  # nothing new to try: the caller reports the 401
             self.use_basic = True
+            trace.event("auth", "basic", f"basic auth as {self.credentials.username} (the password is never shown)")
         else:
             token_request = self._token_request(challenge)
+            scopes = token_request.url.params.get_list("scope")
+            who = f"as {self.credentials.username}" if self.credentials else "anonymously"
+            trace.event("auth", "token-request", f"ask {token_request.url.host} for a token {who}, scope "
+                        f"{' '.join(scopes)}", realm=str(token_request.url.copy_with(query=None)), scopes=scopes,
+                        service=token_request.url.params.get("service"), anonymous=self.credentials is None)
             token_response = yield token_request
             token_response.read()
             self.token = self._read_token(token_request, token_response)
+            trace.event("auth", "token", "token received (a JWT; never shown); the request is sent again "
+                        "with Authorization: Bearer", length=len(self.token))
         self._authorize(request)
         yield request
 

@@ -11,13 +11,14 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+from . import trace
 from .credentials import Credentials
 from .endpoints import RegistryOptions
 from .errors import BadResponse, BrokenImage, ManifestError, MiniRunError, VerificationError
 from .oci import Descriptor, ImageIndex, Manifest, Platform, chain_ids, parse_config, parse_manifest, select_manifest
 from .reference import Reference
 from .registry import Repository
-from .rootfs import Snapshotter, ensure_image, unpack_layer
+from .rootfs import Snapshotter, ensure_image, snapshot_event, unpack_layer
 from .store import ContentStore, ImageRecord, ImageStore, now_iso
 
 PARALLEL_LAYERS = 3
@@ -109,6 +110,8 @@ def _pull(ref: Reference, repo: Repository, images: ImageStore, platform: Platfo
     manifest_digest = top_digest
     if isinstance(top, ImageIndex):
         chosen = select_manifest(top, platform, what)
+        if trace.active():
+            _trace_index(top, top_digest, chosen, platform)
         if content.has(chosen.digest):
             body = content.read(chosen.digest)
         else:
@@ -120,9 +123,17 @@ def _pull(ref: Reference, repo: Repository, images: ImageStore, platform: Platfo
         manifest_digest = chosen.digest
     else:
         manifest = top
+    trace.event("manifest", "manifest", f"manifest {manifest_digest} ({manifest.media_type}): config "
+                f"{manifest.config.digest[:19]}..., {len(manifest.layers)} layer(s)", digest=manifest_digest,
+                media_type=manifest.media_type, config=manifest.config.digest,
+                layers=[d.digest for d in manifest.layers])
 
-    _fetch(repo, content, manifest.config, None)
+    fetched = _fetch(repo, content, manifest.config, None)
     config = parse_config(content.read(manifest.config.digest), what)
+    trace.event("config", "config", f"config {manifest.config.digest} ({manifest.config.size} bytes, "
+                f"{'fetched and verified' if fetched else 'already here'}): the image ID; "
+                f"{len(config.diff_ids)} DiffID(s), platform {config.platform}",
+                digest=manifest.config.digest, fetched=fetched, diff_ids=list(config.diff_ids))
     # Without unpacking, a config may omit diff_ids; to unpack, each layer needs its own.
     if (config.diff_ids or snapshots is not None) and len(config.diff_ids) != len(manifest.layers):
         raise ManifestError(f"{what}: config lists {len(config.diff_ids)} diff_ids "
@@ -136,6 +147,8 @@ def _pull(ref: Reference, repo: Repository, images: ImageStore, platform: Platfo
             if not snap.exists(chains[index]):
                 emit(PullEvent("Extracting", layer.short_id, 0, layer.size))
                 unpack_layer(images, snap, chains, index, layer, config.diff_ids[index])
+            else:
+                snapshot_event(False, chains[index], layer, config.diff_ids[index])
 
     _fetch_layers(repo, content, manifest.layers, emit, unpack)
 
@@ -146,6 +159,21 @@ def _pull(ref: Reference, repo: Repository, images: ImageStore, platform: Platfo
     images.put(record)
     _finish(ref, record, emit, downloaded=True)
     return PullResult(record, True)
+
+
+def _trace_index(index: ImageIndex, digest: str, chosen: Descriptor, platform: Platform) -> None:
+    trace.event("index", "index", f"image index {digest}: {len(index.manifests)} entries; this host is "
+                f"{platform}", digest=digest, entries=len(index.manifests), platform=str(platform))
+    for d in index.manifests:
+        kind = d.annotations.get("vnd.docker.reference.type", "")
+        if d is chosen:
+            why = "picked: this host's platform"
+        elif kind:
+            why = f"skipped: an {kind} (not an image)"
+        else:
+            why = "skipped: another platform"
+        trace.event("index", "picked" if d is chosen else "skipped", f"{d.platform}  {d.digest[:19]}...  {why}",
+                    platform=str(d.platform), digest=d.digest, reason=why)
 
 
 def _finish(ref: Reference, record: ImageRecord, emit: Emit, downloaded: bool) -> None:

@@ -137,3 +137,17 @@ def parse(text: str) -> Reference:
 
     defaulted = tag is None and not at
     return Reference(domain, path, DEFAULT_TAG if defaulted else tag, digest or None, defaulted)
+
+
+def normalisation(text: str, ref: Reference) -> list[str]:
+    """Why ``text`` became ``ref``, one reason per rule that applied (--explain)."""
+    first = text.split("@")[0]
+    reasons = []
+    if ref.domain == DEFAULT_DOMAIN and not first.startswith(("docker.io/", "index.docker.io/")):
+        reasons.append("no registry host in the name (its first part has no '.' or ':' and is not "
+                       "localhost): Docker Hub, docker.io")
+    if ref.domain == DEFAULT_DOMAIN and "/" not in first.split(":")[0].removeprefix("docker.io/"):
+        reasons.append("a one-word name on Docker Hub is an official image: library/ is added")
+    if ref.tag_defaulted:
+        reasons.append("no tag and no digest: the tag latest")
+    return reasons

@@ -19,6 +19,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import trace
 from .errors import BrokenImage, LayerError, ManifestError, StoreError, UsageError
 from .oci import Descriptor, chain_ids, parse_config
 from .runtime.mounts import Mount, mount, unmount
@@ -193,11 +194,16 @@ class Snapshotter:
             upper, work = container_dir / "upper", container_dir / "work"
             upper.mkdir(exist_ok=True)
             work.mkdir(exist_ok=True)
+            trace.event("container", "rootfs", f"root filesystem: overlay of {len(chains)} read-only snapshot(s) "
+                        f"under a writable upper directory {upper}", driver="overlay", lower=list(reversed(chains)),
+                        upper=str(upper))
             return [Mount("overlay", "overlay", str(rootfs),
                           (self._lower(chains), f"upperdir={upper}", f"workdir={work}"), cwd=str(self.dir))]
         if not any(rootfs.iterdir()):
             rootfs.rmdir()
             _copy_tree(self.fs(chains[-1]), rootfs)
+        trace.event("container", "rootfs", f"root filesystem: a copy of the top snapshot in {rootfs} (vfs)",
+                    driver="vfs", lower=[chains[-1]], upper=str(rootfs))
         return [Mount("bind", str(rootfs), str(rootfs), ("rbind",))]
 
     def remove_unused(self, keep: set[str]) -> tuple[list[str], int]:
@@ -256,7 +262,9 @@ def unpack_layer(images: ImageStore, snap: Snapshotter, chains: list[str], index
         raise BrokenImage(f"unpacking layer {layer.digest}: its blob is not in the store at "
                           f"{images.root}", layer.digest)
     try:
-        return snap.unpack(chains[index], chains[:index], content.path(layer.digest), layer, diff_id)
+        made = snap.unpack(chains[index], chains[:index], content.path(layer.digest), layer, diff_id)
+        snapshot_event(made, chains[index], layer, diff_id)
+        return made
     except LayerError:
         content.check_file(layer.digest)  # raises BrokenImage when the blob is not its digest
         raise
@@ -269,7 +277,18 @@ def ensure_image(images: ImageStore, snap: Snapshotter, record: ImageRecord) -> 
     for index, (layer, diff_id, chain) in enumerate(layers):
         if not snap.exists(chain):
             unpack_layer(images, snap, chains, index, layer, diff_id)
+        else:
+            snapshot_event(False, chain, layer, diff_id)
     return chains
+
+
+def snapshot_event(made: bool, chain: str, layer: Descriptor, diff_id: str) -> None:
+    """--explain: a layer's snapshot, named by its ChainID (the DiffIDs below and its own)."""
+    if trace.active():
+        how = "unpacked into a new snapshot" if made else "its snapshot exists: reused"
+        trace.event("snapshot", "unpacked" if made else "reused",
+                    f"layer {layer.short_id}: DiffID {diff_id[:19]}..., ChainID {chain[:19]}...: {how}",
+                    layer=layer.digest, diff_id=diff_id, chain_id=chain)
 
 
 def chains_in_use(images: ImageStore, records: list[ImageRecord]) -> set[str]:

@@ -12,7 +12,7 @@ from typing import Any, Literal, NamedTuple
 
 from .errors import UsageError
 
-Kind = Literal["bool", "str", "list", "int"]
+Kind = Literal["bool", "str", "list", "int", "opt"]  # opt: a value only after "=" (--explain=json)
 
 
 class Flag(NamedTuple):
@@ -25,6 +25,8 @@ class Flag(NamedTuple):
 
 FLAGS: tuple[Flag, ...] = (
     Flag(("--rm",), "rm", "bool", help="Remove the container when it exits."),
+    Flag(("--explain",), "explain", "opt", "[=json]",
+         "Narrate each step on stderr as it happens (=json: JSON lines), with Docker's part in it."),
     Flag(("-d", "--detach"), "detach", "bool", help="Run in the background; print the container ID."),
     Flag(("--log-driver",), "log_driver", "str", "json-file|none",
          "Log the container's output (json-file, default) or not (none: its output is passed as it is)."),
@@ -123,6 +125,7 @@ class RunArgs(NamedTuple):
     platform: str | None = None
     registry_mirror: tuple[str, ...] = ()
     insecure_registry: tuple[str, ...] = ()
+    explain: str | None = None       # "text" or "json"
     help: bool = False
 
 
@@ -138,6 +141,10 @@ def _set(values: dict[str, Any], flag: Flag, name: str, value: str | None) -> No
         values[flag.dest] = value is None or value in _TRUE
     elif flag.kind == "list":
         values.setdefault(flag.dest, []).append(value)
+    elif flag.kind == "opt":
+        if value not in (None, "text", "json"):
+            raise _usage(f"Invalid value for '{name}': '{value}' (expected {name} or {name}=json)")
+        values[flag.dest] = value or "text"
     elif flag.kind == "int":
         try:
             values[flag.dest] = int(value or "")
@@ -170,7 +177,7 @@ def parse(argv: list[str]) -> RunArgs:
             flag = _BY_NAME.get(name)
             if flag is None:
                 raise _usage(f"No such option: {name}")
-            if flag.kind == "bool":
+            if flag.kind in ("bool", "opt"):
                 _set(values, flag, name, value if eq else None)
             else:
                 _set(values, flag, name, value if eq else next_value(name))

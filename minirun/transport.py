@@ -9,10 +9,11 @@ import random
 import re
 import ssl
 import time
+from collections.abc import Callable
 
 import httpx
 
-from . import credentials
+from . import credentials, trace
 from .auth import RegistryAuth
 from .endpoints import Endpoint, RegistryOptions, endpoints_for
 from .errors import AuthenticationFailed, BadResponse, ConnectionFailed, NotFound, RateLimited, RegistryError
@@ -50,6 +51,35 @@ def _error_detail(response: httpx.Response) -> str:
         return f"{response.status_code} {response.reason_phrase}"
 
 
+def _trace_endpoints(ref: Reference, endpoints: list[Endpoint]) -> None:
+    for i, ep in enumerate(endpoints):
+        why = ("a registry mirror for Docker Hub (--registry-mirror / MINIRUN_REGISTRY_MIRROR): tried first"
+               if ep.mirror else f"the origin: {ref.domain} is served at {ep.host}" + (
+                   " (Docker Hub's API host)" if ref.domain == "docker.io" else ""))
+        trace.event("registry", "endpoint", f"endpoint {i + 1}: {ep.base} - {why}"
+                    + ("" if ep.verify else " (TLS not verified: an insecure registry)"),
+                    url=ep.base, mirror=ep.mirror, verify=ep.verify)
+
+
+def _trace_hooks() -> dict[str, list[Callable[..., object]]]:
+    """httpx hooks that report each request and its answer (never a header's value: the
+    Authorization header holds a token or a password)."""
+    def on_request(request: httpx.Request) -> None:
+        request.extensions["minirun_t0"] = time.monotonic()
+
+    def on_response(response: httpx.Response) -> None:
+        request = response.request
+        ms = (time.monotonic() - request.extensions.get("minirun_t0", time.monotonic())) * 1000
+        size = response.headers.get("content-length")
+        authorized = "Authorization" in request.headers
+        trace.event("http", "response", f"{request.method} {request.url} -> {response.status_code} "
+                    f"{response.reason_phrase} ({size or '?'} bytes, {ms:.0f} ms"
+                    f"{', with credentials' if authorized else ''})",
+                    method=request.method, url=str(request.url), status=response.status_code,
+                    bytes=int(size) if size and size.isdigit() else None, ms=round(ms, 1), authorized=authorized)
+    return {"request": [on_request], "response": [on_response]}
+
+
 class Transport:
     """HTTP to one repository: a client per endpoint (TLS, credentials, the token dance),
     bounded retries with backoff on connection errors, 5xx and 429 (Retry-After), status
@@ -60,6 +90,8 @@ class Transport:
         self.ref = ref
         self.options = options
         self.endpoints = endpoints_for(ref, options)
+        if trace.active():
+            _trace_endpoints(ref, self.endpoints)
         self._active = 0
         self._creds = creds
         self._clients: dict[Endpoint, httpx.Client] = {}
@@ -77,7 +109,7 @@ class Transport:
             client = httpx.Client(
                 verify=verify, auth=auth, follow_redirects=True, trust_env=False,
                 timeout=httpx.Timeout(self.options.timeout, connect=10.0),
-                headers={"User-Agent": "minirun/0.1"})
+                headers={"User-Agent": "minirun/0.1"}, event_hooks=_trace_hooks() if trace.active() else None)
             self._clients[ep] = client
         return client
 

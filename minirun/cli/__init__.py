@@ -90,6 +90,9 @@ def _run(driver: str | None, words: list[str]) -> int:
 def _app(argv: list[str]) -> int:
     from .app import run_app
     _hear_notices()
+    if "pull" in argv[:3]:
+        # A bare --explain would take the image name as its value (click's optional values).
+        argv = ["--explain=text" if a == "--explain" else a for a in argv]
     return run_app(argv)
 
 
@@ -113,18 +116,16 @@ def _guarded(call: Callable[[], int], failed: int | None) -> int:
     try:
         return call()
     except ContainerStartError as e:
-        err(str(e))
-        return e.code
+        return _failed(str(e), e.code)
     except RateLimited as e:
-        err(str(e))
+        code = _failed(str(e), failed or EXIT_RATE_LIMITED)
         if e.remaining is not None:
             err(f"ratelimit-remaining: {e.remaining}")
-        return failed or EXIT_RATE_LIMITED
+        return code
     except MiniRunError as e:
         if debug:
             _print_traceback()
-        err(str(e))
-        return EXIT_INTERRUPTED if isinstance(e, Interrupted) else failed or _exit_code(e)
+        return _failed(str(e), EXIT_INTERRUPTED if isinstance(e, Interrupted) else failed or _exit_code(e))
     except KeyboardInterrupt:
         err("interrupted")
         return EXIT_INTERRUPTED
@@ -143,6 +144,16 @@ def _guarded(call: Callable[[], int], failed: int | None) -> int:
             _print_traceback()
         err(f"internal error: {type(e).__name__}: {e} (set MINIRUN_DEBUG=1 for details)")
         return failed or EXIT_FAILURE
+
+
+def _failed(message: str, code: int) -> int:
+    """The one line on stderr (after the trace's account of where, under --explain)."""
+    from .. import trace
+    if trace.active():
+        from .explain import explain_error
+        explain_error(message, code)
+    err(message)
+    return code
 
 
 def _print_traceback() -> None:

@@ -14,7 +14,22 @@ from .options import FormatOpt, InsecureOpt, MirrorOpt, PlatformOpt, context_of
 from .output import err, human_size, line, print_rows, since
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..pull import PullEvent
     from ..reference import Reference
+
+
+class _Traced:
+    """--explain: each pull event in the trace as well as on stdout."""
+
+    def __init__(self, render: Callable[[PullEvent], None]) -> None:
+        self.render = render
+
+    def __call__(self, event: PullEvent) -> None:
+        from .explain import pull_event
+        pull_event(event, progress=False)
+        self.render(event)
 
 
 def pull_cmd(
@@ -25,18 +40,28 @@ def pull_cmd(
     platform: PlatformOpt = None,
     registry_mirror: MirrorOpt = [],  # noqa: B006 - typer reads the default, never mutates it
     insecure_registry: InsecureOpt = [],  # noqa: B006
+    explain: Annotated[str | None, typer.Option(
+        "--explain", is_flag=False, flag_value="text", metavar="[=json]",
+        help="Narrate each step on stderr (=json: JSON lines), with Docker's part in it.")] = None,
 ) -> None:
     """Download an image from a registry."""
     from .. import reference
     from .progress import renderer
     if progress not in ("auto", "plain", "tty", "json"):
         raise UsageError(f'invalid --progress "{progress}": expected auto, plain, tty or json')
-    if reference.parse(image).tag_defaulted and not quiet and progress != "json":
+    if explain not in (None, "text", "json"):
+        raise UsageError(f"invalid --explain={explain}: expected --explain or --explain=json")
+    ref = reference.parse(image)
+    if explain is not None:
+        from .explain import start
+        start(explain)
+        ops.explain_reference(image, ref)
+    if ref.tag_defaulted and not quiet and progress != "json":
         line("Using default tag: latest")
     ctx = context_of(tctx).with_registry(tuple(registry_mirror), tuple(insecure_registry))
     render = renderer("quiet" if quiet else progress, sys.stdout)
     try:
-        ref, _ = ops.pull_image(ctx, image, platform, render)
+        ref, _ = ops.pull_image(ctx, image, platform, render if explain is None else _Traced(render))
     except Interrupted:
         raise Interrupted("pull interrupted: what was downloaded is kept, a pull again resumes it") from None
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any, TextIO
 
 from ..pull import PullEvent
@@ -34,19 +35,22 @@ class PlainRenderer:
 
 
 class JsonRenderer:
-    """One JSON object per line, shaped like Docker's jsonmessage stream."""
+    """One JSON object per line in the schema of ``--explain=json`` (``t``, ``n``, ``stage``,
+    ``event``, ``msg``), with Docker's JSON message fields (status, id, progressDetail)."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self._lock = threading.Lock()
+        self._t0 = time.monotonic()
+        self._n = 0
 
     def __call__(self, event: PullEvent) -> None:
-        doc: dict[str, Any] = {"status": event.status}
-        if event.id:
-            doc["id"] = event.id
-        if event.current is not None:
-            doc["progressDetail"] = {"current": event.current, "total": event.total}
+        from .. import trace
+        from .explain import pull_fields
+        stage, fields = pull_fields(event)
         with self._lock:
+            self._n += 1
+            doc = trace.record(time.monotonic() - self._t0, self._n, stage, "status", fields)
             write(self.out, json.dumps(doc) + "\n")
 
     def close(self) -> None:

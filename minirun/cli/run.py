@@ -29,11 +29,17 @@ class _PullLines:
     """The pull's lines on stderr, its renderer made only if there is a pull (loading it
     loads the HTTP client, which a run of a cached image does without)."""
 
-    def __init__(self) -> None:
+    def __init__(self, explain: str | None = None) -> None:
         self.render: Renderer | None = None
+        self.explain = explain
 
     def __call__(self, event: PullEvent) -> None:
-        """Best effort: a stderr that cannot take the lines does not stop the run."""
+        """Best effort: a stderr that cannot take the lines does not stop the run. Under
+        --explain they are events of the trace."""
+        if self.explain is not None:
+            from .explain import pull_event
+            pull_event(event, progress=self.explain == "json")
+            return
         if self.render is None:
             from .progress import renderer
             self.render = renderer("auto", sys.stderr)
@@ -46,6 +52,10 @@ class _PullLines:
 
 
 def _announce(text: str) -> None:
+    from .. import trace
+    if trace.active():
+        trace.event("reference", "missing", text)
+        return
     with contextlib.suppress(OSError):
         sys.stderr.write(text + "\n")
         sys.stderr.flush()
@@ -57,19 +67,22 @@ def run(words: list[str], ctx: Context) -> int:
     if args.help:
         sys.stdout.write(runargs.help_text())
         return 0
+    if args.explain is not None:
+        from .explain import start
+        start(args.explain)
     ctx = ctx.with_registry(tuple(args.registry_mirror), tuple(args.insecure_registry))
     # First: it loads the netlink code in parallel (not for -d: the monitor is not its parent).
     helper = None if args.detach else helper_for(network_mode(args))
     try:
         flags = check(args, ctx.root)  # every flag, before anything is pulled
-        lines = _PullLines()
+        lines = _PullLines(args.explain)
         try:
             record = image_for(ctx, args, _announce, lines)
         finally:
             lines.close()  # the pull's display ends before the program speaks
 
         def repair(broken: BrokenImage) -> ImageRecord:
-            again = _PullLines()
+            again = _PullLines(args.explain)
             try:
                 return pull_again(ctx, args, _announce, again, broken)
             finally:

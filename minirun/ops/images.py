@@ -26,6 +26,15 @@ def pull_image(ctx: Context, image: str, platform: str | None, emit: Emit) -> tu
                      ctx.snapshots)
 
 
+def explain_reference(text: str, ref: Reference) -> None:
+    """--explain: the reference as typed and as normalised, and why."""
+    from .. import reference, trace
+    if trace.active():
+        reasons = reference.normalisation(text, ref)
+        trace.event("reference", "normalised", f"{text} -> {ref}" + (f" ({'; '.join(reasons)})" if reasons else ""),
+                    typed=text, reference=str(ref), reasons=reasons)
+
+
 class Removed(NamedTuple):
     untagged: list[str]      # references
     deleted: list[str]       # digests of the blobs deleted

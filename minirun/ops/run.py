@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .. import trace
 from ..errors import EXIT_RUN_FAILED, BrokenImage, ContainerStartError, ImageNotKnown, StoreError, UsageError
 from .context import Context, wanted_platform
 
@@ -103,14 +104,21 @@ def image_for(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: E
     """The image to run, pulled as --pull says (missing, always, never); an image ID (or a
     prefix of one) that no name matches runs that image, never pulled."""
     from .. import reference
-    from .images import by_id, by_name
+    from .images import by_id, by_name, explain_reference
     records = ctx.images.records()
     named = by_name(records, a.image)
     if not named and (ids := by_id(records, a.image)):
+        trace.event("reference", "local", f"{a.image} is the ID of an image in the store: {ids[0].config}",
+                    image_id=ids[0].config)
         return ids[0]
     ref = reference.parse(a.image)
+    explain_reference(a.image, ref)
     record = named[0] if named else None
     here = record is not None and record.is_for(wanted_platform(a.platform))
+    if here:
+        assert record is not None
+        trace.event("reference", "local", f"in the local store ({ctx.images.index_path}): image ID "
+                    f"{record.config}", image_id=record.config, pulled=record.pulled)
     if a.pull == "always" or (a.pull == "missing" and not here):
         if not here:
             announce(f"Unable to find image '{ref.familiar()}' locally")
@@ -189,6 +197,8 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
         except BaseException:
             unwire(cid, wired)
             raise
+    trace.event("container", "create", f"container {cid} created in {directory}"
+                + (f", named {a.name}" if a.name else "") + f"; hostname {hostname}", id=cid, directory=str(directory))
     container.save_run_args(directory, a._asdict())  # for start
     if flags.seccomp:
         container.save_filter(directory, flags.seccomp)  # for exec
@@ -303,8 +313,12 @@ def _record_end(remove: bool, directory: Path, state: ContainerState, code: int 
     try:
         if remove:
             release(directory, state)  # one that fails part way stays listed, as dead
+            trace.event("cleanup", "removed", f"--rm: container {state.id[:12]} removed ({directory}); its "
+                        "root filesystem mount ended with its mount namespace", id=state.id)
         else:
             container.save(directory, state.ended(EXIT_RUN_FAILED if code is None else code, os.getpid()))
+            trace.event("cleanup", "kept", f"container {state.id[:12]} kept as exited ({code}): "
+                        f"minirun rm {state.id[:12]} removes it", id=state.id)
     except StoreError as e:
         if directory.exists():  # else rm -f removed it meanwhile: nothing left to record
             warn(str(e))

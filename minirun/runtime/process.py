@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
+from .. import trace
 from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, ContainerStartError, MiniRunError, UsageError
 from . import _libc, mounts
 from .caps import mask
@@ -279,7 +280,11 @@ def _child(s: Setup, syncr: int) -> None:
         if os.read(syncr, 1) != b"g":
             os._exit(EXIT_RUN_FAILED)
         os.close(syncr)
-        setup_and_exec(Kernel(), s, step)
+        k = Kernel()
+        if trace.active():
+            from .kernel_trace import TracingKernel
+            k = TracingKernel(step, trace.descriptor())
+        setup_and_exec(k, s, step)
     except UsageError as e:
         _report(s.errw, EXIT_RUN_FAILED, str(e))
     except OSError as e:
@@ -313,17 +318,30 @@ def start(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: str, etc_fil
     try:
         if cgroup is not None:
             _create(cgroup)
-        report, status = _fork_and_follow(spec, rootfs_mounts, rootfs, etc_files, network, cgroup,
-                                          on_started, forwarder, output)
+            trace.event("container", "cgroup", f"cgroup made: {', '.join(map(str, cgroup.dirs.values()))}",
+                        dirs=[str(d) for d in cgroup.dirs.values()])
+        report, code = _fork_and_follow(spec, rootfs_mounts, rootfs, etc_files, network, cgroup,
+                                        on_started, forwarder, output)
     finally:
         forwarder.restore()
         if cgroup is not None:
             cgroup.remove()
+            trace.event("cleanup", "cgroup", "the container's cgroup removed")
     if report:
-        code, _, message = report.decode(errors="replace").partition("\n")
-        raise ContainerStartError(message, int(code))
+        failed, _, message = report.decode(errors="replace").partition("\n")
+        raise ContainerStartError(message, int(failed))
+    return code
+
+
+def exit_code(status: int) -> int:
+    """Docker's exit code for a wait status: the program's, or 128+N for a signal N."""
     if os.WIFSIGNALED(status):
+        trace.event("exit", "signal", f"waitpid: PID 1 was killed by signal {os.WTERMSIG(status)}: exit code 128 + "
+                    f"{os.WTERMSIG(status)} = {128 + os.WTERMSIG(status)}", signal=os.WTERMSIG(status),
+                    code=128 + os.WTERMSIG(status))
         return 128 + os.WTERMSIG(status)
+    trace.event("exit", "exited", f"waitpid: PID 1 exited with status {os.WEXITSTATUS(status)}: the exit code",
+                code=os.WEXITSTATUS(status))
     return os.WEXITSTATUS(status)
 
 
@@ -331,12 +349,13 @@ def _fork_and_follow(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: s
                      network: Network, cgroup: Cgroup | None, on_started: Callable[[int], None] | None,
                      forwarder: Forwarder, output: Output) -> tuple[bytes, int]:
     """Fork the container's process, let it go once it is in its cgroup, relay its stdio until
-    it ends: what its setup reported (empty: it exec'ed) and its wait status."""
+    it ends: what its setup reported (empty: it exec'ed) and its exit code."""
     errr, errw = os.pipe2(os.O_CLOEXEC)
     syncr, syncw = os.pipe2(os.O_CLOEXEC)
     console, pipes = _stdio_channels(spec, output.log is not None)
     ready_r, ready_w, done_r, done_w = (*os.pipe2(os.O_CLOEXEC), *os.pipe2(os.O_CLOEXEC)) \
         if network.attach is not None else (-1, -1, -1, -1)
+    trace.event("container", "fork", "fork the container's process as PID 1 of a new pid namespace")
     pid = _fork_pid1()
     if pid == 0:
         # Signals for the container (a Ctrl-C reaches the whole process group) wait, blocked,
@@ -377,7 +396,10 @@ def _fork_and_follow(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: s
         on_started(pid)
     report = _follow(spec, errr, console, pipes, output)
     _, status = os.waitpid(pid, 0)
-    return report, status
+    if report:
+        trace.event("exit", "failed", f"the setup failed before exec: {report.decode(errors='replace')!r}")
+        return report, EXIT_RUN_FAILED
+    return report, exit_code(status)
 
 
 def _log_terminal(master: int, log: "relay.Sink") -> None:
@@ -475,6 +497,7 @@ def _follow(spec: RunSpec, errr: int, console: "tuple[socket.socket, socket.sock
         for end in ([] if master is None else [master]) + ([] if pipes is None else list(pipes.ours.values())):
             os.close(end)
         return report
+    trace.event("exec", "running", "the program runs; its output is relayed (and logged) until it ends")
     sink = output.sink()
     if output.on_exec is not None:
         output.on_exec()

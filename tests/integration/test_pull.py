@@ -110,7 +110,10 @@ def test_quiet_and_json_progress(env: Env, minirun: Minirun) -> None:
     minirun("rmi", ref)
     r = minirun("pull", "--progress", "json", ref)
     events = [json.loads(line) for line in r.stdout.splitlines()[:-1]]
-    assert {"status": "Pulling fs layer", "id": env.images["busybox-app"].layer_digests[0][7:19]} in events
+    layer = env.images["busybox-app"].layer_digests[0][7:19]
+    assert {"status": "Pulling fs layer", "id": layer, "stage": "layer", "event": "status",
+            "msg": f"{layer}: Pulling fs layer"} in [{k: v for k, v in e.items() if k not in ("t", "n")} for e in events]
+    assert [e["n"] for e in events] == list(range(1, len(events) + 1))  # the --explain=json schema
     downloading = [e for e in events if e["status"] == "Downloading"]
     assert downloading and all(e["progressDetail"]["total"] > 0 for e in downloading)
 
