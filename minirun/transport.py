@@ -75,7 +75,7 @@ def _trace_hooks() -> dict[str, list[Callable[..., object]]]:
         trace.event("http", "response", f"{request.method} {request.url} -> {response.status_code} "
                     f"{response.reason_phrase} ({size or '?'} bytes, {ms:.0f} ms"
                     f"{', with credentials' if authorized else ''})",
-                    method=request.method, url=str(request.url), status=response.status_code,
+                    method=request.method, url=str(request.url), status_code=response.status_code,
                     bytes=int(size) if size and size.isdigit() else None, ms=round(ms, 1), authorized=authorized)
     return {"request": [on_request], "response": [on_response]}
 

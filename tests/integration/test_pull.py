@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import Env, Minirun, verify_store
+from tests.support.explain_doc import with_local_names
 from tests.support.faultproxy import Fault, FaultProxy
 from tests.support.images import sha256
 from tests.support.pki import HUB_HOSTNAME, TEST_HOSTNAME
@@ -225,17 +226,9 @@ def test_disk_full_is_a_clear_error_and_loses_nothing(env: Env, minirun: Minirun
 
 
 def _with_test_hostname(minirun: Minirun, tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run minirun where registry.minirun.test and registry-1.docker.io resolve to 127.0.0.1.
-
-    The names are added to a private copy of /etc/hosts, bind-mounted in a private mount
-    namespace; if the bind mount fails, minirun is not started (no traffic leaves the machine).
-    """
-    hosts = tmp_path / "hosts"
-    hosts.write_text(Path("/etc/hosts").read_text() + f"\n127.0.0.1 {TEST_HOSTNAME} {HUB_HOSTNAME}\n")
-    script = f'mount --bind "{hosts}" /etc/hosts && exec "$@"'
-    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
-                           *minirun.argv(*args)], env=minirun.env(**env), capture_output=True, text=True,
-                          timeout=120)
+    """Run minirun where registry.minirun.test and registry-1.docker.io resolve to 127.0.0.1."""
+    argv = with_local_names(minirun.argv(*args), tmp_path / "hosts", TEST_HOSTNAME, HUB_HOSTNAME)
+    return subprocess.run(argv, env=minirun.env(**env), capture_output=True, text=True, timeout=120)
 
 
 def test_tls_is_verified_against_ssl_cert_file(env: Env, minirun: Minirun, tmp_path: Path) -> None:

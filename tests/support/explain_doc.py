@@ -13,8 +13,6 @@ from pathlib import Path
 
 from minirun.trace import STAGES
 
-HUB_HOSTS = "127.0.0.1 registry-1.docker.io"
-
 # What each stage is about, for a reader who knows neither Docker's insides nor minirun's.
 PROSE = {
     "reference": "What you typed is a short form. Docker's rules (the `distribution/reference` "
@@ -96,10 +94,10 @@ def collapse(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [p for i, p in enumerate(pairs) if i == 0 or pairs[i - 1] != p]
 
 
-def with_hub_hostname(argv: list[str], hosts: Path) -> list[str]:
-    """``argv`` run where registry-1.docker.io is 127.0.0.1: a private copy of /etc/hosts
-    bind-mounted in a private mount namespace. If the bind mount fails, ``argv`` is not run
-    (no request leaves the machine)."""
-    hosts.write_text(Path("/etc/hosts").read_text() + f"\n{HUB_HOSTS}\n")
+def with_local_names(argv: list[str], hosts: Path, *names: str) -> list[str]:
+    """``argv`` run where ``names`` (e.g. registry-1.docker.io) resolve to 127.0.0.1: a private
+    copy of /etc/hosts bind-mounted in a private mount namespace. If the bind mount fails,
+    ``argv`` is not run (no request leaves the machine)."""
+    hosts.write_text(Path("/etc/hosts").read_text() + f"\n127.0.0.1 {' '.join(names)}\n")
     script = f'mount --bind "{hosts}" /etc/hosts && exec "$@"'
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *argv]
