@@ -28,6 +28,7 @@ STAGES: dict[str, str] = {
     "registry": "dockerd picks the endpoint: a configured registry-mirror first, then the origin",
     "http": "dockerd's registry client (containerd's remotes in Docker 25+) speaks the Registry HTTP API",
     "auth": "dockerd answers the registry's 401 challenge with a token from the auth server",
+    "pull": "dockerd streams the pull's progress to the CLI as JSON messages",
     "index": "dockerd/containerd pick the manifest for this platform from the image index",
     "manifest": "the platform's image manifest: a config and layers, each named by its digest",
     "config": "the image config: environment, command, and the DiffIDs of the layers",
@@ -40,7 +41,6 @@ STAGES: dict[str, str] = {
     "exec": "runc init execs the program: from here it is the container's PID 1",
     "exit": "the shim reaps PID 1; containerd tells dockerd; the CLI exits with the code",
     "cleanup": "dockerd removes the container (--rm): its mounts, cgroup and directory",
-    "pull": "dockerd streams the pull's progress to the CLI as JSON messages",
     "error": "where Docker would stop with the same error",
 }
 

@@ -72,7 +72,9 @@ def _trace_hooks() -> dict[str, list[Callable[..., object]]]:
         ms = (time.monotonic() - request.extensions.get("minirun_t0", time.monotonic())) * 1000
         size = response.headers.get("content-length")
         authorized = "Authorization" in request.headers
-        trace.event("http", "response", f"{request.method} {request.url} -> {response.status_code} "
+        # The token server's answers belong to the auth flow; the registry's are under /v2/.
+        stage = "http" if request.url.path.startswith("/v2/") else "auth"
+        trace.event(stage, "response", f"{request.method} {request.url} -> {response.status_code} "
                     f"{response.reason_phrase} ({size or '?'} bytes, {ms:.0f} ms"
                     f"{', with credentials' if authorized else ''})",
                     method=request.method, url=str(request.url), status_code=response.status_code,

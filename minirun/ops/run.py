@@ -198,7 +198,8 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
             unwire(cid, wired)
             raise
     trace.event("container", "create", f"container {cid} created in {directory}"
-                + (f", named {a.name}" if a.name else "") + f"; hostname {hostname}", id=cid, directory=str(directory))
+                + (f", named {a.name}" if a.name else "") + f"; hostname {hostname}", container=cid,
+                directory=str(directory))
     container.save_run_args(directory, a._asdict())  # for start
     if flags.seccomp:
         container.save_filter(directory, flags.seccomp)  # for exec
@@ -314,11 +315,11 @@ def _record_end(remove: bool, directory: Path, state: ContainerState, code: int 
         if remove:
             release(directory, state)  # one that fails part way stays listed, as dead
             trace.event("cleanup", "removed", f"--rm: container {state.id[:12]} removed ({directory}); its "
-                        "root filesystem mount ended with its mount namespace", id=state.id)
+                        "root filesystem mount ended with its mount namespace", container=state.id)
         else:
             container.save(directory, state.ended(EXIT_RUN_FAILED if code is None else code, os.getpid()))
             trace.event("cleanup", "kept", f"container {state.id[:12]} kept as exited ({code}): "
-                        f"minirun rm {state.id[:12]} removes it", id=state.id)
+                        f"minirun rm {state.id[:12]} removes it", container=state.id)
     except StoreError as e:
         if directory.exists():  # else rm -f removed it meanwhile: nothing left to record
             warn(str(e))

@@ -56,7 +56,8 @@ def test_the_test_image_builds_and_runs_minirun_inside(mr: Minirun, tmp_path: Pa
     r = _podman("import", "-q", str(debian.rootfs_tarball()), BASE)
     assert r.returncode == 0, r.stderr
     try:
-        r = _podman("build", "-q", "--no-cache", *_build_flags(), "-f", "Dockerfile.test", "-t", IMAGE, str(REPO), timeout=1200)
+        r = _podman("build", "-q", "--no-cache", *_build_flags(), "-f", "Dockerfile.test", "-t", IMAGE, str(REPO),
+                    timeout=1200)
         assert r.returncode == 0, r.stderr[-3000:]
         cmd = _podman("image", "inspect", "-f", "{{json .Config.Cmd}}", IMAGE).stdout.strip()
         assert cmd == '["scripts/test"]'  # the suite is what the image runs by default

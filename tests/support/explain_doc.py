@@ -61,10 +61,10 @@ def render(events: list[dict[str, object]], argv: str) -> str:
     out = [
         "# `minirun run hello-world`, step by step",
         "",
-        f"This is the trace of a real, cold `{argv}` (`--explain`), as "
+        f"This is the trace of a real, cold `{argv}`, as "
         "`scripts/explain-doc` recorded it against a registry that plays Docker Hub (TLS, token "
         "auth, `registry-1.docker.io`, an index with two platforms and an attestation) on this "
-        "project's test machine (cgroup v1). Do not edit it by hand: run `sudo scripts/explain-doc`. "
+        "project's test machine (cgroup v1). Do not edit it by hand: run `sudo .venv/bin/python scripts/explain-doc`. "
         "The test suite checks that its steps are still the ones minirun takes.",
         "",
         "Each step: its number, the time since the command started, `stage/event`, and what "
