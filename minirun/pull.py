@@ -234,7 +234,9 @@ def _fetch_layers(repo: Repository, content: ContentStore, layers: tuple[Descrip
             elif not verifying[0]:
                 emit(PullEvent("Downloading", layer.short_id, current, layer.size))
 
-        _fetch(repo, content, layer, progress)
+        if _fetch(repo, content, layer, progress):
+            trace.event("layer", "verified", f"layer {layer.digest} ({layer.size} bytes, {layer.media_type}): "
+                        "its sha256 matches; kept in the content store", digest=layer.digest, size=layer.size)
         emit(PullEvent("Download complete", layer.short_id))
 
     with ThreadPoolExecutor(max_workers=PARALLEL_LAYERS, thread_name_prefix="layer") as pool:

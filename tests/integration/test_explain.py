@@ -71,6 +71,7 @@ def test_a_cold_run_tells_each_step_with_its_digests(env: Env, minirun: Minirun,
     assert by[("manifest", "manifest")]["digest"] == image.platform_manifest
     assert by[("config", "config")]["digest"] == image.config_digest
     assert f"{image.layer_digests[0][7:19]}: Download complete" in [e["msg"] for e in events]
+    assert by[("layer", "verified")]["digest"] == image.layer_digests[0]
     diff_ids = by[("config", "config")]["diff_ids"]
     assert isinstance(diff_ids, list)
     assert by[("snapshot", "unpacked")]["chain_id"] == chain_ids(diff_ids)[-1]
