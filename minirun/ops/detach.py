@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .. import trace
 from ..errors import EXIT_RUN_FAILED, ContainerStartError, MiniRunError
 
 if TYPE_CHECKING:
@@ -60,9 +61,10 @@ def _monitor(work: Callable[[Callable[[str], None]], int], report: int) -> int:
     from .. import notices
     os.setsid()
     # None of the CLI's descriptors: not a lock it holds (start's, on the container), which
-    # would be held as long as the container runs.
-    os.closerange(3, report)
-    os.closerange(report + 1, 1 << 20)
+    # would be held as long as the container runs. --explain's goes on until the start is told.
+    keep = sorted({report, trace.descriptor()} - {-1})
+    for low, high in zip([2, *keep], [*keep, 1 << 20], strict=True):
+        os.closerange(low + 1, high)
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (1, 2):
         os.dup2(null, fd)
@@ -79,6 +81,9 @@ def _monitor(work: Callable[[Callable[[str], None]], int], report: int) -> int:
         nonlocal told
         if not told:
             told = True
+            if trace.active():  # the CLI returns now: its stderr hears no more
+                os.close(trace.descriptor())
+                trace.install(None)
             os.write(report, text.encode())
             os.close(report)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
+import time
 from pathlib import Path
 
 import jsonschema
@@ -104,6 +106,14 @@ def test_the_text_form_and_a_second_run(env: Env, minirun: Minirun, tmp_path: Pa
     again = _hub(mr, env, tmp_path, "run", "--rm", "--explain", "busybox-app", "echo", "app")
     assert (again.returncode, again.stdout) == (0, "app\n")
     assert "in the local store" in again.stderr and "-- http:" not in again.stderr  # no registry at all
+    detached = _hub(mr, env, tmp_path, "run", "-d", "--rm", "--explain", "busybox-app", "true")
+    assert detached.returncode == 0 and re.fullmatch(r"[0-9a-f]{64}\n", detached.stdout), detached
+    last = detached.stderr.splitlines()[-1]
+    assert last.endswith("the program runs; its output is relayed (and logged) until it ends"), detached.stderr
+    deadline = time.monotonic() + 20  # its monitor goes on without the trace: ends it and removes it
+    while mr("ps", "-a", "-q").stdout and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert mr("ps", "-a", "-q").stdout == ""
 
 
 def test_a_failure_says_where_and_keeps_its_one_line(env: Env, minirun: Minirun, tmp_path: Path) -> None:
