@@ -40,8 +40,8 @@ def pull_cmd(
     platform: PlatformOpt = None,
     registry_mirror: MirrorOpt = [],  # noqa: B006 - typer reads the default, never mutates it
     insecure_registry: InsecureOpt = [],  # noqa: B006
-    explain: Annotated[str | None, typer.Option(
-        "--explain", is_flag=False, flag_value="text", metavar="[=json]",
+    explain: Annotated[str | None, typer.Option(  # a bare --explain is made --explain=text in cli.main
+        "--explain", metavar="[=json]",
         help="Narrate each step on stderr (=json: JSON lines), with Docker's part in it.")] = None,
 ) -> None:
     """Download an image from a registry."""
