@@ -16,11 +16,13 @@ exec) reports into the same stream; the number is kept in memory shared with it.
 from __future__ import annotations
 
 import json
-import mmap
 import os
 import struct
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import mmap
 
 # Each stage, in the order of a run, with the part of Docker that does that step there.
 STAGES: dict[str, str] = {
@@ -59,6 +61,7 @@ _AFTER = ("exit", "cleanup", "error")  # what follows a failure: not where it ha
 def install(sink: Sink | None) -> None:
     """Start (or, with None, stop) tracing; the clock and the numbering start here."""
     global _sink, _t0, _shared
+    import mmap  # only here: a run without --explain does not load it
     _sink, _t0 = sink, time.monotonic()
     _shared = mmap.mmap(-1, 24) if sink is not None else None
 
