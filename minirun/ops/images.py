@@ -105,9 +105,9 @@ def remove_images(ctx: Context, names: list[str], force: bool) -> Removed:
 def prune(ctx: Context) -> Removed:
     """Blobs, snapshots and partial downloads that no image references; damaged image entries,
     blobs (a damaged index, manifest or config is found by reading it) and containers."""
-    from ..runtime import network
+    from ..runtime import network, seccomp_bpf
     store = ctx.images
     containers = remove_damaged_containers(ctx.root)
     network.remove_unused()  # the bridge and minirun's nftables table, when no container has a lease
-    return Removed(*store.remove([], lambda records: collect_snapshots(store, records), drop_damaged=True),
-                   containers)
+    untagged, deleted, freed = store.remove([], lambda records: collect_snapshots(store, records), drop_damaged=True)
+    return Removed(untagged, deleted, freed + seccomp_bpf.prune_cache(ctx.root), containers)

@@ -65,6 +65,21 @@ def program_for(store: Path, profile: str, capabilities: frozenset[int]) -> byte
     return code
 
 
+def prune_cache(store: Path) -> int:
+    """system prune: the compiled programs cached for later runs (one per profile, kernel and
+    capability set; a stale kernel's or profile's are never read again); the next run compiles
+    what it needs again. Returns the bytes freed. A container's own copy (for exec) stays."""
+    freed = 0
+    for entry in (store / "seccomp").glob("*"):
+        try:
+            size = entry.stat().st_size
+            entry.unlink()
+            freed += size
+        except OSError:
+            continue  # another prune, or a run replacing it: nothing to say
+    return freed
+
+
 def _keep(cached: Path, code: bytes) -> None:
     """Into the cache, whole or not at all (a failure only costs the next run a compile)."""
     import tempfile  # (3 ms to import: a miss only)

@@ -72,6 +72,11 @@ def test_a_custom_profile_and_no_new_privileges(mr: Minirun, tmp_path: Path) -> 
     assert (status["Seccomp"], status["NoNewPrivs"]) == ("2", "1")
     assert _status(mr, "--security-opt", "no-new-privileges=true", "-u", "nobody")["NoNewPrivs"] == "1"
     assert _status(mr, "-u", "nobody")["Seccomp"] == "2"  # a user without capabilities is filtered too
+    cache = mr.root / "seccomp"
+    assert len(list(cache.glob("*.bpf"))) >= 2  # the default profile's and this one's
+    r = mr("system", "prune")
+    assert r.returncode == 0 and list(cache.iterdir()) == [], r  # a cache: prune empties it
+    assert _status(mr)["Seccomp"] == "2" and len(list(cache.glob("*.bpf"))) == 1  # compiled again when needed
 
 
 def test_exec_gets_the_containers_filter_and_limits(mr: Minirun) -> None:
