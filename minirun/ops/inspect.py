@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import ContainerNotFound, ImageNotKnown, ManifestError, StoreError
-from ..runtime.spec import ULIMITS
+from ..errors import ContainerNotFound, ImageNotKnown, ManifestError, StoreError, UsageError
+from ..runtime.spec import ULIMITS, Bind, parse_volume
 from .context import Context
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
     record = ctx.images.get(state.reference) if state.reference else None
     running = state.status == "running"
     hostname = state.hostname
+    binds = _binds(ctx, state)
     return {
         "Id": state.id, "Created": state.created, "Path": state.command[0] if state.command else "",
         "Args": state.command[1:],
@@ -69,13 +70,25 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
                    "WorkingDir": state.workdir, "User": state.user, "StopSignal": state.stop_signal,
                    "StopTimeout": state.stop_timeout},
         "HostConfig": {"NetworkMode": state.network, "PortBindings": _ports(state),
+                       "Binds": [f"{b.source}:{b.target}" + (":ro" if b.readonly else "") for b in binds],
                        "SecurityOpt": (["seccomp=unconfined"] if not state.seccomp else [])
                        + (["no-new-privileges"] if state.no_new_privileges else []),
                        "Ulimits": [{"Name": _ULIMIT_NAMES.get(r, str(r)), "Soft": soft, "Hard": hard}
                                    for r, soft, hard in state.rlimits]},
         "NetworkSettings": {"IPAddress": state.address or "", "Ports": _ports(state)},
-        "Mounts": [],
+        "Mounts": [{"Type": "bind", "Source": b.source, "Destination": b.target, "Mode": "ro" if b.readonly else "",
+                    "RW": not b.readonly, "Propagation": "rprivate"} for b in binds],
     }
+
+
+def _binds(ctx: Context, state: ContainerState) -> list[Bind]:
+    """The container's -v binds, from the flags it was run with (none if they cannot be read)."""
+    from ..runtime.container import load_run_args
+    try:
+        volumes = load_run_args(ctx.root / "containers" / state.id).get("volume") or []
+        return [parse_volume(str(v)) for v in volumes] if isinstance(volumes, list) else []
+    except (StoreError, UsageError):
+        return []
 
 
 def image_doc(ctx: Context, record: ImageRecord, tags: list[ImageRecord]) -> Doc:

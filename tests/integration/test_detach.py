@@ -245,7 +245,7 @@ def test_exec_joins_the_running_container(mr: Minirun) -> None:
 
 def test_inspect_and_ps_filters(mr: Minirun) -> None:
     assert mr("pull", "-q", "busybox").returncode == 0
-    cid = _detach(mr, "--name", "probe1", "-e", "K=V", "busybox", "sleep", "60")
+    cid = _detach(mr, "--name", "probe1", "-e", "K=V", "-v", "/etc:/host-etc:ro", "busybox", "sleep", "60")
     assert mr("run", "--name", "done1", "busybox", "sh", "-c", "exit 4").returncode == 4
     r = mr("inspect", "probe1", "busybox")
     assert r.returncode == 0, r.stderr
@@ -254,6 +254,9 @@ def test_inspect_and_ps_filters(mr: Minirun) -> None:
         (cid, "/probe1", "running", True)
     assert container["State"]["Pid"] == _state(mr, cid)["pid"] and "K=V" in container["Config"]["Env"]
     assert container["Config"]["Cmd"] == ["sleep", "60"] and container["Image"] == image["Id"]
+    assert container["Mounts"] == [{"Type": "bind", "Source": "/etc", "Destination": "/host-etc", "Mode": "ro",
+                                    "RW": False, "Propagation": "rprivate"}]
+    assert container["HostConfig"]["Binds"] == ["/etc:/host-etc:ro"]
     assert image["RepoTags"] == ["busybox:latest"] and image["Id"].startswith("sha256:")
     assert image["RepoDigests"][0].startswith("busybox@sha256:") and image["RootFS"]["Layers"]
     assert mr("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "done1").stdout == "exited 4\n"
