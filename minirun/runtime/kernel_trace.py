@@ -124,9 +124,11 @@ class TracingKernel(Kernel):
     # -- mounts -------------------------------------------------------------------------
     def mount(self, source: str, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
         opts = names(flags, _MOUNT_FLAGS) + ([data] if data else [])
-        masked = self.step.name == "masking paths"
-        self._event("mounts", "mask" if masked else "mount",
-                    f"{'mask ' if masked else ''}mount {fstype or ''} {source} on {target} ({','.join(opts)})"
+        name, why = "mount", ""
+        if self.step.name == "masking paths":  # Docker's masked paths, then its read-only ones
+            hidden = fstype == "tmpfs" or source == "/dev/null"
+            name, why = ("mask", " (masked: hidden)") if hidden else ("readonly", " (read-only)")
+        self._event("mounts", name, f"mount {fstype or ''} {source} on {target} ({','.join(opts)}){why}"
                     .replace("  ", " "), source=source, target=target, fstype=fstype or "", options=opts)
         super().mount(source, target, fstype, flags, data)
 
