@@ -15,6 +15,7 @@ exec) reports into the same stream; the number is kept in memory shared with it.
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import struct
@@ -56,14 +57,16 @@ _t0 = 0.0
 # Shared with forked children: the last number, a bit per stage already shown, the last stage.
 _shared: mmap.mmap | None = None
 _AFTER = ("exit", "cleanup", "error")  # what follows a failure: not where it happened
+_lock = _thread.allocate_lock()
 
 
 def install(sink: Sink | None) -> None:
     """Start (or, with None, stop) tracing; the clock and the numbering start here."""
     global _sink, _t0, _shared
-    import mmap  # only here: a run without --explain does not load it
-    _sink, _t0 = sink, time.monotonic()
-    _shared = mmap.mmap(-1, 24) if sink is not None else None
+    _sink, _t0, _shared = sink, time.monotonic(), None
+    if sink is not None:
+        import mmap  # only here: a run without --explain does not load it
+        _shared = mmap.mmap(-1, 24)
 
 
 def active() -> bool:
@@ -87,13 +90,14 @@ def event(stage: str, name: str, msg: str, **fields: object) -> None:
     sink = _sink
     if sink is None:
         return
-    n = 1
-    if _shared is not None:
-        n = struct.unpack_from("Q", _shared)[0] + 1
-        struct.pack_into("Q", _shared, 0, n)
-        if stage in STAGES and stage not in _AFTER:
-            struct.pack_into("Q", _shared, 16, list(STAGES).index(stage) + 1)
-    sink(time.monotonic() - _t0, n, stage, name, {"msg": msg, **fields})
+    with _lock:  # the pull's download threads report too: one number each, written in order
+        n = 1
+        if _shared is not None:
+            n = struct.unpack_from("Q", _shared)[0] + 1
+            struct.pack_into("Q", _shared, 0, n)
+            if stage in STAGES and stage not in _AFTER:
+                struct.pack_into("Q", _shared, 16, list(STAGES).index(stage) + 1)
+        sink(time.monotonic() - _t0, n, stage, name, {"msg": msg, **fields})
 
 
 def first(stage: str) -> bool:

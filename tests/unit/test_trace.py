@@ -97,3 +97,19 @@ def test_the_walk_through_reads_back_its_steps() -> None:
     assert steps(doc) == [("reference", "normalised"), ("http", "response"), ("auth", "challenge"),
                           ("mounts", "mask")]
     assert doc.count("*In Docker:*") == 4 and collapse([("a", "b"), ("a", "b")]) == [("a", "b")]
+
+
+def test_threads_get_one_number_each_in_line_order(pipe: tuple[int, int]) -> None:
+    import threading
+    r, w = pipe
+    trace.install(trace.JsonSink(w))
+    threads = [threading.Thread(target=lambda: [trace.event("layer", "status", "x") for _ in range(100)])
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    data = b""
+    while data.count(b"\n") < 400:
+        data += os.read(r, 65536)
+    assert [json.loads(line)["n"] for line in data.decode().splitlines()] == list(range(1, 401))
