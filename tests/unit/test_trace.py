@@ -103,8 +103,11 @@ def test_threads_get_one_number_each_in_line_order(pipe: tuple[int, int]) -> Non
     import threading
     r, w = pipe
     trace.install(trace.JsonSink(w))
-    threads = [threading.Thread(target=lambda: [trace.event("layer", "status", "x") for _ in range(100)])
-               for _ in range(4)]
+    def report() -> None:
+        for _ in range(100):
+            trace.event("layer", "status", "x")
+
+    threads = [threading.Thread(target=report) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
