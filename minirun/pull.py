@@ -31,6 +31,11 @@ class PullEvent:
     current: int | None = None
     total: int | None = None
 
+    @property
+    def progress_only(self) -> bool:
+        """A byte count (shown as a bar or JSON), not a line of Docker's plain output."""
+        return self.status in ("Downloading", "Extracting")
+
 
 Emit = Callable[[PullEvent], None]
 Unpack = Callable[[int, Descriptor], None]   # (layer index, layer): make its snapshot

@@ -14,9 +14,6 @@ from .. import trace
 if TYPE_CHECKING:
     from ..pull import PullEvent
 
-_PROGRESS_ONLY = {"Downloading", "Extracting"}
-
-
 def start(mode: str, fd: int = 2) -> None:
     """Trace from now on to a copy of ``fd``: numbered lines (``text``) or JSON lines."""
     out = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
@@ -26,7 +23,7 @@ def start(mode: str, fd: int = 2) -> None:
 def pull_event(event: PullEvent, progress: bool) -> None:
     """A pull's status line as a trace event: stage ``layer`` for one layer's, ``pull`` for the
     whole pull's; byte counts (``progressDetail``) only where ``progress`` is wanted."""
-    if event.status in _PROGRESS_ONLY and not progress:
+    if event.progress_only and not progress:
         return
     stage, fields = pull_fields(event)
     msg = str(fields.pop("msg"))

@@ -14,9 +14,6 @@ from typing import Any, TextIO
 from ..pull import PullEvent
 from .output import write
 
-# Statuses that only carry byte counts: shown as bars or JSON, not as plain lines.
-_PROGRESS_ONLY = {"Downloading", "Extracting"}
-
 
 class PlainRenderer:
     def __init__(self, out: TextIO) -> None:
@@ -24,7 +21,7 @@ class PlainRenderer:
         self._lock = threading.Lock()
 
     def __call__(self, event: PullEvent) -> None:
-        if event.status in _PROGRESS_ONLY:
+        if event.progress_only:
             return
         line = f"{event.id}: {event.status}" if event.id else event.status
         with self._lock:
