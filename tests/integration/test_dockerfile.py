@@ -17,16 +17,22 @@ from tests.support import debian
 REPO = Path(__file__).resolve().parents[2]
 BASE, IMAGE = "localhost/minirun-test-base:bookworm", "localhost/minirun-test:ci"
 
+# The image's own store (/var/lib/minirun, a VOLUME: overlay works there), then one on the
+# container's overlayfs (/root/store), where minirun must fall back to its vfs driver.
 INSIDE = """
 set -u
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/unit > /tmp/unit.log 2>&1; echo "unit=$?"
 tail -1 /tmp/unit.log
-.venv/bin/minirun info --format '{{.Driver}}'; echo "info=$?"
-.venv/bin/minirun load -i /archives/busybox.tar
 mkdir /data && echo from-the-host > /data/note
-echo piped | .venv/bin/minirun run --rm -i -v /data:/data busybox sh -c 'cat; cat /data/note; exit 3'
-echo "run=$?"
-ls /var/lib/minirun/containers | wc -l
+for root in /var/lib/minirun /root/store; do
+    echo "== $root"
+    export MINIRUN_ROOT=$root
+    .venv/bin/minirun info --format '{{.Driver}}'; echo "info=$?"
+    .venv/bin/minirun load -i /archives/busybox.tar
+    echo piped | .venv/bin/minirun run --rm -i -v /data:/data busybox sh -c 'cat; cat /data/note; exit 3'
+    echo "run=$?"
+    ls $root/containers | wc -l
+done
 """
 
 
@@ -64,9 +70,11 @@ def test_the_test_image_builds_and_runs_minirun_inside(mr: Minirun, tmp_path: Pa
         out = r.stdout.splitlines()
         assert r.returncode == 0, (r.stdout, r.stderr)
         assert "unit=0" in out and re.fullmatch(r"\d+ passed in [\d.]+s", out[out.index("unit=0") + 1]), out
-        assert out[out.index("info=0") - 1].startswith("vfs (overlayfs does not work"), out  # on overlayfs
-        assert "Loaded image: busybox:latest" in out
-        assert out[out.index("run=3") - 2:out.index("run=3")] == ["piped", "from-the-host"], out
-        assert out[-1] == "0"  # --rm left no container
+        rounds = {part.split("\n", 1)[0]: part.split("\n")[1:-1] for part in r.stdout.split("== ")[1:]}
+        overlay, vfs = rounds["/var/lib/minirun"], rounds["/root/store"]
+        assert overlay[0].startswith("overlay (overlayfs works on /var/lib/minirun"), out
+        assert vfs[0].startswith("vfs (overlayfs does not work on /root/store"), out
+        for lines in (overlay, vfs):  # load, run with stdin, a bind mount and an exit code; --rm left nothing
+            assert lines[1:] == ["info=0", "Loaded image: busybox:latest", "piped", "from-the-host", "run=3", "0"], out
     finally:
         _podman("rmi", "-f", IMAGE, BASE)
