@@ -59,12 +59,11 @@ def in_monitor(work: Callable[[Callable[[str], None]], int]) -> str:
 def _monitor(work: Callable[[Callable[[str], None]], int], report: int) -> int:
     """The monitor: the container's exit status is its own; the CLI hears of the start."""
     from .. import notices
+    from ..runtime.kernel import close_all_but
     os.setsid()
     # None of the CLI's descriptors: not a lock it holds (start's, on the container), which
     # would be held as long as the container runs. --explain's goes on until the start is told.
-    keep = sorted({report, trace.descriptor()} - {-1})
-    for low, high in zip([2, *keep], [*keep, 1 << 20], strict=True):
-        os.closerange(low + 1, high)
+    close_all_but((report, trace.descriptor()))
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (1, 2):
         os.dup2(null, fd)

@@ -23,10 +23,8 @@ class Attacher:
             try:
                 signal.pthread_sigmask(signal.SIG_BLOCK, _QUIET)  # minirun's signals are not its own
                 _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
-                low, high = sorted((cmd_r, res_w))
-                os.closerange(0, low)
-                os.closerange(low + 1, high)
-                os.closerange(high + 1, 1 << 20)
+                from .kernel import close_all_but
+                close_all_but((cmd_r, res_w), low=0)
                 _serve(cmd_r, res_w)
             finally:
                 os._exit(0)

@@ -173,7 +173,7 @@ def _inside(spec: ExecSpec, errw: int, console: int) -> NoReturn:
             terminal.take_console(slave)
         elif not spec.interactive:
             k.stdin_from_null()
-        k.close_descriptors(keep=errw)
+        k.close_descriptors(errw)
         step.name = "exec"
         k.default_signals()
         env = dict(e.split("=", 1) for e in with_home(spec.env, user.home))

@@ -15,7 +15,7 @@ import os
 import resource
 import signal
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
 
 from . import _libc
@@ -32,6 +32,15 @@ def _named(call: str, path: str, fn: Callable[..., T], *args: object) -> T:
         return fn(*args)
     except OSError as e:
         raise OSError(e.errno, f"{call} {path}: {e.strerror}") from None
+
+
+def close_all_but(keep: Iterable[int], low: int = 3) -> None:
+    """Close every descriptor from ``low`` up but those in ``keep``."""
+    start = low
+    for fd in sorted({k for k in keep if k >= low}):
+        os.closerange(start, fd)
+        start = fd + 1
+    os.closerange(start, 1 << 20)
 
 
 class Kernel:
@@ -165,10 +174,9 @@ class Kernel:
         os.dup2(null, 0)
         os.close(null)
 
-    def close_descriptors(self, keep: int) -> None:
+    def close_descriptors(self, *keep: int) -> None:
         """Every inherited descriptor above 2 but ``keep`` (the error pipe closes on exec)."""
-        os.closerange(3, keep)
-        os.closerange(keep + 1, 65536)
+        close_all_but(keep)
 
     def default_signals(self) -> None:
         """Every signal at its default and none blocked: ignored signals survive exec, and

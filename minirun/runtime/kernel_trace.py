@@ -163,11 +163,8 @@ class TracingKernel(Kernel):
                         + (" (the working directory)" if workdir else ""), path=path)
         super().chdir(path)
 
-    def close_descriptors(self, keep: int) -> None:
-        low, high = sorted((keep, self.keep_fd))
-        os.closerange(3, low)
-        os.closerange(low + 1, high)
-        os.closerange(high + 1, 65536)
+    def close_descriptors(self, *keep: int) -> None:
+        super().close_descriptors(*keep, self.keep_fd)  # the trace's, close-on-exec, until exec
 
     def exec(self, path: str, argv: list[str], env: dict[str, str], search: bool) -> None:
         self._event("exec", "execve", f"execve {argv}", argv=argv, env=sorted(env))

@@ -256,7 +256,7 @@ def setup_and_exec(k: Kernel, s: Setup, step: mounts.Step) -> None:
         terminal.take_console(slave)
     elif not s.spec.interactive:
         k.stdin_from_null()
-    k.close_descriptors(keep=s.errw)
+    k.close_descriptors(s.errw)
     step.name = "exec"
     k.default_signals()
     env = dict(e.split("=", 1) for e in with_home(s.spec.env, user.home))
