@@ -208,5 +208,6 @@ def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user
     return exec_in(state.pid, Cgroup(state.id, Limits(), None),
                    ExecSpec(tuple(argv), merged, workdir or state.workdir,
                             user if user is not None else state.user, capabilities, interactive, tty, program,
-                            state.no_new_privileges, tuple((r, s, h) for r, s, h in state.rlimits)))
+                            state.no_new_privileges, tuple((r, s, h) for r, s, h in state.rlimits)),
+                   still_running=lambda: alive(state.pid, state.pid_start))
 

@@ -59,7 +59,11 @@ def in_monitor(work: Callable[[Callable[[str], None]], int]) -> str:
 def _monitor(work: Callable[[Callable[[str], None]], int], report: int) -> int:
     """The monitor: the container's exit status is its own; the CLI hears of the start."""
     from .. import notices
+    from ..runtime import _libc
     from ..runtime.kernel import close_all_but
+    # Its command line is the CLI's (``-e DB_PASSWORD=...``) until rewritten: /proc/PID/cmdline
+    # is readable by every local user, for as long as the container runs.
+    _libc.set_title("minirun-monitor")
     os.setsid()
     # None of the CLI's descriptors: not a lock it holds (start's, on the container), which
     # would be held as long as the container runs. --explain's goes on until the start is told.
@@ -86,8 +90,12 @@ def _monitor(work: Callable[[Callable[[str], None]], int], report: int) -> int:
             os.write(report, text.encode())
             os.close(report)
 
+    def started(cid: str) -> None:
+        _libc.set_title(f"minirun-monitor {cid[:12]}")
+        tell(f"ok {cid}")
+
     try:
-        return work(lambda cid: tell(f"ok {cid}"))
+        return work(started)
     except ContainerStartError as e:
         tell(f"error {e.code} {e}")
         return e.code

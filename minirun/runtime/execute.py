@@ -1,31 +1,49 @@
 """exec: a new process inside a running container, as ``docker exec``.
 
-The process that joins is minirun until it execs, so it first makes itself non-dumpable
-(no container process can ptrace it, read its memory, its environment or
-``/proc/PID/exe``: runc's CVE-2019-5736 came through exactly that door), then joins the
-container's cgroup (its device policy) and namespaces with ``setns`` (IPC, UTS, network,
-cgroup, PID, mount: the mount namespace last, its root the container's), and forks, as a
-PID namespace takes only children. The child gets the container's environment (and ``-e``),
-working directory, user rules and capabilities, never minirun's, and execs; its exit
-status comes back through the joining process.
+A container's processes may have prepared anything they can write for the next exec: a
+``chroot`` of PID 1 into a tree of their own (with a fake ``/proc`` and a FIFO for
+``/dev/null``), hostile ``/etc/passwd`` and ``/dev/pts/ptmx`` files, a ptrace waiting for
+a process to appear. So, as runc and crun do, the joining process never reads, opens or
+executes anything the container controls while it holds more privilege than the container:
+
+1. On the host: the kernel's last capability, the capabilities minirun holds, ``/dev/null``,
+   the stdio pipes and the namespace descriptors are taken first.
+2. The joining process blanks its command line and environment (the caller's, visible
+   through /proc to a container with CAP_SYS_PTRACE), makes itself non-dumpable, joins the
+   container's cgroup and namespaces with ``setns`` (the mount namespace last: its root is
+   the container's pivoted root, never PID 1's ``/proc/PID/root``, which PID 1 can chroot),
+   and forks, as a PID namespace takes only children.
+3. The child, in the container, before touching any path: its stdio, limits, bounding set,
+   no_new_privs and the seccomp filter, and its capabilities lowered to the container's
+   (with SETUID, SETGID and CHOWN kept only to become the user). Only then the image's
+   ``/etc/passwd`` and ``/etc/group`` (regular files, opened non-blocking), the terminal,
+   the user, the last capabilities, the working directory (as the user), exec.
+
+Its exit status comes back through the joining process.
 """
 
 import errno
 import os
 import signal
 import socket
+from collections.abc import Callable
 from typing import NamedTuple, NoReturn
 
 from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, ContainerStartError
-from . import _libc, mounts, relay, terminal
+from . import _libc, relay, terminal
+from .caps import mask
 from .cgroups import Cgroup
-from .kernel import Kernel
-from .process import confine, drop_privileges, enter_working_dir, read_table
+from .kernel import Kernel, close_all_but
+from .process import HostCaps, host_caps, read_table
 from .signals import FORWARDED, Forwarder
-from .spec import RunSpec, resolve_user, with_home
+from .spec import resolve_user, with_home
 
 _NAMESPACES = (("ipc", _libc.CLONE_NEWIPC), ("uts", _libc.CLONE_NEWUTS), ("net", _libc.CLONE_NEWNET),
                ("cgroup", _libc.CLONE_NEWCGROUP), ("pid", _libc.CLONE_NEWPID), ("mnt", _libc.CLONE_NEWNS))
+
+# Held from the filter's loading until the user is set: what becoming the user takes.
+_CAP_CHOWN, _CAP_SETGID, _CAP_SETUID = 0, 6, 7
+_SETUP_CAPS = (1 << _CAP_CHOWN) | (1 << _CAP_SETGID) | (1 << _CAP_SETUID)
 
 
 class ExecSpec(NamedTuple):
@@ -41,39 +59,55 @@ class ExecSpec(NamedTuple):
     rlimits: tuple[tuple[int, int, int], ...] = ()
 
 
-def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec) -> int:
+class _Joining(NamedTuple):
+    """What the joining process takes from the host before it joins anything."""
+    namespaces: list[tuple[int, int, str]]
+    host: HostCaps
+    stdio: dict[int, int]     # 0, 1, 2 -> a pipe's end or the host's /dev/null (-t: until the terminal)
+    errw: int                 # the close-on-exec pipe a failure is reported on
+    console: int              # -t: the socket the terminal's master goes back over
+
+
+class _GiveUp(Exception):
+    """SIGINT or SIGTERM while the process was still being set up."""
+
+
+def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec, still_running: Callable[[], bool] | None = None) -> int:
     """Run ``spec`` in the container whose PID 1 is ``pid`` (on the host); its exit status
-    (128+N for a signal N), or ContainerStartError (126, 127 as run; 125 for the rest)."""
+    (128+N for a signal N), or ContainerStartError (126, 127 as run; 125 for the rest).
+    ``still_running`` is asked once the namespaces are open: ``pid`` may have been reused."""
     try:
         fds = [(os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), kind, name)
                for name, kind in _NAMESPACES]
-        root = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
         raise ContainerStartError(f"joining the container: {e.strerror}", EXIT_RUN_FAILED) from None
-    pipes = console = None
-    if spec.tty:  # the process opens a terminal of the container's devpts and sends us the master
-        console = terminal.channel()
-    elif os.isatty(1) or os.isatty(2) or (spec.interactive and os.isatty(0)):
-        pipes = relay.for_terminals(spec.interactive)
+    if still_running is not None and not still_running():
+        _close(*(fd for fd, _, _ in fds))
+        raise ContainerStartError("joining the container: it is no longer running", EXIT_RUN_FAILED)
+    console = terminal.channel() if spec.tty else None
+    pipes = None if spec.tty else relay.for_container(spec.interactive)
+    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)  # the host's: a container's may be a FIFO
+    stdio = {0: null, 1: null, 2: null, **({} if pipes is None else pipes.container)}
     errr, errw = os.pipe2(os.O_CLOEXEC)
+    joining = _Joining(fds, host_caps(), stdio, errw, console[1].fileno() if console else -1)
     forwarder = Forwarder()
     try:
         child = os.fork()
         if child == 0:
             signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
             forwarder.restore()
-            os.close(errr)
-            if pipes is not None:
-                relay.in_container(pipes)
-            if console is not None:
-                console[0].close()
-            _join(fds, root, cgroup, spec, errw, console[1].fileno() if console else -1)
-        forwarder.target(child)
-        os.close(errw)
-        for fd, _, _ in fds:
-            os.close(fd)
-        os.close(root)
-        report = _follow(errr, pipes, console, spec.interactive)
+            _join(joining, cgroup, spec)
+        _close(errw, null, *(fd for fd, _, _ in fds))
+        if pipes is not None:
+            relay.close_container_ends(pipes)
+        if console is not None:
+            console[1].close()
+        report = _setup_report(errr, child, forwarder)
+        if report:
+            _end_quietly(pipes, console)
+        else:
+            forwarder.target(child)
+            _follow(child, pipes, console, spec.interactive)
         _, status = os.waitpid(child, 0)
     finally:
         forwarder.restore()
@@ -83,28 +117,49 @@ def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec) -> int:
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
-def _follow(errr: int, pipes: relay.Pipes | None, console: tuple[socket.socket, socket.socket] | None,
-            interactive: bool) -> bytes:
-    """The caller's side while the process runs: its streams relayed (or its terminal's), and
-    the report of a start that failed (empty once it has exec'd)."""
-    if pipes is not None:
-        relay.close_container_ends(pipes)
-        relay.copy(pipes)
-    master = None
-    if console is not None:
-        console[1].close()
-        master = terminal.receive_master(console[0])  # None: it failed before
-        console[0].close()
+def _setup_report(errr: int, child: int, forwarder: Forwarder) -> bytes:
+    """What the setup reported (empty: the program was exec'd). A SIGINT or SIGTERM before
+    that ends the joining process (and with it its child) and reports that exec gave up."""
+    def give_up(signum: int, _frame: object) -> None:
+        raise _GiveUp(signum)
+
+    previous = {s: signal.signal(s, give_up) for s in (signal.SIGINT, signal.SIGTERM)}
     report = b""
-    while chunk := os.read(errr, 4096):
-        report += chunk
-    os.close(errr)
-    if master is not None:
-        if report:
-            os.close(master)
-        else:
-            terminal.relay(master, interactive)
+    try:
+        for signum in forwarder.pending:  # arrived before the fork
+            if signum in previous:
+                raise _GiveUp(signum)
+        while chunk := os.read(errr, 4096):
+            report += chunk
+    except _GiveUp as e:
+        os.kill(child, signal.SIGKILL)
+        name = signal.Signals(e.args[0]).name
+        report = f"{EXIT_RUN_FAILED}\nexec: gave up on {name} before the program started".encode()
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        os.close(errr)
     return report
+
+
+def _end_quietly(pipes: relay.Pipes | None, console: tuple[socket.socket, socket.socket] | None) -> None:
+    if pipes is not None:
+        _close(*pipes.ours.values())
+    if console is not None:
+        console[0].close()
+
+
+def _follow(child: int, pipes: relay.Pipes | None, console: tuple[socket.socket, socket.socket] | None,
+            interactive: bool) -> None:
+    """The caller's side while the process runs: its streams relayed (or its terminal's),
+    until it has exited (a process it left behind keeps no stream of the caller's open)."""
+    if pipes is not None:
+        relay.copy(pipes, until=os.pidfd_open(child))
+    if console is not None:
+        master = terminal.receive_master(console[0])
+        console[0].close()
+        if master is not None:
+            terminal.relay(master, interactive)
 
 
 def _report(errw: int, code: int, message: str) -> NoReturn:
@@ -112,31 +167,32 @@ def _report(errw: int, code: int, message: str) -> NoReturn:
     os._exit(code)
 
 
-def _join(fds: list[tuple[int, int, str]], root: int, cgroup: Cgroup, spec: ExecSpec, errw: int,
-          console: int) -> NoReturn:
+def _join(j: _Joining, cgroup: Cgroup, spec: ExecSpec) -> NoReturn:
     """The joining process: never returns into the caller's code."""
     step = "joining the container"
     try:
+        _libc.set_title("minirun-exec")  # the caller's command line and environment, blanked
+        os.environ.clear()
         _libc.prctl(_libc.PR_SET_DUMPABLE, 0)
+        for fd, end in j.stdio.items():
+            os.dup2(end, fd)
+        close_all_but((j.errw, j.console, *(fd for fd, _, _ in j.namespaces)))  # none of the caller's
         for d in cgroup.every_dir:
             if d.is_dir():  # v1: each controller the container has; v2: its one directory
                 step = f"joining cgroup {d}"
                 with open(d / ("cgroup.procs" if cgroup.v2 else "tasks"), "w") as f:
                     f.write("0")
-        for fd, kind, name in fds:
+        for fd, kind, name in j.namespaces:
             step = f"setns {name}"
-            _libc.setns(fd, kind, f"/proc/PID/ns/{name}")
-        os.fchdir(root)
-        os.chroot(".")
+            _libc.setns(fd, kind, f"/proc/PID/ns/{name}")  # mnt: root and cwd are its root now
+            os.close(fd)
         child = os.fork()  # into the container's PID namespace
         if child == 0:
-            _inside(spec, errw, console)
+            _inside(spec, j)
     except BaseException as e:  # noqa: BLE001 - nothing here may return into the caller's code
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        _report(errw, EXIT_RUN_FAILED, f"{step}: {reason}")
-    os.close(errw)
-    if console >= 0:
-        os.close(console)
+        _report(j.errw, EXIT_RUN_FAILED, f"{step}: {reason}")
+    close_all_but((), low=0)  # its copies of the streams: they end with the process
     forwarder = Forwarder()
     forwarder.target(child)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
@@ -146,45 +202,73 @@ def _join(fds: list[tuple[int, int, str]], root: int, cgroup: Cgroup, spec: Exec
     os._exit(os.WEXITSTATUS(status))
 
 
-def _inside(spec: ExecSpec, errw: int, console: int) -> NoReturn:
-    """In the container: its user, capabilities, working directory; then exec. (Nothing may
-    be imported here: the host's files are out of reach.)"""
+def _inside(spec: ExecSpec, j: _Joining) -> NoReturn:
+    """In the container (nothing may be imported here: the host's files are out of reach)."""
     k = Kernel()
-    step = mounts.Step()
-    step.name = "joining the container"
+    step = "joining the container"
     try:
+        k.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)  # the CLI gave up: the joining process is gone
         k.setsid()
-        step.name = "setting the user"
+        step = "confining"
+        allowed = _confine(k, spec, j.host)
+        step = "setting the user"
         user = resolve_user(spec.user, read_table("/etc/passwd"), read_table("/etc/group"))
-        run_spec = RunSpec(argv=spec.argv, env=spec.env, cwd=spec.cwd, user=spec.user, hostname="",
-                           capabilities=spec.capabilities, seccomp=spec.seccomp,
-                           no_new_privileges=spec.no_new_privileges, rlimits=spec.rlimits)
-        step.name = f"working directory {spec.cwd}"
-        enter_working_dir(k, spec.cwd)
         slave = -1
-        if console >= 0:  # root still: the terminal is made the user's
-            step.name = "opening the terminal"
+        if j.console >= 0:  # root still: the terminal is made the user's
+            step = "opening the terminal"
             master, slave = terminal.open_console(user.uid)
-            terminal.send_master(console, master)
+            terminal.send_master(j.console, master)
             os.close(master)
-            os.close(console)
-        allowed = drop_privileges(k, run_spec, user, step)
+            os.close(j.console)
+        step = "setting the user"
+        k.setgroups(list(user.groups))
+        k.setgid(user.gid)
+        k.setuid(user.uid)
+        k.capset(allowed if user.uid == 0 else 0, allowed if user.uid == 0 else 0, 0)
         if slave >= 0:
             terminal.take_console(slave)
-        elif not spec.interactive:
-            k.stdin_from_null()
-        k.close_descriptors(errw)
-        step.name = "exec"
+        step = f"working directory {spec.cwd}"
+        k.chdir(spec.cwd)  # as the user, as runc does; never made by exec
+        if os.path.realpath(".") != os.getcwd():  # runc CVE-2024-21626
+            raise OSError(errno.EPERM, "outside the container")
+        step = "exec"
         k.default_signals()
         env = dict(e.split("=", 1) for e in with_home(spec.env, user.home))
-        confine(k, run_spec, allowed, step)
+        k.prctl(_libc.PR_SET_PDEATHSIG, 0)  # the program outlives an ended exec, as Docker's
         k.exec(spec.argv[0], list(spec.argv), env, search=True)
     except OSError as e:
-        if step.name != "exec":
-            _report(errw, EXIT_RUN_FAILED, f"{step.name}: {e.strerror or e}")
+        if step != "exec":
+            _report(j.errw, EXIT_CANNOT_EXEC if step.startswith("working") else EXIT_RUN_FAILED,
+                    f"{step}: {e.strerror or e}")
         if e.errno in (errno.ENOENT, errno.ENOTDIR):
-            _report(errw, EXIT_NOT_FOUND, f'exec: "{spec.argv[0]}": executable file not found in $PATH')
-        _report(errw, EXIT_CANNOT_EXEC, f'exec: "{spec.argv[0]}": {e.strerror}')
+            _report(j.errw, EXIT_NOT_FOUND, f'exec: "{spec.argv[0]}": executable file not found in $PATH')
+        _report(j.errw, EXIT_CANNOT_EXEC, f'exec: "{spec.argv[0]}": {e.strerror}')
     except BaseException as e:  # noqa: BLE001
-        _report(errw, EXIT_RUN_FAILED, f"{step.name}: {e}")
+        _report(j.errw, EXIT_RUN_FAILED, f"{step}: {e}")
     os._exit(EXIT_RUN_FAILED)  # not reached
+
+
+def _confine(k: Kernel, spec: ExecSpec, host: HostCaps) -> int:
+    """Down to the container's privilege before any of its paths is touched: limits, bounding
+    set (up to the host's last capability, read on the host), no_new_privs, the seccomp
+    filter (CAP_SYS_ADMIN is still held to load it), then effective and permitted lowered to
+    the container's set and what becoming the user takes. Returns the container's set."""
+    for resource, soft, hard in spec.rlimits:
+        k.setrlimit(resource, soft, hard)
+    for cap in range(host.last_cap + 1):
+        if cap not in spec.capabilities:
+            k.prctl(_libc.PR_CAPBSET_DROP, cap)
+    if spec.no_new_privileges:
+        k.prctl(_libc.PR_SET_NO_NEW_PRIVS, 1)
+    if spec.seccomp:
+        k.load_seccomp(spec.seccomp)
+    allowed = mask(spec.capabilities) & host.held
+    setup = (allowed | _SETUP_CAPS) & host.held
+    k.capset(setup, setup, 0)  # lowering inheritable also empties the ambient set
+    return allowed
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        if fd >= 0:
+            os.close(fd)

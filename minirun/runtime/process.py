@@ -52,11 +52,20 @@ def find_init(environ: Mapping[str, str]) -> str:
     raise UsageError("--init needs a static tini: install Debian's tini package (apt-get install tini)")
 
 
-def _held_capabilities() -> int:
+class HostCaps(NamedTuple):
+    """The kernel's last capability and those minirun holds: read from the host's /proc
+    before any container path can stand in for it (a container's PID 1 can chroot into a
+    tree with a fake /proc/sys/kernel/cap_last_cap)."""
+    last_cap: int
+    held: int
+
+
+def host_caps() -> HostCaps:
+    held = 0
     for line in _read("/proc/self/status").splitlines():
         if line.startswith("CapPrm:"):
-            return int(line.split()[1], 16)
-    return 0
+            held = int(line.split()[1], 16)
+    return HostCaps(int(_read("/proc/sys/kernel/cap_last_cap") or "40"), held)
 
 
 PASSWD_MAX = 4 << 20  # bytes of the image's /etc/passwd or /etc/group read at most
@@ -120,7 +129,7 @@ def _isolate(k: Kernel, network: "Network", cgroup: Cgroup | None, ready: int, s
 CAP_SYS_ADMIN = 21
 
 
-def drop_privileges(k: Kernel, spec: RunSpec, user: User, step: mounts.Step) -> int:
+def drop_privileges(k: Kernel, spec: RunSpec, user: User, step: mounts.Step, host: HostCaps) -> int:
     """--ulimit's limits (as root still: a hard limit may be raised); Docker's capabilities
     for root, none for other users; inheritable and ambient empty (as runc since
     CVE-2022-24769: an inheritable set lets file capabilities be gained); no_new_privs.
@@ -131,8 +140,7 @@ def drop_privileges(k: Kernel, spec: RunSpec, user: User, step: mounts.Step) -> 
     for resource, soft, hard in spec.rlimits:
         k.setrlimit(resource, soft, hard)
     step.name = "dropping capabilities"
-    last_cap = int(_read("/proc/sys/kernel/cap_last_cap") or "40")
-    for cap in range(last_cap + 1):
+    for cap in range(host.last_cap + 1):
         if cap not in spec.capabilities:
             k.prctl(_libc.PR_CAPBSET_DROP, cap)
     hold = 1 << CAP_SYS_ADMIN if spec.seccomp and not spec.no_new_privileges else 0
@@ -143,7 +151,7 @@ def drop_privileges(k: Kernel, spec: RunSpec, user: User, step: mounts.Step) -> 
     k.setgid(user.gid)
     k.setuid(user.uid)  # for a non-root user the kernel clears effective (and permitted) here
     # Never more than minirun itself holds (a sandbox may run it without some).
-    allowed = mask(spec.capabilities) & _held_capabilities() if user.uid == 0 else 0
+    allowed = mask(spec.capabilities) & host.held if user.uid == 0 else 0
     step.name = "dropping capabilities"
     k.capset(allowed | hold, allowed | hold, 0)  # lowering inheritable also empties the ambient set
     if spec.no_new_privileges:
@@ -230,6 +238,7 @@ def setup_and_exec(k: Kernel, s: Setup, step: mounts.Step) -> None:
 
     Nothing on the host is resolved through a container path: the host's root is detached
     (in ``enter_root``) before the first container path is looked up."""
+    host = host_caps()
     _isolate(k, s.network, s.cgroup, s.ready, step)
     mounts.enter_root(k, s.spec, s.rootfs_mounts, s.rootfs, s.etc_files, step)
     step.name = "setting the hostname"
@@ -251,7 +260,7 @@ def setup_and_exec(k: Kernel, s: Setup, step: mounts.Step) -> None:
         master, slave = terminal.open_console(user.uid)
         terminal.send_master(s.console, master)
         os.close(master)
-    allowed = drop_privileges(k, s.spec, user, step)
+    allowed = drop_privileges(k, s.spec, user, step, host)
     if s.spec.tty:
         terminal.take_console(slave)
     elif not s.spec.interactive:
@@ -352,7 +361,7 @@ def _fork_and_follow(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: s
     it ends: what its setup reported (empty: it exec'ed) and its exit code."""
     errr, errw = os.pipe2(os.O_CLOEXEC)
     syncr, syncw = os.pipe2(os.O_CLOEXEC)
-    console, pipes = _stdio_channels(spec, output.log is not None)
+    console, pipes = _stdio_channels(spec)
     ready_r, ready_w, done_r, done_w = (*os.pipe2(os.O_CLOEXEC), *os.pipe2(os.O_CLOEXEC)) \
         if network.attach is not None else (-1, -1, -1, -1)
     trace.event("container", "fork", "fork the container's process as PID 1 of a new pid namespace")
@@ -462,22 +471,15 @@ def _create(cgroup: Cgroup) -> None:
         raise ContainerStartError(f"creating cgroup: {e.strerror or e}", EXIT_RUN_FAILED) from None
 
 
-def _stdio_channels(spec: RunSpec,
-                    logged: bool) -> "tuple[tuple[socket.socket, socket.socket] | None, relay.Pipes | None]":
+def _stdio_channels(spec: RunSpec) -> "tuple[tuple[socket.socket, socket.socket] | None, relay.Pipes | None]":
     """With -t: the socket pair the terminal's master comes over (our end, the child's end).
-    Without: pipes for its stdout and stderr when it is ``logged`` (see ``relay``), else in
-    place of our stdio where it is a terminal, or None. Each module is loaded only when
-    needed (the socket module costs a start 2 ms)."""
+    Without: pipes for its stdio (see ``relay``), never the caller's own descriptors. Each
+    module is loaded only when needed (the socket module costs a start 2 ms)."""
     if spec.tty:
         from . import terminal
         return terminal.channel(), None
-    if logged:
-        from . import relay
-        return None, relay.for_logging(spec.interactive)
-    if os.isatty(1) or os.isatty(2) or (spec.interactive and os.isatty(0)):
-        from . import relay
-        return None, relay.for_terminals(spec.interactive)
-    return None, None
+    from . import relay
+    return None, relay.for_container(spec.interactive)
 
 
 def _follow(spec: RunSpec, errr: int, console: "tuple[socket.socket, socket.socket] | None",

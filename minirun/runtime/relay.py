@@ -1,20 +1,28 @@
-"""The container's stdio through pipes that minirun copies: always for its stdout and stderr
-when it is logged (every run but ``--log-driver none``: its monitor or the foreground minirun
-writes them to the caller and to its log, as Docker's daemon does), and, without ``-t``, for
-any of the caller's stdin (with ``-i``), stdout or stderr that is a terminal.
+"""The container's stdio: pipes that minirun copies, in every mode without ``-t`` (``run``,
+``run -i``, ``exec``, ``start -a``, ``-d``, ``--log-driver none``), as Docker's daemon hands
+a container pipes and never the caller's own descriptors.
 
-A terminal in the container's hands would let it push input into the caller's shell
-(``TIOCSTI``) or change the terminal's settings. Streams that are neither logged nor
-terminals (``--log-driver none`` in a script) are passed as they are.
+A descriptor of the caller's in the container would be the caller's file: reopened through
+``/proc/self/fd/N`` it is read-write on that file (``echo X 1<>/proc/self/fd/1`` rewrites
+the file the caller's stdout was appended to), and a process left behind would keep it. A
+terminal would let it push input into the caller's shell (``TIOCSTI``). A pipe gives it
+neither: reopened, it is the same pipe.
+
+Copying costs little: the pipes are 1 MiB, and where nothing is logged, the bytes move with
+``splice`` (the kernel copies from pipe to file or pipe; no read into Python).
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import select
 from collections.abc import Callable
 from typing import NamedTuple
+
+PIPE_SIZE = 1 << 20
+CHUNK = 1 << 20
 
 
 class Pipes(NamedTuple):
@@ -22,22 +30,16 @@ class Pipes(NamedTuple):
     ours: dict[int, int]        # stdio fd -> minirun's end
 
 
-def for_logging(interactive: bool) -> Pipes:
-    """Pipes for the container's stdout and stderr, always (its output is logged), and for its
-    stdin where that is our terminal and it is ``interactive`` (other stdin is passed as it is)."""
-    return _pipes((0, 1, 2) if interactive and os.isatty(0) else (1, 2))
-
-
-def for_terminals(interactive: bool) -> Pipes | None:
-    """A pipe for each of our stdio descriptors that is a terminal; None when there is none."""
-    fds = tuple(fd for fd in ((0, 1, 2) if interactive else (1, 2)) if os.isatty(fd))
-    return _pipes(fds) if fds else None
-
-
-def _pipes(fds: tuple[int, ...]) -> Pipes:
+def for_container(interactive: bool) -> Pipes:
+    """Pipes for the container's stdout and stderr, and its stdin with ``interactive``
+    (without, it reads /dev/null)."""
     container, ours = {}, {}
-    for fd in fds:
+    for fd in (0, 1, 2) if interactive else (1, 2):
         r, w = os.pipe2(os.O_CLOEXEC)
+        try:
+            fcntl.fcntl(r, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:  # over /proc/sys/fs/pipe-max-size for an unprivileged caller: the default
+            pass
         container[fd], ours[fd] = (r, w) if fd == 0 else (w, r)
     return Pipes(container, ours)
 
@@ -64,45 +66,119 @@ def write_all(fd: int, data: bytes) -> None:
 Sink = Callable[[int, bytes], None]  # (stdio fd, bytes): the container's log
 
 
-def copy(pipes: Pipes, log: Sink | None = None, echo: bool = True) -> None:
-    """Copy until the container has closed its stdout and stderr (it has ended, or closed them):
-    to our own stdout and stderr (``echo``) and to ``log``.
+class _Input:
+    """Our stdin into the container's: spliced where the kernel can (a pipe or a file),
+    else read and written through a buffer; the container's end is non-blocking, so a
+    container that does not read never stops its output from being copied."""
+
+    def __init__(self, end: int) -> None:
+        self.end: int | None = end
+        self.pending = b""
+        self.splice = True
+        self.room = True  # the container's pipe was not full at the last write
+        os.set_blocking(end, False)
+
+    def readers(self) -> list[int]:
+        return [0] if self.end is not None and self.room and not self.pending else []
+
+    def writers(self) -> list[int]:
+        return [self.end] if self.end is not None and (self.pending or not self.room) else []
+
+    def step(self, readable: bool, writable: bool) -> None:
+        if self.end is None:
+            return
+        try:
+            if writable:
+                self.room = True
+                if self.pending:
+                    self.pending = self.pending[os.write(self.end, self.pending):]
+            if readable:
+                self._read()
+        except BlockingIOError:
+            self.room = False
+        except OSError:  # EPIPE: the container closed its stdin
+            self.close()
+
+    def _read(self) -> None:
+        assert self.end is not None
+        if self.splice:
+            try:
+                if os.splice(0, self.end, CHUNK, flags=os.SPLICE_F_NONBLOCK) == 0:
+                    self.close()
+                return
+            except OSError as e:
+                if e.errno != errno.EINVAL:  # a terminal, or a file open for append: no splice
+                    raise
+                self.splice = False
+        self.pending = os.read(0, 65536)
+        if not self.pending:  # end of our input: the container's ends too
+            self.close()
+
+    def close(self) -> None:
+        if self.end is not None:
+            os.close(self.end)
+            self.end, self.pending = None, b""
+
+
+def copy(pipes: Pipes, log: Sink | None = None, echo: bool = True, until: int = -1) -> None:
+    """Copy until the container has closed its stdout and stderr (it has ended, or closed them),
+    or, with ``until`` (a pidfd), once that process has exited and what it wrote is read: to our
+    own stdout and stderr (``echo``) and to ``log``.
 
     Where our stdout or stderr is a closed pipe (``| head -1``), the container's pipe is closed
-    too: its next write fails with EPIPE, as it would writing to that pipe itself. Input goes
-    through a non-blocking pipe with a buffer, so a container that does not read its stdin
-    never stops its output from being copied."""
+    too: its next write fails with EPIPE, as it would writing to that pipe itself."""
     outputs = {end: fd for fd, end in pipes.ours.items() if fd != 0}
-    stdin = pipes.ours.get(0)
-    pending = b""
-    if stdin is not None:
-        os.set_blocking(stdin, False)
+    spliced = set(outputs) if log is None and echo else set()
+    stdin = _Input(pipes.ours[0]) if 0 in pipes.ours else None
     while outputs:
-        readers = list(outputs) + ([0] if stdin is not None and not pending else [])
-        writers = [stdin] if stdin is not None and pending else []
-        ready, writable, _ = select.select(readers, writers, [])
-        for end in ready:
-            if end == 0:
-                pending = os.read(0, 65536)
-                if not pending and stdin is not None:  # end of our input: the container's ends too
-                    os.close(stdin)
-                    stdin = None
-                continue
-            data = os.read(end, 65536)
-            if data and log is not None:
-                log(outputs[end], data)
-            if not data or (echo and not _echo(outputs[end], data)):
+        waits = [until] if until >= 0 else []
+        readers = list(outputs) + waits + (stdin.readers() if stdin else [])
+        ready, writable, _ = select.select(readers, stdin.writers() if stdin else [], [])
+        if stdin is not None:
+            stdin.step(0 in ready, bool(writable))
+        for end in [e for e in ready if e in outputs]:
+            if not _move(end, outputs[end], spliced, log, echo):
                 os.close(end)
                 del outputs[end]
-        if writable and stdin is not None:
-            try:
-                pending = pending[os.write(stdin, pending):]
-            except OSError as e:
-                if e.errno != errno.EAGAIN:  # EPIPE: the container closed its stdin
-                    os.close(stdin)
-                    stdin, pending = None, b""
+                spliced.discard(end)
+        if until >= 0 and until in ready:
+            _drain(outputs, log, echo)
+            break
     if stdin is not None:
-        os.close(stdin)
+        stdin.close()
+    if until >= 0:
+        os.close(until)
+
+
+def _move(end: int, fd: int, spliced: set[int], log: Sink | None, echo: bool) -> bool:
+    """One read's worth from the container's ``end`` to our ``fd`` (and the log); False once
+    that stream is over (ended, or nobody reads ours any more). ``end`` in ``spliced``: by
+    splice, until our ``fd`` turns out not to take it (a terminal, a file open for append)."""
+    if end in spliced:
+        try:
+            return os.splice(end, fd, CHUNK) > 0
+        except BrokenPipeError:
+            return False
+        except OSError:
+            spliced.discard(end)  # read and written from now on, whatever the cause
+    data = os.read(end, CHUNK)
+    if data and log is not None:
+        log(fd, data)
+    return bool(data) and (not echo or _echo(fd, data))
+
+
+def _drain(outputs: dict[int, int], log: Sink | None, echo: bool) -> None:
+    """The process has exited: what is left in its pipes, without waiting for what a process
+    it left behind may still write."""
+    for end, fd in outputs.items():
+        os.set_blocking(end, False)
+        try:
+            while _move(end, fd, set(), log, echo):
+                pass
+        except BlockingIOError:
+            pass
+        os.close(end)
+    outputs.clear()
 
 
 def _echo(fd: int, data: bytes) -> bool:
