@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, BinaryIO, NamedTuple
 
 from . import notices
 from .errors import BrokenImage, ImageNotKnown, ManifestError, MiniRunError, StoreError, VerificationError
@@ -88,6 +88,27 @@ def atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise _os_error("writing", path, e) from None
+
+
+@contextlib.contextmanager
+def replacing(path: str) -> Iterator[BinaryIO]:
+    """A file written whole or not at all at ``path``, which may lie outside the store, in a
+    directory another user owns (``save -o /tmp/x.tar``): the partial file has a name nobody
+    can predict and is created with O_EXCL and O_NOFOLLOW (a symlink planted there is never
+    followed), mode 0600 as Docker's, then renamed over ``path`` (a symlink there is replaced,
+    not followed)."""
+    import secrets
+    head, tail = os.path.split(path)
+    partial = os.path.join(head, f".{tail}.{secrets.token_hex(8)}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        with open(fd, "wb") as f:
+            yield f
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
 
 
 # A wait on a lock is said after this long (a prune waiting for pulls, a pull waiting for a

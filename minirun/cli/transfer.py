@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -56,13 +55,9 @@ def save_cmd(
             raise UsageError("cowardly refusing to save to a terminal: use -o FILE or redirect stdout")
         save(ctx, images, sys.stdout.buffer)
         return
-    partial = f"{output}.partial-{os.getpid()}"
+    from ..store import replacing
     try:
-        with open(partial, "wb") as f:
+        with replacing(output) as f:  # whole or not at all
             save(ctx, images, f)
-        os.replace(partial, output)  # whole or not at all
     except OSError as e:
         raise UsageError(f"saving to {output}: {e.strerror}") from None
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)

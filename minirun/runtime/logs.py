@@ -106,11 +106,11 @@ class LogWriter:
             self._slow(stream, buf[:end])
         elif texts:
             self._append(stream, [text + "\n" for text in texts])
-        rest = buf[end:]
-        while len(rest) >= _PARTIAL_MAX:
-            self._append(stream, [rest[:_PARTIAL_MAX].decode(errors="replace")])
-            rest = rest[_PARTIAL_MAX:]
-        self.pending[stream] = rest
+        whole = end + (len(buf) - end) // _PARTIAL_MAX * _PARTIAL_MAX  # 16 KiB pieces of a longer line
+        if whole > end:
+            self._append(stream, [buf[i:i + _PARTIAL_MAX].decode(errors="replace")
+                                  for i in range(end, whole, _PARTIAL_MAX)])
+        self.pending[stream] = buf[whole:]
 
     def _slow(self, stream: str, complete: bytes) -> None:
         """Lines of 16 KiB or more, in pieces (as Docker: the last one ends the line)."""

@@ -118,3 +118,75 @@ def test_the_monitors_command_line_shows_no_flag_value(mr: Minirun) -> None:
     assert "hunter2" not in seen and "DB_PASSWORD" not in seen, seen
     assert re.search(rf"^minirun-monitor {cid[:12]}\s*$", seen, re.M), seen
     assert mr("rm", "-f", "mon1").returncode == 0
+
+
+# What a container tries with the descriptors it was given: reopen each through /proc/self/fd
+# read-write (at offset 0: over the start of a file it was appended to) and write there.
+_REOPEN = ("echo X 1<>/proc/self/fd/1; echo W 1<>/proc/self/fd/0; echo E 1<>/proc/self/fd/2; "
+           "echo out; echo err >&2")
+
+
+def _with_host_files(tmp_path: Path, argv: list[str], env: dict[str, str]) -> tuple[int, bytes, bytes, bytes]:
+    """``argv`` with stdin from a host file and stdout and stderr appended to host files:
+    its exit code and the three files' contents afterwards."""
+    paths = [tmp_path / name for name in ("in", "out", "err")]
+    for p in paths:
+        p.write_bytes(f"before-{p.name}\n".encode())
+    with open(paths[0], "rb") as i, open(paths[1], "ab") as o, open(paths[2], "ab") as e:
+        code = subprocess.run(argv, stdin=i, stdout=o, stderr=e, env=env, timeout=60).returncode
+    i_, o_, e_ = (p.read_bytes() for p in paths)
+    return code, i_, o_, e_
+
+
+def test_no_mode_gives_the_container_the_callers_descriptors(mr: Minirun, tmp_path: Path) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    _detach(mr, "--name", "fd1", "busybox", "sleep", "600")
+    assert mr("run", "--name", "fd2", "busybox", "sh", "-c", _REOPEN).returncode == 0
+    modes = {
+        "run": ["run", "--rm", "busybox", "sh", "-c", _REOPEN],
+        "run -i": ["run", "--rm", "-i", "busybox", "sh", "-c", _REOPEN + "; cat"],
+        "--log-driver none": ["run", "--rm", "-i", "--log-driver", "none", "busybox", "sh", "-c", _REOPEN],
+        "exec": ["exec", "fd1", "sh", "-c", _REOPEN],
+        "exec -i": ["exec", "-i", "fd1", "sh", "-c", _REOPEN + "; cat"],
+        "start -a": ["start", "-a", "fd2"],
+    }
+    for mode, args in modes.items():
+        code, stdin, out, err = _with_host_files(tmp_path, mr.argv(*args), mr.env())
+        assert (code, stdin) == (0, b"before-in\n"), (mode, code, stdin, err)
+        # What it wrote came through minirun, appended; nothing was written over the files.
+        assert out.startswith(b"before-out\n") and b"out\n" in out and b"X\n" in out, (mode, out)
+        assert err.startswith(b"before-err\n") and b"err\n" in err and b"E\n" in err, (mode, err)
+        if mode.endswith("-i"):
+            assert b"before-in\n" in out, (mode, out)  # cat: the host file's bytes, through a pipe
+    # A process left behind by exec keeps no stream of the caller's: exec returns when its
+    # program does, and a late write goes nowhere.
+    start = time.monotonic()
+    code, _, out, _ = _with_host_files(tmp_path, mr.argv("exec", "fd1", "sh", "-c", "(sleep 1; echo late; "
+                                       "echo late 1<>/proc/self/fd/1) & echo now"), mr.env())
+    assert code == 0 and time.monotonic() - start < 5
+    time.sleep(1.5)
+    assert (tmp_path / "out").read_bytes() == b"before-out\nnow\n"
+    assert mr("rm", "-f", "fd1", "fd2").returncode == 0
+
+
+def test_save_o_never_follows_a_planted_symlink(mr: Minirun, tmp_path: Path) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"root's secret\n")
+    victim.chmod(0o600)
+    userdir = tmp_path / "userdir"  # a directory a local user owns: they plant links for root to write
+    userdir.mkdir()
+    nobody = int(subprocess.run(["id", "-u", "nobody"], capture_output=True, text=True, check=True).stdout)
+    os.chown(userdir, nobody, nobody)
+    last = int(Path("/proc/sys/kernel/ns_last_pid").read_text())
+    planted = {f"out.tar.partial-{pid}" for pid in range(last, last + 3000)} | {"out.tar"}
+    for name in planted:
+        os.symlink(victim, userdir / name)
+        os.lchown(userdir / name, nobody, nobody)
+    r = mr("save", "-o", str(userdir / "out.tar"), "busybox")
+    assert r.returncode == 0, r.stderr
+    assert victim.read_bytes() == b"root's secret\n" and victim.stat().st_mode & 0o777 == 0o600
+    out = userdir / "out.tar"
+    assert not out.is_symlink() and out.stat().st_mode & 0o777 == 0o600 and out.stat().st_size > 0
+    assert {p.name for p in userdir.iterdir()} == planted  # the links as planted, out.tar now a file
+    assert all((userdir / n).is_symlink() for n in planted - {"out.tar"})
