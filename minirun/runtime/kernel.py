@@ -88,6 +88,22 @@ class Kernel:
         finally:
             os.close(s)
 
+    def disable_ipv6(self) -> None:
+        """IPv6 off in this process's (new) network namespace, as Docker without --ipv6: a
+        container then ignores router advertisements from another (its own addresses and
+        routes stay IPv4). /proc/sys/net is the writer's namespace's, even through the host's
+        /proc. A kernel without IPv6 has no such file: nothing to turn off."""
+        for scope in ("all", "default"):
+            path = f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6"
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return
+            try:
+                _named("write", path, os.write, fd, b"1")
+            finally:
+                os.close(fd)
+
     def setgroups(self, groups: list[int]) -> None:
         _named("setgroups", str(groups), os.setgroups, groups)
 

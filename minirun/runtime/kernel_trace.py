@@ -88,6 +88,10 @@ class TracingKernel(Kernel):
         self._event("namespaces", "loopback", "lo up in the container's network namespace")
         super().loopback_up()
 
+    def disable_ipv6(self) -> None:
+        self._event("namespaces", "ipv6", "IPv6 off in the container's network namespace (disable_ipv6)")
+        super().disable_ipv6()
+
     def setgroups(self, groups: list[int]) -> None:
         self._event("security", "setgroups", f"setgroups {groups}", groups=groups)
         super().setgroups(groups)

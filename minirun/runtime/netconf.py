@@ -227,6 +227,13 @@ def ruleset(subnet: Subnet, published: list[tuple[str, PortMapping]], bridge: st
         f"table ip {TABLE} {{}}",
         f"delete table ip {TABLE}",
         f"table ip {TABLE} {{",
+        # Before routing and NAT: nothing from the bridge to or from the host's loopback range
+        # (route_localnet is on for -p 127.0.0.1; a container's raw frame must not use it).
+        "\tchain raw {",
+        "\t\ttype filter hook prerouting priority raw; policy accept;",
+        f'\t\tiifname "{bridge}" ip daddr 127.0.0.0/8 drop',
+        f'\t\tiifname "{bridge}" ip saddr 127.0.0.0/8 drop',
+        "\t}",
         "\tchain prerouting {",
         "\t\ttype nat hook prerouting priority dstnat; policy accept;",
         "\t\tfib daddr type local jump publish",
@@ -251,6 +258,9 @@ def ruleset(subnet: Subnet, published: list[tuple[str, PortMapping]], bridge: st
         f'\t\tiifname "{bridge}" accept',
         f'\t\toifname "{bridge}" ct state established,related accept',
         f'\t\toifname "{bridge}" ct status dnat accept',
+        # Into the bridge from elsewhere (a neighbour routing to the subnet through this host):
+        # only published ports and replies, as Docker.
+        f'\t\toifname "{bridge}" drop',
         "\t}",
         "}",
     ]) + "\n"

@@ -110,6 +110,7 @@ class _Locked:
         if r.returncode != 0:
             message = (r.stderr.strip().splitlines() or ["failed"])[0]
             raise ContainerStartError(f"nft: writing table ip minirun: {message}", EXIT_RUN_FAILED)
+        (self.dir / RULESET_MARK).touch()
         self.dirty = False
 
 
@@ -118,14 +119,32 @@ def _sysctl(path: str, value: str) -> None:
         f.write(value)
 
 
+# Written beside the leases once this version's table is in: a bridge and table left by an
+# earlier minirun (without the raw chain and the forward drop) are rewritten on the next run.
+RULESET_MARK = "ruleset-2"
+
+
+def _no_router_advertisements(link: str) -> None:
+    """A container's router advertisement must not give the host (or the bridge) an IPv6
+    address or route (CVE-2020-13401)."""
+    try:
+        _sysctl(f"/proc/sys/net/ipv6/conf/{link}/accept_ra", "0")
+    except FileNotFoundError:  # no IPv6 in this kernel
+        pass
+
+
 def _ensure_bridge(locked: _Locked, net: Subnet) -> None:
     """The bridge with the gateway address, forwarding on, and the NAT table: made when it
     is missing (first use, or after a reboot)."""
     try:
         socket.if_nametoindex(BRIDGE)
-        return
     except OSError:
         pass
+    else:  # made by an earlier minirun: its settings and table brought up to this one's
+        if not (locked.dir / RULESET_MARK).exists():
+            _no_router_advertisements(BRIDGE)
+            locked.dirty = True
+        return
     with open("/proc/net/route") as f:
         clash = overlapping_route(net, f.read())
     if clash is not None:
@@ -142,7 +161,12 @@ def _ensure_bridge(locked: _Locked, net: Subnet) -> None:
     finally:
         nl.close()
     _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
-    _sysctl(f"/proc/sys/net/ipv4/conf/{BRIDGE}/route_localnet", "1")  # -p from 127.0.0.1
+    # -p 127.0.0.1:...: a connection from the host's 127.0.0.1, DNAT'd to a container, leaves
+    # through the bridge with that source, which the kernel lets out only with route_localnet
+    # (Docker has its userland proxy for this). What route_localnet would let in (a container's
+    # frame to the host's 127.0.0.1, CVE-2020-8558) minirun's table drops before routing.
+    _sysctl(f"/proc/sys/net/ipv4/conf/{BRIDGE}/route_localnet", "1")
+    _no_router_advertisements(BRIDGE)
     if _nft() is None:
         notices.say(f"nftables (nft) is not installed: containers on {BRIDGE} reach only this host "
                     "(no NAT, no -p); apt-get install nftables")
@@ -274,6 +298,7 @@ def attach(lease: Lease, pid: int) -> None:
                      ["IFLA_LINKINFO", {"attrs": [["IFLA_INFO_KIND", "veth"],
                                                   ["IFLA_INFO_DATA", {"attrs": [["VETH_INFO_PEER", peer]]}]]}]],
                     f"creating veth {host_end}")
+        _no_router_advertisements(host_end)
         nl.set_up(socket.if_nametoindex(host_end), f"bringing {host_end} up")
     finally:
         nl.close()

@@ -121,6 +121,8 @@ def _isolate(k: Kernel, network: "Network", cgroup: Cgroup | None, ready: int, s
     elif network.mode != "host":
         flags |= _libc.CLONE_NEWNET
     k.unshare(flags)
+    if flags & _libc.CLONE_NEWNET:
+        k.disable_ipv6()  # its own namespace, before eth0 is attached (host's /proc still)
     if ready >= 0:
         k.signal_parent(ready, b"n")  # our network namespace exists: the parent attaches eth0
     k.mount("none", "/", None, _libc.MS_REC | _libc.MS_PRIVATE, None)

@@ -96,3 +96,15 @@ def test_ruleset_is_minirun_s_table_only() -> None:
     assert 'ip saddr 10.77.0.0/16 oifname != "minirun0" masquerade' in rules
     tables = [line for line in rules.splitlines() if line.startswith("table") or "table " in line]
     assert all("table ip minirun" in line for line in tables)
+
+
+def test_ruleset_lets_into_the_bridge_only_published_ports_and_replies() -> None:
+    rules = netconf.ruleset(Subnet.parse("10.77.0.0/16"), [])
+    forward = rules[rules.index("chain forward"):].split("}")[0].splitlines()
+    into = [line.strip() for line in forward if 'oifname "minirun0"' in line]
+    assert into == ['oifname "minirun0" ct state established,related accept',
+                    'oifname "minirun0" ct status dnat accept', 'oifname "minirun0" drop']
+    raw = rules[rules.index("chain raw"):].split("}")[0]
+    assert "hook prerouting priority raw" in raw  # before routing: route_localnet never sees them
+    assert 'iifname "minirun0" ip daddr 127.0.0.0/8 drop' in raw
+    assert 'iifname "minirun0" ip saddr 127.0.0.0/8 drop' in raw

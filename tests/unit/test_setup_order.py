@@ -123,7 +123,8 @@ def test_bridge_network_is_attached_while_the_root_is_made(tmp_path: Path) -> No
     rec = run_setup(tmp_path, process.Network("bridge", attach=lambda pid: None), ready=7, done=8)
     unshare = rec.index("unshare")
     assert rec.calls[unshare][1][0] & _libc.CLONE_NEWNET
-    assert rec.calls[unshare + 1] == ("signal_parent", (7, b"n"))
+    assert rec.calls[unshare + 1] == ("disable_ipv6", ())  # its own namespace's, before eth0 exists
+    assert rec.calls[unshare + 2] == ("signal_parent", (7, b"n"))
     order = [rec.index("signal_parent"), rec.index("pivot_root", ".", "."), rec.index("loopback_up"),
              rec.index("wait_parent", 8), rec.index("prctl", _libc.PR_CAPBSET_DROP), rec.index("exec")]
     assert order == sorted(order)
