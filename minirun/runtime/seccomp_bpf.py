@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError, UsageError
-from .seccomp import GO_ARCH, Filter, kernel_version, load, narrow
+from .seccomp import ACTIONS, GO_ARCH, Filter, kernel_version, load, narrow
 
 _CDEF = """
 typedef void *scmp_filter_ctx;
@@ -28,11 +28,12 @@ void seccomp_release(scmp_filter_ctx ctx);
 uint32_t seccomp_arch_resolve_name(const char *arch_name);
 int seccomp_arch_add(scmp_filter_ctx ctx, uint32_t arch_token);
 int seccomp_syscall_resolve_name(const char *name);
+int seccomp_syscall_resolve_name_arch(uint32_t arch_token, const char *name);
 int seccomp_rule_add_array(scmp_filter_ctx ctx, uint32_t action, int syscall, unsigned int arg_cnt,
                            const struct scmp_arg_cmp *arg_array);
 int seccomp_export_bpf(const scmp_filter_ctx ctx, int fd);
 """
-_FORMAT = 1  # changes when what is compiled from a profile changes: old programs are not reused
+_FORMAT = 2  # changes when what is compiled from a profile changes: old programs are not reused
 _EEXIST = 17
 _UNKNOWN = -1  # __NR_SCMP_ERROR
 
@@ -127,9 +128,25 @@ def compile_filter(f: Filter, source: str) -> bytes:
                 rc = lib.seccomp_rule_add_array(ctx, rule.action, number, len(rule.args), conditions)
                 if rc < 0:
                     raise UsageError(f"seccomp profile {source}: the rule for {name}: {os.strerror(-rc)}")
-        return _export(lib, ctx, source)
+        code = _export(lib, ctx, source)
     finally:
         lib.seccomp_release(ctx)
+    if f.default_action == ACTIONS["SCMP_ACT_ALLOW"]:
+        return code
+    return enosys_stub(_newest_calls(ffi, lib, f)) + code
+
+
+def _newest_calls(ffi: Any, lib: Any, f: Filter) -> dict[int, int]:
+    """For each architecture of ``f`` (its libseccomp token), the highest system call number the
+    profile names there."""
+    newest: dict[int, int] = {}
+    names = {name for rule in f.rules for name in rule.names}
+    for arch in f.arches:
+        token = lib.seccomp_arch_resolve_name(arch.encode())
+        numbers = [lib.seccomp_syscall_resolve_name_arch(token, name.encode()) for name in names] if token else []
+        if numbers and max(numbers) >= 0:
+            newest[int(token)] = max(numbers)
+    return newest
 
 
 def _export(lib: Any, ctx: Any, source: str) -> bytes:
@@ -143,3 +160,52 @@ def _export(lib: Any, ctx: Any, source: str) -> bytes:
     if not code or len(code) % 8:
         raise StoreError(f"seccomp profile {source}: libseccomp gave a program of {len(code)} bytes")
     return code
+
+
+# The kernel's audit architecture values (libseccomp's tokens are the same, but for x32,
+# whose calls come as x86-64's with this bit set in the number).
+_AUDIT_X86_64, _TOKEN_X32, _X32_BIT = 0xC000003E, 0x4000003E, 0x40000000
+_LD_ABS, _JEQ, _JGT, _JSET, _JA, _RET = 0x20, 0x15, 0x25, 0x45, 0x05, 0x06
+_ERRNO_ENOSYS = 0x00050000 | 38
+
+
+def enosys_stub(newest: dict[int, int]) -> bytes:
+    """What runc puts before a profile's program: a call numbered above the newest one the
+    profile names (for its architecture) gets ENOSYS, not the profile's default EPERM, so
+    that a C library falls back from a call the profile predates (fchmodat2, statmount,
+    futex_wait, ...) to an older one, as it does on an older kernel. ``newest``: the highest
+    number per libseccomp architecture token. The profile's program follows, unchanged."""
+    newest = dict(newest)
+    x32 = newest.pop(_TOKEN_X32, None)
+    prog: list[str | tuple[int, str, str, int]] = [(_LD_ABS, "", "", 4)]  # seccomp_data.arch
+    prog += [(_JEQ, f"arch{token}", "", token) for token in newest]
+    prog.append((_JA, "main", "", 0))  # another architecture: the profile's program decides
+    for token, number in newest.items():
+        prog += [f"arch{token}", (_LD_ABS, "", "", 0)]  # seccomp_data.nr
+        if token == _AUDIT_X86_64:  # an x32 call: its own numbers (or the profile's answer)
+            prog.append((_JSET, "x32" if x32 is not None else "main", "", _X32_BIT))
+        prog.append((_JGT, "enosys", "main", number))
+    if x32 is not None and _AUDIT_X86_64 in newest:
+        prog += ["x32", (_JGT, "enosys", "main", x32)]
+    prog += ["enosys", (_RET, "", "", _ERRNO_ENOSYS)]
+    return _assemble(prog)
+
+
+def _assemble(prog: list[str | tuple[int, str, str, int]]) -> bytes:
+    """Classic BPF from labels (strings, naming the next instruction) and (code, jt, jf, k)
+    instructions whose jumps name labels; "main" is the instruction after the last (the
+    profile's program). Jumps go forward only, as BPF's do."""
+    import struct
+    labels: dict[str, int] = {}
+    rows: list[tuple[int, str, str, int]] = []
+    for item in prog:
+        if isinstance(item, str):
+            labels[item] = len(rows)
+        else:
+            rows.append(item)
+    labels["main"] = len(rows)
+    out = b""
+    for i, (code, jt, jf, k) in enumerate(rows):
+        to = [labels[label] - i - 1 if label else 0 for label in (jt, jf)]
+        out += struct.pack("=HBBI", code, 0, 0, to[0]) if code == _JA else struct.pack("=HBBI", code, *to, k)
+    return out

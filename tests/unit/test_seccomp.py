@@ -131,3 +131,68 @@ def test_security_opts_and_ulimits() -> None:
     for bad in ("nofile", "files=1", "nofile=a", "nofile=10:5", "nofile=-1:5", "nofile=-2"):
         with pytest.raises(UsageError, match="--ulimit"):
             spec.parse_ulimit(bad)
+
+
+def _run_cbpf(code: bytes, nr: int, arch: int, args: tuple[int, ...] = (0,) * 6) -> int:
+    """A classic BPF interpreter for the instructions libseccomp's programs and the ENOSYS stub
+    use, over a struct seccomp_data (nr, arch, ip, args): the action returned."""
+    data = struct.pack("=iIQ6Q", nr, arch, 0, *args)
+    insns = [struct.unpack_from("=HBBI", code, i) for i in range(0, len(code), 8)]
+    a = x = pc = 0
+    mem = [0] * 16
+    while True:
+        op, jt, jf, k = insns[pc]
+        pc += 1
+        if op == 0x20:
+            a = struct.unpack_from("=I", data, k)[0]
+        elif op in (0x00, 0x60, 0x61, 0x02, 0x07, 0x87, 0x54, 0x44):
+            if op == 0x00:
+                a = k
+            elif op == 0x60:
+                a = mem[k]
+            elif op == 0x61:
+                x = mem[k]
+            elif op == 0x02:
+                mem[k] = a
+            elif op == 0x07:
+                x = a
+            elif op == 0x87:
+                a = x
+            else:
+                a = a & k if op == 0x54 else a | k
+        elif op == 0x05:
+            pc += k
+        elif op in (0x15, 0x25, 0x35, 0x45):
+            taken = {0x15: a == k, 0x25: a > k, 0x35: a >= k, 0x45: bool(a & k)}[op]
+            pc += jt if taken else jf
+        elif op == 0x06:
+            return int(k)
+        else:
+            raise AssertionError(f"instruction {op:#x} not interpreted")
+
+
+X86_64, I386, X32 = 0xC000003E, 0x40000003, 0x40000000
+
+
+def test_calls_newer_than_the_profile_get_enosys_as_runc_gives() -> None:
+    f = seccomp.narrow(DEFAULT, "amd64", caps.DEFAULT, (6, 1))
+    program = seccomp_bpf.compile_filter(f, "default")
+    verdicts = {
+        (X86_64, 39): ALLOW,            # getpid
+        (X86_64, 250): EPERM,           # keyctl: not allowed, older than the profile: its default
+        (X86_64, 449): ALLOW,           # futex_waitv: the newest call it names for this container
+        (X86_64, 450): ENOSYS,          # set_mempolicy_home_node: named only with CAP_SYS_NICE (as
+        (X86_64, 451): ENOSYS,          # Docker narrows before runc); cachestat, fchmodat2, futex_wait,
+        (X86_64, 452): ENOSYS,          # statmount, listmount, mseal, setxattrat, ...
+        (X86_64, 457): ENOSYS, (X86_64, 462): ENOSYS, (X86_64, 463): ENOSYS, (X86_64, 0xFFFF): ENOSYS,
+        (X86_64, 435): ENOSYS,          # clone3: the profile's own ENOSYS rule
+        (I386, 20): ALLOW, (I386, 288): EPERM, (I386, 452): ENOSYS,   # i386: getpid, keyctl, fchmodat2
+        (X86_64, X32 | 39): ALLOW, (X86_64, X32 | 250): EPERM, (X86_64, X32 | 600): ENOSYS,  # x32
+    }
+    got = {key: _run_cbpf(program, key[1], key[0]) for key in verdicts}
+    assert got == verdicts
+    assert _run_cbpf(program, 39, 0xC00000B7) != ALLOW  # another architecture: never allowed
+    # A profile whose default is to allow has no stub: nothing is refused for being new.
+    allow_all = seccomp.narrow(seccomp.load(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}), "p"), "amd64", caps.DEFAULT, (6, 1))
+    assert _run_cbpf(seccomp_bpf.compile_filter(allow_all, "p"), 452, X86_64) == ALLOW
