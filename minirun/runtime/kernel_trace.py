@@ -89,7 +89,7 @@ class TracingKernel(Kernel):
         super().loopback_up()
 
     def disable_ipv6(self) -> None:
-        self._event("namespaces", "ipv6", "IPv6 off in the container's network namespace (disable_ipv6)")
+        self._event("namespaces", "ip-six-off", "IPv6 off in the container's network namespace (disable_ipv6)")
         super().disable_ipv6()
 
     def setgroups(self, groups: list[int]) -> None:

@@ -37,7 +37,10 @@ done
 
 
 def _podman(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout)
+    # runc: Debian's crun refuses this machine's hybrid cgroups (scripts/test installs runc);
+    # cgroupfs: no systemd to ask for cgroups.
+    return subprocess.run(["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs", *args],
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def _build_flags() -> list[str]:
