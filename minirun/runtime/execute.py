@@ -24,6 +24,7 @@ Its exit status comes back through the joining process.
 
 import errno
 import os
+import select
 import signal
 import socket
 from collections.abc import Callable
@@ -66,10 +67,6 @@ class _Joining(NamedTuple):
     stdio: dict[int, int]     # 0, 1, 2 -> a pipe's end or the host's /dev/null (-t: until the terminal)
     errw: int                 # the close-on-exec pipe a failure is reported on
     console: int              # -t: the socket the terminal's master goes back over
-
-
-class _GiveUp(Exception):
-    """SIGINT or SIGTERM while the process was still being set up."""
 
 
 def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec, still_running: Callable[[], bool] | None = None) -> int:
@@ -119,26 +116,30 @@ def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec, still_running: Callable[[]
 
 def _setup_report(errr: int, child: int, forwarder: Forwarder) -> bytes:
     """What the setup reported (empty: the program was exec'd). A SIGINT or SIGTERM before
-    that ends the joining process (and with it its child) and reports that exec gave up."""
+    that ends the joining process (and with it its child, by PDEATHSIG) and reports that exec
+    gave up: the read then ends, as every copy of the pipe's write end is gone."""
+    gave_up: list[int] = []
+
     def give_up(signum: int, _frame: object) -> None:
-        raise _GiveUp(signum)
+        if not gave_up:
+            gave_up.append(signum)
+            os.kill(child, signal.SIGKILL)
 
     previous = {s: signal.signal(s, give_up) for s in (signal.SIGINT, signal.SIGTERM)}
     report = b""
     try:
         for signum in forwarder.pending:  # arrived before the fork
             if signum in previous:
-                raise _GiveUp(signum)
+                give_up(signum, None)
         while chunk := os.read(errr, 4096):
             report += chunk
-    except _GiveUp as e:
-        os.kill(child, signal.SIGKILL)
-        name = signal.Signals(e.args[0]).name
-        report = f"{EXIT_RUN_FAILED}\nexec: gave up on {name} before the program started".encode()
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
         os.close(errr)
+    if gave_up:
+        name = signal.Signals(gave_up[0]).name
+        return f"{EXIT_RUN_FAILED}\nexec: gave up on {name} before the program started".encode()
     return report
 
 
@@ -186,13 +187,15 @@ def _join(j: _Joining, cgroup: Cgroup, spec: ExecSpec) -> NoReturn:
             step = f"setns {name}"
             _libc.setns(fd, kind, f"/proc/PID/ns/{name}")  # mnt: root and cwd are its root now
             os.close(fd)
+        alive_r, alive_w = os.pipe2(os.O_CLOEXEC)  # its write end lives as long as this process
         child = os.fork()  # into the container's PID namespace
         if child == 0:
-            _inside(spec, j)
+            os.close(alive_w)
+            _inside(spec, j, alive_r)
     except BaseException as e:  # noqa: BLE001 - nothing here may return into the caller's code
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         _report(j.errw, EXIT_RUN_FAILED, f"{step}: {reason}")
-    close_all_but((), low=0)  # its copies of the streams: they end with the process
+    close_all_but((alive_w,), low=0)  # its copies of the streams: they end with the process
     forwarder = Forwarder()
     forwarder.target(child)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
@@ -202,12 +205,17 @@ def _join(j: _Joining, cgroup: Cgroup, spec: ExecSpec) -> NoReturn:
     os._exit(os.WEXITSTATUS(status))
 
 
-def _inside(spec: ExecSpec, j: _Joining) -> NoReturn:
+def _inside(spec: ExecSpec, j: _Joining, alive: int) -> NoReturn:
     """In the container (nothing may be imported here: the host's files are out of reach)."""
     k = Kernel()
     step = "joining the container"
     try:
-        k.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)  # the CLI gave up: the joining process is gone
+        # The CLI gave up: the joining process is gone, and so is this one, even if that happened
+        # before the parent-death signal was set (its pipe then reads as ended at once).
+        k.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if select.select([alive], [], [], 0)[0]:
+            os._exit(EXIT_RUN_FAILED)
+        os.close(alive)
         k.setsid()
         step = "confining"
         allowed = _confine(k, spec, j.host)
