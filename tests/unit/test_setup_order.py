@@ -136,3 +136,23 @@ def test_container_network_joins_before_the_other_namespaces(tmp_path: Path) -> 
     assert join < unshare and rec.calls[join][1][0] == 42
     assert not rec.calls[unshare][1][0] & _libc.CLONE_NEWNET
     assert not [n for n, _ in rec.calls if n in ("loopback_up", "signal_parent", "wait_parent")]
+
+
+def test_exec_is_down_to_the_containers_privilege_first() -> None:
+    """exec's child, before it touches a container path: limits, the bounding set up to the
+    host's last capability (read on the host, never the container's /proc), no_new_privs, the
+    filter, then effective and permitted lowered to the container's set and what becoming the
+    user takes (SETUID, SETGID, CHOWN)."""
+    from minirun.runtime import caps, execute
+    from minirun.runtime.process import HostCaps
+    rec = Recorder()
+    spec = execute.ExecSpec(("sh",), (), "/", "root", caps.DEFAULT, seccomp=b"\0" * 8, no_new_privileges=True,
+                            rlimits=((7, 10, 20),))
+    allowed = execute._confine(cast(Kernel, rec), spec, HostCaps(last_cap=40, held=(1 << 41) - 1))
+    names = [n for n, _ in rec.calls]
+    assert names == ["setrlimit"] + ["prctl"] * (41 - len(caps.DEFAULT)) + ["prctl", "load_seccomp", "capset"]
+    dropped = {a[1] for n, a in rec.calls if n == "prctl" and a[0] == _libc.PR_CAPBSET_DROP}
+    assert dropped == set(range(41)) - caps.DEFAULT
+    assert rec.calls[-3] == ("prctl", (_libc.PR_SET_NO_NEW_PRIVS, 1))
+    setup = caps.mask(caps.DEFAULT) | 1 << 0 | 1 << 6 | 1 << 7
+    assert allowed == caps.mask(caps.DEFAULT) and rec.calls[-1] == ("capset", (setup, setup, 0))
