@@ -51,7 +51,7 @@ def remove_container(ctx: Context, key: str, force: bool) -> None:
     with changing(directory, key):
         with contextlib.suppress(StoreError):
             state = load(directory)  # as it is now (a damaged one stays as found)
-        cgroup = Cgroup(state.id, Limits(), None)
+        cgroup = Cgroup(state.id, Limits(), None, state.cgroup_parent)
         _stop(state, cgroup, force)
         # Its minirun removes the cgroup when the program exits; a minirun that was killed
         # could not, so rm does (empty now: the program died with its minirun).
@@ -205,7 +205,7 @@ def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user
         raise UsageError(f'invalid -w "{workdir}": the working directory must be an absolute path')
     capabilities = caps.capability_set(True, (), (), caps.last_cap()) if privileged else frozenset(state.capabilities)
     merged = spec.environment({"Env": state.env}, env, os.environ, state.hostname)
-    return exec_in(state.pid, Cgroup(state.id, Limits(), None),
+    return exec_in(state.pid, Cgroup(state.id, Limits(), None, state.cgroup_parent),
                    ExecSpec(tuple(argv), merged, workdir or state.workdir,
                             user if user is not None else state.user, capabilities, interactive, tty, program,
                             state.no_new_privileges, tuple((r, s, h) for r, s, h in state.rlimits)),

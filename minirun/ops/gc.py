@@ -6,6 +6,7 @@ Called by ``ImageStore.remove`` under the store's GC lock, so no pull or unpack 
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,7 +41,7 @@ def remove_damaged_containers(root: Path) -> list[str]:
     them. Returns their IDs; a removal that fails is left for later."""
     from ..errors import StoreError
     from ..rootfs import release_container
-    from ..runtime.cgroups import Cgroup, Limits
+    from ..runtime.cgroups import Cgroup, Limits, parent_from
     from ..runtime.container import scan
     from ..store import file_lock
     removed = []
@@ -49,7 +50,7 @@ def remove_damaged_containers(root: Path) -> list[str]:
         leftovers = [d for d in base.iterdir() if len(d.name) == 64 and not (d / "state.json").exists()] \
             if base.is_dir() else []
         for directory in [d.directory for d in scan(root)[1]] + leftovers:
-            cgroup = Cgroup(directory.name, Limits(), None)
+            cgroup = Cgroup(directory.name, Limits(), None, parent_from(os.environ))  # its state is damaged
             if cgroup.processes():
                 continue
             cgroup.remove()

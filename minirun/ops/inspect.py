@@ -70,6 +70,7 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
                    "WorkingDir": state.workdir, "User": state.user, "StopSignal": state.stop_signal,
                    "StopTimeout": state.stop_timeout},
         "HostConfig": {"NetworkMode": state.network, "PortBindings": _ports(state),
+                       "CgroupParent": "" if state.cgroup_parent == "minirun" else state.cgroup_parent,
                        "Binds": [f"{b.source}:{b.target}" + (":ro" if b.readonly else "") for b in binds],
                        "SecurityOpt": (["seccomp=unconfined"] if not state.seccomp else [])
                        + (["no-new-privileges"] if state.no_new_privileges else []),

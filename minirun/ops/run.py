@@ -169,7 +169,7 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
     gives the image again when it was found broken (``pull_again``); ``helper`` attaches it
     to the bridge (``netrun.helper_for``). ``started`` (run -d, in the monitor) is told the
     container's ID once its program runs; its output then goes to its log."""
-    from ..runtime import container
+    from ..runtime import cgroups, container
     from .netrun import unwire, wire
     # Unpacking and garbage collection exclude each other, as for pull: the GC lock is held
     # (shared) until the container records the snapshots it stacks; from then on they are its.
@@ -191,7 +191,8 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
                                            capabilities=sorted(flags.capabilities),
                                            stop_signal=_stop_signal(a, config), stop_timeout=flags.stop_timeout,
                                            seccomp=bool(flags.seccomp), no_new_privileges=flags.no_new_privileges,
-                                           rlimits=[list(r) for r in flags.rlimits])
+                                           rlimits=[list(r) for r in flags.rlimits],
+                                           cgroup_parent=cgroups.parent_from(os.environ))
             state, directory, files = container.create(ctx.root, new, wired.etc)
         except BaseException:
             unwire(cid, wired)
@@ -285,7 +286,8 @@ def _start(ctx: Context, a: RunArgs, flags: Checked, run_spec: RunSpec, state: C
         raise container.creation_error(ctx.root, e) from None
     # Every container has a cgroup for its device policy (--privileged: all devices, as
     # Docker), and for its limits when there are any.
-    cgroup = cgroups.Cgroup(state.id, flags.limits, None if a.privileged else devices.DOCKER_DEFAULT)
+    cgroup = cgroups.Cgroup(state.id, flags.limits, None if a.privileged else devices.DOCKER_DEFAULT,
+                            state.cgroup_parent)
     def on_started(pid: int) -> None:
         container.save(directory, state.started(pid, os.getpid()))
         if running is not None:

@@ -18,6 +18,7 @@ import contextlib
 import os
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,6 +26,7 @@ from ..errors import UsageError
 from .devices import DeviceRule, program, v1_lines
 
 ROOT = Path("/sys/fs/cgroup")
+DEFAULT_PARENT = "minirun"  # containers' cgroups are PARENT/<id> (MINIRUN_CGROUP_PARENT sets another)
 PERIOD = 100_000
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -64,6 +66,17 @@ def parse_limits(memory: str | None, cpus: str | None, pids: int | None) -> Limi
     return Limits(parse_memory(memory) if memory is not None else None, cpu_value, pids)
 
 
+def parent_from(environ: Mapping[str, str]) -> str:
+    """The cgroup parent new containers go under: MINIRUN_CGROUP_PARENT (one or more plain
+    names, as Docker's --cgroup-parent under cgroupfs: ``ci/job-42``), else ``minirun``. A
+    second user's (or a test suite's) containers can then be told apart from the others."""
+    text = environ.get("MINIRUN_CGROUP_PARENT", "").strip().strip("/") or DEFAULT_PARENT
+    if not all(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", part) for part in text.split("/")):
+        raise UsageError(f'invalid MINIRUN_CGROUP_PARENT "{text}": expected names of letters, digits, '
+                         "'.', '_' and '-', separated by '/'")
+    return text
+
+
 def version() -> int:
     return 2 if (ROOT / "cgroup.controllers").exists() else 1
 
@@ -83,11 +96,12 @@ class Cgroup:
 
     ``devices`` is the device policy (None: every device, as ``--privileged``)."""
 
-    def __init__(self, container_id: str, limits: Limits, devices: tuple[DeviceRule, ...] | None) -> None:
+    def __init__(self, container_id: str, limits: Limits, devices: tuple[DeviceRule, ...] | None,
+                 parent: str = DEFAULT_PARENT) -> None:
         self.limits = limits
         self.devices = devices
         self.v2 = version() == 2
-        name = Path("minirun") / container_id
+        name = Path(parent) / container_id
         if self.v2:
             self.dirs = {"all": ROOT / name}
         else:
@@ -104,10 +118,11 @@ class Cgroup:
     def create(self) -> None:
         if self.v2 and self.limits.any:
             parent = self.dirs["all"].parent
-            parent.mkdir(exist_ok=True)
+            parent.mkdir(parents=True, exist_ok=True)
             wanted = [c for c in ("memory", "pids", "cpu")
                       if c in (ROOT / "cgroup.controllers").read_text().split()]
-            for level in (ROOT, parent):
+            between = [ROOT / p for p in reversed(parent.relative_to(ROOT).parents[:-1])]
+            for level in (ROOT, *between, parent):  # each level hands the controllers down
                 _write(level / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
         for d in self.dirs.values():
             d.mkdir(parents=True, exist_ok=True)

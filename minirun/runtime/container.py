@@ -54,6 +54,7 @@ class ContainerState(NamedTuple):
     seccomp: bool = False
     no_new_privileges: bool = False
     rlimits: list[list[int]] = []  # noqa: RUF012 - never mutated; (RLIMIT_*, soft, hard)
+    cgroup_parent: str = "minirun"   # its cgroup is PARENT/<id> (MINIRUN_CGROUP_PARENT when made)
 
     # The transitions: created -> running -> exited, or created -> exited (it never started).
     # (No postponed annotations in this module: NamedTuple compiles string ones at import.)

@@ -26,6 +26,27 @@ from tests.support.tokenserver import ISSUER, SERVICE, TokenServer
 USER, PASSWORD = "tester", "s3cret-pass"
 PUSHER, PUSHER_PASSWORD = "pusher", "push-pass"
 PRIVATE_REPO = "private/app"
+# This suite's containers go under a cgroup parent of their own: its checks look only at what
+# it made, while other minirun users' containers (under "minirun") run beside it.
+CGROUP_PARENT = f"minirun-tests-{os.getpid()}"
+
+
+def cgroup_parents(name: str = CGROUP_PARENT) -> list[Path]:
+    """Where containers under the cgroup parent ``name`` have their directories (v2: one;
+    v1: one per controller)."""
+    from minirun.runtime.cgroups import ROOT, version
+    return [ROOT / name] if version() == 2 else [d / name for d in ROOT.iterdir() if (d / "tasks").exists()]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_cgroup_parent() -> Iterator[None]:
+    yield
+    for d in cgroup_parents():
+        if d.is_dir():
+            try:
+                d.rmdir()
+            except OSError:
+                pass  # a container left behind: its test has said so
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -118,7 +139,8 @@ class Minirun:
         e = {k: v for k, v in os.environ.items() if not k.startswith(("MINIRUN_", "DOCKER_"))}
         # Containers of tests other than test_network's get no network: the bridge and its
         # NAT rules are only ever made in a network namespace a test made for them.
-        e.update(MINIRUN_ROOT=str(self.root), DOCKER_CONFIG=str(self.docker_config), MINIRUN_NETWORK="none")
+        e.update(MINIRUN_ROOT=str(self.root), DOCKER_CONFIG=str(self.docker_config), MINIRUN_NETWORK="none",
+                 MINIRUN_CGROUP_PARENT=CGROUP_PARENT)
         e.update(self.extra_env)
         e.update(more)
         return e
@@ -146,9 +168,8 @@ def minirun(tmp_path: Path) -> Minirun:
 
 
 def _minirun_cgroups() -> set[Path]:
-    from minirun.runtime.cgroups import ROOT
-    return {d for parent in (ROOT / "minirun", *ROOT.glob("*/minirun")) if parent.is_dir()
-            for d in parent.iterdir() if d.is_dir()}
+    """The container cgroups of this suite (never another user's)."""
+    return {d for parent in cgroup_parents() if parent.is_dir() for d in parent.iterdir() if d.is_dir()}
 
 
 @pytest.fixture

@@ -7,13 +7,14 @@ import fcntl
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Env, Minirun, verify_store
+from tests.integration.conftest import CGROUP_PARENT, Env, Minirun, verify_store
 from tests.support.faultproxy import Fault, FaultProxy
 
 
@@ -170,10 +171,38 @@ def test_ctrl_c_during_a_pull_is_one_line(env: Env, minirun: Minirun, proxy: Fau
 
 def _cgroup_parent() -> Path:
     from minirun.runtime.cgroups import ROOT, version
-    return ROOT / "minirun" if version() == 2 else ROOT / "devices" / "minirun"
+    return ROOT / CGROUP_PARENT if version() == 2 else ROOT / "devices" / CGROUP_PARENT
 
 
-def test_sigint_during_setup_is_never_a_bare_setup_error(mr: Minirun) -> None:
+@pytest.fixture
+def neighbours(env: Env, tmp_path: Path) -> Iterator[list[str]]:
+    """Another minirun user's containers (their own store, the default cgroup parent) starting
+    and ending beside the test, as on a shared machine: the IDs of those that ran."""
+    other = Minirun(tmp_path / "other-store", tmp_path / "other-config",
+                    {"MINIRUN_REGISTRY_MIRROR": env.plain.url, "MINIRUN_CGROUP_PARENT": "minirun"})
+    assert other("pull", "-q", "busybox").returncode == 0
+    stop, ran = threading.Event(), []
+
+    def churn() -> None:
+        while not stop.is_set():
+            r = other("run", "-d", "--rm", "busybox", "sleep", "0.3")
+            if r.returncode == 0:
+                ran.append(r.stdout.strip())
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        yield ran
+    finally:
+        stop.set()
+        thread.join(60)
+        deadline = time.monotonic() + 30
+        while other("ps", "-aq").stdout.strip() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+def test_sigint_during_setup_is_never_a_bare_setup_error(mr: Minirun, neighbours: list[str]) -> None:
     """Ctrl-C reaches minirun and the container's process (one process group) while the
     container is being set up (from its cgroup's creation on). The signal waits for the
     program, which is PID 1 of its namespace and so ignores a SIGINT it has no handler for
@@ -196,3 +225,5 @@ def test_sigint_during_setup_is_never_a_bare_setup_error(mr: Minirun) -> None:
         _, errors = p.communicate(timeout=30)
         assert (p.returncode, errors) == (0, ""), (i, p.returncode, errors)
     assert sent >= 20 and _containers(mr) == []
+    assert len(neighbours) >= 3  # the other user's containers came and went meanwhile (and the
+    # fixture's leak check, which looks only at this suite's cgroup parent, stays green)

@@ -282,6 +282,34 @@ def test_local_registry_script_serves_the_offline_demo(minirun: Minirun) -> None
         p.wait(20)
 
 
+def test_local_registry_script_never_pushes_into_another_registry(env: Env, tmp_path: Path) -> None:
+    """On a port another registry holds (the suite's plain one), the script refuses before it
+    starts anything: that registry's tags stay as they were. Its starter checks too that the
+    process answering is the one it started."""
+    import urllib.request
+
+    from tests.support.registry import PortBusy, start_registry
+    script = Path(__file__).resolve().parents[2] / "scripts" / "local-registry"
+    port = env.plain.port
+
+    def tag_digest() -> str:
+        req = urllib.request.Request(f"{env.plain.url}/v2/library/hello-world/manifests/latest", method="HEAD",
+                                     headers={"Accept": "application/vnd.oci.image.index.v1+json, "
+                                              "application/vnd.docker.distribution.manifest.list.v2+json"})
+        with urllib.request.urlopen(req, timeout=10) as answer:
+            return str(answer.headers["Docker-Content-Digest"])
+
+    before = tag_digest()
+    r = subprocess.run([sys.executable, str(script), "--port", str(port), "--dir", str(tmp_path / "reg")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stdout == "", r
+    assert r.stderr == (f"local-registry: port {port} on 127.0.0.1 is in use by another program: stop it, or "
+                        "choose another with --port N (--port 0: a free one)\n")
+    assert tag_digest() == before and not (tmp_path / "reg").exists()
+    with pytest.raises(PortBusy):
+        start_registry("second", tmp_path / "second", port=port)
+
+
 def test_docker_hub_origin_after_a_dead_mirror(env: Env, minirun: Minirun, tmp_path: Path) -> None:
     """`minirun pull hello-world` as users type it: registry-1.docker.io, verified TLS, token
     auth; the mirror that fails first is left for the origin, as dockerd does."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Env, Minirun
+from tests.integration.conftest import CGROUP_PARENT, Env, Minirun
 from tests.support.images import HELLO_MESSAGE
 
 
@@ -297,7 +297,7 @@ def test_capabilities_like_docker(mr: Minirun) -> None:
 
 def _cgroup_dirs(container_id: str) -> list[Path]:
     from minirun.runtime.cgroups import ROOT, version
-    name = Path("minirun") / container_id
+    name = Path(CGROUP_PARENT) / container_id
     return [ROOT / name] if version() == 2 else [ROOT / c / name for c in ("memory", "pids", "cpu")]
 
 

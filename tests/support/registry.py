@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import socket
 import ssl
@@ -48,7 +50,41 @@ class Registry:
             self.process.wait()
 
 
-def _wait_ready(url: str, ca: Path | None, proc: subprocess.Popen[bytes], log: Path) -> None:
+class PortBusy(RuntimeError):
+    """The port asked for is taken by another program."""
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def listening_pid_owns(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a socket listening on ``port``: a listening socket's inode
+    in /proc/net/tcp{,6} among the process's descriptors (as root, or as the registry's owner)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in f.read().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[1].endswith(f":{port:04X}"):  # LISTEN, on that port
+                    inodes.add(f"socket:[{fields[9]}]")
+    fd_dir = Path(f"/proc/{pid}/fd")
+    with contextlib.suppress(OSError):
+        for fd in fd_dir.iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in inodes:
+                    return True
+    return False
+
+
+def _wait_ready(url: str, ca: Path | None, proc: subprocess.Popen[bytes], log: Path, port: int) -> None:
+    """Until the registry answers, and it is the process we started that answers (a registry
+    that failed to bind would leave another program's answers to be taken for its own)."""
     ctx = ssl.create_default_context(cafile=str(ca)) if ca else None
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -56,12 +92,16 @@ def _wait_ready(url: str, ca: Path | None, proc: subprocess.Popen[bytes], log: P
             raise RuntimeError(f"docker-registry exited: {log.read_text()[-2000:]}")
         try:
             urllib.request.urlopen(f"{url}/v2/", timeout=2, context=ctx)
-            return
         except urllib.error.HTTPError:
-            return  # 401 means it is up
+            pass  # 401 means it is up
         except OSError:
             time.sleep(0.1)
-    raise RuntimeError(f"docker-registry at {url} did not start: {log.read_text()[-2000:]}")
+            continue
+        if listening_pid_owns(proc.pid, port):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"docker-registry at {url} did not start (or another program answers there): "
+                       f"{log.read_text()[-2000:]}")
 
 
 def start_registry(name: str, directory: Path, *, tls: tuple[Path, Path] | None = None,
@@ -72,6 +112,8 @@ def start_registry(name: str, directory: Path, *, tls: tuple[Path, Path] | None 
     if binary is None:
         raise RuntimeError("docker-registry is not installed: run scripts/test, which installs it")
     directory.mkdir(parents=True, exist_ok=True)
+    if port and not port_is_free(port):
+        raise PortBusy(f"port {port} on 127.0.0.1 is in use by another program")
     port = port or free_port()
     lines = [
         "version: 0.1",
@@ -94,7 +136,7 @@ def start_registry(name: str, directory: Path, *, tls: tuple[Path, Path] | None 
     scheme = "https" if tls else "http"
     reg = Registry(name, port, scheme, proc, directory, ca if tls else None)
     try:
-        _wait_ready(reg.url, reg.ca, proc, log)
+        _wait_ready(reg.url, reg.ca, proc, log, port)
     except Exception:
         reg.stop()
         raise
