@@ -179,8 +179,8 @@ def select_manifest(index: ImageIndex, want: Platform, what: str) -> Descriptor:
             return d
     available = sorted({str(d.platform) for d in candidates if d.platform})
     raise PlatformNotFound(
-        f"{what}: no manifest for platform {want} in the image index; "
-        f"available: {', '.join(available) if available else 'none'}")
+        f"{what}: no matching manifest for {want} in the manifest list entries "  # Docker's words
+        f"(available: {', '.join(available) if available else 'none'})")
 
 
 class ImageConfig(NamedTuple):

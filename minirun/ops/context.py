@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..endpoints import RegistryOptions
     from ..oci import Platform
     from ..rootfs import Snapshotter
-    from ..store import ImageStore
+    from ..store import ImageRecord, ImageStore
 
 
 class Context:
@@ -63,6 +63,23 @@ class Context:
         other = Context(self.root, self.driver, mirrors, insecure)
         other._images, other._snapshots = self._images, self._snapshots
         return other
+
+
+def asked_platform(flag: str | None) -> bool:
+    """Whether a platform was asked for (--platform or DOCKER_DEFAULT_PLATFORM), not taken
+    from this host."""
+    return bool(flag or os.environ.get("DOCKER_DEFAULT_PLATFORM"))
+
+
+def platform_mismatch(ref: str, record: ImageRecord, flag: str | None) -> str | None:
+    """Docker's words when an image asked for by platform is another one's (a registry's
+    single-platform manifest has no index to choose from): None when it matches, or when no
+    platform was asked for."""
+    want = wanted_platform(flag)
+    if not asked_platform(flag) or record.is_for(want):
+        return None
+    return (f"image with reference {ref} was found but does not match the specified platform: "
+            f"wanted {want}, actual: {record.platform}")
 
 
 def wanted_platform(flag: str | None) -> Platform:

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import ImageNotKnown, ReferenceFormatError, StoreError
-from .context import Context, wanted_platform
+from .context import Context, platform_mismatch, wanted_platform
 from .gc import collect_snapshots, remove_damaged_containers
 
 if TYPE_CHECKING:
@@ -22,8 +22,12 @@ def pull_image(ctx: Context, image: str, platform: str | None, emit: Emit) -> tu
     from ..pull import pull
     ref = reference.parse(image)
     creds = credentials.lookup(ref.domain)
-    return ref, pull(ref, ctx.images, ctx.registry_options(), wanted_platform(platform), emit, creds,
-                     ctx.snapshots)
+    result = pull(ref, ctx.images, ctx.registry_options(), wanted_platform(platform), emit, creds, ctx.snapshots)
+    mismatch = platform_mismatch(str(ref), result.record, platform)
+    if mismatch is not None:  # as Docker: pulled, and said (run refuses to run it)
+        from .. import notices
+        notices.say(f"WARNING: {mismatch}")
+    return ref, result
 
 
 def explain_reference(text: str, ref: Reference) -> None:

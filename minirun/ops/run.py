@@ -14,8 +14,16 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import trace
-from ..errors import EXIT_RUN_FAILED, BrokenImage, ContainerStartError, ImageNotKnown, StoreError, UsageError
-from .context import Context, wanted_platform
+from ..errors import (
+    EXIT_RUN_FAILED,
+    BrokenImage,
+    ContainerStartError,
+    ImageNotKnown,
+    PlatformNotFound,
+    StoreError,
+    UsageError,
+)
+from .context import Context, platform_mismatch, wanted_platform
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -128,6 +136,9 @@ def image_for(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: E
         raise ImageNotKnown(f"No such image: {ref.familiar()} (and --pull never)")
     if record is None:
         raise ImageNotKnown(f"No such image: {ref.familiar()}")
+    mismatch = platform_mismatch(str(ref), record, a.platform)
+    if mismatch is not None:
+        raise PlatformNotFound(mismatch)
     return record
 
 

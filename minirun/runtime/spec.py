@@ -157,25 +157,34 @@ def resolve_user(spec: str, passwd: str, group: str) -> User:
             raise UsageError(f"unable to find group {group_part}: no matching entries in group file")
     if gid < 0:
         gid = 0
-    supplementary = tuple(sorted({int(g[2]) for g in groups
-                                  if len(g) >= 4 and name and name in g[3].split(",") and g[2].isdigit()}))
+    # As Docker 20.10 (runc) sets them: the group asked for alone, else the primary group and
+    # every group that lists the user (tests/unit/test_spec.py has Docker's answers).
+    members = set() if group_part else {int(g[2]) for g in groups
+                                        if len(g) >= 4 and name and name in g[3].split(",") and g[2].isdigit()}
+    supplementary = tuple(sorted({gid} | members))
     return User(uid, gid, supplementary, home)
 
 
+# Docker's -v options on Linux: one of ro/rw, one of z/Z (SELinux relabelling: nothing to do
+# without SELinux, as Docker on Debian), and macOS's consistency hints (ignored on Linux).
+_VOLUME_OPTION_GROUPS = ({"ro", "rw"}, {"z", "Z"}, {"consistent", "cached", "delegated"})
+
+
 def parse_volume(text: str) -> Bind:
-    """``-v /host:/container[:ro|rw]`` (named volumes are not supported)."""
+    """``-v /host:/container[:OPTIONS]`` (named volumes are not supported)."""
     parts = text.split(":")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise UsageError(f'invalid volume "{text}": expected /host/path:/container/path[:ro]')
     source, target = parts[0], parts[1]
-    mode = parts[2] if len(parts) == 3 else "rw"
-    if mode not in ("ro", "rw"):
-        raise UsageError(f'invalid volume "{text}": mode must be ro or rw')
+    options = parts[2].split(",") if len(parts) == 3 else []
+    if any(sum(o in group for o in options) > 1 for group in _VOLUME_OPTION_GROUPS) or \
+            not all(any(o in group for group in _VOLUME_OPTION_GROUPS) for o in options):
+        raise UsageError(f'invalid volume "{text}": invalid mode: {parts[2]}')  # Docker's words after the colon
     if not source.startswith("/"):
         raise UsageError(f'invalid volume "{text}": named volumes are not supported, give an absolute host path')
     if not target.startswith("/") or posixpath.normpath(target) == "/":
         raise UsageError(f'invalid volume "{text}": the container path must be absolute and not /')
-    return Bind(posixpath.normpath(source), posixpath.normpath(target), mode == "ro")
+    return Bind(posixpath.normpath(source), posixpath.normpath(target), "ro" in options)
 
 
 TMPFS_BASE = "noexec,nosuid,nodev"   # Docker's, before the user's options (which may say exec, suid, dev)

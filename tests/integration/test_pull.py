@@ -57,10 +57,28 @@ def test_platform_override_and_missing_platform(env: Env, minirun: Minirun) -> N
     r = minirun("pull", "--platform", "linux/s390x", f"{host}/library/hello-world:latest")
     assert r.returncode == 1
     assert lines(r.stderr) == [lines(r.stderr)[-1]]
-    assert "no manifest for platform linux/s390x" in r.stderr and "linux/arm64/v8" in r.stderr
+    assert "no matching manifest for linux/s390x in the manifest list entries" in r.stderr, r.stderr
+    assert "linux/arm64/v8" in r.stderr
     assert "unknown/unknown" not in r.stderr
     r = minirun("pull", "--platform", "linux", f"{host}/library/hello-world")
     assert r.returncode == 2 and 'invalid platform "linux"' in r.stderr
+
+
+# Docker 20.10.24's answers here (recorded once against this suite's registry): a single-platform
+# manifest of another platform is pulled with a warning, and run refuses it (exit 125).
+DOCKER_PLATFORM_MISMATCH = ("image with reference {ref} was found but does not match the specified platform: "
+                            "wanted linux/s390x, actual: {actual}")
+
+
+def test_a_single_platform_image_of_another_platform(env: Env, mr: Minirun) -> None:
+    from tests.support.images import host_arch
+    ref, actual = f"{env.plain.host}/library/busybox:latest", f"linux/{host_arch()}"
+    said = DOCKER_PLATFORM_MISMATCH.format(ref=ref, actual=actual)
+    r = mr("pull", "--platform", "linux/s390x", ref)
+    assert r.returncode == 0 and r.stderr == f"minirun: WARNING: {said}\n", r
+    r = mr("run", "--rm", "--platform", "linux/s390x", ref, "true")
+    assert r.returncode == 125 and r.stderr.endswith(f"minirun: {said}\n"), r
+    assert mr("run", "--rm", ref, "true").returncode == 0  # for this host, as it is
 
 
 def test_repull_of_cached_tag_costs_one_head(env: Env, minirun: Minirun, proxy: FaultProxy) -> None:

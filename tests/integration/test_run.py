@@ -445,3 +445,21 @@ def test_tty_on_a_terminal_sizes_and_restores_it(mr: Minirun, tmp_path: Path) ->
     text = out.decode(errors="replace")
     assert "33 111" in text and "40 120" in text, text
     assert "EXIT 0 RESTORED" in text, text
+
+
+def test_supplementary_groups_from_the_images_group_file(mr: Minirun, env: Env) -> None:
+    """As Docker (its answers, recorded with the same /etc/group): the primary group and the
+    groups that list the user are set, for the image's user and for -u; with -u USER:GROUP,
+    that group alone."""
+    from tests.support import images as test_images
+    from tests.support.layers import E, tar_bytes
+    layer = tar_bytes([E("etc/group", data=b"root:x:0:\nwheel:x:10:root\naudio:x:29:nobody,root\n"
+                                        b"nogroup:x:65534:\n")])
+    test_images.push(test_images.crafted("library/grouped", layer), env.plain.host)
+    r = mr("run", "--rm", "grouped", "sh", "-c", "id; grep Groups /proc/self/status")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[0] == "uid=0(root) gid=0(root) groups=0(root),10(wheel),29(audio)", r.stdout
+    r = mr("run", "--rm", "-u", "nobody", "grouped", "id")
+    assert r.stdout.strip() == "uid=65534(nobody) gid=65534(nogroup) groups=29(audio),65534(nogroup)", r.stdout
+    r = mr("run", "--rm", "-u", "root:wheel", "grouped", "grep", "Groups", "/proc/self/status")
+    assert r.stdout.split() == ["Groups:", "10"], r.stdout
