@@ -77,6 +77,30 @@ def parent_from(environ: Mapping[str, str]) -> str:
     return text
 
 
+def container_view(cgroup: "Cgroup | None", mountinfo: str) -> list[tuple[str, str, str | None]]:
+    """The mounts (target, filesystem, data) that show a container its own cgroup at
+    /sys/fs/cgroup, read-only, as Docker does (JVMs, Go and Node read their memory and CPU
+    limits there). Made inside its cgroup namespace, whose root is its cgroup: v2, cgroup2
+    itself; v1, a tmpfs holding one mount for each controller the container has a directory
+    in, with the options of the host's hierarchy for it (``mountinfo``: the host's, read before
+    pivot_root; a hierarchy such as ``cpu,cpuacct`` mounts only with all its options)."""
+    if cgroup is None:
+        return []
+    if cgroup.v2:
+        return [("/sys/fs/cgroup", "cgroup2", None)]
+    hierarchies: dict[str, tuple[str, str]] = {}
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        fields, where = right.split(), left.split()
+        if len(fields) >= 3 and fields[0] == "cgroup" and len(where) >= 5:
+            options = ",".join(o for o in fields[2].split(",") if o not in ("rw", "ro"))
+            for controller in options.split(","):
+                hierarchies.setdefault(controller, (os.path.basename(where[4]), options))
+    wanted = dict(hierarchies[c] for c in cgroup.dirs if c in hierarchies)
+    view: list[tuple[str, str, str | None]] = [("/sys/fs/cgroup", "tmpfs", "mode=755")]
+    return view + [(f"/sys/fs/cgroup/{name}", "cgroup", data) for name, data in wanted.items()]
+
+
 def version() -> int:
     return 2 if (ROOT / "cgroup.controllers").exists() else 1
 

@@ -141,6 +141,16 @@ _FLAGS = {"ro": _libc.MS_RDONLY, "nosuid": _libc.MS_NOSUID, "nodev": _libc.MS_NO
 _CLEARS = {"rw": _libc.MS_RDONLY, "suid": _libc.MS_NOSUID, "dev": _libc.MS_NODEV, "exec": _libc.MS_NOEXEC}
 
 
+def _mount_cgroups(k: "Kernel", view: list[tuple[str, str, str | None]], step: Step) -> None:
+    """/sys/fs/cgroup: the container's own cgroup, read-only (``cgroups.container_view``)."""
+    step.name = "mounting /sys/fs/cgroup"
+    sealed = _libc.MS_NOSUID | _libc.MS_NOEXEC | _libc.MS_NODEV
+    for target, fstype, data in view:
+        _mount_in(k, target, fstype, sealed | (0 if fstype == "tmpfs" else _libc.MS_RDONLY), data)
+    if view and view[0][1] == "tmpfs":  # v1: the tmpfs holding the controllers, read-only once made
+        k.mount(view[0][0], view[0][0], None, _libc.MS_REMOUNT | _libc.MS_RDONLY | sealed, "mode=755")
+
+
 def mount_options(options: str) -> tuple[int, str | None]:
     """``noexec,nosuid,size=64m`` -> (mount flags, data the filesystem itself reads)."""
     flags, data = 0, []
@@ -155,7 +165,7 @@ def mount_options(options: str) -> tuple[int, str | None]:
 
 
 def enter_root(k: "Kernel", spec: RunSpec, mounts: list[Mount], rootfs: str, etc_files: dict[str, Path],
-               step: Step) -> None:
+               step: Step, cgroup_view: list[tuple[str, str, str | None]]) -> None:
     """Mount the root filesystem, pivot into it, detach the host's root, then mount and bind
     everything else. Host paths are opened before the pivot (as detached mounts); every
     container path is resolved after it, when no path leads out of the container's root."""
@@ -183,6 +193,7 @@ def enter_root(k: "Kernel", spec: RunSpec, mounts: list[Mount], rootfs: str, etc
     _mount_in(k, "/proc", "proc", _libc.MS_NOSUID | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
     _setup_dev(k)
     _mount_in(k, "/sys", "sysfs", _libc.MS_RDONLY | _libc.MS_NOSUID | _libc.MS_NOEXEC | _libc.MS_NODEV, None)
+    _mount_cgroups(k, cgroup_view, step)
     for d in etc:
         step.name = f"mounting {d.target}"
         _attach(k, d, replace_symlink=True)

@@ -22,7 +22,7 @@ from .. import trace
 from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, ContainerStartError, MiniRunError, UsageError
 from . import _libc, mounts
 from .caps import mask
-from .cgroups import Cgroup
+from .cgroups import Cgroup, container_view
 from .kernel import Kernel
 from .signals import FORWARDED, Forwarder
 from .spec import DEFAULT_PATH, RunSpec, User, resolve_user, with_home
@@ -241,8 +241,9 @@ def setup_and_exec(k: Kernel, s: Setup, step: mounts.Step) -> None:
     Nothing on the host is resolved through a container path: the host's root is detached
     (in ``enter_root``) before the first container path is looked up."""
     host = host_caps()
+    cgroup_view = container_view(s.cgroup, _read("/proc/self/mountinfo"))  # the host's hierarchies
     _isolate(k, s.network, s.cgroup, s.ready, step)
-    mounts.enter_root(k, s.spec, s.rootfs_mounts, s.rootfs, s.etc_files, step)
+    mounts.enter_root(k, s.spec, s.rootfs_mounts, s.rootfs, s.etc_files, step, cgroup_view)
     step.name = "setting the hostname"
     k.sethostname(s.spec.hostname)
     if s.network.mode in ("bridge", "none"):

@@ -18,6 +18,7 @@ TESTS = [f"tests/integration/test_run.py::{name}" for name in (
     "test_hello_world_end_to_end",
     "test_memory_limit_ends_with_137_and_cgroups_are_removed",
     "test_pids_limit_stops_a_fork_bomb",
+    "test_the_container_sees_its_own_cgroup_read_only",
     "test_limits_are_set_while_running_and_removed_after",
     "test_running_container_ps_rm_f_and_killed_monitor",
 )] + ["tests/integration/test_confinement.py::test_host_block_devices_are_denied"]

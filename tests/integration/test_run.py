@@ -316,6 +316,21 @@ def test_pids_limit_stops_a_fork_bomb(mr: Minirun) -> None:
     assert "can't fork" in r.stderr
 
 
+def test_the_container_sees_its_own_cgroup_read_only(mr: Minirun) -> None:
+    """As Docker: /sys/fs/cgroup holds the container's own cgroup, read-only, where runtimes
+    read their limits (v2: cgroup2 at its root; v1: a mount per controller it has)."""
+    from minirun.runtime.cgroups import version
+    read = ("cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max" if version() == 2 else
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max")
+    r = sh(mr, f"{read}; touch /sys/fs/cgroup/x; mkdir /sys/fs/cgroup/y", "--memory", "64m", "--pids-limit", "20")
+    assert r.stdout.split() == [str(64 << 20), "20"], r
+    assert r.stderr.count("Read-only file system") == 2, r.stderr
+    # Its cgroup is the root it sees: nothing of the host's tree (no other container, no parent).
+    r = sh(mr, "cat /proc/self/cgroup; ls /sys/fs/cgroup" + ("" if version() == 2 else "/devices"))
+    assert all(line.endswith(":/") for line in r.stdout.splitlines() if line.count(":") == 2 and "devices" in line)
+    assert CGROUP_PARENT not in r.stdout and "minirun" not in r.stdout, r.stdout
+
+
 def test_limits_are_set_while_running_and_removed_after(mr: Minirun) -> None:
     from minirun.runtime.cgroups import version
     assert sh(mr, "true").returncode == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from minirun.errors import UsageError
@@ -130,3 +132,23 @@ def test_working_dir_as_docker() -> None:
     assert working_dir({"WorkingDir": "/srv"}, "/tmp") == "/tmp"
     with pytest.raises(UsageError, match='invalid working directory "relative": it must be an absolute path'):
         working_dir({}, "relative")
+
+
+def test_the_containers_cgroup_view() -> None:
+    """/sys/fs/cgroup inside: on v1 one mount per controller the container has, with the host
+    hierarchy's options (cpu and cpuacct mounted together must be mounted together)."""
+    from minirun.runtime import cgroups
+    mountinfo = ("31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+                 "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n"
+                 "35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+                 "36 31 0:33 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices\n"
+                 "40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n"
+                 "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n")
+    cg = cgroups.Cgroup.__new__(cgroups.Cgroup)
+    cg.v2, cg.dirs = False, {"devices": Path("d"), "memory": Path("m"), "pids": Path("p"), "cpu": Path("c")}
+    assert cgroups.container_view(cg, mountinfo) == [
+        ("/sys/fs/cgroup", "tmpfs", "mode=755"), ("/sys/fs/cgroup/devices", "cgroup", "devices"),
+        ("/sys/fs/cgroup/memory", "cgroup", "memory"), ("/sys/fs/cgroup/cpu,cpuacct", "cgroup", "cpu,cpuacct")]
+    cg.v2 = True
+    assert cgroups.container_view(cg, mountinfo) == [("/sys/fs/cgroup", "cgroup2", None)]
+    assert cgroups.container_view(None, mountinfo) == []
