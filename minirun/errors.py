@@ -20,6 +20,7 @@ print ``str(error)`` as the single line a user sees::
     │   └── BrokenImage            an image blob missing or damaged in the store (pull repairs)
     ├── LayerError                 a layer that cannot be applied: bad tar, escapes, DiffID
     ├── CredentialsError           reading or writing Docker's config.json
+    ├── ConfigError                minirun's own configuration file (/etc/minirun/config.toml)
     ├── OutputError                stdout or stderr cannot take what is written (a full disk)
     ├── Interrupted                Ctrl-C (SIGINT) stopped the operation: exit 130
     └── ContainerError             containers, by name or ID, and their start
@@ -41,6 +42,10 @@ class MiniRunError(Exception):
 
 
 class UsageError(MiniRunError):
+    pass
+
+
+class ConfigError(MiniRunError):
     pass
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import httpx
 
-from . import credentials, trace
+from . import credentials, tls, trace
 from .auth import RegistryAuth
 from .endpoints import Endpoint, RegistryOptions, endpoints_for
 from .errors import AuthenticationFailed, BadResponse, ConnectionFailed, NotFound, RateLimited, RegistryError
@@ -101,9 +101,9 @@ class Transport:
     def _client(self, ep: Endpoint) -> httpx.Client:
         client = self._clients.get(ep)
         if client is None:
-            # ssl.create_default_context() is the system trust store, and OpenSSL's
-            # default paths honour SSL_CERT_FILE and SSL_CERT_DIR.
-            verify: ssl.SSLContext | bool = ssl.create_default_context() if ep.verify else False
+            # The system trust store (OpenSSL's default paths honour SSL_CERT_FILE and
+            # SSL_CERT_DIR), the configuration's CA files and the registry's certs.d.
+            verify: ssl.SSLContext | bool = tls.context(ep.host) if ep.verify else False
             creds = self._creds if not ep.mirror else None
             if creds is None and ep.mirror:
                 creds = credentials.lookup(ep.host)

@@ -96,17 +96,41 @@ def _app(argv: list[str]) -> int:
     return run_app(argv)
 
 
+def _config_flag(argv: list[str]) -> tuple[str | None, list[str]]:
+    """``--config FILE`` among the options before the command: (FILE, the rest)."""
+    out, flag, i = [], None, 0
+    while i < len(argv) and argv[i].startswith("-"):
+        if argv[i] == "--config" and i + 1 < len(argv):
+            flag, i = argv[i + 1], i + 2
+            continue
+        if argv[i].startswith("--config="):
+            flag = argv[i].partition("=")[2]
+        else:
+            out.append(argv[i])
+        i += 1
+    return flag, out + argv[i:]
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    return _main(args, _run_words(args))
+    flag, args = _config_flag(sys.argv[1:] if argv is None else argv)
+    return _main(args, _run_words(args), flag)
 
 
-def _main(args: list[str], split: tuple[str | None, list[str]] | None) -> int:
+def _main(args: list[str], split: tuple[str | None, list[str]] | None, config_flag: str | None = None) -> int:
     """``split``: ``run``'s words (see _run_words). A run returns its program's code as it
-    is; a failure of minirun's own exits 125 there, as docker run's do."""
+    is; a failure of minirun's own exits 125 there, as docker run's do. The configuration
+    file is read first (its errors are the command's: 125 for run)."""
+    from .. import config
+
+    def configured(call: Callable[[], int]) -> Callable[[], int]:
+        def go() -> int:
+            config.install(config_flag)
+            return call()
+        return go
+
     if split is not None:
-        return _guarded(lambda: _run(*split), EXIT_RUN_FAILED)
-    return _guarded(lambda: _app(args), None)
+        return _guarded(configured(lambda: _run(*split)), EXIT_RUN_FAILED)
+    return _guarded(configured(lambda: _app(args)), None)
 
 
 def _guarded(call: Callable[[], int], failed: int | None) -> int:
@@ -163,9 +187,9 @@ def _print_traceback() -> None:
 
 def entry() -> None:
     ensure_stdio()
-    args = sys.argv[1:]
+    flag, args = _config_flag(sys.argv[1:])
     split = _run_words(args)
-    code = _main(args, split)
+    code = _main(args, split, flag)
     if split is not None:
         # A finished run skips the interpreter's teardown (5 ms, a tenth of a warm start):
         # nothing of minirun's is pending then (files closed, locks go with the process).

@@ -52,6 +52,11 @@ def info_cmd(
         line(f" Containers: {doc['Containers']} (running {doc['ContainersRunning']}, "
              f"stopped {doc['ContainersStopped']})")
         line(f" Registry Mirrors: {_words(doc['RegistryMirrors'], ', ') or '(none)'}")
+        line(f" Config File: {doc['ConfigFile'] or '(none)'}")
+        settings = doc["Settings"]
+        assert isinstance(settings, dict)
+        for var, setting in settings.items():  # where each setting in force came from
+            line(f"  {var}={setting['Value']} (from {setting['Source']})")
     for p in problems:
         err(f"run cannot work here: {p.what}: {p.fix}")
     if problems:

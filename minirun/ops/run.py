@@ -105,7 +105,9 @@ def _log_options(a: RunArgs) -> LogOptions | None:
         return None
     if a.log_driver != "json-file":
         raise UsageError(f'invalid --log-driver "{a.log_driver}": expected json-file or none')
-    return logs.parse_options(a.log_opt)
+    # --log-opt, else the configuration's defaults (MINIRUN_LOG_OPTS: max-size=10m,max-file=3)
+    defaults = tuple(o for o in os.environ.get("MINIRUN_LOG_OPTS", "").split(",") if o)
+    return logs.parse_options(a.log_opt or defaults)
 
 
 def image_for(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: Emit) -> ImageRecord:
