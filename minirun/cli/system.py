@@ -52,6 +52,12 @@ def info_cmd(
         line(f" Containers: {doc['Containers']} (running {doc['ContainersRunning']}, "
              f"stopped {doc['ContainersStopped']})")
         line(f" Registry Mirrors: {_words(doc['RegistryMirrors'], ', ') or '(none)'}")
+        wall = doc["Firewall"]
+        assert isinstance(wall, dict)
+        found = ", ".join(wall["found"]) or "none seen dropping the bridge's traffic"
+        line(f" Other Firewalls: {found} (looked at when the bridge's first container starts)")
+        for rule in wall["added"]:
+            line(f"  accepted for minirun0: {rule}")
         line(f" Config File: {doc['ConfigFile'] or '(none)'}")
         settings = doc["Settings"]
         assert isinstance(settings, dict)

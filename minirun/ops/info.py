@@ -81,7 +81,7 @@ def gather(ctx: Context) -> tuple[dict[str, object], list[Problem]]:
     """Docker's ``info`` fields for what minirun knows, and the problems ``run`` would meet."""
     from .. import config
     from ..rootfs import tree_size
-    from ..runtime import cgroups
+    from ..runtime import cgroups, network
     from ..runtime.container import list_all
     problems: list[Problem] = []
     if os.geteuid() != 0:
@@ -110,6 +110,7 @@ def gather(ctx: Context) -> tuple[dict[str, object], list[Problem]]:
         "Images": len({r.config for r in ctx.images.records()}) if ctx.root.is_dir() else 0,
         "Containers": len(containers), "ContainersRunning": running, "ContainersStopped": len(containers) - running,
         "RegistryMirrors": list(ctx.registry_options().mirrors),
+        "Firewall": network.firewall_state(),
         "ConfigFile": config.loaded[0] if os.path.exists(config.loaded[0]) else "",
         "Settings": {var: {"Value": os.environ[var], "Source": source}
                      for var, source in sorted(config.loaded[1].items())},

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from .. import notices
 from ..errors import EXIT_RUN_FAILED, ContainerStartError, UsageError
-from .netconf import BRIDGE, PortMapping, Subnet, allocate, bridge_subnet, overlapping_route, ruleset
+from .netconf import BRIDGE, TABLE, PortMapping, Subnet, allocate, bridge_subnet, overlapping_route, ruleset
 
 RUN_DIR = Path("/run/minirun")
 
@@ -36,6 +36,14 @@ def _state_dir() -> Path:
     d = RUN_DIR / f"net-{os.stat('/proc/self/ns/net').st_ino}"
     d.mkdir(mode=0o700, parents=True, exist_ok=True)
     return d
+
+
+def firewall_state() -> dict[str, list[str]]:
+    """For info: what the host's other firewalls would drop of the bridge's traffic and the
+    accept rules minirun holds in them now (only while the bridge has containers)."""
+    from . import firewall
+    record = RUN_DIR / f"net-{os.stat('/proc/self/ns/net').st_ino}" / FIREWALL_RECORD
+    return firewall.described(record)
 
 
 def _nft() -> str | None:
@@ -118,6 +126,9 @@ def _sysctl(path: str, value: str) -> None:
     with open(path, "w") as f:
         f.write(value)
 
+
+# What was added to the host's other firewalls for the bridge (see firewall.py).
+FIREWALL_RECORD = "firewall.json"
 
 # Written beside the leases once this version's table is in: a bridge and table left by an
 # earlier minirun (without the raw chain and the forward drop) are rewritten on the next run.
@@ -220,6 +231,10 @@ def reserve(container: str, ports: tuple[PortMapping, ...]) -> Lease:
     net = bridge_subnet()
     with _Locked() as locked:
         _ensure_bridge(locked, net)
+        if not locked.leases:  # the bridge's first container: the host's firewalls opened for it
+            from . import firewall
+            firewall.close(locked.dir / FIREWALL_RECORD)
+            firewall.open_for(BRIDGE, TABLE, locked.dir / FIREWALL_RECORD)
         claimed = _claim_ports(locked, ports)
         taken = {str(doc.get("address")) for doc in locked.leases.values()}
         address = allocate(net, taken)
@@ -251,6 +266,9 @@ def release(container: str) -> None:
         for path, doc in list(locked.leases.items()):
             if doc.get("container") == container:
                 locked.drop(path)
+        if not locked.leases and (locked.dir / FIREWALL_RECORD).exists():  # its last container
+            from . import firewall
+            firewall.close(locked.dir / FIREWALL_RECORD)
         if locked.dirty:
             with contextlib.suppress(UsageError, ContainerStartError):
                 locked.apply_rules(bridge_subnet(), required=False)
@@ -267,6 +285,8 @@ def remove_unused() -> bool:
                 with contextlib.suppress(UsageError, ContainerStartError):
                     locked.apply_rules(bridge_subnet(), required=False)
             return False
+        from . import firewall
+        firewall.close(locked.dir / FIREWALL_RECORD)
         try:
             index = socket.if_nametoindex(BRIDGE)
         except OSError:
