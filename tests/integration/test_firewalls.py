@@ -73,15 +73,18 @@ def test_the_bridge_works_beside_docker_and_firewalld_like_firewalls(host: HostS
         found = _ours(host)
         assert found.count("minirun") >= 6, found  # three rules in each firewall
         assert "DOCKER-USER" in found
-        for url, text in ((f"http://{_address(host, web)}/", "neighbour\n"), ("http://198.51.100.2:8000/", "outside\n")):
+        targets = ((f"http://{_address(host, web)}/", "neighbour\n"), ("http://198.51.100.2:8000/", "outside\n"))
+        for url, text in targets:
             deadline = time.monotonic() + 20
             while (r := _get(host, url)).stdout != text and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert r.stdout == text, (url, r)
         wall = host.run("info").stdout
-        assert "ip filter FORWARD (policy drop)" in wall and "inet fwtest filter_FORWARD (drops or rejects)" in wall, wall
+        assert "ip filter FORWARD (policy drop)" in wall, wall
+        assert "inet fwtest filter_FORWARD (drops or rejects)" in wall, wall
         # The control: without minirun's rules, these firewalls drop the same traffic.
-        close = f"from pathlib import Path; from minirun.runtime import firewall; firewall.close(Path('{_record(host)}'))"
+        close = ("from pathlib import Path; from minirun.runtime import firewall; "
+                 f"firewall.close(Path('{_record(host)}'))")
         assert subprocess.run(host.nsenter(sys.executable, "-c", close)).returncode == 0  # in the host side's netns
         assert _ours(host) == ""
         assert _get(host, "http://198.51.100.2:8000/").stdout == ""
