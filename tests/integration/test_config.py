@@ -78,3 +78,33 @@ def test_a_registrys_ca_from_certs_d_or_the_file(env: Env, tmp_path: Path) -> No
     config.write_text(f'ca-files = ["{env.pki.ca_cert}"]\ncerts-dirs = ["{tmp_path / "none"}"]\n')
     r = _cleared("--config", str(config), "pull", "-q", ref, hosts=hosts, **base)
     assert r.returncode == 0, r.stderr
+
+
+def test_a_client_certificate_from_certs_d(env: Env, tmp_path: Path) -> None:
+    """A registry that asks for a client certificate: refused without one; with Docker's
+    certs.d/HOST:PORT/client.cert and client.key (and its ca.crt), pulled."""
+    from tests.support import images as test_images
+    from tests.support.registry import start_registry
+    pki = env.pki
+    filling = start_registry("mtls-fill", tmp_path / "mtls")  # the same storage, filled over plain HTTP
+    try:
+        test_images.push(env.images["hello-world"], filling.host)
+    finally:
+        filling.stop()
+    registry = start_registry("mtls", tmp_path / "mtls", tls=(pki.server_cert, pki.server_key), ca=pki.ca_cert,
+                              client=(pki.ca_cert, pki.client_cert, pki.client_key))
+    try:
+        host = f"{TEST_HOSTNAME}:{registry.port}"
+        certs = tmp_path / "certs.d"
+        (certs / host).mkdir(parents=True)
+        shutil.copy(pki.ca_cert, certs / host / "ca.crt")
+        ref, hosts = f"{host}/library/hello-world", tmp_path / "hosts"
+        base = {"MINIRUN_ROOT": str(tmp_path / "store"), "MINIRUN_CERTS_DIRS": str(certs)}
+        r = _cleared("pull", "-q", ref, hosts=hosts, **base)
+        assert r.returncode == 1, r  # no client certificate: the handshake fails
+        shutil.copy(pki.client_cert, certs / host / "client.cert")
+        shutil.copy(pki.client_key, certs / host / "client.key")
+        r = _cleared("pull", "-q", ref, hosts=hosts, **base)
+        assert r.returncode == 0, r.stderr
+    finally:
+        registry.stop()

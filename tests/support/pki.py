@@ -25,6 +25,8 @@ class Pki:
     server_key: Path
     signing_cert: Path
     signing_key: Path
+    client_cert: Path   # a client certificate the test CA signed (for a registry that asks for one)
+    client_key: Path
 
 
 def _key() -> rsa.RSAPrivateKey:
@@ -70,9 +72,21 @@ def make_pki(directory: Path) -> Pki:
            .not_valid_before(now).not_valid_after(later)
            .sign(sig_key, hashes.SHA256()))
 
+    cli_key = _key()
+    cli = (x509.CertificateBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "minirun test client")]))
+           .issuer_name(ca_name).public_key(cli_key.public_key())
+           .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(later)
+           .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+           .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+           .sign(ca_key, hashes.SHA256()))
+
     directory.mkdir(parents=True, exist_ok=True)
     pki = Pki(directory / "ca.pem", directory / "server.pem", directory / "server.key",
-              directory / "signing.pem", directory / "signing.key")
+              directory / "signing.pem", directory / "signing.key", directory / "client.cert",
+              directory / "client.key")
+    pki.client_cert.write_bytes(cli.public_bytes(serialization.Encoding.PEM))
+    _write_key(cli_key, pki.client_key)
     pki.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     pki.server_cert.write_bytes(srv.public_bytes(serialization.Encoding.PEM))
     _write_key(srv_key, pki.server_key)

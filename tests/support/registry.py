@@ -82,10 +82,13 @@ def listening_pid_owns(pid: int, port: int) -> bool:
     return False
 
 
-def _wait_ready(url: str, ca: Path | None, proc: subprocess.Popen[bytes], log: Path, port: int) -> None:
+def _wait_ready(url: str, ca: Path | None, proc: subprocess.Popen[bytes], log: Path, port: int,
+                client: tuple[Path, Path] | None = None) -> None:
     """Until the registry answers, and it is the process we started that answers (a registry
     that failed to bind would leave another program's answers to be taken for its own)."""
     ctx = ssl.create_default_context(cafile=str(ca)) if ca else None
+    if ctx is not None and client is not None:
+        ctx.load_cert_chain(str(client[0]), str(client[1]))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -106,8 +109,11 @@ def _wait_ready(url: str, ca: Path | None, proc: subprocess.Popen[bytes], log: P
 
 def start_registry(name: str, directory: Path, *, tls: tuple[Path, Path] | None = None,
                    token: dict[str, str] | None = None, htpasswd: Path | None = None,
-                   ca: Path | None = None, port: int | None = None) -> Registry:
-    """``token``: realm, service, issuer, rootcertbundle for token auth."""
+                   ca: Path | None = None, port: int | None = None,
+                   client: tuple[Path, Path, Path] | None = None) -> Registry:
+    """``token``: realm, service, issuer, rootcertbundle for token auth. ``client``: (CA,
+    certificate, key): clients must present a certificate that CA signed (the readiness
+    check presents the given one)."""
     binary = shutil.which(REGISTRY_BINARY)
     if binary is None:
         raise RuntimeError("docker-registry is not installed: run scripts/test, which installs it")
@@ -124,6 +130,8 @@ def start_registry(name: str, directory: Path, *, tls: tuple[Path, Path] | None 
     ]
     if tls:
         lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
+        if client:  # a client certificate this CA signed is required
+            lines += ["    clientcas:", f"      - {client[0]}"]
     if token:
         lines += ["auth:", "  token:"] + [f"    {k}: {v}" for k, v in token.items()]
     elif htpasswd:
@@ -136,7 +144,7 @@ def start_registry(name: str, directory: Path, *, tls: tuple[Path, Path] | None 
     scheme = "https" if tls else "http"
     reg = Registry(name, port, scheme, proc, directory, ca if tls else None)
     try:
-        _wait_ready(reg.url, reg.ca, proc, log, port)
+        _wait_ready(reg.url, reg.ca, proc, log, port, client[1:] if client else None)
     except Exception:
         reg.stop()
         raise
