@@ -88,6 +88,14 @@ def check(a: RunArgs, root: Path) -> Checked:
                    rlimits, _stop_timeout(a), _log_options(a))
 
 
+def _as_created(a: RunArgs) -> RunArgs:
+    """The flags as start must see them again: what came from the caller's environment, env
+    files and MINIRUN_* variables taken once, now (the container's environment is kept in its
+    state; start uses that), so that a container comes back as it was made."""
+    return a._replace(network=network_mode(a), env=(), env_file=(), log_opt=a.log_opt or (
+        () if a.log_driver == "none" else tuple(o for o in os.environ.get("MINIRUN_LOG_OPTS", "").split(",") if o)))
+
+
 def _stop_timeout(a: RunArgs) -> int:
     from ..runtime.signals import parse
     if a.stop_signal is not None:
@@ -213,7 +221,7 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
     trace.event("container", "create", f"container {cid} created in {directory}"
                 + (f", named {a.name}" if a.name else "") + f"; hostname {hostname}", container=cid,
                 directory=str(directory))
-    container.save_run_args(directory, a._asdict())  # for start
+    container.save_run_args(directory, _as_created(a)._asdict())  # for start
     if flags.seccomp:
         container.save_filter(directory, flags.seccomp)  # for exec
     return _run_created(ctx, a, flags, run_spec, state, directory, files, wired, warn, started)
@@ -249,7 +257,8 @@ def restart_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRec
         wired = None
         try:
             wired = wire(ctx.root, flags.network, state.id, hostname, config)
-            run_spec = _run_spec(a, flags, config, tuple(state.command), hostname)
+            # its environment as it was made (the caller's, its env files: read at run, not now)
+            run_spec = _run_spec(a, flags, config, tuple(state.command), hostname)._replace(env=tuple(state.env))
             files = container.write_etc(directory, wired.etc)
             if flags.seccomp:
                 container.save_filter(directory, flags.seccomp)  # as compiled now, for exec

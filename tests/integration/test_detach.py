@@ -294,6 +294,25 @@ def test_start_again_keeps_the_files(mr: Minirun) -> None:
     assert mr("rm", "-f", "busy", "again").returncode == 0 and not (mr.root / "containers" / cid).exists()
 
 
+def test_start_brings_it_back_as_it_was_made(mr: Minirun, tmp_path: Path) -> None:
+    """start reads nothing of the caller's again (issue 24's defect): not the variables -e K
+    took, not the env files (changed, then gone), not MINIRUN_NETWORK."""
+    assert mr("pull", "-q", "busybox").returncode == 0
+    env_file = tmp_path / "env"
+    env_file.write_text("FROM_FILE=first\n")
+    script = "echo $FROM_CALLER $FROM_FILE; cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '"
+    r = mr("run", "--name", "made", "-e", "FROM_CALLER", "--env-file", str(env_file), "busybox", "sh", "-c", script,
+           FROM_CALLER="first", MINIRUN_NETWORK="none")
+    assert (r.returncode, r.stdout) == (0, "first first\nlo\n"), r
+    env_file.write_text("FROM_FILE=second\n")
+    r = mr("start", "-a", "made", FROM_CALLER="second", MINIRUN_NETWORK="host")
+    assert (r.returncode, r.stdout) == (0, "first first\nlo\n"), r
+    env_file.unlink()
+    r = mr("start", "-a", "made")
+    assert (r.returncode, r.stdout) == (0, "first first\nlo\n"), r
+    assert mr("rm", "made").returncode == 0
+
+
 def test_commands_on_one_container_take_turns(mr: Minirun) -> None:
     """stop and rm -f, two starts, start -a and rm -f: one at a time, none waits for ever."""
     assert mr("pull", "-q", "busybox").returncode == 0
