@@ -72,8 +72,7 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
         "HostConfig": {"NetworkMode": state.network, "PortBindings": _ports(state),
                        "CgroupParent": "" if state.cgroup_parent == "minirun" else state.cgroup_parent,
                        "Binds": [f"{b.source}:{b.target}" + (":ro" if b.readonly else "") for b in binds],
-                       "SecurityOpt": (["seccomp=unconfined"] if not state.seccomp else [])
-                       + (["no-new-privileges"] if state.no_new_privileges else []),
+                       "SecurityOpt": _security_opts(ctx, state),
                        "Ulimits": [{"Name": _ULIMIT_NAMES.get(r, str(r)), "Soft": soft, "Hard": hard}
                                    for r, soft, hard in state.rlimits]},
         "NetworkSettings": {"IPAddress": state.address or "", "Ports": _ports(state)},
@@ -82,14 +81,32 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
     }
 
 
-def _binds(ctx: Context, state: ContainerState) -> list[Bind]:
-    """The container's -v binds, from the flags it was run with (none if they cannot be read)."""
+def _run_flag(ctx: Context, state: ContainerState, name: str) -> list[str]:
+    """One flag's values as the container was run with them (none if they cannot be read)."""
     from ..runtime.container import load_run_args
     try:
-        volumes = load_run_args(ctx.root / "containers" / state.id).get("volume") or []
-        return [parse_volume(str(v)) for v in volumes] if isinstance(volumes, list) else []
-    except (StoreError, UsageError):
+        values = load_run_args(ctx.root / "containers" / state.id).get(name) or []
+    except StoreError:
         return []
+    return [str(v) for v in values] if isinstance(values, list) else []
+
+
+def _binds(ctx: Context, state: ContainerState) -> list[Bind]:
+    """The container's -v binds, from the flags it was run with."""
+    try:
+        return [parse_volume(v) for v in _run_flag(ctx, state, "volume")]
+    except UsageError:
+        return []
+
+
+def _security_opts(ctx: Context, state: ContainerState) -> list[str]:
+    """--security-opt as given (a custom profile by its name), as Docker lists them; what was
+    not given but holds (--privileged: no filter) said as Docker says it."""
+    given = _run_flag(ctx, state, "security_opt")
+    implied = (["seccomp=unconfined"] if not state.seccomp and not any(o.startswith("seccomp") for o in given)
+               else []) + (["no-new-privileges"] if state.no_new_privileges and "no-new-privileges" not in given
+                           else [])
+    return given + implied
 
 
 def image_doc(ctx: Context, record: ImageRecord, tags: list[ImageRecord]) -> Doc:

@@ -88,8 +88,12 @@ def test_a_custom_profile_and_no_new_privileges(mr: Minirun, tmp_path: Path) -> 
     # mkdir) kills the program (SIGSYS), as libseccomp and runc have it
     got = _calls(mr, "--security-opt", f"seccomp={profile}", code=128 + 31)
     assert got["mkdir"] == EACCES and got["keyctl"] != EPERM and "i386-keyctl" not in got, got
-    r = mr("run", "--rm", "--security-opt", f"seccomp={profile}", "busybox", "mkdir", "/x")
+    r = mr("run", "--name", "custom", "--security-opt", f"seccomp={profile}", "busybox", "mkdir", "/x")
     assert r.returncode == 1 and "Permission denied" in r.stderr
+    # inspect names the profile as given (it had shown the default's empty list)
+    r = mr("inspect", "-f", "{{json .HostConfig}}", "custom")
+    assert json.loads(r.stdout)["SecurityOpt"] == [f"seccomp={profile}"], r
+    assert mr("rm", "custom").returncode == 0
     status = _status(mr, "--security-opt", "no-new-privileges")
     assert (status["Seccomp"], status["NoNewPrivs"]) == ("2", "1")
     assert _status(mr, "--security-opt", "no-new-privileges=true", "-u", "nobody")["NoNewPrivs"] == "1"
