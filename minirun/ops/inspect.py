@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import ContainerNotFound, ImageNotKnown, ManifestError, StoreError, UsageError
+from ..runtime.cgroups import DEFAULT_PARENT
 from ..runtime.spec import ULIMITS, Bind, parse_volume
 from .context import Context
 
@@ -70,7 +71,7 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
                    "WorkingDir": state.workdir, "User": state.user, "StopSignal": state.stop_signal,
                    "StopTimeout": state.stop_timeout},
         "HostConfig": {"NetworkMode": state.network, "PortBindings": _ports(state),
-                       "CgroupParent": "" if state.cgroup_parent == "minirun" else state.cgroup_parent,
+                       "CgroupParent": "" if state.cgroup_parent == DEFAULT_PARENT else state.cgroup_parent,
                        "Binds": [f"{b.source}:{b.target}" + (":ro" if b.readonly else "") for b in binds],
                        "SecurityOpt": _security_opts(ctx, state),
                        "Ulimits": [{"Name": _ULIMIT_NAMES.get(r, str(r)), "Soft": soft, "Hard": hard}

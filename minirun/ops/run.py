@@ -92,8 +92,13 @@ def _as_created(a: RunArgs) -> RunArgs:
     """The flags as start must see them again: what came from the caller's environment, env
     files and MINIRUN_* variables taken once, now (the container's environment is kept in its
     state; start uses that), so that a container comes back as it was made."""
-    return a._replace(network=network_mode(a), env=(), env_file=(), log_opt=a.log_opt or (
-        () if a.log_driver == "none" else tuple(o for o in os.environ.get("MINIRUN_LOG_OPTS", "").split(",") if o)))
+    return a._replace(network=network_mode(a), env=(), env_file=(),
+                      log_opt=a.log_opt or (() if a.log_driver == "none" else _log_opt_defaults()))
+
+
+def _log_opt_defaults() -> tuple[str, ...]:
+    """The configuration's defaults for --log-opt (MINIRUN_LOG_OPTS: max-size=10m,max-file=3)."""
+    return tuple(o for o in os.environ.get("MINIRUN_LOG_OPTS", "").split(",") if o)
 
 
 def _stop_timeout(a: RunArgs) -> int:
@@ -113,9 +118,7 @@ def _log_options(a: RunArgs) -> LogOptions | None:
         return None
     if a.log_driver != "json-file":
         raise UsageError(f'invalid --log-driver "{a.log_driver}": expected json-file or none')
-    # --log-opt, else the configuration's defaults (MINIRUN_LOG_OPTS: max-size=10m,max-file=3)
-    defaults = tuple(o for o in os.environ.get("MINIRUN_LOG_OPTS", "").split(",") if o)
-    return logs.parse_options(a.log_opt or defaults)
+    return logs.parse_options(a.log_opt or _log_opt_defaults())
 
 
 def image_for(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: Emit) -> ImageRecord:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from ..errors import ContainerConflict, ContainerNotFound, StoreError
 from ..store import atomic_write, file_lock, now_iso
+from .cgroups import DEFAULT_PARENT
 
 _ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "quiet", "sharp", "vivid", "wise")
 _NAMES = ("curie", "hopper", "lovelace", "noether", "ritchie", "shannon", "thompson", "turing")
@@ -54,7 +55,7 @@ class ContainerState(NamedTuple):
     seccomp: bool = False
     no_new_privileges: bool = False
     rlimits: list[list[int]] = []  # noqa: RUF012 - never mutated; (RLIMIT_*, soft, hard)
-    cgroup_parent: str = "minirun"   # its cgroup is PARENT/<id> (MINIRUN_CGROUP_PARENT when made)
+    cgroup_parent: str = DEFAULT_PARENT  # its cgroup is PARENT/<id> (MINIRUN_CGROUP_PARENT when made)
 
     # The transitions: created -> running -> exited, or created -> exited (it never started).
     # (No postponed annotations in this module: NamedTuple compiles string ones at import.)

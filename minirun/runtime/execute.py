@@ -34,8 +34,8 @@ from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, Containe
 from . import _libc, relay, terminal
 from .caps import mask
 from .cgroups import Cgroup
-from .kernel import Kernel, close_all_but
-from .process import HostCaps, host_caps, read_table
+from .kernel import Kernel, close_all_but, close_fds
+from .process import HostCaps, drop_bounding_set, host_caps, read_table
 from .signals import FORWARDED, Forwarder
 from .spec import resolve_user, with_home
 
@@ -79,7 +79,7 @@ def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec, still_running: Callable[[]
     except OSError as e:
         raise ContainerStartError(f"joining the container: {e.strerror}", EXIT_RUN_FAILED) from None
     if still_running is not None and not still_running():
-        _close(*(fd for fd, _, _ in fds))
+        close_fds(*(fd for fd, _, _ in fds))
         raise ContainerStartError("joining the container: it is no longer running", EXIT_RUN_FAILED)
     console = terminal.channel() if spec.tty else None
     pipes = None if spec.tty else relay.for_container(spec.interactive)
@@ -94,7 +94,7 @@ def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec, still_running: Callable[[]
             signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
             forwarder.restore()
             _join(joining, cgroup, spec)
-        _close(errw, null, *(fd for fd, _, _ in fds))
+        close_fds(errw, null, *(fd for fd, _, _ in fds))
         if pipes is not None:
             relay.close_container_ends(pipes)
         if console is not None:
@@ -145,7 +145,7 @@ def _setup_report(errr: int, child: int, forwarder: Forwarder) -> bytes:
 
 def _end_quietly(pipes: relay.Pipes | None, console: tuple[socket.socket, socket.socket] | None) -> None:
     if pipes is not None:
-        _close(*pipes.ours.values())
+        close_fds(*pipes.ours.values())
     if console is not None:
         console[0].close()
 
@@ -232,7 +232,8 @@ def _inside(spec: ExecSpec, j: _Joining, alive: int) -> NoReturn:
         k.setgroups(list(user.groups))
         k.setgid(user.gid)
         k.setuid(user.uid)
-        k.capset(allowed if user.uid == 0 else 0, allowed if user.uid == 0 else 0, 0)
+        kept = allowed if user.uid == 0 else 0  # a user other than root keeps none, as in run
+        k.capset(kept, kept, 0)
         if slave >= 0:
             terminal.take_console(slave)
         step = f"working directory {spec.cwd}"
@@ -263,9 +264,7 @@ def _confine(k: Kernel, spec: ExecSpec, host: HostCaps) -> int:
     the container's set and what becoming the user takes. Returns the container's set."""
     for resource, soft, hard in spec.rlimits:
         k.setrlimit(resource, soft, hard)
-    for cap in range(host.last_cap + 1):
-        if cap not in spec.capabilities:
-            k.prctl(_libc.PR_CAPBSET_DROP, cap)
+    drop_bounding_set(k, spec.capabilities, host.last_cap)
     if spec.no_new_privileges:
         k.prctl(_libc.PR_SET_NO_NEW_PRIVS, 1)
     if spec.seccomp:
@@ -275,8 +274,3 @@ def _confine(k: Kernel, spec: ExecSpec, host: HostCaps) -> int:
     k.capset(setup, setup, 0)  # lowering inheritable also empties the ambient set
     return allowed
 
-
-def _close(*fds: int) -> None:
-    for fd in fds:
-        if fd >= 0:
-            os.close(fd)

@@ -34,6 +34,13 @@ def _named(call: str, path: str, fn: Callable[..., T], *args: object) -> T:
         raise OSError(e.errno, f"{call} {path}: {e.strerror}") from None
 
 
+def close_fds(*fds: int) -> None:
+    """Close each descriptor given, passing over -1 (one not made)."""
+    for fd in fds:
+        if fd >= 0:
+            os.close(fd)
+
+
 def close_all_but(keep: Iterable[int], low: int = 3) -> None:
     """Close every descriptor from ``low`` up but those in ``keep``."""
     start = low

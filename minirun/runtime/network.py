@@ -32,8 +32,13 @@ class Lease(NamedTuple):
     ports: tuple[PortMapping, ...]
 
 
+def _state_path() -> Path:
+    """This network namespace's leases, lock and records (one bridge per namespace)."""
+    return RUN_DIR / f"net-{os.stat('/proc/self/ns/net').st_ino}"
+
+
 def _state_dir() -> Path:
-    d = RUN_DIR / f"net-{os.stat('/proc/self/ns/net').st_ino}"
+    d = _state_path()
     d.mkdir(mode=0o700, parents=True, exist_ok=True)
     return d
 
@@ -42,8 +47,7 @@ def firewall_state() -> dict[str, list[str]]:
     """For info: what the host's other firewalls would drop of the bridge's traffic and the
     accept rules minirun holds in them now (only while the bridge has containers)."""
     from . import firewall
-    record = RUN_DIR / f"net-{os.stat('/proc/self/ns/net').st_ino}" / FIREWALL_RECORD
-    return firewall.described(record)
+    return firewall.described(_state_path() / FIREWALL_RECORD)  # (not made here: info may not be root)
 
 
 def _nft() -> str | None:

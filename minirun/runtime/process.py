@@ -23,7 +23,7 @@ from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, Containe
 from . import _libc, mounts
 from .caps import mask
 from .cgroups import Cgroup, container_view
-from .kernel import Kernel
+from .kernel import Kernel, close_fds
 from .signals import FORWARDED, Forwarder
 from .spec import DEFAULT_PATH, RunSpec, User, resolve_user, with_home
 
@@ -131,6 +131,14 @@ def _isolate(k: Kernel, network: "Network", cgroup: Cgroup | None, ready: int, s
 CAP_SYS_ADMIN = 21
 
 
+def drop_bounding_set(k: Kernel, capabilities: frozenset[int], last_cap: int) -> None:
+    """Every capability up to the host's last one (read on the host) that the container is
+    not to have, out of the bounding set: no exec can gain it again."""
+    for cap in range(last_cap + 1):
+        if cap not in capabilities:
+            k.prctl(_libc.PR_CAPBSET_DROP, cap)
+
+
 def drop_privileges(k: Kernel, spec: RunSpec, user: User, step: mounts.Step, host: HostCaps) -> int:
     """--ulimit's limits (as root still: a hard limit may be raised); Docker's capabilities
     for root, none for other users; inheritable and ambient empty (as runc since
@@ -142,9 +150,7 @@ def drop_privileges(k: Kernel, spec: RunSpec, user: User, step: mounts.Step, hos
     for resource, soft, hard in spec.rlimits:
         k.setrlimit(resource, soft, hard)
     step.name = "dropping capabilities"
-    for cap in range(host.last_cap + 1):
-        if cap not in spec.capabilities:
-            k.prctl(_libc.PR_CAPBSET_DROP, cap)
+    drop_bounding_set(k, spec.capabilities, host.last_cap)
     hold = 1 << CAP_SYS_ADMIN if spec.seccomp and not spec.no_new_privileges else 0
     if hold and user.uid != 0:
         k.prctl(_libc.PR_SET_KEEPCAPS, 1)  # setuid keeps the permitted set (exec clears the flag)
@@ -382,11 +388,11 @@ def _fork_and_follow(spec: RunSpec, rootfs_mounts: list[mounts.Mount], rootfs: s
         if pipes is not None:
             from . import relay
             relay.in_container(pipes)
-        _close(ready_r, done_w)
+        close_fds(ready_r, done_w)
         _child(Setup(spec, rootfs_mounts, rootfs, etc_files, network, cgroup, errw,
                      console[1].fileno() if console else -1, ready_w, done_r), syncr)
         os._exit(EXIT_RUN_FAILED)  # not reached
-    _close(errw, syncr, ready_w, done_r)
+    close_fds(errw, syncr, ready_w, done_r)
     if console is not None:
         console[1].close()
     if pipes is not None:
@@ -439,12 +445,6 @@ def _fork_pid1() -> int:
         _libc.setns(own_pids, _libc.CLONE_NEWPID, "/proc/self/ns/pid")
     os.close(own_pids)
     return pid
-
-
-def _close(*fds: int) -> None:
-    for fd in fds:
-        if fd >= 0:
-            os.close(fd)
 
 
 def _attach(attach: Callable[[int], None], pid: int, ready: int, done: int) -> None:

@@ -30,16 +30,22 @@ class Pipes(NamedTuple):
     ours: dict[int, int]        # stdio fd -> minirun's end
 
 
+def _grow(fd: int) -> None:
+    """The pipe at ``fd`` made PIPE_SIZE (fewer wake-ups); left as it is where that cannot be
+    (not a pipe, or over /proc/sys/fs/pipe-max-size for an unprivileged caller)."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        pass
+
+
 def for_container(interactive: bool) -> Pipes:
     """Pipes for the container's stdout and stderr, and its stdin with ``interactive``
     (without, it reads /dev/null)."""
     container, ours = {}, {}
     for fd in (0, 1, 2) if interactive else (1, 2):
         r, w = os.pipe2(os.O_CLOEXEC)
-        try:
-            fcntl.fcntl(r, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-        except OSError:  # over /proc/sys/fs/pipe-max-size for an unprivileged caller: the default
-            pass
+        _grow(r)
         container[fd], ours[fd] = (r, w) if fd == 0 else (w, r)
     return Pipes(container, ours)
 
@@ -132,10 +138,7 @@ def copy(pipes: Pipes, log: Sink | None = None, echo: bool = True, until: int = 
     # Where nothing is logged, the caller's pipes as large as ours: fewer wake-ups (2x the
     # throughput here); where it is, a larger stdin measured slower (scripts/bench-pipe).
     for fd in list(pipes.ours) if spliced else []:
-        try:
-            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-        except OSError:  # not a pipe, or over the limit for the caller
-            pass
+        _grow(fd)
     stdin = _Input(pipes.ours[0]) if 0 in pipes.ours else None
     while outputs:
         waits = [until] if until >= 0 else []
