@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import re
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict
 
 from .errors import ManifestError, PlatformNotFound, UsageError
 
@@ -183,11 +183,41 @@ def select_manifest(index: ImageIndex, want: Platform, what: str) -> Descriptor:
         f"(available: {', '.join(available) if available else 'none'})")
 
 
+class RunConfig(TypedDict, total=False):
+    """The image config's ``config``: what a container of it runs, as the image spec names it."""
+    User: str
+    Env: list[str]
+    Entrypoint: list[str]
+    Cmd: list[str]
+    WorkingDir: str
+    StopSignal: str
+    ExposedPorts: dict[str, object]
+    Volumes: dict[str, object]
+    Labels: dict[str, str]
+
+
+_STRINGS = ("User", "WorkingDir", "StopSignal")
+_LISTS = ("Env", "Entrypoint", "Cmd")
+_MAPS = ("ExposedPorts", "Volumes", "Labels")
+
+
 class ImageConfig(NamedTuple):
     created: str | None
     diff_ids: tuple[str, ...]
     platform: Platform | None
     raw: dict[str, Any]
+
+    @property
+    def run_config(self) -> RunConfig:
+        """Its ``config``, each field of the kind the spec gives it (a field of another kind, as
+        a hand-made image may have, is left out rather than misread)."""
+        doc = self.raw.get("config")
+        out: dict[str, object] = {}
+        if isinstance(doc, dict):
+            out.update((k, doc[k]) for k in _STRINGS if isinstance(doc.get(k), str))
+            out.update((k, [str(x) for x in doc[k]]) for k in _LISTS if isinstance(doc.get(k), list))
+            out.update((k, doc[k]) for k in _MAPS if isinstance(doc.get(k), dict))
+        return RunConfig(**out)  # type: ignore[typeddict-item,no-any-return]
 
 
 def parse_config(data: bytes, what: str) -> ImageConfig:

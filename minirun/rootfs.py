@@ -21,8 +21,8 @@ from pathlib import Path
 
 from . import trace
 from .errors import BrokenImage, LayerError, ManifestError, StoreError, UsageError
+from .mount import Mount, mount, unmount
 from .oci import Descriptor, chain_ids, parse_config
-from .runtime.mounts import Mount, mount, unmount
 from .store import ImageRecord, ImageStore, atomic_write, file_lock
 
 DRIVERS = ("overlay", "vfs")

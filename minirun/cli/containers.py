@@ -57,7 +57,8 @@ def ps_cmd(
         err(f"container {d.id[:12]}: {d.reason}; minirun rm {d.id[:12]} or minirun system prune removes it")
     rows = [{"ID": s.id if no_trunc else s.id[:12], "Image": s.image, "Command": json.dumps(" ".join(s.command)),
              "CreatedAt": s.created, "RunningFor": since(s.created), "Status": _status(s),
-             "State": s.status, "ExitCode": s.exit_code, "Names": s.name, "Networks": s.network,
+             "State": s.status, "ExitCode": s.exit_code, "Names": s.name,
+             "Networks": ops.network_of(context_of(tctx), s) if "Networks" in format else "",
              "IPAddress": s.address or "", "Ports": ", ".join(s.ports)}
             for s in states]
     cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"), ("CREATED", "RunningFor"),

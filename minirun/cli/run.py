@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 from .. import runargs
 from ..errors import BrokenImage, OutputError
+from ..ops.making import check, network_mode
 from ..ops.netrun import helper_for
-from ..ops.run import check, image_for, network_mode, pull_again, run_container
+from ..ops.run import image_for, pull_again, run_container
 from .output import err, line
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ContainerConflict, ContainerNotFound, StoreError, UsageError
 from .context import Context
@@ -16,6 +16,48 @@ from .context import Context
 if TYPE_CHECKING:
     from ..runtime.cgroups import Cgroup
     from ..runtime.container import ContainerState, Damaged
+    from ..spec.settings import Settings
+
+
+def configured(ctx: Context | None, directory: Path) -> tuple[dict[str, Any], Settings]:
+    """A container's config.json and the settings in its annotations (StoreError: unreadable).
+    One made by an older minirun gets its config.json now (with ``ctx``; see ``upgrade``)."""
+    from ..runtime.container import load_config
+    from ..spec.settings import from_annotations
+    try:
+        spec = load_config(directory)
+    except StoreError:
+        if ctx is None or (directory / "config.json").exists() or not (directory / "run.json").exists():
+            raise
+        from .upgrade import config_of_old
+        spec = config_of_old(ctx, directory)
+    return spec, from_annotations(spec.get("annotations") or {}, f"{directory / 'config.json'}")
+
+
+def settings_or_defaults(directory: Path) -> Settings:
+    """Its settings, or the defaults where its config.json cannot be read (a damaged or
+    half-made container can still be stopped and removed)."""
+    from ..spec.settings import Settings
+    try:
+        return configured(None, directory)[1]
+    except StoreError:
+        return Settings()
+
+
+def cgroup_of(directory: Path, cid: str) -> Cgroup:
+    """The container's cgroup, where its config.json puts it (the default parent if unreadable)."""
+    from ..runtime.cgroups import DEFAULT_PARENT, Cgroup, Limits
+    parent = DEFAULT_PARENT
+    with contextlib.suppress(StoreError):
+        from ..runtime.container import load_config
+        path = str(load_config(directory)["linux"].get("cgroupsPath") or "")
+        parent = path.strip("/").rpartition("/")[0] or DEFAULT_PARENT
+    return Cgroup(cid, Limits(), None, parent)
+
+
+def network_of(ctx: Context, state: ContainerState) -> str:
+    """The network it was made on (ps's Networks): its config.json's settings."""
+    return settings_or_defaults(ctx.root / "containers" / state.id).network
 
 
 def list_containers(ctx: Context, every: bool) -> tuple[list[ContainerState], list[Damaged]]:
@@ -45,18 +87,17 @@ def changing(directory: Path, key: str) -> Iterator[None]:
 def remove_container(ctx: Context, key: str, force: bool) -> None:
     """rm: a running container only with ``force`` (killed first, as Docker's rm -f). Two rm
     of one container are one after the other: the second finds it gone."""
-    from ..runtime.cgroups import Cgroup, Limits
     from ..runtime.container import find, load
     directory, state = find(ctx.root, key)
     with changing(directory, key):
         with contextlib.suppress(StoreError):
             state = load(directory)  # as it is now (a damaged one stays as found)
-        cgroup = Cgroup(state.id, Limits(), None, state.cgroup_parent)
+        cgroup = cgroup_of(directory, state.id)
         _stop(state, cgroup, force)
         # Its minirun removes the cgroup when the program exits; a minirun that was killed
         # could not, so rm does (empty now: the program died with its minirun).
         cgroup.remove()
-        if state.network == "bridge":  # its minirun gives it back; a killed one could not
+        if state.address:  # its lease: its minirun gives it back; a killed one could not
             from ..runtime import network
             network.release(state.id)
         release(directory, state)
@@ -137,12 +178,13 @@ def stop_container(ctx: Context, key: str, timeout: float | None = None, signum:
     directory, state = _current(ctx, key)
     if state.status != "running":
         return
+    settings = settings_or_defaults(directory)
     if signum is None:
         try:
-            signum = parse(state.stop_signal)
-        except UsageError:  # checked when it was run: a damaged state
+            signum = parse(settings.stop_signal)
+        except UsageError:  # checked when it was run: a damaged config.json
             signum = signal.SIGTERM
-    seconds = float(state.stop_timeout) if timeout is None else timeout
+    seconds = float(settings.stop_timeout) if timeout is None else timeout
     with changing(directory, key):
         _stop_running(ctx, key, directory, seconds if seconds >= 0 else float("inf"), signum)
 
@@ -173,15 +215,10 @@ def wait_container(ctx: Context, key: str) -> int:
 
 def logs_of(ctx: Context, key: str) -> tuple[Path, ContainerState]:
     """Where the container's log is; one run with --log-driver none says so (as Docker)."""
-    from ..runtime.container import load_run_args
     from ..runtime.logs import log_path
     directory, state = _current(ctx, key)
     if not log_path(directory).exists():
-        try:
-            driver = load_run_args(directory).get("log_driver")
-        except StoreError:
-            driver = None
-        if driver == "none":
+        if settings_or_defaults(directory).log_driver == "none":
             raise ContainerConflict(f"container {key}: configured logging driver does not support reading "
                                     "(--log-driver none)")
         raise ContainerConflict(f"container {key} has no log")
@@ -190,24 +227,28 @@ def logs_of(ctx: Context, key: str) -> tuple[Path, ContainerState]:
 
 def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user: str | None,
                    workdir: str | None, interactive: bool, privileged: bool, tty: bool = False) -> int:
-    """exec: ``argv`` in the running container, with its environment (and ``env``), working
-    directory, user and capabilities (all with ``privileged``), on a terminal of its own with
-    ``tty``; its exit status."""
-    from ..runtime import caps, spec
-    from ..runtime.cgroups import Cgroup, Limits
-    from ..runtime.container import alive, load_filter
+    """exec: ``argv`` in the running container, as its config.json's process (its environment
+    and ``env``, working directory, user, capabilities (all with ``privileged``), limits,
+    no_new_privs and seccomp filter), on a terminal of its own with ``tty``; its exit status."""
+    from ..runtime import caps
+    from ..runtime.container import alive
     from ..runtime.execute import ExecSpec, exec_in
+    from ..runtime.plan import plan
+    from ..spec.flags import environment
     directory, state = _current(ctx, key)
     if state.status != "running" or not state.pid or not alive(state.pid, state.pid_start):
         raise ContainerConflict(f"container {key} is not running")
-    program = load_filter(directory) if state.seccomp else b""
     if workdir is not None and not workdir.startswith("/"):
         raise UsageError(f'invalid -w "{workdir}": the working directory must be an absolute path')
-    capabilities = caps.capability_set(True, (), (), caps.last_cap()) if privileged else frozenset(state.capabilities)
-    merged = spec.environment({"Env": state.env}, env, os.environ, state.hostname)
-    return exec_in(state.pid, Cgroup(state.id, Limits(), None, state.cgroup_parent),
-                   ExecSpec(tuple(argv), merged, workdir or state.workdir,
-                            user if user is not None else state.user, capabilities, interactive, tty, program,
-                            state.no_new_privileges, tuple((r, s, h) for r, s, h in state.rlimits)),
+    spec, settings = configured(ctx, directory)
+    made = plan(spec, False, settings.user, f"the configuration of container {key}")
+    program = b""
+    if made.seccomp is not None:
+        from ..runtime.seccomp_bpf import program_for
+        program = program_for(ctx.root, made.seccomp)
+    capabilities = caps.capability_set(True, (), (), caps.last_cap()) if privileged else made.capabilities
+    merged = environment({"Env": list(made.env)}, env, os.environ, made.hostname)
+    return exec_in(state.pid, cgroup_of(directory, state.id),
+                   ExecSpec(tuple(argv), merged, workdir or made.cwd, user if user is not None else made.user,
+                            capabilities, interactive, tty, program, made.no_new_privileges, made.rlimits),
                    still_running=lambda: alive(state.pid, state.pid_start))
-

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..runargs import RunArgs
     from ..store import ImageRecord
     from .context import Context
-    from .run import Checked
+    from .making import Checked
 
 
 def run_detached(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,

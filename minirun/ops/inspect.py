@@ -3,11 +3,13 @@ Never prints."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ContainerNotFound, ImageNotKnown, ManifestError, StoreError, UsageError
 from ..runtime.cgroups import DEFAULT_PARENT
-from ..runtime.spec import ULIMITS, Bind, parse_volume
+from ..spec.defaults import INIT_TARGET
+from ..spec.flags import Bind, parse_volume
+from ..spec.settings import Settings
 from .context import Context
 
 if TYPE_CHECKING:
@@ -49,64 +51,79 @@ def _ports(state: ContainerState) -> dict[str, list[dict[str, str]]]:
     return out
 
 
-_ULIMIT_NAMES = {number: name for name, number in ULIMITS.items()}
-
-
 def container_doc(ctx: Context, state: ContainerState) -> Doc:
+    """Docker's fields, from the container's config.json (what it is) and state (where it is
+    in its life)."""
     from ..runtime.container import refresh
+    from .containers import configured
     state = refresh(state)
+    directory = ctx.root / "containers" / state.id
+    try:
+        spec, settings = configured(ctx, directory)
+    except StoreError:
+        if state.status != "dead":
+            raise
+        spec, settings = {"process": {}, "linux": {}}, Settings()  # a damaged one: what its state says
+    process = spec["process"]
     record = ctx.images.get(state.reference) if state.reference else None
     running = state.status == "running"
-    hostname = state.hostname
-    binds = _binds(ctx, state)
+    args = [str(a) for a in process.get("args") or state.command]
+    if settings.init and args[:2] == [INIT_TARGET, "--"]:
+        args = args[2:]
+    binds = _binds(settings)
     return {
-        "Id": state.id, "Created": state.created, "Path": state.command[0] if state.command else "",
-        "Args": state.command[1:],
+        "Id": state.id, "Created": state.created, "Path": args[0] if args else "", "Args": args[1:],
         "State": {"Status": state.status, "Running": running, "Paused": False, "Restarting": False,
                   "OOMKilled": False, "Dead": state.status == "dead", "Pid": state.pid if running else 0,
                   "ExitCode": state.exit_code or 0, "Error": state.error, "StartedAt": state.started_at or "",
                   "FinishedAt": state.finished or ""},
         "Image": record.config if record else "", "Name": "/" + state.name,
-        "Config": {"Hostname": hostname, "Env": state.env, "Cmd": state.command, "Image": state.image,
-                   "WorkingDir": state.workdir, "User": state.user, "StopSignal": state.stop_signal,
-                   "StopTimeout": state.stop_timeout},
-        "HostConfig": {"NetworkMode": state.network, "PortBindings": _ports(state),
-                       "CgroupParent": "" if state.cgroup_parent == DEFAULT_PARENT else state.cgroup_parent,
-                       "Binds": [f"{b.source}:{b.target}" + (":ro" if b.readonly else "") for b in binds],
-                       "SecurityOpt": _security_opts(ctx, state),
-                       "Ulimits": [{"Name": _ULIMIT_NAMES.get(r, str(r)), "Soft": soft, "Hard": hard}
-                                   for r, soft, hard in state.rlimits]},
+        "Config": {"Hostname": spec.get("hostname") or state.id[:12], "Env": process.get("env") or [],
+                   "Cmd": state.command, "Image": state.image, "WorkingDir": process.get("cwd") or "/",
+                   "User": settings.user, "StopSignal": settings.stop_signal, "StopTimeout": settings.stop_timeout,
+                   "Tty": bool(process.get("terminal")), "OpenStdin": settings.interactive},
+        "HostConfig": _host_config(state, spec, settings, binds),
         "NetworkSettings": {"IPAddress": state.address or "", "Ports": _ports(state)},
         "Mounts": [{"Type": "bind", "Source": b.source, "Destination": b.target, "Mode": "ro" if b.readonly else "",
                     "RW": not b.readonly, "Propagation": "rprivate"} for b in binds],
     }
 
 
-def _run_flag(ctx: Context, state: ContainerState, name: str) -> list[str]:
-    """One flag's values as the container was run with them (none if they cannot be read)."""
-    from ..runtime.container import load_run_args
-    try:
-        values = load_run_args(ctx.root / "containers" / state.id).get(name) or []
-    except StoreError:
-        return []
-    return [str(v) for v in values] if isinstance(values, list) else []
+def _host_config(state: ContainerState, spec: dict[str, Any], settings: Settings, binds: list[Bind]) -> Doc:
+    process, linux = spec["process"], spec["linux"]
+    resources = linux.get("resources") or {}
+    parent = str(linux.get("cgroupsPath") or "").strip("/").rpartition("/")[0]
+    cpu = resources.get("cpu") or {}
+    return {"NetworkMode": settings.network, "PortBindings": _ports(state),
+            "CgroupParent": "" if parent in ("", DEFAULT_PARENT) else parent,
+            "Binds": [f"{b.source}:{b.target}" + (":ro" if b.readonly else "") for b in binds],
+            "SecurityOpt": _security_opts(settings, "seccomp" in linux, bool(process.get("noNewPrivileges"))),
+            "Privileged": settings.privileged, "ReadonlyRootfs": bool((spec.get("root") or {}).get("readonly")),
+            "Init": settings.init, "Memory": (resources.get("memory") or {}).get("limit") or 0,
+            "NanoCpus": int(cpu["quota"] * 1e9 // cpu["period"]) if cpu.get("quota") and cpu.get("period") else 0,
+            "PidsLimit": (resources.get("pids") or {}).get("limit"),
+            "Ulimits": [{"Name": r["type"][7:].lower(), "Soft": _limit(r["soft"]), "Hard": _limit(r["hard"])}
+                        for r in process.get("rlimits") or []]}
 
 
-def _binds(ctx: Context, state: ContainerState) -> list[Bind]:
-    """The container's -v binds, from the flags it was run with."""
+def _limit(value: int) -> int:
+    return -1 if value >= 1 << 63 else value
+
+
+def _binds(settings: Settings) -> list[Bind]:
+    """The container's -v binds, as they were given."""
     try:
-        return [parse_volume(v) for v in _run_flag(ctx, state, "volume")]
+        return [parse_volume(v) for v in settings.volume]
     except UsageError:
         return []
 
 
-def _security_opts(ctx: Context, state: ContainerState) -> list[str]:
+def _security_opts(settings: Settings, filtered: bool, no_new_privileges: bool) -> list[str]:
     """--security-opt as given (a custom profile by its name), as Docker lists them; what was
     not given but holds (--privileged: no filter) said as Docker says it."""
-    given = _run_flag(ctx, state, "security_opt")
-    implied = (["seccomp=unconfined"] if not state.seccomp and not any(o.startswith("seccomp") for o in given)
-               else []) + (["no-new-privileges"] if state.no_new_privileges and "no-new-privileges" not in given
-                           else [])
+    given = list(settings.security_opt)
+    implied = (["seccomp=unconfined"] if not filtered and not any(o.startswith("seccomp") for o in given)
+               else []) + (["no-new-privileges"] if no_new_privileges and "no-new-privileges" not in given else [])
     return given + implied
 
 

@@ -4,26 +4,30 @@ published ports and /etc files), and back when it ends. Never prints."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import ContainerConflict
 
 if TYPE_CHECKING:
+    from ..oci import RunConfig
     from ..runtime.attacher import Attacher
     from ..runtime.netconf import Choice
     from ..runtime.network import Lease
-    from ..runtime.process import Network
 
 
 class Wired(NamedTuple):
-    """What run hands on: the network for process.start, the /etc files' text, and what the
-    state records."""
-    network: Network
+    """What run hands on: the /etc files' text, what the state records, the network
+    namespace for config.json (``network_path``: "" a new one, None the host's, else the
+    path of the one joined), and for the runtime: ``attach`` (a bridged container's veth,
+    given its PID) and ``joined`` (the joined namespace, open: unwire closes it)."""
     etc: dict[str, str]
     address: str | None
     ports: list[str]
+    network_path: str | None = ""
+    attach: Callable[[int], None] | None = None
+    joined: dict[str, int] | None = None
 
 
 def _host_text(path: str) -> str:
@@ -43,22 +47,21 @@ def helper_for(mode: str) -> Attacher | None:
     return Attacher()
 
 
-def wire(root: Path, choice: Choice, cid: str, hostname: str, config: Mapping[str, Any],
+def wire(root: Path, choice: Choice, cid: str, hostname: str, config: RunConfig,
          helper: Attacher | None = None) -> Wired:
     """Reserve what the container's network needs (bridge: an address, published ports);
     ``unwire`` gives it back. ``helper`` (``helper_for``) attaches a bridged container."""
     from ..runtime import netconf
-    from ..runtime.process import Network
     etc = {"/etc/hostname": hostname + "\n"}
     host_resolv = _host_text("/etc/resolv.conf")
     if choice.mode == "host":  # the host's own files, as Docker
         etc.update({"/etc/hosts": _host_text("/etc/hosts"), "/etc/resolv.conf": host_resolv})
-        return Wired(Network("host"), etc, None, [])
+        return Wired(etc, None, [], network_path=None)
     if choice.mode.startswith("container:"):
-        fd, other = _joined(root, choice.mode.partition(":")[2])
+        fd, pid, other = _joined(root, choice.mode.partition(":")[2])
         etc.update({"/etc/hosts": _host_text(str(other / "hosts")),
                     "/etc/resolv.conf": _host_text(str(other / "resolv.conf"))})
-        return Wired(Network("container", netns_fd=fd), etc, None, [])
+        return Wired(etc, None, [], network_path=f"/proc/{pid}/ns/net", joined={"network": fd})
     etc["/etc/resolv.conf"] = netconf.resolv_conf(host_resolv, choice.dns, choice.dns_search, choice.dns_option)
     lease: Lease | None = None
     if choice.mode == "bridge":
@@ -69,7 +72,7 @@ def wire(root: Path, choice: Choice, cid: str, hostname: str, config: Mapping[st
     extra = [(name, gateway if ip == "host-gateway" else ip) for name, ip in choice.add_hosts]
     etc["/etc/hosts"] = netconf.hosts_file(hostname, lease.address if lease else None, extra)
     if lease is None:
-        return Wired(Network("none"), etc, None, [])
+        return Wired(etc, None, [])
     bound = lease
 
     def attach(pid: int) -> None:
@@ -79,25 +82,25 @@ def wire(root: Path, choice: Choice, cid: str, hostname: str, config: Mapping[st
         else:
             helper.attach(cid, bound.address, bound.subnet.network, bound.subnet.prefix, pid)
 
-    return Wired(Network("bridge", attach=attach), etc, lease.address, [str(p) for p in lease.ports])
+    return Wired(etc, lease.address, [str(p) for p in lease.ports], attach=attach)
 
 
-def _joined(root: Path, key: str) -> tuple[int, Path]:
-    """--network container:KEY: its network namespace, open, and its directory."""
+def _joined(root: Path, key: str) -> tuple[int, int, Path]:
+    """--network container:KEY: its network namespace, open, its PID and its directory."""
     from ..runtime.container import alive, find
     directory, state = find(root, key)
-    if state.status != "running" or not alive(state.pid, state.pid_start):
+    if state.status != "running" or state.pid is None or not alive(state.pid, state.pid_start):
         raise ContainerConflict(f"joining the network of container {key}: it is not running")
-    return os.open(f"/proc/{state.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC), directory
+    return os.open(f"/proc/{state.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC), state.pid, directory
 
 
 def unwire(cid: str, wired: Wired | None) -> None:
     """The container ended: its lease (address, ports) goes; the veth went with its namespace."""
     if wired is None:
         return
-    if wired.network.netns_fd >= 0:
-        os.close(wired.network.netns_fd)
-    if wired.network.mode == "bridge":
+    for fd in (wired.joined or {}).values():
+        os.close(fd)
+    if wired.attach is not None:
         from ..runtime import network
         network.release(cid)
 

@@ -10,7 +10,7 @@ image loads no HTTP client.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import trace
@@ -21,104 +21,22 @@ from ..errors import (
     ImageNotKnown,
     PlatformNotFound,
     StoreError,
-    UsageError,
 )
 from .context import Context, platform_mismatch, wanted_platform
+from .making import Checked, image_config, log_options, request_for, stop_signal_of
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ..oci import RunConfig
     from ..pull import Emit
     from ..runargs import RunArgs
     from ..runtime.attacher import Attacher
-    from ..runtime.cgroups import Limits
     from ..runtime.container import ContainerState
     from ..runtime.logs import LogOptions
-    from ..runtime.netconf import Choice
-    from ..runtime.process import Network
-    from ..runtime.spec import Bind, RunSpec
+    from ..spec.settings import Settings
     from ..store import ImageRecord
     from .netrun import Wired
-
-
-class Checked(NamedTuple):
-    """run's flags, parsed and checked before any image is touched."""
-    env_lines: list[str]
-    binds: tuple[Bind, ...]
-    tmpfs: tuple[tuple[str, str], ...]
-    capabilities: frozenset[int]
-    limits: Limits
-    init: str
-    network: Choice
-    seccomp: bytes             # the filter's BPF program (b"": none)
-    no_new_privileges: bool
-    rlimits: tuple[tuple[int, int, int], ...]
-    stop_timeout: int
-    log: LogOptions | None     # the log's bounds; None: --log-driver none
-
-
-def check(a: RunArgs, root: Path) -> Checked:
-    """``root``: the store, where compiled seccomp filters are kept."""
-    from ..runtime import caps, cgroups, netconf, process, seccomp, spec
-    if os.geteuid() != 0:
-        raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
-    network = netconf.choose(network_mode(a), a.publish, a.publish_all, a.dns, a.dns_search, a.dns_option,
-                             a.add_host)
-    if a.pull not in ("missing", "always", "never"):
-        raise UsageError(f'invalid --pull "{a.pull}": expected missing, always or never')
-    env_lines: list[str] = []
-    for path in a.env_file:
-        try:
-            with open(path) as f:
-                text = f.read()
-        except OSError as e:
-            raise UsageError(f"reading env file {path}: {e.strerror}") from None
-        env_lines += spec.parse_env_file(text, path, os.environ)
-    capabilities = caps.capability_set(a.privileged, a.cap_add, a.cap_drop, caps.last_cap())
-    security = seccomp.parse_security_opts(a.security_opt)
-    rlimits = tuple(spec.parse_ulimit(u) for u in a.ulimit)
-    program = b""
-    if security.seccomp is not None and not a.privileged:  # --privileged: no filter, as Docker
-        from ..runtime.seccomp_bpf import program_for
-        program = program_for(root, security.seccomp, capabilities)
-    return Checked(env_lines, tuple(spec.parse_volume(v) for v in a.volume),
-                   tuple(spec.parse_tmpfs(t) for t in a.tmpfs), capabilities,
-                   cgroups.parse_limits(a.memory, a.cpus, a.pids_limit),
-                   process.find_init(os.environ) if a.init else "", network, program, security.no_new_privileges,
-                   rlimits, _stop_timeout(a), _log_options(a))
-
-
-def _as_created(a: RunArgs) -> RunArgs:
-    """The flags as start must see them again: what came from the caller's environment, env
-    files and MINIRUN_* variables taken once, now (the container's environment is kept in its
-    state; start uses that), so that a container comes back as it was made."""
-    return a._replace(network=network_mode(a), env=(), env_file=(),
-                      log_opt=a.log_opt or (() if a.log_driver == "none" else _log_opt_defaults()))
-
-
-def _log_opt_defaults() -> tuple[str, ...]:
-    """The configuration's defaults for --log-opt (MINIRUN_LOG_OPTS: max-size=10m,max-file=3)."""
-    return tuple(o for o in os.environ.get("MINIRUN_LOG_OPTS", "").split(",") if o)
-
-
-def _stop_timeout(a: RunArgs) -> int:
-    from ..runtime.signals import parse
-    if a.stop_signal is not None:
-        parse(a.stop_signal)  # a bad one is said now, not at stop
-    if a.stop_timeout is not None and a.stop_timeout < -1:
-        raise UsageError(f"invalid --stop-timeout {a.stop_timeout}: expected seconds (-1: wait for ever)")
-    return 10 if a.stop_timeout is None else a.stop_timeout
-
-
-def _log_options(a: RunArgs) -> LogOptions | None:
-    from ..runtime import logs
-    if a.log_driver == "none":  # run -d: its output goes nowhere, as Docker's
-        if a.log_opt:
-            raise UsageError("--log-opt needs --log-driver json-file")
-        return None
-    if a.log_driver != "json-file":
-        raise UsageError(f'invalid --log-driver "{a.log_driver}": expected json-file or none')
-    return logs.parse_options(a.log_opt or _log_opt_defaults())
 
 
 def image_for(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: Emit) -> ImageRecord:
@@ -167,21 +85,16 @@ def pull_again(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: 
     return result.record
 
 
-def _unpacked(ctx: Context, a: RunArgs, record: ImageRecord) -> tuple[Mapping[str, Any], tuple[str, ...], list[str]]:
+def _unpacked(ctx: Context, a: RunArgs, record: ImageRecord) -> tuple[RunConfig, tuple[str, ...], list[str]]:
     """The image's config, the argv to run and its snapshots' ChainIDs (unpacking what is
     missing): a BrokenImage when a blob it needs is missing or damaged."""
-    from ..oci import parse_config
     from ..rootfs import ensure_image
-    from ..runtime import spec
+    from ..spec.flags import command
     snap = ctx.snapshots
     assert snap is not None  # run needs root, and root has snapshots
-    config = parse_config(ctx.images.content.read(record.config), record.reference).raw.get("config") or {}
-    argv = spec.command(config, list(a.command), a.entrypoint)  # its errors before any unpacking
+    config = image_config(ctx, record)
+    argv = command(config, list(a.command), a.entrypoint)  # its errors before any unpacking
     return config, argv, ensure_image(ctx.images, snap, record)
-
-
-def network_mode(a: RunArgs) -> str:
-    return a.network or os.environ.get("MINIRUN_NETWORK") or "bridge"  # as Docker: bridge by default
 
 
 def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
@@ -192,8 +105,10 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
     after the program ran (the --rm removal), which must not change its status; ``repair``
     gives the image again when it was found broken (``pull_again``); ``helper`` attaches it
     to the bridge (``netrun.helper_for``). ``started`` (run -d, in the monitor) is told the
-    container's ID once its program runs; its output then goes to its log."""
-    from ..runtime import cgroups, container
+    container's ID once its program runs; its output then goes to its log. The container's
+    config.json is built here, once: start, exec and inspect read it."""
+    from ..runtime import container
+    from ..spec.build import build
     from .netrun import unwire, wire
     # Unpacking and garbage collection exclude each other, as for pull: the GC lock is held
     # (shared) until the container records the snapshots it stacks; from then on they are its.
@@ -205,127 +120,128 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
             config, argv, chains = _unpacked(ctx, a, record)
         cid = container.new_id()
         hostname = a.hostname or cid[:12]
+        settings = flags.settings._replace(stop_signal=stop_signal_of(a, config),
+                                           user=a.user if a.user is not None else config.get("User", ""))
         wired = None
+        made: list[dict[str, Any]] = []
         try:
             wired = wire(ctx.root, flags.network, cid, hostname, config, helper)
-            run_spec = _run_spec(a, flags, config, argv, hostname)
+
+            def spec_for(files: dict[str, Path]) -> dict[str, Any]:
+                made.append(build(request_for(a, flags, config, hostname, files, settings,
+                                              f"{flags.cgroup_parent}/{cid}", wired.network_path)))
+                return made[0]
+
             new = container.ContainerState(cid, a.name or "", a.image, list(argv), "", record.reference, chains,
-                                           network=flags.network.mode, address=wired.address, ports=wired.ports,
-                                           env=list(run_spec.env), workdir=run_spec.cwd, user=run_spec.user,
-                                           capabilities=sorted(flags.capabilities),
-                                           stop_signal=_stop_signal(a, config), stop_timeout=flags.stop_timeout,
-                                           seccomp=bool(flags.seccomp), no_new_privileges=flags.no_new_privileges,
-                                           rlimits=[list(r) for r in flags.rlimits],
-                                           cgroup_parent=cgroups.parent_from(os.environ))
-            state, directory, files = container.create(ctx.root, new, wired.etc)
+                                           address=wired.address, ports=wired.ports)
+            state, directory = container.create(ctx.root, new, wired.etc, spec_for)
         except BaseException:
             unwire(cid, wired)
             raise
-    trace.event("container", "create", f"container {cid} created in {directory}"
+    trace.event("container", "create", f"container {cid} created in {directory}, its config.json (an OCI "
+                "runtime spec) written"
                 + (f", named {a.name}" if a.name else "") + f"; hostname {hostname}", container=cid,
                 directory=str(directory))
-    container.save_run_args(directory, _as_created(a)._asdict())  # for start
-    if flags.seccomp:
-        container.save_filter(directory, flags.seccomp)  # for exec
-    return _run_created(ctx, a, flags, run_spec, state, directory, files, wired, warn, started)
+    return _run_created(ctx, a.rm, Made(made[0], settings, flags.program, flags.log, a.interactive),
+                        state, directory, wired, warn, started)
 
 
-def _run_created(ctx: Context, a: RunArgs, flags: Checked, run_spec: RunSpec, state: ContainerState,
-                 directory: Path, files: dict[str, Path], wired: Wired, warn: Callable[[str], None],
-                 started: Callable[[str], None] | None, running: Callable[[], None] | None = None) -> int:
+class Made(NamedTuple):
+    """A container as made: its config.json, its settings (from its annotations), its seccomp
+    filter compiled, its log's bounds, and whether this start gives it our stdin."""
+    spec: dict[str, Any]
+    settings: Settings
+    program: bytes
+    log: LogOptions | None
+    interactive: bool
+
+
+def _run_created(ctx: Context, remove: bool, made: Made, state: ContainerState, directory: Path, wired: Wired,
+                 warn: Callable[[str], None], started: Callable[[str], None] | None,
+                 running: Callable[[], None] | None = None) -> int:
     from .netrun import unwire
     code: int | None = None
     try:
-        code = _start(ctx, a, flags, run_spec, state, directory, files, wired.network, started, running)
+        code = _start(ctx, made, state, directory, wired, started, running)
         return code
     except ContainerStartError as e:
         code = e.code
         raise
     finally:
         unwire(state.id, wired)
-        _record_end(a.rm, directory, state, code, warn)
+        _record_end(remove, directory, state, code, warn)
 
 
-def restart_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord, directory: Path,
-                      state: ContainerState, warn: Callable[[str], None],
-                      started: Callable[[str], None] | None, running: Callable[[], None] | None = None) -> int:
-    """start: the stopped container in ``directory`` run again with the flags it was made with
-    (``a``), on the root filesystem it has (its changes kept); as run_container. ``running`` is
-    told once its state says so (start then lets other commands at it)."""
-    from ..runtime import container
+def restart_container(ctx: Context, directory: Path, state: ContainerState, spec: dict[str, Any],
+                      interactive: bool, warn: Callable[[str], None], started: Callable[[str], None] | None,
+                      running: Callable[[], None] | None = None) -> int:
+    """start: the stopped container in ``directory`` run again as its config.json (``spec``)
+    says, on the root filesystem it has (its changes kept); as run_container. Nothing of the
+    caller's (flags, environment, env files) is read again: its network is re-made from its
+    settings (a joined container's namespace found again). ``running`` is told once its state
+    says so (start then lets other commands at it)."""
+    from ..errors import ImageNotKnown
+    from ..runtime import container, netconf
+    from ..spec.settings import from_annotations
     from .netrun import unwire, wire
-    hostname = state.hostname
+    settings = from_annotations(spec.get("annotations") or {}, f"the configuration of container {state.id[:12]}")
+    choice = netconf.choose(settings.network, settings.publish, settings.publish_all, settings.dns,
+                            settings.dns_search, settings.dns_option, settings.add_host)
+    record = ctx.images.get(state.reference)
+    if record is None:
+        raise ImageNotKnown(f"starting container {state.name}: its image {state.image} is no longer in the store")
+    program = b""
+    if spec["linux"].get("seccomp") is not None:
+        from ..runtime.seccomp_bpf import program_for
+        program = program_for(ctx.root, spec["linux"]["seccomp"])
+    made = Made(spec, settings, program, log_options(settings.log_driver, settings.log_opt),
+                interactive and settings.interactive)
     with ctx.images.pulling():
-        config, _, _ = _unpacked(ctx, a, record)
         wired = None
         try:
-            wired = wire(ctx.root, flags.network, state.id, hostname, config)
-            # its environment as it was made (the caller's, its env files: read at run, not now)
-            run_spec = _run_spec(a, flags, config, tuple(state.command), hostname)._replace(env=tuple(state.env))
-            files = container.write_etc(directory, wired.etc)
-            if flags.seccomp:
-                container.save_filter(directory, flags.seccomp)  # as compiled now, for exec
+            wired = wire(ctx.root, choice, state.id, str(spec.get("hostname") or state.id[:12]),
+                         image_config(ctx, record))
+            container.write_etc(directory, wired.etc)
             state = state.restarted(wired.address, wired.ports)
             container.save(directory, state)
         except BaseException:
             unwire(state.id, wired)
             raise
-    return _run_created(ctx, a, flags, run_spec, state, directory, files, wired, warn, started, running)
+    return _run_created(ctx, False, made, state, directory, wired, warn, started, running)
 
 
-def _stop_signal(a: RunArgs, config: Mapping[str, Any]) -> str:
-    """--stop-signal (checked), else the image's StopSignal where it names one, else SIGTERM."""
-    from ..runtime.signals import parse
-    if a.stop_signal is not None:
-        return a.stop_signal
-    image = config.get("StopSignal")
-    try:
-        return image if isinstance(image, str) and parse(image) else "SIGTERM"
-    except UsageError:
-        return "SIGTERM"  # an image's odd StopSignal is not the user's error
-
-
-def _run_spec(a: RunArgs, flags: Checked, config: Mapping[str, Any], argv: tuple[str, ...],
-              host: str) -> RunSpec:
-    from ..runtime import spec
-    return spec.RunSpec(
-        argv=argv, env=spec.environment(config, [*flags.env_lines, *a.env], os.environ, host),
-        cwd=spec.working_dir(config, a.workdir),
-        user=a.user if a.user is not None else config.get("User") or "",
-        hostname=host, interactive=a.interactive, binds=flags.binds, tmpfs=flags.tmpfs,
-        read_only=a.read_only, privileged=a.privileged, capabilities=flags.capabilities, init=flags.init,
-        tty=a.tty, seccomp=flags.seccomp, no_new_privileges=flags.no_new_privileges, rlimits=flags.rlimits)
-
-
-def _start(ctx: Context, a: RunArgs, flags: Checked, run_spec: RunSpec, state: ContainerState, directory: Path,
-           files: dict[str, Path], network: Network, started: Callable[[str], None] | None,
-           running: Callable[[], None] | None) -> int:
-    """The container's process, from its spec and root filesystem to its exit status (its
-    state saved as running once it has started)."""
-    from ..runtime import cgroups, container, devices, process
+def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wired: Wired,
+           started: Callable[[str], None] | None, running: Callable[[], None] | None) -> int:
+    """The container's process, from its config.json and root filesystem to its exit status
+    (its state saved as running once it has started)."""
+    from ..runtime import cgroups, container, process
+    from ..runtime.plan import plan
+    from ..runtime.stdio import Output
     snap = ctx.snapshots
     assert snap is not None
+    to_run = plan(made.spec, made.interactive, made.settings.user, f"the configuration of container {state.id[:12]}")
     try:
         mounts = snap.prepare(state.chains, directory)
     except OSError as e:
         raise container.creation_error(ctx.root, e) from None
     # Every container has a cgroup for its device policy (--privileged: all devices, as
     # Docker), and for its limits when there are any.
-    cgroup = cgroups.Cgroup(state.id, flags.limits, None if a.privileged else devices.DOCKER_DEFAULT,
-                            state.cgroup_parent)
+    cgroup = cgroups.Cgroup(to_run.cgroup_name, to_run.limits, to_run.device_rules, to_run.cgroup_parent)
+
     def on_started(pid: int) -> None:
         container.save(directory, state.started(pid, os.getpid()))
         if running is not None:
             running()
 
     log = None
-    if flags.log is not None:
+    if made.log is not None:
         from ..runtime.logs import LogWriter
-        log = LogWriter(directory, flags.log)
+        log = LogWriter(directory, made.log)
     try:
-        return process.start(run_spec, mounts, mounts[-1].target, files, network,
-                             cgroup if cgroup.needed else None,
-                             on_started, process.Output(log, None if started is None else lambda: started(state.id)))
+        launch = process.Launch(to_run, made.program, mounts, mounts[-1].target, cgroup if cgroup.needed else None,
+                                wired.attach, wired.joined)
+        return process.start(launch, on_started,
+                             Output(log, None if started is None else lambda: started(state.id)))
     finally:
         if log is not None:
             log.close()

@@ -13,27 +13,9 @@ from typing import Any
 # cffi's out-of-line ABI mode: the declarations in _libc_build.py were parsed once into
 # _libc_ffi.py, so starting minirun does not load pycparser (about 25 ms).
 from ._libc_ffi import ffi as _ffi
+from .linux import *  # noqa: F403 - the calls' flags, used as _libc.NAME
 
 _lib: Any = _ffi.dlopen(None)
-
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MS_REMOUNT = 32
-MS_BIND = 4096
-MS_MOVE = 8192
-MS_REC = 16384
-MS_PRIVATE = 1 << 18
-MS_SLAVE = 1 << 19
-MNT_DETACH = 2
-
-CLONE_NEWNS = 0x00020000
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
 
 # Calls without a libc wrapper go through syscall(); their numbers depend on the architecture
 # (open_tree and move_mount came after the tables were unified: the same everywhere).

@@ -206,6 +206,13 @@ class Cgroup:
         for d in self.dirs.values():
             _write(d / "tasks", "0")
 
+    def join_existing(self) -> None:
+        """exec's joining process: into every directory the container has (each controller it
+        has on v1, its one directory on v2), as it is now."""
+        for d in self.every_dir:
+            if d.is_dir():
+                _write(d / ("cgroup.procs" if self.v2 else "tasks"), "0")
+
     def add(self, pid: int) -> None:
         for d in self.dirs.values():
             _write(d / "cgroup.procs", str(pid))

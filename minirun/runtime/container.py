@@ -1,8 +1,10 @@
 """A container on disk: its ID, name, files it is given, and its recorded state.
 
-``<root>/containers/<64 hex>/`` holds ``state.json``, the files bound over the image's
-``/etc/hostname``, ``/etc/hosts`` and ``/etc/resolv.conf``, and its root filesystem
-(overlay upper and work directories, or the vfs copy).
+``<root>/containers/<64 hex>/`` holds ``config.json`` (what it is: an OCI runtime spec, written
+once when it is made), ``state.json`` (where it is in its life: status, PIDs, exit code,
+times), the files bound over the image's ``/etc/hostname``, ``/etc/hosts`` and
+``/etc/resolv.conf``, and its root filesystem (overlay upper and work directories, or the
+vfs copy).
 """
 
 import contextlib
@@ -11,15 +13,18 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 from ..errors import ContainerConflict, ContainerNotFound, StoreError
 from ..store import atomic_write, file_lock, now_iso
-from .cgroups import DEFAULT_PARENT
 
 _ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "quiet", "sharp", "vivid", "wise")
 _NAMES = ("curie", "hopper", "lovelace", "noether", "ritchie", "shannon", "thompson", "turing")
+
+
+Status = Literal["created", "running", "exited", "dead"]
 
 
 class ContainerState(NamedTuple):
@@ -30,7 +35,7 @@ class ContainerState(NamedTuple):
     created: str
     reference: str = ""              # the image's full reference in the store
     chains: list[str] = []  # noqa: RUF012 - never mutated; the snapshots its root filesystem stacks
-    status: str = "created"          # created, running, exited; dead: its removal failed
+    status: Status = "created"       # dead: its removal failed
     exit_code: int | None = None
     pid: int | None = None           # the container's process, on the host
     monitor: int | None = None       # the minirun process that waits for it
@@ -39,23 +44,10 @@ class ContainerState(NamedTuple):
     # trusted only while /proc/PID/stat's start time (field 22) is still this one.
     pid_start: int | None = None
     monitor_start: int | None = None
-    network: str = "none"            # bridge, none, host, container:ID
-    address: str | None = None       # on the bridge
+    address: str | None = None       # on the bridge (its lease: rm gives it back)
     ports: list[str] = []  # noqa: RUF012 - never mutated; published, as ps shows them
-    # What exec gives a process it starts in the container, as Docker keeps it in its config.
-    env: list[str] = []  # noqa: RUF012 - never mutated
-    workdir: str = "/"
-    user: str = ""
-    capabilities: list[int] = []  # noqa: RUF012 - never mutated
     started_at: str | None = None
     error: str = ""                  # why its exit code is not known (inspect's State.Error)
-    stop_signal: str = "SIGTERM"     # what stop sends first: --stop-signal, or the image's StopSignal
-    stop_timeout: int = 10           # and how long it waits before SIGKILL
-    # What exec's processes get too: seccomp.bpf beside this file when it is filtered.
-    seccomp: bool = False
-    no_new_privileges: bool = False
-    rlimits: list[list[int]] = []  # noqa: RUF012 - never mutated; (RLIMIT_*, soft, hard)
-    cgroup_parent: str = DEFAULT_PARENT  # its cgroup is PARENT/<id> (MINIRUN_CGROUP_PARENT when made)
 
     # The transitions: created -> running -> exited, or created -> exited (it never started).
     # (No postponed annotations in this module: NamedTuple compiles string ones at import.)
@@ -64,11 +56,6 @@ class ContainerState(NamedTuple):
             raise ContainerConflict(f"container {self.id[:12]} is {self.status}: it cannot start again")
         return self._replace(status="running", pid=pid, monitor=monitor, pid_start=start_time(pid),
                              monitor_start=start_time(monitor), started_at=now_iso())
-
-    @property
-    def hostname(self) -> str:
-        """Its host name, as its environment says (HOSTNAME; Docker's default otherwise)."""
-        return next((e.split("=", 1)[1] for e in self.env if e.startswith("HOSTNAME=")), self.id[:12])
 
     def restarted(self, address: str | None, ports: list[str]) -> "ContainerState":
         """start: an exited container made ready to run again (as created, on a new address)."""
@@ -96,11 +83,12 @@ def generated_name() -> str:
     return f"{_ADJECTIVES[a % len(_ADJECTIVES)]}_{_NAMES[n % len(_NAMES)]}_{bytes(suffix).hex()}"
 
 
-def create(root: Path, new: ContainerState, etc: dict[str, str]) -> tuple[ContainerState, Path, dict[str, Path]]:
+def create(root: Path, new: ContainerState, etc: dict[str, str],
+           spec: Callable[[dict[str, Path]], Mapping[str, object]]) -> tuple[ContainerState, Path]:
     """A new container's directory (``new``: its state as created; an empty name is made up):
-    ``etc`` (/etc/hostname, /etc/hosts, /etc/resolv.conf: their text) first, its state.json
-    last, so that a failure (a full disk) leaves nothing behind. Returns the state, the
-    directory and where the ``etc`` files are."""
+    ``etc`` (/etc/hostname, /etc/hosts, /etc/resolv.conf: their text) first, then its
+    config.json (``spec``, given where the ``etc`` files are), its state.json last, so that a
+    failure (a full disk) leaves nothing behind. Returns the state and the directory."""
     base = root / "containers"
     base.mkdir(parents=True, exist_ok=True)
     directory = base / new.id
@@ -116,14 +104,14 @@ def create(root: Path, new: ContainerState, etc: dict[str, str]) -> tuple[Contai
         state = new._replace(name=new.name or generated_name(), created=now_iso())
         try:
             directory.mkdir()
-            files = write_etc(directory, etc)
+            save_config(directory, spec(write_etc(directory, etc)))
             save(directory, state)
         except BaseException as e:  # a Ctrl-C too: never a directory without its state
             shutil.rmtree(directory, ignore_errors=True)
             if isinstance(e, OSError | StoreError):
                 raise creation_error(root, e) from None
             raise
-    return state, directory, files
+    return state, directory
 
 
 def write_etc(directory: Path, etc: dict[str, str]) -> dict[str, Path]:
@@ -145,38 +133,26 @@ def save(directory: Path, state: ContainerState) -> None:
     atomic_write(directory / "state.json", json.dumps(state._asdict(), indent=1).encode())
 
 
-def save_run_args(directory: Path, args: dict[str, object]) -> None:
-    """The flags it was run with, for start (best effort: without them it cannot start again).
-    Written as the container's other files are, without atomic_write's two fsyncs (3 to 5 ms
-    of every run here): a crash may lose it, and start then says so."""
-    with contextlib.suppress(OSError):
-        (directory / "run.json").write_text(json.dumps(args))
+def save_config(directory: Path, spec: Mapping[str, object]) -> None:
+    """Its config.json, written before its state (a container is listed once its state is),
+    as its /etc files are: without atomic_write's two fsyncs (3 to 5 ms of every run here). A
+    crash may lose it; start, exec and inspect then say so."""
+    (directory / "config.json").write_text(json.dumps(spec, indent=1))
 
 
-def save_filter(directory: Path, program: bytes) -> None:
-    """Its seccomp filter, for exec (a crash may lose it: exec then refuses, never runs unfiltered)."""
-    with contextlib.suppress(OSError):
-        (directory / "seccomp.bpf").write_bytes(program)
-
-
-def load_filter(directory: Path) -> bytes:
+def load_config(directory: Path) -> dict[str, Any]:
+    path = directory / "config.json"
     try:
-        program = (directory / "seccomp.bpf").read_bytes()
+        doc = json.loads(path.read_text())
     except OSError as e:
-        raise StoreError(f"reading the seccomp filter of container {directory.name[:12]}: {e.strerror}") from None
-    if not program or len(program) % 8:
-        raise StoreError(f"the seccomp filter of container {directory.name[:12]} is damaged")
-    return program
-
-
-def load_run_args(directory: Path) -> dict[str, object]:
-    try:
-        doc = json.loads((directory / "run.json").read_text())
-    except (OSError, ValueError):
-        raise StoreError(f"container {directory.name[:12]} cannot be started again: its run flags "
-                         f"({directory / 'run.json'}) cannot be read") from None
-    if not isinstance(doc, dict):
-        raise StoreError(f"container {directory.name[:12]} cannot be started again: run.json is damaged")
+        raise StoreError(f"reading the configuration of container {directory.name[:12]} ({path}): "
+                         f"{e.strerror}") from None
+    except ValueError:
+        raise StoreError(f"reading the configuration of container {directory.name[:12]} ({path}): "
+                         "not valid JSON") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("process"), dict) or not isinstance(doc.get("linux"), dict):
+        raise StoreError(f"reading the configuration of container {directory.name[:12]} ({path}): "
+                         "not an OCI runtime spec")
     return doc
 
 
@@ -189,7 +165,7 @@ def _valid_name(name: str) -> bool:
     return re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name) is not None
 
 
-_STATUSES = ("created", "running", "exited", "dead")
+_STATUSES = get_args(Status)
 
 
 def load(directory: Path) -> ContainerState:
@@ -200,8 +176,11 @@ def load(directory: Path) -> ContainerState:
         raise StoreError(f"reading container state {path}: {e.strerror}") from None
     except ValueError as e:
         raise StoreError(f"reading container state {path}: not valid JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise StoreError(f"reading container state {path}: not a JSON object")
     try:
-        state = ContainerState(**doc)
+        # Fields an older minirun kept here (now in config.json) are passed over.
+        state = ContainerState(**{k: v for k, v in doc.items() if k in ContainerState._fields})
     except TypeError:
         raise StoreError(f"reading container state {path}: missing or unknown fields") from None
     if not (state.id == directory.name and isinstance(state.name, str) and isinstance(state.image, str)

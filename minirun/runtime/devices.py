@@ -30,15 +30,6 @@ class DeviceRule(NamedTuple):
     access: str          # letters of "rwm": read, write, mknod
 
 
-DOCKER_DEFAULT = (
-    DeviceRule("c", None, None, "m"), DeviceRule("b", None, None, "m"),
-    DeviceRule("c", 1, 3, "rwm"), DeviceRule("c", 1, 5, "rwm"), DeviceRule("c", 1, 7, "rwm"),
-    DeviceRule("c", 1, 8, "rwm"), DeviceRule("c", 1, 9, "rwm"),
-    DeviceRule("c", 5, 0, "rwm"), DeviceRule("c", 5, 1, "rwm"), DeviceRule("c", 5, 2, "rwm"),
-    DeviceRule("c", 136, None, "rwm"),
-)
-
-
 def v1_lines(rules: tuple[DeviceRule, ...]) -> list[str]:
     """One ``devices.allow`` line each (the kernel takes one rule per write)."""
     def number(n: int | None) -> str:

@@ -24,20 +24,22 @@ Its exit status comes back through the joining process.
 
 import errno
 import os
-import select
 import signal
 import socket
 from collections.abc import Callable
-from typing import NamedTuple, NoReturn
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, ContainerStartError
 from . import _libc, relay, terminal
 from .caps import mask
 from .cgroups import Cgroup
-from .kernel import Kernel, close_all_but, close_fds
-from .process import HostCaps, drop_bounding_set, host_caps, read_table
+from .kernel import Kernel, close_fds
+from .setup import HostCaps, drop_bounding_set, host_caps
 from .signals import FORWARDED, Forwarder
-from .spec import resolve_user, with_home
+from .user import resolve_user, with_home
+
+if TYPE_CHECKING:
+    from .syscalls import Syscalls
 
 _NAMESPACES = (("ipc", _libc.CLONE_NEWIPC), ("uts", _libc.CLONE_NEWUTS), ("net", _libc.CLONE_NEWNET),
                ("cgroup", _libc.CLONE_NEWCGROUP), ("pid", _libc.CLONE_NEWPID), ("mnt", _libc.CLONE_NEWNS))
@@ -93,7 +95,7 @@ def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec, still_running: Callable[[]
         if child == 0:
             signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
             forwarder.restore()
-            _join(joining, cgroup, spec)
+            _join(Kernel(), joining, cgroup, spec)
         close_fds(errw, null, *(fd for fd, _, _ in fds))
         if pipes is not None:
             relay.close_container_ends(pipes)
@@ -163,71 +165,60 @@ def _follow(child: int, pipes: relay.Pipes | None, console: tuple[socket.socket,
             terminal.relay(master, interactive)
 
 
-def _report(errw: int, code: int, message: str) -> NoReturn:
-    os.write(errw, f"{code}\n{message}".encode())
-    os._exit(code)
-
-
-def _join(j: _Joining, cgroup: Cgroup, spec: ExecSpec) -> NoReturn:
+def _join(k: "Syscalls", j: _Joining, cgroup: Cgroup, spec: ExecSpec) -> NoReturn:
     """The joining process: never returns into the caller's code."""
     step = "joining the container"
     try:
-        _libc.set_title("minirun-exec")  # the caller's command line and environment, blanked
-        os.environ.clear()
-        _libc.prctl(_libc.PR_SET_DUMPABLE, 0)
+        k.set_title("minirun-exec")  # the caller's command line and environment, blanked
+        k.clear_environment()
+        k.prctl(_libc.PR_SET_DUMPABLE, 0)
         for fd, end in j.stdio.items():
-            os.dup2(end, fd)
-        close_all_but((j.errw, j.console, *(fd for fd, _, _ in j.namespaces)))  # none of the caller's
-        for d in cgroup.every_dir:
-            if d.is_dir():  # v1: each controller the container has; v2: its one directory
-                step = f"joining cgroup {d}"
-                with open(d / ("cgroup.procs" if cgroup.v2 else "tasks"), "w") as f:
-                    f.write("0")
+            k.dup2(end, fd)
+        k.keep_only((j.errw, j.console, *(fd for fd, _, _ in j.namespaces)))  # none of the caller's
+        step = "joining the container's cgroup"
+        k.join_cgroup_of(cgroup)
         for fd, kind, name in j.namespaces:
             step = f"setns {name}"
-            _libc.setns(fd, kind, f"/proc/PID/ns/{name}")  # mnt: root and cwd are its root now
-            os.close(fd)
-        alive_r, alive_w = os.pipe2(os.O_CLOEXEC)  # its write end lives as long as this process
-        child = os.fork()  # into the container's PID namespace
+            k.setns(fd, kind, f"/proc/PID/ns/{name}")  # mnt: root and cwd are its root now
+            k.close(fd)
+        alive_r, alive_w = k.pipe()  # its write end lives as long as this process
+        child = k.fork()  # into the container's PID namespace
         if child == 0:
-            os.close(alive_w)
-            _inside(spec, j, alive_r)
+            k.close(alive_w)
+            _inside(k, spec, j, alive_r)
     except BaseException as e:  # noqa: BLE001 - nothing here may return into the caller's code
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        _report(j.errw, EXIT_RUN_FAILED, f"{step}: {reason}")
-    close_all_but((alive_w,), low=0)  # its copies of the streams: they end with the process
+        k.report(j.errw, EXIT_RUN_FAILED, f"{step}: {reason}")
+    k.keep_only((alive_w,), low=0)  # its copies of the streams: they end with the process
     forwarder = Forwarder()
     forwarder.target(child)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
     _, status = os.waitpid(child, 0)
-    if os.WIFSIGNALED(status):
-        os._exit(128 + os.WTERMSIG(status))
-    os._exit(os.WEXITSTATUS(status))
+    k.exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
 
 
-def _inside(spec: ExecSpec, j: _Joining, alive: int) -> NoReturn:
+def _inside(k: "Syscalls", spec: ExecSpec, j: _Joining, alive: int) -> NoReturn:
     """In the container (nothing may be imported here: the host's files are out of reach)."""
-    k = Kernel()
     step = "joining the container"
     try:
         # The CLI gave up: the joining process is gone, and so is this one, even if that happened
         # before the parent-death signal was set (its pipe then reads as ended at once).
         k.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
-        if select.select([alive], [], [], 0)[0]:
-            os._exit(EXIT_RUN_FAILED)
-        os.close(alive)
+        if k.parent_gone(alive):
+            k.exit(EXIT_RUN_FAILED)
+        k.close(alive)
         k.setsid()
         step = "confining"
         allowed = _confine(k, spec, j.host)
         step = "setting the user"
-        user = resolve_user(spec.user, read_table("/etc/passwd"), read_table("/etc/group"))
+        user = resolve_user(spec.user, k.read_table("/etc/passwd"), k.read_table("/etc/group"))
         slave = -1
         if j.console >= 0:  # root still: the terminal is made the user's
             step = "opening the terminal"
-            master, slave = terminal.open_console(user.uid)
-            terminal.send_master(j.console, master)
-            os.close(master)
-            os.close(j.console)
+            master, slave = k.open_console(user.uid)
+            k.send_master(j.console, master)
+            k.close(master)
+            k.close(j.console)
         step = "setting the user"
         k.setgroups(list(user.groups))
         k.setgid(user.gid)
@@ -235,7 +226,7 @@ def _inside(spec: ExecSpec, j: _Joining, alive: int) -> NoReturn:
         kept = allowed if user.uid == 0 else 0  # a user other than root keeps none, as in run
         k.capset(kept, kept, 0)
         if slave >= 0:
-            terminal.take_console(slave)
+            k.take_console(slave)
         step = f"working directory {spec.cwd}"
         k.chdir(spec.cwd)  # as the user, as runc does; never made by exec
         if os.path.realpath(".") != os.getcwd():  # runc CVE-2024-21626
@@ -247,17 +238,17 @@ def _inside(spec: ExecSpec, j: _Joining, alive: int) -> NoReturn:
         k.exec(spec.argv[0], list(spec.argv), env, search=True)
     except OSError as e:
         if step != "exec":
-            _report(j.errw, EXIT_CANNOT_EXEC if step.startswith("working") else EXIT_RUN_FAILED,
-                    f"{step}: {e.strerror or e}")
+            k.report(j.errw, EXIT_CANNOT_EXEC if step.startswith("working") else EXIT_RUN_FAILED,
+                     f"{step}: {e.strerror or e}")
         if e.errno in (errno.ENOENT, errno.ENOTDIR):
-            _report(j.errw, EXIT_NOT_FOUND, f'exec: "{spec.argv[0]}": executable file not found in $PATH')
-        _report(j.errw, EXIT_CANNOT_EXEC, f'exec: "{spec.argv[0]}": {e.strerror}')
+            k.report(j.errw, EXIT_NOT_FOUND, f'exec: "{spec.argv[0]}": executable file not found in $PATH')
+        k.report(j.errw, EXIT_CANNOT_EXEC, f'exec: "{spec.argv[0]}": {e.strerror}')
     except BaseException as e:  # noqa: BLE001
-        _report(j.errw, EXIT_RUN_FAILED, f"{step}: {e}")
-    os._exit(EXIT_RUN_FAILED)  # not reached
+        k.report(j.errw, EXIT_RUN_FAILED, f"{step}: {e}")
+    k.exit(EXIT_RUN_FAILED)  # not reached
 
 
-def _confine(k: Kernel, spec: ExecSpec, host: HostCaps) -> int:
+def _confine(k: "Syscalls", spec: ExecSpec, host: HostCaps) -> int:
     """Down to the container's privilege before any of its paths is touched: limits, bounding
     set (up to the host's last capability, read on the host), no_new_privs, the seccomp
     filter (CAP_SYS_ADMIN is still held to load it), then effective and permitted lowered to

@@ -13,16 +13,20 @@ import errno
 import fcntl
 import os
 import resource
+import select
 import signal
+import stat
 import struct
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
+from ..errors import UsageError
+from ..mount import Mount, mount
 from . import _libc
+from .rlimit import short_name
 
 if TYPE_CHECKING:
     from .cgroups import Cgroup
-    from .mounts import Mount
 
 T = TypeVar("T")
 
@@ -50,10 +54,37 @@ def close_all_but(keep: Iterable[int], low: int = 3) -> None:
     os.closerange(start, 1 << 20)
 
 
+PASSWD_MAX = 4 << 20  # bytes of the image's /etc/passwd or /etc/group read at most
+
+
+def read_table(path: str) -> str:
+    """The image's /etc/passwd or /etc/group ("" when absent), inside the container's root.
+
+    Only a regular file of at most PASSWD_MAX bytes: a link to /dev/zero or a FIFO there
+    would otherwise grow or block minirun (O_NONBLOCK: opening a FIFO does not wait)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return ""
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"reading {path} of the image: not a regular file")
+        if info.st_size > PASSWD_MAX:
+            raise UsageError(f"reading {path} of the image: larger than {PASSWD_MAX >> 20} MiB")
+        return os.read(fd, PASSWD_MAX + 1)[:PASSWD_MAX].decode(errors="replace")
+    finally:
+        os.close(fd)
+
+
 class Kernel:
     # -- the process: its cgroup, session, keyring, namespaces, identity ----------------
     def join_cgroup(self, cgroup: Cgroup) -> None:
         cgroup.join_self()  # its errors name the file and the value written
+
+    def join_cgroup_of(self, cgroup: Cgroup) -> None:
+        """exec: the running container's cgroup, every directory it has."""
+        cgroup.join_existing()
 
     def prctl(self, option: int, arg: int = 0) -> None:
         _libc.prctl(option, arg)
@@ -67,9 +98,9 @@ class Kernel:
     def unshare(self, flags: int) -> None:
         _libc.unshare(flags)
 
-    def join_netns(self, fd: int, what: str) -> None:
-        """--network container:X: the network namespace open at ``fd`` (X's)."""
-        _libc.setns(fd, _libc.CLONE_NEWNET, what)
+    def setns(self, fd: int, kind: int, what: str) -> None:
+        """Join the namespace open at ``fd`` (of type ``kind``, CLONE_NEW*), named ``what``."""
+        _libc.setns(fd, kind, what)
 
     def signal_parent(self, fd: int, byte: bytes) -> None:
         _named("write", "the parent's pipe", os.write, fd, byte)
@@ -124,8 +155,7 @@ class Kernel:
         _libc.capset(effective, permitted, inheritable)
 
     def setrlimit(self, which: int, soft: int, hard: int) -> None:
-        from .spec import ULIMITS
-        name = next((n for n, r in ULIMITS.items() if r == which), str(which))
+        name = short_name(which)
         try:
             resource.setrlimit(which, (soft, hard))  # -1 is RLIM_INFINITY
         except ValueError:  # Python's word for EPERM here
@@ -142,8 +172,13 @@ class Kernel:
         _libc.mount(source, target, fstype, flags, data)
 
     def mount_data(self, m: Mount) -> None:
-        from .mounts import mount
         mount(m)
+
+    def mount_flags(self, path: str) -> int:
+        """The per-mount flags of the mount at ``path`` that a remount must repeat (MS_NOSUID,
+        MS_NODEV, MS_NOEXEC, MS_NOATIME, MS_NODIRATIME: statvfs gives them the same values)."""
+        return _named("statvfs", path, os.statvfs, path).f_flag & (_libc.MS_NOSUID | _libc.MS_NODEV |
+                                                                     _libc.MS_NOEXEC | 0x400 | 0x800)
 
     def umount(self, target: str, flags: int = 0) -> None:
         _libc.umount(target, flags)
@@ -211,6 +246,52 @@ class Kernel:
                 except (OSError, ValueError):
                     continue  # signals the C library reserves for itself
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+    # -- exec's joining process and the terminal ---------------------------------------------
+    def set_title(self, title: str) -> None:
+        _libc.set_title(title)
+
+    def clear_environment(self) -> None:
+        os.environ.clear()
+
+    def dup2(self, fd: int, to: int) -> None:
+        os.dup2(fd, to)
+
+    def keep_only(self, keep: Iterable[int], low: int = 3) -> None:
+        close_all_but(keep, low)
+
+    def pipe(self) -> tuple[int, int]:
+        return os.pipe2(os.O_CLOEXEC)
+
+    def fork(self) -> int:
+        return os.fork()
+
+    def parent_gone(self, fd: int) -> bool:
+        """Whether the pipe whose write end the parent holds reads as ended."""
+        return bool(select.select([fd], [], [], 0)[0])
+
+    def read_table(self, path: str) -> str:
+        return read_table(path)
+
+    def open_console(self, uid: int) -> tuple[int, int]:
+        from . import terminal
+        return terminal.open_console(uid)
+
+    def send_master(self, sock: int, master: int) -> None:
+        from . import terminal
+        terminal.send_master(sock, master)
+
+    def take_console(self, slave: int) -> None:
+        from . import terminal
+        terminal.take_console(slave)
+
+    def report(self, fd: int, code: int, message: str) -> NoReturn:
+        """The setup failed: one line for the parent on ``fd``, and the exit code run gives."""
+        os.write(fd, f"{code}\n{message}".encode())
+        os._exit(code)
+
+    def exit(self, code: int) -> NoReturn:
+        os._exit(code)
 
     def exec(self, path: str, argv: list[str], env: dict[str, str], search: bool) -> None:
         """execve, or with ``search`` execvpe (PATH); its errors are left as they are: the

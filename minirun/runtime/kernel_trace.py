@@ -15,10 +15,12 @@ from .. import trace
 from . import _libc
 from .caps import NAMES as CAP_NAMES
 from .kernel import Kernel
+from .rlimit import short_name
 
 if TYPE_CHECKING:
+    from ..mount import Mount
     from .cgroups import Cgroup
-    from .mounts import Mount, Step
+    from .mounts import Step
 
 _NAMESPACES = {_libc.CLONE_NEWNS: "mount", _libc.CLONE_NEWUTS: "uts (hostname)", _libc.CLONE_NEWIPC: "ipc",
                _libc.CLONE_NEWCGROUP: "cgroup", _libc.CLONE_NEWNET: "network", _libc.CLONE_NEWPID: "pid"}
@@ -76,9 +78,9 @@ class TracingKernel(Kernel):
         self._event("namespaces", "unshare", f"unshare: new {', '.join(made)} namespaces", namespaces=made)
         super().unshare(flags)
 
-    def join_netns(self, fd: int, what: str) -> None:
-        self._event("namespaces", "setns", f"setns: {what}")
-        super().join_netns(fd, what)
+    def setns(self, fd: int, kind: int, what: str) -> None:
+        self._event("namespaces", "setns", f"setns: join {what}", path=what)
+        super().setns(fd, kind, what)
 
     def sethostname(self, name: str) -> None:
         self._event("namespaces", "hostname", f"sethostname {name} (in its own uts namespace)", hostname=name)
@@ -114,8 +116,7 @@ class TracingKernel(Kernel):
         super().capset(effective, permitted, inheritable)
 
     def setrlimit(self, which: int, soft: int, hard: int) -> None:
-        from .spec import ULIMITS
-        name = next((n for n, r in ULIMITS.items() if r == which), str(which))
+        name = short_name(which)
         self._event("security", "setrlimit", f"setrlimit {name} {soft}:{hard} (--ulimit)", resource=name,
                     soft=soft, hard=hard)
         super().setrlimit(which, soft, hard)

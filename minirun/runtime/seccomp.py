@@ -1,23 +1,16 @@
-"""seccomp profiles in Docker's JSON format, read and narrowed to one container (pure).
-
-A profile (``defaultAction``, ``syscalls[].names/action/args/includes/excludes``,
-``archMap`` or ``architectures``) is read as Docker reads it, then narrowed as Docker narrows
-it before handing it to runc: the rules whose ``includes`` (architectures, capabilities,
-kernel version) hold and whose ``excludes`` do not, for this machine's architecture and the
-container's capabilities; the architectures are the native one with its ``archMap``
-sub-architectures (x86_64 with x86 and x32), so a call through another ABI meets the same
-rules by name, never a rule meant for another number. ``seccomp_bpf`` compiles the result.
+"""seccomp profiles as JSON (Docker's format, and the OCI runtime spec's ``linux.seccomp``,
+its narrowed subset): their shape checked, and the spec's form read into what libseccomp is
+given (pure). ``minirun.spec.seccomp`` narrows a Docker profile to one container;
+``seccomp_bpf`` compiles the result.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from ..errors import UsageError
-from .caps import NUMBER
 
 # libseccomp's action values (seccomp.h); ERRNO and TRACE carry their number in the low bits.
 ACTIONS = {"SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000, "SCMP_ACT_KILL_PROCESS": 0x80000000,
@@ -37,11 +30,7 @@ ARCHES = {"SCMP_ARCH_X86": "x86", "SCMP_ARCH_X86_64": "x86_64", "SCMP_ARCH_X32":
           "SCMP_ARCH_S390X": "s390x", "SCMP_ARCH_RISCV64": "riscv64"}
 GO_ARCH = {"x86_64": "amd64", "i686": "386", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
            "s390x": "s390x", "riscv64": "riscv64", "mips64": "mips64"}
-_SECCOMP_ARCH = {"amd64": "SCMP_ARCH_X86_64", "386": "SCMP_ARCH_X86", "arm64": "SCMP_ARCH_AARCH64",
-                 "arm": "SCMP_ARCH_ARM", "ppc64le": "SCMP_ARCH_PPC64LE", "s390x": "SCMP_ARCH_S390X",
-                 "riscv64": "SCMP_ARCH_RISCV64", "mips64": "SCMP_ARCH_MIPS64"}
 
-DEFAULT_PROFILE = os.path.join(os.path.dirname(__file__), "seccomp-default.json")
 
 
 class Arg(NamedTuple):
@@ -127,23 +116,14 @@ def _arg(arg: Mapping[str, Any], source: str, where: str) -> Arg:
     return Arg(index, OPERATORS[op], value, two)
 
 
-def narrow(doc: Mapping[str, Any], go_arch: str, capabilities: frozenset[int],
-           kernel: tuple[int, int]) -> Filter:
-    """The rules of a ``load``ed profile that apply to a container with ``capabilities`` on
-    this machine, as Docker selects them; rules with the default action are left out (they
-    change nothing, and libseccomp refuses them)."""
-    default = _action(doc.get("defaultAction"), doc.get("defaultErrnoRet"), "", "")
-    native = _SECCOMP_ARCH.get(go_arch)
-    arches = [ARCHES[a] for a in doc.get("architectures") or []]
-    for entry in doc.get("archMap") or []:
-        if entry.get("architecture") == native:
-            arches += [ARCHES[a] for a in [entry["architecture"], *(entry.get("subArchitectures") or [])]
-                       if a in ARCHES]
-    cap_names = {"CAP_" + name for name, number in NUMBER.items() if number in capabilities}
+def to_filter(section: Mapping[str, Any]) -> Filter:
+    """A config.json's ``linux.seccomp`` (already narrowed to the container, as the spec
+    builder writes it) as libseccomp is given it; rules with the default action are left out
+    (they change nothing, and libseccomp refuses them)."""
+    default = _action(section.get("defaultAction"), section.get("defaultErrnoRet"), "", "")
+    arches = [ARCHES[a] for a in section.get("architectures") or [] if a in ARCHES]
     rules = []
-    for call in doc.get("syscalls") or []:
-        if not _applies(call, go_arch, cap_names, kernel):
-            continue
+    for call in section.get("syscalls") or []:
         action = _action(call.get("action"), call.get("errnoRet"), "", "")
         if action == default:
             continue
@@ -154,58 +134,3 @@ def narrow(doc: Mapping[str, Any], go_arch: str, capabilities: frozenset[int],
         else:
             rules.append(Rule(tuple(call["names"]), action, args))
     return Filter(default, tuple(dict.fromkeys(arches)), tuple(rules))
-
-
-def _applies(call: Mapping[str, Any], go_arch: str, caps: set[str], kernel: tuple[int, int]) -> bool:
-    includes, excludes = call.get("includes") or {}, call.get("excludes") or {}
-    if includes.get("arches") and go_arch not in includes["arches"]:
-        return False
-    if go_arch in (excludes.get("arches") or ()):
-        return False
-    if not all(c in caps for c in includes.get("caps") or ()):
-        return False
-    if any(c in caps for c in excludes.get("caps") or ()):
-        return False
-    return not (includes.get("minKernel") and kernel < _version(includes["minKernel"]))
-
-
-def _version(text: object) -> tuple[int, int]:
-    parts = str(text).split(".")
-    try:
-        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
-    except ValueError:
-        return (0, 0)
-
-
-def kernel_version(release: str) -> tuple[int, int]:
-    """``6.1.0-18-amd64`` -> (6, 1)."""
-    return _version(release.split("-")[0])
-
-
-class Options(NamedTuple):
-    """--security-opt, parsed: the profile (a path; "" for Docker's default; None: no
-    filter) and no-new-privileges."""
-    seccomp: str | None = ""
-    no_new_privileges: bool = False
-
-
-def parse_security_opts(opts: Sequence[str]) -> Options:
-    """Docker's ``--security-opt`` forms: ``seccomp=PROFILE.json|unconfined``,
-    ``no-new-privileges[=true|false]`` (the old ``seccomp:...`` spelling too). AppArmor and
-    SELinux labels are refused: minirun applies neither, and saying nothing would be a lie."""
-    out = Options()
-    for opt in opts:
-        key, sep, value = opt.partition("=")
-        if not sep and ":" in opt:
-            key, sep, value = opt.partition(":")
-        if key == "seccomp" and value:
-            out = out._replace(seccomp=None if value == "unconfined" else value)
-        elif key == "no-new-privileges" and value in ("", "true", "false"):
-            out = out._replace(no_new_privileges=value != "false")
-        elif key in ("apparmor", "label"):
-            raise UsageError(f'--security-opt "{opt}": minirun has no AppArmor or SELinux support; '
-                             "its confinement is namespaces, capabilities, seccomp and cgroups")
-        else:
-            raise UsageError(f'invalid --security-opt "{opt}": expected seccomp=PROFILE.json, seccomp=unconfined '
-                             "or no-new-privileges[=true|false]")
-    return out

@@ -1,6 +1,6 @@
-"""A seccomp profile compiled to a BPF program by libseccomp (through cffi), once per profile,
-capability set and architecture: the program is kept in the store, keyed by all three, and a
-warm run only reads it (libseccomp and cffi's C parser are loaded on a miss only).
+"""A container's seccomp filter (config.json's ``linux.seccomp``) compiled to a BPF program by
+libseccomp (through cffi), once per filter, kernel and architecture: the program is kept in
+the store, keyed by all three, and a warm run only reads it (libseccomp and cffi's C parser are loaded on a miss only).
 
 libseccomp is the library runc, crun and Podman compile their filters with (Debian's
 ``libseccomp2``). The program checks the architecture first; a call unknown to the library
@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError, UsageError
-from .seccomp import ACTIONS, GO_ARCH, Filter, kernel_version, load, narrow
+from .seccomp import ACTIONS, GO_ARCH, Filter, to_filter
 
 _CDEF = """
 typedef void *scmp_filter_ctx;
@@ -43,25 +44,18 @@ def go_arch() -> str:
     return GO_ARCH.get(machine, machine)
 
 
-def program_for(store: Path, profile: str, capabilities: frozenset[int]) -> bytes:
-    """The BPF program (``struct sock_filter`` entries) for ``profile`` (a path; "" for the
-    default) and ``capabilities``: from the store's cache, or compiled and cached. A profile
-    that cannot be read or compiled is one UsageError naming it."""
-    from .seccomp import DEFAULT_PROFILE
-    path = profile or DEFAULT_PROFILE
-    try:
-        text = Path(path).read_bytes()
-    except OSError as e:
-        raise UsageError(f"reading seccomp profile {path}: {e.strerror}") from None
-    key = hashlib.sha256(json.dumps([_FORMAT, go_arch(), os.uname().release, sorted(capabilities)]).encode()
-                         + b"\0" + text).hexdigest()
+def program_for(store: Path, section: Mapping[str, Any]) -> bytes:
+    """The BPF program (``struct sock_filter`` entries) for a config.json's ``linux.seccomp``:
+    from the store's cache, or compiled and cached. A section that cannot be compiled is one
+    UsageError."""
+    text = json.dumps(section, sort_keys=True, separators=(",", ":")).encode()
+    key = hashlib.sha256(json.dumps([_FORMAT, go_arch(), os.uname().release]).encode() + b"\0" + text).hexdigest()
     cached = store / "seccomp" / f"{key}.bpf"
     try:
         return cached.read_bytes()
     except OSError:
         pass
-    doc = load(text.decode(errors="replace"), path)
-    code = compile_filter(narrow(doc, go_arch(), capabilities, kernel_version(os.uname().release)), path)
+    code = compile_filter(to_filter(section), "of the container")
     _keep(cached, code)
     return code
 

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.integration.conftest import Minirun
+from tests.integration.conftest import CGROUP_PARENT, Minirun
 
 
 def _detach(mr: Minirun, *args: str) -> str:
@@ -311,6 +311,35 @@ def test_start_brings_it_back_as_it_was_made(mr: Minirun, tmp_path: Path) -> Non
     r = mr("start", "-a", "made")
     assert (r.returncode, r.stdout) == (0, "first first\nlo\n"), r
     assert mr("rm", "made").returncode == 0
+
+
+def test_a_container_an_older_minirun_made_starts_again(mr: Minirun) -> None:
+    """A container of minirun before config.json (run.json beside a state.json holding its
+    environment, user and stop settings) gets its config.json the first time it is needed,
+    from what it kept, and starts as it was made."""
+    assert mr("pull", "-q", "busybox").returncode == 0
+    script = "echo $GREETING; id -u"
+    r = mr("run", "--name", "older", "-e", "GREETING=hello", "-u", "nobody", "--stop-signal", "SIGINT",
+           "busybox", "sh", "-c", script)
+    assert (r.returncode, r.stdout) == (0, "hello\n65534\n"), r
+    directory = next(d for d in (mr.root / "containers").iterdir()
+                     if json.loads((d / "state.json").read_text())["name"] == "older")
+    made = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").unlink()  # as 0.x left it: its settings in state.json and run.json
+    state = json.loads((directory / "state.json").read_text())
+    state.update(env=made["process"]["env"], workdir="/", user="nobody", capabilities=[0, 1], seccomp=True,
+                 no_new_privileges=False, rlimits=[], stop_signal="SIGINT", stop_timeout=10,
+                 cgroup_parent=CGROUP_PARENT, network="none")
+    (directory / "state.json").write_text(json.dumps(state))
+    (directory / "run.json").write_text(json.dumps({
+        "image": "busybox", "command": ["sh", "-c", script], "network": "none", "user": "nobody",
+        "stop_signal": "SIGINT", "log_opt": [], "env": [], "env_file": []}))
+    r = mr("start", "-a", "older", GREETING="not this")
+    assert (r.returncode, r.stdout) == (0, "hello\n65534\n"), r
+    doc = json.loads(mr("inspect", "older").stdout)[0]
+    assert (doc["Config"]["User"], doc["Config"]["StopSignal"]) == ("nobody", "SIGINT")
+    assert "GREETING=hello" in doc["Config"]["Env"] and (directory / "config.json").exists()
+    assert mr("rm", "older").returncode == 0
 
 
 def test_commands_on_one_container_take_turns(mr: Minirun) -> None:

@@ -86,7 +86,8 @@ def test_isolation(mr: Minirun) -> None:
     points = {line.split()[1] for line in lines[3:] if len(line.split()) >= 4}
     # Only the container's own mounts: none of the host's (its /, /proc, ... are the container's).
     from minirun.runtime.cgroups import version
-    from minirun.runtime.mounts import MASKED, READONLY
+    from minirun.spec.defaults import MASKED_PATHS as MASKED
+    from minirun.spec.defaults import READONLY_PATHS as READONLY
     kernel_has = {p for p in MASKED + READONLY if os.path.exists(p)}  # absent ones are skipped
     # Its own cgroup (v1: the devices controller alone, as it has no limits)
     cgroup = {"/sys/fs/cgroup"} if version() == 2 else {"/sys/fs/cgroup", "/sys/fs/cgroup/devices"}

@@ -121,9 +121,12 @@ def test_exec_gets_the_containers_filter_and_limits(mr: Minirun) -> None:
         got = {k: int(v) for k, v in (line.split("=") for line in r.stdout.split())}
         assert got["keyctl"] == EPERM and got["clone3"] == ENOSYS, got
         cid = mr("ps", "-q", "--no-trunc", "--filter", "name=sec").stdout.strip()
-        (mr.root / "containers" / cid / "seccomp.bpf").unlink()
-        r = mr("exec", "sec", "true")  # without its filter, exec refuses: never unfiltered
-        assert r.returncode == 1 and "seccomp filter" in r.stderr, r
+        (mr.root / "seccomp").rename(mr.root / "seccomp.gone")  # the compiled filters: made again
+        r = mr("exec", "sec", "sh", "-c", "grep Seccomp: /proc/self/status")
+        assert r.stdout.split() == ["Seccomp:", "2"], r
+        (mr.root / "containers" / cid / "config.json").write_text("{")
+        r = mr("exec", "sec", "true")  # without its configuration, exec refuses: never unfiltered
+        assert r.returncode == 1 and "reading the configuration of container" in r.stderr, r
     finally:
         assert mr("rm", "-f", "sec").returncode == 0
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from minirun.errors import LayerError
+from minirun.mount import Mount, mount
 from minirun.rootfs import Snapshotter, mounted, release_container
-from minirun.runtime.mounts import Mount, mount
 from tests.support.layers import GZIP, TAR, ZSTD, E, Layer, listing, make_layer, unpack_stack
 
 CAP = b"\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"  # cap_net_bind_service

@@ -10,7 +10,23 @@ import struct
 
 import pytest
 
-from minirun.runtime.devices import DOCKER_DEFAULT, DeviceRule, program, v1_lines
+from minirun.runtime.devices import DeviceRule, program, v1_lines
+from minirun.runtime.plan import _device_rules
+from minirun.spec.defaults import ALL_DEVICES, DEVICE_RULES
+
+
+def _docker_default() -> tuple[DeviceRule, ...]:
+    """Docker's default rules, as the runtime reads them from a config.json the builder wrote."""
+    rules = _device_rules(DEVICE_RULES)
+    assert rules is not None
+    return rules
+
+
+DOCKER_DEFAULT = _docker_default()
+
+
+def test_privileged_rules_mean_no_device_cgroup() -> None:
+    assert _device_rules(ALL_DEVICES) is None
 
 
 def run_program(code: bytes, kind: str, major: int, minor: int, access: str) -> int:

@@ -9,8 +9,10 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "minirun"
 
 # Pure rules: no network, disk or kernel (tested without root, without a registry).
-PURE = {"minirun.reference", "minirun.oci", "minirun.runargs", "minirun.errors", "minirun.runtime.spec",
-        "minirun.runtime.caps", "minirun.runtime.devices", "minirun.runtime.netconf"}
+PURE = {"minirun.reference", "minirun.oci", "minirun.runargs", "minirun.errors", "minirun.spec",
+        "minirun.spec.build", "minirun.spec.defaults", "minirun.spec.flags", "minirun.spec.seccomp",
+        "minirun.spec.settings", "minirun.runtime.plan", "minirun.runtime.user", "minirun.runtime.rlimit",
+        "minirun.runtime.seccomp", "minirun.runtime.caps", "minirun.runtime.devices", "minirun.runtime.netconf"}
 IMPURE = ("httpx", "minirun.store", "minirun.registry", "minirun.runtime._libc", "minirun.runtime.kernel",
           "minirun.rootfs", "minirun.unpack", "subprocess", "socket", "fcntl", "pyroute2", "minirun.runtime.network")
 
@@ -87,6 +89,11 @@ def test_imports_point_down() -> None:
             assert not any(d.startswith("minirun.ops") for d in deps), (m, "imports the operations")
         if m.startswith("minirun.runtime"):
             assert not {"minirun.rootfs", "minirun.pull", "minirun.registry"} & deps, (m, "imports upward")
+            # The runtime carries out a config.json: it never reads flags or builds a spec.
+            assert not any(d.startswith(("minirun.spec", "minirun.runargs")) for d in deps), (m, "imports upward")
+        if m.startswith("minirun.spec"):  # the spec is built from data: no store, no runtime at work
+            assert not any(d.startswith(("minirun.store", "minirun.rootfs", "minirun.pull", "minirun.ops"))
+                           for d in deps), (m, "imports upward")
     for m in PURE:
         bad = [d for d in g[f"{m}:all"] if d.startswith(IMPURE)]
         assert bad == [], (m, "a pure module imports", bad)

@@ -9,15 +9,23 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from minirun.errors import UsageError
-from minirun.runtime import caps, seccomp, seccomp_bpf, spec
+from minirun.runtime import caps, seccomp, seccomp_bpf
+from minirun.spec import flags as spec
+from minirun.spec import seccomp as profiles
 
-DEFAULT = seccomp.load(Path(seccomp.DEFAULT_PROFILE).read_text(), "default")
+DEFAULT = seccomp.load(Path(profiles.DEFAULT_PROFILE).read_text(), "default")
 ALLOW, EPERM, ENOSYS = seccomp.ACTIONS["SCMP_ACT_ALLOW"], seccomp.ACTIONS["SCMP_ACT_ERRNO"] | 1, \
     seccomp.ACTIONS["SCMP_ACT_ERRNO"] | 38
+
+
+def narrow(doc: dict[str, Any], arch: str, capabilities: frozenset[int], kernel: tuple[int, int]) -> seccomp.Filter:
+    """As Docker narrows a profile into config.json, then as the runtime reads it from there."""
+    return seccomp.to_filter(profiles.oci_section(doc, arch, capabilities, kernel))
 
 
 def _allowed(f: seccomp.Filter) -> set[str]:
@@ -26,7 +34,7 @@ def _allowed(f: seccomp.Filter) -> set[str]:
 
 
 def test_the_default_profile_as_docker_narrows_it() -> None:
-    f = seccomp.narrow(DEFAULT, "amd64", caps.DEFAULT, (6, 1))
+    f = narrow(DEFAULT, "amd64", caps.DEFAULT, (6, 1))
     assert f.default_action == EPERM and f.arches == ("x86_64", "x86", "x32")
     allowed = _allowed(f)
     assert {"read", "write", "execve", "fork", "arch_prctl", "modify_ldt", "ptrace",
@@ -44,17 +52,17 @@ def test_the_default_profile_as_docker_narrows_it() -> None:
                                                                                       0xFFFFFFFF]
     assert seccomp.Rule(("clone3",), ENOSYS) in f.rules
     # Before 4.8 ptrace could get around seccomp: Docker allows it only since.
-    assert "ptrace" not in _allowed(seccomp.narrow(DEFAULT, "amd64", caps.DEFAULT, (4, 4)))
+    assert "ptrace" not in _allowed(narrow(DEFAULT, "amd64", caps.DEFAULT, (4, 4)))
 
 
 def test_added_capabilities_allow_their_calls_again() -> None:
-    admin = seccomp.narrow(DEFAULT, "amd64", caps.DEFAULT | {caps.NUMBER["SYS_ADMIN"]}, (6, 1))
+    admin = narrow(DEFAULT, "amd64", caps.DEFAULT | {caps.NUMBER["SYS_ADMIN"]}, (6, 1))
     assert {"mount", "umount2", "unshare", "setns", "clone", "clone3", "bpf", "perf_event_open"} <= _allowed(admin)
     assert not any(r.names == ("clone3",) for r in admin.rules)  # its ENOSYS rule excludes SYS_ADMIN
     assert not any(r.names == ("clone",) and r.args for r in admin.rules)
-    time = seccomp.narrow(DEFAULT, "amd64", caps.DEFAULT | {caps.NUMBER["SYS_TIME"]}, (6, 1))
+    time = narrow(DEFAULT, "amd64", caps.DEFAULT | {caps.NUMBER["SYS_TIME"]}, (6, 1))
     assert {"settimeofday", "clock_settime"} <= _allowed(time) and "mount" not in _allowed(time)
-    arm = seccomp.narrow(DEFAULT, "arm64", caps.DEFAULT, (6, 1))
+    arm = narrow(DEFAULT, "arm64", caps.DEFAULT, (6, 1))
     assert arm.arches == ("aarch64", "arm") and "set_tls" in _allowed(arm) and "arch_prctl" not in _allowed(arm)
 
 
@@ -66,7 +74,7 @@ def test_rules_of_the_default_action_and_repeated_arguments() -> None:
                      {"names": ["kill"], "action": "SCMP_ACT_ERRNO",
                       "args": [{"index": 1, "value": 9, "op": "SCMP_CMP_EQ"},
                                {"index": 1, "value": 19, "op": "SCMP_CMP_EQ"}]}]}), "p.json")
-    f = seccomp.narrow(doc, "amd64", frozenset(), (6, 1))
+    f = narrow(doc, "amd64", frozenset(), (6, 1))
     assert f.arches == ("x86_64",) and f.default_action == ALLOW
     mkdir = seccomp.ACTIONS["SCMP_ACT_ERRNO"] | 13
     assert f.rules == (seccomp.Rule(("mkdir",), mkdir),  # getpid's rule is the default: left out
@@ -99,25 +107,25 @@ def test_bad_profiles_are_one_line_naming_the_file(text: str, said: str) -> None
 
 
 def test_compiled_once_then_read_from_the_store(tmp_path: Path) -> None:
-    code = seccomp_bpf.program_for(tmp_path, "", caps.DEFAULT)
+    def section(capabilities: frozenset[int]) -> dict[str, Any]:
+        return profiles.oci_section(DEFAULT, "amd64", capabilities, (6, 1))
+    code = seccomp_bpf.program_for(tmp_path, section(caps.DEFAULT))
     # classic BPF: the first instruction loads the architecture (seccomp_data.arch, offset 4)
     first = struct.unpack("=HBBI", code[:8])
     assert len(code) % 8 == 0 and len(code) > 800 and first == (0x20, 0, 0, 4)
     cached = list((tmp_path / "seccomp").iterdir())
     assert len(cached) == 1 and cached[0].read_bytes() == code
     cached[0].write_bytes(b"\0" * 8)  # what is cached is what is loaded
-    assert seccomp_bpf.program_for(tmp_path, "", caps.DEFAULT) == b"\0" * 8
-    other = seccomp_bpf.program_for(tmp_path, "", caps.DEFAULT | {caps.NUMBER["SYS_ADMIN"]})
-    assert other != code and len(list((tmp_path / "seccomp").iterdir())) == 2  # keyed by the capabilities
-    with pytest.raises(UsageError, match=r"reading seccomp profile /nonexistent\.json: No such file"):
-        seccomp_bpf.program_for(tmp_path, "/nonexistent.json", caps.DEFAULT)
+    assert seccomp_bpf.program_for(tmp_path, section(caps.DEFAULT)) == b"\0" * 8
+    other = seccomp_bpf.program_for(tmp_path, section(caps.DEFAULT | {caps.NUMBER["SYS_ADMIN"]}))
+    assert other != code and len(list((tmp_path / "seccomp").iterdir())) == 2  # keyed by the filter
 
 
 def test_security_opts_and_ulimits() -> None:
-    parse = seccomp.parse_security_opts
-    assert parse([]) == seccomp.Options("", False)
-    assert parse(["seccomp=unconfined", "no-new-privileges"]) == seccomp.Options(None, True)
-    assert parse(["seccomp:/p.json", "no-new-privileges=false"]) == seccomp.Options("/p.json", False)
+    parse = profiles.parse_security_opts
+    assert parse([]) == profiles.Options("", False)
+    assert parse(["seccomp=unconfined", "no-new-privileges"]) == profiles.Options(None, True)
+    assert parse(["seccomp:/p.json", "no-new-privileges=false"]) == profiles.Options("/p.json", False)
     assert parse(["no-new-privileges:true"]).no_new_privileges
     with pytest.raises(UsageError, match="no AppArmor or SELinux support"):
         parse(["apparmor=docker-default"])
@@ -125,9 +133,9 @@ def test_security_opts_and_ulimits() -> None:
         parse(["label=type:svirt_t"])
     with pytest.raises(UsageError, match='invalid --security-opt "seccomp"'):
         parse(["seccomp"])
-    assert spec.parse_ulimit("nofile=1024:2048") == (7, 1024, 2048)
-    assert spec.parse_ulimit("core=-1") == (4, -1, -1)
-    assert spec.parse_ulimit("nproc=10:-1") == (6, 10, -1)
+    assert spec.parse_ulimit("nofile=1024:2048") == ("RLIMIT_NOFILE", 1024, 2048)
+    assert spec.parse_ulimit("core=-1") == ("RLIMIT_CORE", -1, -1)
+    assert spec.parse_ulimit("nproc=10:-1") == ("RLIMIT_NPROC", 10, -1)
     for bad in ("nofile", "files=1", "nofile=a", "nofile=10:5", "nofile=-1:5", "nofile=-2"):
         with pytest.raises(UsageError, match="--ulimit"):
             spec.parse_ulimit(bad)
@@ -175,7 +183,7 @@ X86_64, I386, X32 = 0xC000003E, 0x40000003, 0x40000000
 
 
 def test_calls_newer_than_the_profile_get_enosys_as_runc_gives() -> None:
-    f = seccomp.narrow(DEFAULT, "amd64", caps.DEFAULT, (6, 1))
+    f = narrow(DEFAULT, "amd64", caps.DEFAULT, (6, 1))
     program = seccomp_bpf.compile_filter(f, "default")
     verdicts = {
         (X86_64, 39): ALLOW,            # getpid
@@ -193,6 +201,6 @@ def test_calls_newer_than_the_profile_get_enosys_as_runc_gives() -> None:
     assert got == verdicts
     assert _run_cbpf(program, 39, 0xC00000B7) != ALLOW  # another architecture: never allowed
     # A profile whose default is to allow has no stub: nothing is refused for being new.
-    allow_all = seccomp.narrow(seccomp.load(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+    allow_all = narrow(seccomp.load(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}), "p"), "amd64", caps.DEFAULT, (6, 1))
     assert _run_cbpf(seccomp_bpf.compile_filter(allow_all, "p"), 452, X86_64) == ALLOW

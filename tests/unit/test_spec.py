@@ -7,16 +7,15 @@ from pathlib import Path
 import pytest
 
 from minirun.errors import UsageError
-from minirun.runtime.spec import (
-    DEFAULT_PATH,
+from minirun.oci import RunConfig
+from minirun.runtime.user import DEFAULT_PATH, resolve_user, with_home
+from minirun.spec.flags import (
     Bind,
     command,
     environment,
     parse_env_file,
     parse_tmpfs,
     parse_volume,
-    resolve_user,
-    with_home,
     working_dir,
 )
 
@@ -31,7 +30,7 @@ from minirun.runtime.spec import (
     ({"Entrypoint": ["/ep"], "Cmd": ["a"]}, ["x"], "", ("x",)),             # --entrypoint "" resets it
     ({"Entrypoint": None, "Cmd": None}, ["true"], None, ("true",)),
 ])
-def test_command(config: dict[str, object], args: list[str], entrypoint: str | None, argv: tuple[str, ...]) -> None:
+def test_command(config: RunConfig, args: list[str], entrypoint: str | None, argv: tuple[str, ...]) -> None:
     assert command(config, args, entrypoint) == argv
 
 
@@ -103,12 +102,13 @@ def test_bad_volumes(text: str) -> None:
 
 def test_tmpfs_and_mount_options() -> None:
     from minirun.runtime._libc import MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY
-    from minirun.runtime.mounts import mount_options
+    from minirun.runtime.plan import mount_flags
     assert parse_tmpfs("/run") == ("/run", "noexec,nosuid,nodev,size=65536k")
     assert parse_tmpfs("/x:size=1m,ro") == ("/x", "noexec,nosuid,nodev,size=1m,ro")
-    assert mount_options("noexec,nosuid,nodev,size=65536k") == (MS_NOEXEC | MS_NOSUID | MS_NODEV, "size=65536k")
-    assert mount_options("ro,rw,exec,mode=1777") == (0, "mode=1777")
-    assert mount_options("ro") == (MS_RDONLY, None)
+    sealed = MS_NOEXEC | MS_NOSUID | MS_NODEV
+    assert mount_flags(["noexec", "nosuid", "nodev", "size=65536k"]) == (sealed, "size=65536k")
+    assert mount_flags("ro,rw,exec,mode=1777".split(",")) == (0, "mode=1777")
+    assert mount_flags(["ro"]) == (MS_RDONLY, None)
     with pytest.raises(UsageError):
         parse_tmpfs("relative")
 

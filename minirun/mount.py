@@ -1,0 +1,44 @@
+"""A root filesystem's mounts as data (``Mount``, which the snapshotter returns) and the one
+call that makes each: a leaf, so that the snapshotter (rootfs) and the runtime's kernel seam
+share it without either importing the other."""
+
+# No postponed annotations in this module: NamedTuple compiles string ones at import, and
+# this is run's start path.
+
+import _thread
+import contextlib
+import os
+from typing import NamedTuple
+
+from .runtime import _libc
+
+_cwd_lock = _thread.allocate_lock()  # chdir is process-wide: one relative-path mount at a time
+
+
+class Mount(NamedTuple):
+    type: str
+    source: str
+    target: str
+    options: tuple[str, ...] = ()
+    cwd: str | None = None   # relative paths in options are relative to this directory
+
+
+def mount(m: Mount) -> None:
+    flags = _libc.MS_BIND | _libc.MS_REC if "rbind" in m.options else 0
+    data = ",".join(o for o in m.options if o != "rbind") or None
+    if m.cwd is None:
+        _libc.mount(m.source, m.target, None if flags else m.type, flags, None if flags else data)
+        return
+    with _cwd_lock:
+        old = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.chdir(m.cwd)
+            _libc.mount(m.source, m.target, m.type, flags, data)
+        finally:
+            os.fchdir(old)
+            os.close(old)
+
+
+def unmount(target: str) -> None:
+    with contextlib.suppress(OSError):
+        _libc.umount(target, _libc.MNT_DETACH)

@@ -1,0 +1,180 @@
+"""A container's making, apart from running it: ``run``'s flags checked and resolved once
+(what they take from the host taken now), and what the spec builder is given. ``run``
+builds config.json from these; ``upgrade`` does for a container of an older minirun."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ..errors import UsageError
+from ..spec.settings import Settings
+from .context import Context
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..oci import RunConfig
+    from ..runargs import RunArgs
+    from ..runtime.cgroups import Limits
+    from ..runtime.logs import LogOptions
+    from ..runtime.netconf import Choice
+    from ..spec.build import Request
+    from ..spec.flags import Bind
+    from ..store import ImageRecord
+
+
+class Checked(NamedTuple):
+    """run's flags, parsed and checked before any image is touched, with what they take from
+    the host taken now (the caller's variables, env files, the seccomp profile's file)."""
+    env: tuple[str, ...]       # -e and env files: K=V, or K alone (not in the caller's environment)
+    binds: tuple[Bind, ...]
+    tmpfs: tuple[tuple[str, str], ...]
+    capabilities: frozenset[int]
+    limits: Limits
+    init: str
+    network: Choice
+    seccomp: dict[str, Any] | None   # linux.seccomp (None: unconfined)
+    program: bytes                   # ... compiled (b"": none)
+    no_new_privileges: bool
+    rlimits: tuple[tuple[str, int, int], ...]
+    log: LogOptions | None     # the log's bounds; None: --log-driver none
+    cgroup_parent: str
+    settings: Settings         # for config.json's annotations (the image's part filled in later)
+
+
+def check(a: RunArgs, root: Path) -> Checked:
+    """``root``: the store, where compiled seccomp filters are kept."""
+    from ..runtime import caps, cgroups, netconf, process
+    from ..runtime.setup import host_caps
+    from ..spec import flags as spec
+    from ..spec.seccomp import parse_security_opts
+    if os.geteuid() != 0:
+        raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
+    network = netconf.choose(network_mode(a), a.publish, a.publish_all, a.dns, a.dns_search, a.dns_option,
+                             a.add_host)
+    if a.pull not in ("missing", "always", "never"):
+        raise UsageError(f'invalid --pull "{a.pull}": expected missing, always or never')
+    # Never more than minirun holds (a sandbox may run it without some): config.json says what
+    # the container gets, and runc given it would refuse to start with more.
+    held = host_caps().held
+    capabilities = frozenset(c for c in caps.capability_set(a.privileged, a.cap_add, a.cap_drop, caps.last_cap())
+                             if held >> c & 1)
+    security = parse_security_opts(a.security_opt)
+    section = None
+    if security.seccomp is not None and not a.privileged:  # --privileged: no filter, as Docker
+        section = _seccomp_section(security.seccomp, capabilities)
+    program = b""
+    if section is not None:
+        from ..runtime.seccomp_bpf import program_for
+        program = program_for(root, section)
+    log = _log_options(a)
+    settings = Settings(network=network_mode(a), publish=a.publish, publish_all=a.publish_all, dns=a.dns,
+                        dns_search=a.dns_search, dns_option=a.dns_option, add_host=a.add_host,
+                        log_driver=a.log_driver, log_opt=_log_opts_as_made(a), stop_timeout=_stop_timeout(a),
+                        interactive=a.interactive, init=a.init, privileged=a.privileged,
+                        security_opt=a.security_opt, volume=a.volume)
+    return Checked(_environment(a), tuple(spec.parse_volume(v) for v in a.volume),
+                   tuple(spec.parse_tmpfs(t) for t in a.tmpfs), capabilities,
+                   cgroups.parse_limits(a.memory, a.cpus, a.pids_limit),
+                   process.find_init(os.environ) if a.init else "", network, section, program,
+                   security.no_new_privileges, tuple(spec.parse_ulimit(u) for u in a.ulimit), log,
+                   cgroups.parent_from(os.environ), settings)
+
+
+def _environment(a: RunArgs) -> tuple[str, ...]:
+    """-e and env files, each ``K`` alone given the caller's value now (or left as ``K``, which
+    leaves K out): the container keeps them as they are now."""
+    from ..spec.flags import parse_env_file
+    lines: list[str] = []
+    for path in a.env_file:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError as e:
+            raise UsageError(f"reading env file {path}: {e.strerror}") from None
+        lines += parse_env_file(text, path, os.environ)
+    return tuple(item if "=" in item or item not in os.environ else f"{item}={os.environ[item]}"
+                 for item in [*lines, *a.env])
+
+
+def _seccomp_section(profile: str, capabilities: frozenset[int]) -> dict[str, Any]:
+    """linux.seccomp from a profile's file ("": Docker's default), read now, once."""
+    from ..runtime.seccomp import load
+    from ..runtime.seccomp_bpf import go_arch
+    from ..spec.seccomp import DEFAULT_PROFILE, kernel_version, oci_section
+    path = profile or DEFAULT_PROFILE
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError as e:
+        raise UsageError(f"reading seccomp profile {path}: {e.strerror}") from None
+    return oci_section(load(text, path), go_arch(), capabilities, kernel_version(os.uname().release))
+
+
+def _log_opts_as_made(a: RunArgs) -> tuple[str, ...]:
+    """--log-opt, or the configuration's defaults as they are now (start uses these again)."""
+    return a.log_opt or (() if a.log_driver == "none" else _log_opt_defaults())
+
+
+def _log_opt_defaults() -> tuple[str, ...]:
+    """The configuration's defaults for --log-opt (MINIRUN_LOG_OPTS: max-size=10m,max-file=3)."""
+    return tuple(o for o in os.environ.get("MINIRUN_LOG_OPTS", "").split(",") if o)
+
+
+def _stop_timeout(a: RunArgs) -> int:
+    from ..runtime.signals import parse
+    if a.stop_signal is not None:
+        parse(a.stop_signal)  # a bad one is said now, not at stop
+    if a.stop_timeout is not None and a.stop_timeout < -1:
+        raise UsageError(f"invalid --stop-timeout {a.stop_timeout}: expected seconds (-1: wait for ever)")
+    return 10 if a.stop_timeout is None else a.stop_timeout
+
+
+def _log_options(a: RunArgs) -> LogOptions | None:
+    if a.log_driver == "none":  # run -d: its output goes nowhere, as Docker's
+        if a.log_opt:
+            raise UsageError("--log-opt needs --log-driver json-file")
+        return None
+    if a.log_driver != "json-file":
+        raise UsageError(f'invalid --log-driver "{a.log_driver}": expected json-file or none')
+    return log_options(a.log_driver, a.log_opt or _log_opt_defaults())
+
+
+def log_options(driver: str, opts: tuple[str, ...]) -> LogOptions | None:
+    from ..runtime import logs
+    return None if driver == "none" else logs.parse_options(opts)
+
+
+def network_mode(a: RunArgs) -> str:
+    return a.network or os.environ.get("MINIRUN_NETWORK") or "bridge"  # as Docker: bridge by default
+
+
+def image_config(ctx: Context, record: ImageRecord) -> RunConfig:
+    from ..oci import parse_config
+    return parse_config(ctx.images.content.read(record.config), record.reference).run_config
+
+
+def request_for(a: RunArgs, flags: Checked, config: RunConfig, hostname: str, files: dict[str, Path],
+                settings: Settings, cgroups_path: str, network_path: str | None) -> Request:
+    """What the spec builder is given: the flags as checked, the image's config, where the
+    /etc files are, the cgroup's path and the network namespace (``wire``'s)."""
+    from ..spec.build import Request
+    return Request(image=config, command=a.command, entrypoint=a.entrypoint, env=flags.env, workdir=a.workdir,
+                   hostname=hostname, tty=a.tty, read_only=a.read_only, capabilities=flags.capabilities,
+                   binds=flags.binds, tmpfs=flags.tmpfs, etc={k: str(v) for k, v in files.items()},
+                   init=flags.init, seccomp=flags.seccomp, no_new_privileges=flags.no_new_privileges,
+                   rlimits=flags.rlimits, limits=flags.limits, cgroups_path=cgroups_path,
+                   network_path=network_path, settings=settings)
+
+
+def stop_signal_of(a: RunArgs, config: RunConfig) -> str:
+    """--stop-signal (checked), else the image's StopSignal where it names one, else SIGTERM."""
+    from ..runtime.signals import parse
+    if a.stop_signal is not None:
+        return a.stop_signal
+    image = config.get("StopSignal")
+    try:
+        return image if isinstance(image, str) and parse(image) else "SIGTERM"
+    except UsageError:
+        return "SIGTERM"  # an image's odd StopSignal is not the user's error
