@@ -19,6 +19,7 @@ from ..errors import EXIT_RUN_FAILED, ContainerStartError, MiniRunError
 if TYPE_CHECKING:
     from ..errors import BrokenImage
     from ..runargs import RunArgs
+    from ..runtime.channel import Channel
     from ..store import ImageRecord
     from .context import Context
     from .making import Checked
@@ -35,31 +36,33 @@ def run_detached(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
 
 def in_monitor(work: Callable[[Callable[[str], None]], int]) -> str:
     """Fork the monitor and run ``work`` there (given what to call with the container's ID
-    once its program runs); here, that ID, or the error that kept it from starting."""
-    r, w = os.pipe2(os.O_CLOEXEC)
+    once its program runs); here, that ID, or the error that kept it from starting. The two
+    speak over one channel (``runtime.channel``): STARTED with the ID, or FAILED."""
+    from ..runtime import channel
+    ours, theirs = channel.pair()
     pid = os.fork()
     if pid == 0:
-        os.close(r)
-        os._exit(_monitor(work, w))
-    os.close(w)
-    answer = b""
-    while chunk := os.read(r, 4096):
-        answer += chunk
-    os.close(r)
-    kind, _, rest = answer.decode(errors="replace").partition(" ")
-    if kind == "ok":
-        return rest
-    code, _, message = rest.partition(" ")
-    if kind == "error" and code.isdigit():
-        raise ContainerStartError(message, int(code))
+        ours.close()
+        os._exit(_monitor(work, theirs))
+    theirs.close()
+    try:
+        answer = ours.receive()
+    finally:
+        ours.close()
+    if answer is not None and answer.kind == channel.STARTED:
+        return answer.body.decode()
+    if answer is not None and answer.kind == channel.FAILED:
+        code, message = channel.failure(answer.body)
+        raise ContainerStartError(message, code)
     os.waitpid(pid, 0)
     raise ContainerStartError("the container's monitor ended before the program started", EXIT_RUN_FAILED)
 
 
-def _monitor(work: Callable[[Callable[[str], None]], int], report: int) -> int:
+def _monitor(work: Callable[[Callable[[str], None]], int], report: Channel) -> int:
     """The monitor: the container's exit status is its own; the CLI hears of the start."""
     from .. import notices
     from ..runtime import _libc
+    from ..runtime.channel import FAILED, STARTED, failed
     from ..runtime.kernel import close_all_but
     # Its command line is the CLI's (``-e DB_PASSWORD=...``) until rewritten: /proc/PID/cmdline
     # is readable by every local user, for as long as the container runs.
@@ -67,7 +70,7 @@ def _monitor(work: Callable[[Callable[[str], None]], int], report: int) -> int:
     os.setsid()
     # None of the CLI's descriptors: not a lock it holds (start's, on the container), which
     # would be held as long as the container runs. --explain's goes on until the start is told.
-    close_all_but((report, trace.descriptor()))
+    close_all_but((report.fd, trace.descriptor()))
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (1, 2):
         os.dup2(null, fd)
@@ -80,28 +83,28 @@ def _monitor(work: Callable[[Callable[[str], None]], int], report: int) -> int:
     notices.hear = None  # nobody to tell
     told = False
 
-    def tell(text: str) -> None:
+    def tell(kind: bytes, body: bytes) -> None:
         nonlocal told
         if not told:
             told = True
             if trace.active():  # the CLI returns now: its stderr hears no more
                 os.close(trace.descriptor())
                 trace.install(None)
-            os.write(report, text.encode())
-            os.close(report)
+            report.send(kind, body)
+            report.close()
 
     def started(cid: str) -> None:
         _libc.set_title(f"minirun-monitor {cid[:12]}")
-        tell(f"ok {cid}")
+        tell(STARTED, cid.encode())
 
     try:
         return work(started)
     except ContainerStartError as e:
-        tell(f"error {e.code} {e}")
+        tell(FAILED, failed(e.code, str(e)))
         return e.code
     except MiniRunError as e:
-        tell(f"error {EXIT_RUN_FAILED} {e}")
+        tell(FAILED, failed(EXIT_RUN_FAILED, str(e)))
         return EXIT_RUN_FAILED
     except BaseException as e:  # noqa: BLE001 - the monitor must never return into the CLI's code
-        tell(f"error {EXIT_RUN_FAILED} internal error: {type(e).__name__}: {e}")
+        tell(FAILED, failed(EXIT_RUN_FAILED, f"internal error: {type(e).__name__}: {e}"))
         return EXIT_RUN_FAILED

@@ -25,16 +25,16 @@ Its exit status comes back through the joining process.
 import errno
 import os
 import signal
-import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
-from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, ContainerStartError
-from . import _libc, relay, terminal
+from ..errors import EXIT_CANNOT_EXEC, EXIT_RUN_FAILED, ContainerStartError
+from . import _libc, channel, relay, terminal
 from .caps import mask
 from .cgroups import Cgroup
+from .channel import Channel, Message
 from .kernel import Kernel, close_fds
-from .setup import HostCaps, drop_bounding_set, host_caps
+from .setup import HostCaps, drop_bounding_set, failure, host_caps
 from .signals import FORWARDED, Forwarder
 from .user import resolve_user, with_home
 
@@ -67,8 +67,8 @@ class _Joining(NamedTuple):
     namespaces: list[tuple[int, int, str]]
     host: HostCaps
     stdio: dict[int, int]     # 0, 1, 2 -> a pipe's end or the host's /dev/null (-t: until the terminal)
-    errw: int                 # the close-on-exec pipe a failure is reported on
-    console: int              # -t: the socket the terminal's master goes back over
+    channel: int              # its end of the channel to the CLI (close-on-exec)
+    tty: bool                 # -t: a terminal, whose master goes back over the channel
 
 
 def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec, still_running: Callable[[], bool] | None = None) -> int:
@@ -83,43 +83,45 @@ def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec, still_running: Callable[[]
     if still_running is not None and not still_running():
         close_fds(*(fd for fd, _, _ in fds))
         raise ContainerStartError("joining the container: it is no longer running", EXIT_RUN_FAILED)
-    console = terminal.channel() if spec.tty else None
     pipes = None if spec.tty else relay.for_container(spec.interactive)
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)  # the host's: a container's may be a FIFO
     stdio = {0: null, 1: null, 2: null, **({} if pipes is None else pipes.container)}
-    errr, errw = os.pipe2(os.O_CLOEXEC)
-    joining = _Joining(fds, host_caps(), stdio, errw, console[1].fileno() if console else -1)
+    ours, theirs = channel.pair()
+    joining = _Joining(fds, host_caps(), stdio, theirs.fd, spec.tty)
     forwarder = Forwarder()
     try:
         child = os.fork()
         if child == 0:
             signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
             forwarder.restore()
-            _join(Kernel(), joining, cgroup, spec)
-        close_fds(errw, null, *(fd for fd, _, _ in fds))
+            ours.close()
+            _join(Kernel(theirs.fd), joining, cgroup, spec)
+        theirs.close()
+        close_fds(null, *(fd for fd, _, _ in fds))
         if pipes is not None:
             relay.close_container_ends(pipes)
-        if console is not None:
-            console[1].close()
-        report = _setup_report(errr, child, forwarder)
-        if report:
-            _end_quietly(pipes, console)
+        failure, master = _setup_report(ours, child, forwarder)
+        ours.close()
+        if failure is not None:
+            close_fds(master, *([] if pipes is None else pipes.ours.values()))
         else:
             forwarder.target(child)
-            _follow(child, pipes, console, spec.interactive)
+            _follow(child, pipes, master, spec.interactive)
         _, status = os.waitpid(child, 0)
     finally:
         forwarder.restore()
-    if report:
-        code, _, message = report.decode(errors="replace").partition("\n")
-        raise ContainerStartError(message, int(code))
+        ours.close()
+    if failure is not None:
+        code, message = channel.failure(failure.body)
+        raise ContainerStartError(message, code)
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
-def _setup_report(errr: int, child: int, forwarder: Forwarder) -> bytes:
-    """What the setup reported (empty: the program was exec'd). A SIGINT or SIGTERM before
-    that ends the joining process (and with it its child, by PDEATHSIG) and reports that exec
-    gave up: the read then ends, as every copy of the pipe's write end is gone."""
+def _setup_report(ours: Channel, child: int, forwarder: Forwarder) -> tuple[Message | None, int]:
+    """What the setup said until the program was exec'd: its failure (None: exec'd) and its
+    terminal's master (-1: none). A SIGINT or SIGTERM before that ends the joining process
+    (and with it its child, by PDEATHSIG) and reports that exec gave up: the channel then
+    ends, as every copy of the child's end is gone."""
     gave_up: list[int] = []
 
     def give_up(signum: int, _frame: object) -> None:
@@ -128,41 +130,33 @@ def _setup_report(errr: int, child: int, forwarder: Forwarder) -> bytes:
             os.kill(child, signal.SIGKILL)
 
     previous = {s: signal.signal(s, give_up) for s in (signal.SIGINT, signal.SIGTERM)}
-    report = b""
+    master, failure = -1, None
     try:
         for signum in forwarder.pending:  # arrived before the fork
             if signum in previous:
                 give_up(signum, None)
-        while chunk := os.read(errr, 4096):
-            report += chunk
+        while failure is None and (message := ours.receive()) is not None:
+            if message.kind == channel.CONSOLE:
+                master = message.fd
+            elif message.kind == channel.FAILED:
+                failure = message
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-        os.close(errr)
     if gave_up:
         name = signal.Signals(gave_up[0]).name
-        return f"{EXIT_RUN_FAILED}\nexec: gave up on {name} before the program started".encode()
-    return report
+        return Message(channel.FAILED, channel.failed(EXIT_RUN_FAILED, f"exec: gave up on {name} before the "
+                                                                      "program started")), master
+    return failure, master
 
 
-def _end_quietly(pipes: relay.Pipes | None, console: tuple[socket.socket, socket.socket] | None) -> None:
-    if pipes is not None:
-        close_fds(*pipes.ours.values())
-    if console is not None:
-        console[0].close()
-
-
-def _follow(child: int, pipes: relay.Pipes | None, console: tuple[socket.socket, socket.socket] | None,
-            interactive: bool) -> None:
+def _follow(child: int, pipes: relay.Pipes | None, master: int, interactive: bool) -> None:
     """The caller's side while the process runs: its streams relayed (or its terminal's),
     until it has exited (a process it left behind keeps no stream of the caller's open)."""
     if pipes is not None:
         relay.copy(pipes, until=os.pidfd_open(child))
-    if console is not None:
-        master = terminal.receive_master(console[0])
-        console[0].close()
-        if master is not None:
-            terminal.relay(master, interactive)
+    if master >= 0:
+        terminal.relay(master, interactive)
 
 
 def _join(k: "Syscalls", j: _Joining, cgroup: Cgroup, spec: ExecSpec) -> NoReturn:
@@ -174,7 +168,7 @@ def _join(k: "Syscalls", j: _Joining, cgroup: Cgroup, spec: ExecSpec) -> NoRetur
         k.prctl(_libc.PR_SET_DUMPABLE, 0)
         for fd, end in j.stdio.items():
             k.dup2(end, fd)
-        k.keep_only((j.errw, j.console, *(fd for fd, _, _ in j.namespaces)))  # none of the caller's
+        k.keep_only((j.channel, *(fd for fd, _, _ in j.namespaces)))  # none of the caller's
         step = "joining the container's cgroup"
         k.join_cgroup_of(cgroup)
         for fd, kind, name in j.namespaces:
@@ -188,7 +182,7 @@ def _join(k: "Syscalls", j: _Joining, cgroup: Cgroup, spec: ExecSpec) -> NoRetur
             _inside(k, spec, j, alive_r)
     except BaseException as e:  # noqa: BLE001 - nothing here may return into the caller's code
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        k.report(j.errw, EXIT_RUN_FAILED, f"{step}: {reason}")
+        k.report(EXIT_RUN_FAILED, f"{step}: {reason}")
     k.keep_only((alive_w,), low=0)  # its copies of the streams: they end with the process
     forwarder = Forwarder()
     forwarder.target(child)
@@ -213,12 +207,11 @@ def _inside(k: "Syscalls", spec: ExecSpec, j: _Joining, alive: int) -> NoReturn:
         step = "setting the user"
         user = resolve_user(spec.user, k.read_table("/etc/passwd"), k.read_table("/etc/group"))
         slave = -1
-        if j.console >= 0:  # root still: the terminal is made the user's
+        if j.tty:  # root still: the terminal is made the user's
             step = "opening the terminal"
             master, slave = k.open_console(user.uid)
-            k.send_master(j.console, master)
+            k.tell(channel.CONSOLE, master)
             k.close(master)
-            k.close(j.console)
         step = "setting the user"
         k.setgroups(list(user.groups))
         k.setgid(user.gid)
@@ -236,15 +229,8 @@ def _inside(k: "Syscalls", spec: ExecSpec, j: _Joining, alive: int) -> NoReturn:
         env = dict(e.split("=", 1) for e in with_home(spec.env, user.home))
         k.prctl(_libc.PR_SET_PDEATHSIG, 0)  # the program outlives an ended exec, as Docker's
         k.exec(spec.argv[0], list(spec.argv), env, search=True)
-    except OSError as e:
-        if step != "exec":
-            k.report(j.errw, EXIT_CANNOT_EXEC if step.startswith("working") else EXIT_RUN_FAILED,
-                     f"{step}: {e.strerror or e}")
-        if e.errno in (errno.ENOENT, errno.ENOTDIR):
-            k.report(j.errw, EXIT_NOT_FOUND, f'exec: "{spec.argv[0]}": executable file not found in $PATH')
-        k.report(j.errw, EXIT_CANNOT_EXEC, f'exec: "{spec.argv[0]}": {e.strerror}')
-    except BaseException as e:  # noqa: BLE001
-        k.report(j.errw, EXIT_RUN_FAILED, f"{step}: {e}")
+    except BaseException as e:  # noqa: BLE001 - nothing here may return into the caller's code
+        k.report(*failure(step, e, spec.argv[0], cwd_code=EXIT_CANNOT_EXEC))
     k.exit(EXIT_RUN_FAILED)  # not reached
 
 

@@ -9,6 +9,7 @@ the calls, and check their order without root (tests/unit/test_setup_order.py).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 from ..errors import UsageError
 from ..mount import Mount, mount
 from . import _libc
+from .channel import FAILED, Channel, failed
 from .rlimit import short_name
 
 if TYPE_CHECKING:
@@ -78,6 +80,12 @@ def read_table(path: str) -> str:
 
 
 class Kernel:
+    """The calls made for real. ``channel``: the process's end of the channel to its parent
+    (``tell``, ``hear`` and ``report`` use it)."""
+
+    def __init__(self, channel: int = -1) -> None:
+        self.channel = Channel(channel)
+
     # -- the process: its cgroup, session, keyring, namespaces, identity ----------------
     def join_cgroup(self, cgroup: Cgroup) -> None:
         cgroup.join_self()  # its errors name the file and the value written
@@ -102,13 +110,15 @@ class Kernel:
         """Join the namespace open at ``fd`` (of type ``kind``, CLONE_NEW*), named ``what``."""
         _libc.setns(fd, kind, what)
 
-    def signal_parent(self, fd: int, byte: bytes) -> None:
-        _named("write", "the parent's pipe", os.write, fd, byte)
+    def tell(self, kind: bytes, fd: int = -1) -> None:
+        """A message to the parent (``fd``: a descriptor sent with it)."""
+        _named("sendmsg", "the channel to the parent", self.channel.send, kind, b"", fd)
 
-    def wait_parent(self, fd: int) -> bool:
-        """A byte from the parent on ``fd``: False when it closed the pipe instead (it failed,
-        and reports why itself)."""
-        return _named("read", "the parent's pipe", os.read, fd, 1) == b"y"
+    def hear(self, kind: bytes) -> bool:
+        """Whether the parent's next message is ``kind``: False when it closed the channel
+        instead (it failed, and reports why itself)."""
+        got = _named("recvmsg", "the channel to the parent", self.channel.receive)
+        return got is not None and got.kind == kind
 
     def sethostname(self, name: str) -> None:
         _libc.sethostname(name)
@@ -277,17 +287,14 @@ class Kernel:
         from . import terminal
         return terminal.open_console(uid)
 
-    def send_master(self, sock: int, master: int) -> None:
-        from . import terminal
-        terminal.send_master(sock, master)
-
     def take_console(self, slave: int) -> None:
         from . import terminal
         terminal.take_console(slave)
 
-    def report(self, fd: int, code: int, message: str) -> NoReturn:
-        """The setup failed: one line for the parent on ``fd``, and the exit code run gives."""
-        os.write(fd, f"{code}\n{message}".encode())
+    def report(self, code: int, message: str) -> NoReturn:
+        """The setup failed: one line for the parent, and the exit code run gives."""
+        with contextlib.suppress(OSError):  # a parent gone hears nothing: the code still says it
+            self.channel.send(FAILED, failed(code, message))
         os._exit(code)
 
     def exit(self, code: int) -> NoReturn:

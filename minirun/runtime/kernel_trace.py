@@ -42,7 +42,8 @@ def cap_names(bits: int) -> list[str]:
 
 
 class TracingKernel(Kernel):
-    def __init__(self, step: Step, keep_fd: int) -> None:
+    def __init__(self, step: Step, keep_fd: int, channel: int = -1) -> None:
+        super().__init__(channel)
         self.step, self.keep_fd = step, keep_fd
         self.dropped: list[str] = []
 

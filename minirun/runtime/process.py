@@ -11,6 +11,7 @@ a close-on-exec pipe, which the parent reads: an empty read means exec succeeded
 # No postponed annotations in this module: NamedTuple compiles string ones at import, and
 # this is run's start path (quoted names below are those imported only for type checking).
 
+import contextlib
 import os
 import signal
 from collections.abc import Callable, Mapping
@@ -19,13 +20,14 @@ from typing import NamedTuple
 from .. import trace
 from ..errors import EXIT_RUN_FAILED, ContainerStartError, MiniRunError, UsageError
 from ..mount import Mount
-from . import _libc
+from . import _libc, channel, relay
 from .cgroups import Cgroup
+from .channel import Channel, Message
 from .kernel import close_fds
 from .plan import Plan
 from .setup import Setup, child
 from .signals import FORWARDED, Forwarder
-from .stdio import UNLOGGED, Output, follow, stdio_channels
+from .stdio import UNLOGGED, Output, follow, stdio_pipes
 
 # --init: a static tini (Debian's tini package), bound read-only where Docker binds its own.
 INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/local/bin/tini-static", "/usr/bin/docker-init",
@@ -83,9 +85,9 @@ def start(launch: Launch, on_started: Callable[[int], None] | None = None, outpu
         if cgroup is not None:
             cgroup.remove()
             trace.event("cleanup", "cgroup", "the container's cgroup removed")
-    if report:
-        failed, _, message = report.decode(errors="replace").partition("\n")
-        raise ContainerStartError(message, int(failed))
+    if report is not None:
+        code, message = channel.failure(report.body)
+        raise ContainerStartError(message, code)
     return code
 
 
@@ -121,15 +123,12 @@ def exit_code(status: int) -> int:
 
 
 def _fork_and_follow(launch: Launch, joins: dict[str, int], on_started: Callable[[int], None] | None,
-                     forwarder: Forwarder, output: Output) -> tuple[bytes, int]:
+                     forwarder: Forwarder, output: Output) -> tuple[Message | None, int]:
     """Fork the container's process, let it go once it is in its cgroup, relay its stdio until
-    it ends: what its setup reported (empty: it exec'ed) and its exit code."""
-    plan, cgroup, attach = launch.plan, launch.cgroup, launch.attach
-    errr, errw = os.pipe2(os.O_CLOEXEC)
-    syncr, syncw = os.pipe2(os.O_CLOEXEC)
-    console, pipes = stdio_channels(plan)
-    ready_r, ready_w, done_r, done_w = (*os.pipe2(os.O_CLOEXEC), *os.pipe2(os.O_CLOEXEC)) \
-        if attach is not None else (-1, -1, -1, -1)
+    it ends: its setup's failure (None: it exec'ed) and its exit code."""
+    plan, cgroup = launch.plan, launch.cgroup
+    ours, theirs = channel.pair()
+    pipes = stdio_pipes(plan)
     trace.event("container", "fork", "fork the container's process as PID 1 of a new pid namespace")
     pid = _fork_pid1()
     if pid == 0:
@@ -138,43 +137,67 @@ def _fork_and_follow(launch: Launch, joins: dict[str, int], on_started: Callable
         # process as they would on its program (130 for SIGINT), never on half a setup.
         signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
         forwarder.restore()
-        os.close(errr)
-        os.close(syncw)
-        if console is not None:
-            console[0].close()
+        ours.close()
         if pipes is not None:
-            from . import relay
             relay.in_container(pipes)
-        close_fds(ready_r, done_w)
-        child(Setup(plan, launch.program, launch.rootfs_mounts, launch.rootfs, joins, cgroup, errw,
-                     console[1].fileno() if console else -1, ready_w, done_r), syncr)
+        child(Setup(plan, launch.program, launch.rootfs_mounts, launch.rootfs, joins, cgroup, theirs.fd,
+                    attached=launch.attach is not None))
         os._exit(EXIT_RUN_FAILED)  # not reached
-    close_fds(errw, syncr, ready_w, done_r)
-    if console is not None:
-        console[1].close()
-    if pipes is not None:
-        from . import relay
-        relay.close_container_ends(pipes)
-    forwarder.target(pid)
-    if cgroup is not None and not cgroup.joined_by_child:
-        try:
-            cgroup.add(pid)
-        except OSError as e:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise ContainerStartError(f"joining cgroup: {e.strerror or e}", EXIT_RUN_FAILED) from None
-    os.write(syncw, b"g")
-    os.close(syncw)
-    if attach is not None:
-        _attach(attach, pid, ready_r, done_w)
-    if on_started is not None:
-        on_started(pid)
-    report = follow(plan, errr, console, pipes, output)
+    theirs.close()
+    try:
+        if pipes is not None:
+            relay.close_container_ends(pipes)
+        forwarder.target(pid)
+        if cgroup is not None and not cgroup.joined_by_child:
+            try:
+                cgroup.add(pid)
+            except OSError as e:
+                _kill(pid)
+                raise ContainerStartError(f"joining cgroup: {e.strerror or e}", EXIT_RUN_FAILED) from None
+        with contextlib.suppress(OSError):  # a child gone: the channel's end says so next
+            ours.send(channel.GO)
+        if launch.attach is None and on_started is not None:
+            on_started(pid)
+        failure, master = _until_exec(ours, pid, launch.attach, on_started)
+    finally:
+        ours.close()
+    if failure is not None:
+        close_fds(master, *([] if pipes is None else pipes.ours.values()))
+        os.waitpid(pid, 0)
+        trace.event("exit", "failed", f"the setup failed before exec: {failure.body.decode(errors='replace')!r}")
+        return failure, EXIT_RUN_FAILED
+    follow(plan, master, pipes, output)
     _, status = os.waitpid(pid, 0)
-    if report:
-        trace.event("exit", "failed", f"the setup failed before exec: {report.decode(errors='replace')!r}")
-        return report, EXIT_RUN_FAILED
-    return report, exit_code(status)
+    return None, exit_code(status)
+
+
+def _until_exec(ours: Channel, pid: int, attach: Callable[[int], None] | None,
+                on_started: Callable[[int], None] | None) -> tuple[Message | None, int]:
+    """The child's messages until it has exec'd (the channel's end): it asks for its network
+    (attached here, while it makes its root filesystem), sends its terminal's master, or says
+    it failed. Returns the failure (None: exec'd) and the master (-1: none)."""
+    master = -1
+    while (message := ours.receive()) is not None:
+        if message.kind == channel.NAMESPACE and attach is not None:
+            try:
+                attach(pid)
+            except (OSError, MiniRunError) as e:
+                _kill(pid)
+                reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+                raise ContainerStartError(f"setting up the network: {reason}", EXIT_RUN_FAILED) from None
+            ours.send(channel.ATTACHED)
+            if on_started is not None:
+                on_started(pid)
+        elif message.kind == channel.CONSOLE:
+            master = message.fd
+        elif message.kind == channel.FAILED:
+            return message, master
+    return None, master
+
+
+def _kill(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
 
 
 def _fork_pid1() -> int:
@@ -188,25 +211,6 @@ def _fork_pid1() -> int:
         _libc.setns(own_pids, _libc.CLONE_NEWPID, "/proc/self/ns/pid")
     os.close(own_pids)
     return pid
-
-
-def _attach(attach: Callable[[int], None], pid: int, ready: int, done: int) -> None:
-    """Once the child says its network namespace exists, attach it (the child meanwhile makes
-    its root filesystem), then let it exec. A child that failed first closes its end: its
-    own report says why."""
-    try:
-        if os.read(ready, 1) == b"n":
-            try:
-                attach(pid)
-            except (OSError, MiniRunError) as e:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-                raise ContainerStartError(f"setting up the network: {reason}", EXIT_RUN_FAILED) from None
-            os.write(done, b"y")
-    finally:
-        os.close(ready)
-        os.close(done)
 
 
 def _create(cgroup: Cgroup) -> None:

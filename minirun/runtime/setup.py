@@ -13,12 +13,12 @@ before exec is one line on a close-on-exec pipe, with the exit code docker run g
 import errno
 import os
 import signal
-from typing import TYPE_CHECKING, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, NamedTuple
 
 from .. import trace
 from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, UsageError
 from ..mount import Mount
-from . import _libc, mounts
+from . import _libc, channel, mounts
 from .caps import mask
 from .cgroups import Cgroup, container_view
 from .kernel import Kernel
@@ -82,8 +82,8 @@ def _isolate(k: "Syscalls", s: "Setup", step: mounts.Step) -> None:
     k.unshare(flags)
     if flags & _libc.CLONE_NEWNET:
         k.disable_ipv6()  # its own namespace, before eth0 is attached (host's /proc still)
-    if s.ready >= 0:
-        k.signal_parent(s.ready, b"n")  # our network namespace exists: the parent attaches it
+    if s.attached:
+        k.tell(channel.NAMESPACE)  # our network namespace exists: the parent attaches it
     k.mount("none", "/", None, _libc.MS_REC | _libc.MS_PRIVATE, None)
 
 
@@ -160,17 +160,15 @@ def _find_program(argv0: str, env: dict[str, str]) -> None:
 
 
 class Setup(NamedTuple):
-    """What the child is given: the container to make and how to report back."""
+    """What the child is given: the container to make and its end of the channel."""
     plan: Plan
     program: bytes   # the seccomp filter, compiled (b"": none)
     rootfs_mounts: list[Mount]
     rootfs: str
     joins: dict[str, int]   # namespace type -> the descriptor of the one to join (opened on the host)
     cgroup: Cgroup | None
-    errw: int        # the close-on-exec pipe a failure is reported on
-    console: int     # -t: the socket the terminal's master goes back over
-    ready: int = -1  # network attach: the pipe to say our namespace exists on
-    done: int = -1   # ... and the one the parent says it is attached on
+    channel: int     # its end of the channel to the parent (close-on-exec)
+    attached: bool = False  # its network is attached from outside: say when its namespace exists, wait
 
 
 def setup_and_exec(k: "Syscalls", s: Setup, step: mounts.Step) -> None:
@@ -188,9 +186,9 @@ def setup_and_exec(k: "Syscalls", s: Setup, step: mounts.Step) -> None:
         k.sethostname(plan.hostname)
     if plan.new("network"):
         k.loopback_up()
-    if s.done >= 0:
+    if s.attached:
         step.name = "waiting for the network"
-        if not k.wait_parent(s.done):
+        if not k.hear(channel.ATTACHED):
             raise OSError(errno.EIO, "the parent could not attach the network")
     step.name = f"working directory {plan.cwd}"
     enter_working_dir(k, plan.cwd)
@@ -200,14 +198,14 @@ def setup_and_exec(k: "Syscalls", s: Setup, step: mounts.Step) -> None:
     if plan.tty:
         step.name = "opening the terminal"
         master, slave = k.open_console(user.uid)
-        k.send_master(s.console, master)
+        k.tell(channel.CONSOLE, master)
         k.close(master)
     allowed = drop_privileges(k, plan, bool(s.program), user, step, host)
     if plan.tty:
         k.take_console(slave)
     elif not plan.interactive:
         k.stdin_from_null()
-    k.close_descriptors(s.errw)
+    k.close_descriptors(s.channel)
     step.name = "exec"
     k.default_signals()
     env = dict(e.split("=", 1) for e in with_home(plan.env, user.home))
@@ -217,37 +215,37 @@ def setup_and_exec(k: "Syscalls", s: Setup, step: mounts.Step) -> None:
     k.exec(plan.argv[0], list(plan.argv), env, search=not plan.init)
 
 
-def child(s: Setup, syncr: int) -> None:
-    """The forked child: waits for its cgroup, sets up and execs; a failure is one line on
-    the error pipe and the exit code docker run would give."""
+def failure(step: str, e: BaseException, argv0: str, cwd_code: int = EXIT_RUN_FAILED) -> tuple[int, str]:
+    """docker run's (and exec's) exit code and line for a setup that failed at ``step``: 127
+    when the program is not found, 126 when it cannot be run (or, for exec, its working
+    directory entered: ``cwd_code``), 125 for the rest."""
+    if isinstance(e, UsageError):
+        return EXIT_RUN_FAILED, str(e)
+    if not isinstance(e, OSError):
+        return EXIT_RUN_FAILED, f"{step}: {e}"
+    if step != "exec":
+        return cwd_code if step.startswith("working directory") else EXIT_RUN_FAILED, f"{step}: {e.strerror or e}"
+    if e.errno in (errno.ENOENT, errno.ENOTDIR):
+        return EXIT_NOT_FOUND, f'exec: "{argv0}": executable file not found in $PATH'
+    return EXIT_CANNOT_EXEC, f'exec: "{argv0}": {e.strerror}'
+
+
+def child(s: Setup) -> None:
+    """The forked child: waits for its cgroup, sets up and execs; a failure is one FAILED
+    message on the channel and the exit code docker run would give."""
     step = mounts.Step()
+    k: Syscalls = Kernel(s.channel)
     try:
         # Wait until the parent has made our cgroup (v2: and put us in it; v1: we join it
         # ourselves, next): the cgroup namespace made below must have that cgroup as its
-        # root, and the device policy must hold before anything is mounted. An empty
-        # read: the parent is gone.
-        if os.read(syncr, 1) != b"g":
-            os._exit(EXIT_RUN_FAILED)
-        os.close(syncr)
-        k: Syscalls = Kernel()
+        # root, and the device policy must hold before anything is mounted. The channel's
+        # end instead: the parent is gone.
+        if not k.hear(channel.GO):
+            k.exit(EXIT_RUN_FAILED)
         if trace.active():
             from .kernel_trace import TracingKernel
-            k = TracingKernel(step, trace.descriptor())
+            k = TracingKernel(step, trace.descriptor(), s.channel)
         setup_and_exec(k, s, step)
-    except UsageError as e:
-        _report(s.errw, EXIT_RUN_FAILED, str(e))
-    except OSError as e:
-        if step.name != "exec":
-            _report(s.errw, EXIT_RUN_FAILED, f"{step.name}: {e.strerror or e}")
-        argv0 = s.plan.argv[2] if s.plan.init else s.plan.argv[0]
-        if e.errno in (errno.ENOENT, errno.ENOTDIR):
-            _report(s.errw, EXIT_NOT_FOUND, f'exec: "{argv0}": executable file not found in $PATH')
-        _report(s.errw, EXIT_CANNOT_EXEC, f'exec: "{argv0}": {e.strerror}')
     except BaseException as e:  # noqa: BLE001 - the child must never return into the caller's code
-        _report(s.errw, EXIT_RUN_FAILED, f"{step.name}: {e}")
-    os._exit(EXIT_RUN_FAILED)  # not reached: exec does not return
-
-
-def _report(errw: int, code: int, message: str) -> NoReturn:
-    os.write(errw, f"{code}\n{message}".encode())
-    os._exit(code)
+        k.report(*failure(step.name, e, s.plan.argv[2] if s.plan.init else s.plan.argv[0]))
+    k.exit(EXIT_RUN_FAILED)  # not reached: exec does not return

@@ -13,8 +13,6 @@ from .. import trace
 from .plan import Plan
 
 if TYPE_CHECKING:
-    import socket
-
     from . import relay
     from .logs import LogWriter
 
@@ -50,44 +48,31 @@ def _log_terminal(master: int, log: "relay.Sink") -> None:
     os.close(master)
 
 
-def stdio_channels(spec: Plan) -> "tuple[tuple[socket.socket, socket.socket] | None, relay.Pipes | None]":
-    """With -t: the socket pair the terminal's master comes over (our end, the child's end).
-    Without: pipes for its stdio (see ``relay``), never the caller's own descriptors. Each
-    module is loaded only when needed (the socket module costs a start 2 ms)."""
+def stdio_pipes(spec: Plan) -> "relay.Pipes | None":
+    """Without -t: pipes for its stdio (see ``relay``), never the caller's own descriptors.
+    With -t its terminal's master comes over the channel."""
     if spec.tty:
-        from . import terminal
-        return terminal.channel(), None
+        # Loaded now, in the parent: the child opens the terminal after pivot_root, where no
+        # module of minirun's can be found any more.
+        from . import terminal  # noqa: F401
+        return None
     from . import relay
-    return None, relay.for_container(spec.interactive)
+    return relay.for_container(spec.interactive)
 
 
-def follow(spec: Plan, errr: int, console: "tuple[socket.socket, socket.socket] | None",
-            pipes: "relay.Pipes | None", output: Output) -> bytes:
-    """Until the program ends: its start's report (empty once it has exec'd), then its
-    terminal (-t) or stdio pipes relayed and logged. Returns the report."""
-    master = None
-    if console is not None:
-        from . import terminal
-        master = terminal.receive_master(console[0])
-        console[0].close()
-    report = b""
-    while chunk := os.read(errr, 4096):
-        report += chunk
-    os.close(errr)
-    if report:
-        for end in ([] if master is None else [master]) + ([] if pipes is None else list(pipes.ours.values())):
-            os.close(end)
-        return report
+def follow(spec: Plan, master: int, pipes: "relay.Pipes | None", output: Output) -> None:
+    """Once its program runs, until it ends: its terminal (-t: ``master``) or stdio pipes
+    relayed and logged."""
     trace.event("exec", "running", "the program runs; its output is relayed (and logged) until it ends")
     sink = output.sink()
     if output.on_exec is not None:
         output.on_exec()
-    if master is not None:
+    if master >= 0:
         if output.on_exec is not None and sink is not None:  # -d -t: the monitor holds the master
             _log_terminal(master, sink)
         else:
+            from . import terminal
             terminal.relay(master, spec.interactive, sink)
     if pipes is not None:
         from . import relay
         relay.copy(pipes, sink, echo=output.on_exec is None)
-    return report

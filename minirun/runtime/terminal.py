@@ -2,7 +2,7 @@
 
 The container opens ``/dev/pts/ptmx`` of its devpts instance (so ``tty`` inside says
 ``/dev/pts/0``), makes the slave its controlling terminal and stdio, and sends the
-master to minirun over a socketpair (SCM_RIGHTS), as runc's console socket does.
+master to minirun over its channel (SCM_RIGHTS), as runc's console socket does.
 minirun copies bytes both ways, puts its own terminal in raw mode only when it is one
 (restored on every way out), and passes window size changes on.
 """
@@ -14,7 +14,6 @@ import fcntl
 import os
 import select
 import signal
-import socket
 import struct
 import termios
 import tty
@@ -49,22 +48,6 @@ def take_console(slave: int) -> None:
         os.dup2(slave, fd)
     if slave > 2:
         os.close(slave)
-
-
-def channel() -> tuple[socket.socket, socket.socket]:
-    """The pair the child sends the master over: (minirun's end, the child's end)."""
-    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-
-
-def send_master(sock: int, master: int) -> None:
-    with socket.socket(fileno=os.dup(sock)) as s:
-        socket.send_fds(s, [b"t"], [master])
-
-
-def receive_master(sock: socket.socket) -> int | None:
-    """The master, or None when the container failed before sending it."""
-    _, fds, _, _ = socket.recv_fds(sock, 1, 1)
-    return fds[0] if fds else None
 
 
 DEFAULT_SIZE = struct.pack("HHHH", 24, 80, 0, 0)  # rows, columns: when minirun has no terminal

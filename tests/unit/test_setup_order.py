@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from minirun.mount import Mount
-from minirun.runtime import _libc, mounts, setup
+from minirun.runtime import _libc, channel, mounts, setup
 from minirun.runtime.kernel import Kernel
 from minirun.runtime.plan import plan
 from minirun.runtime.syscalls import Syscalls
@@ -38,7 +38,7 @@ class Exit(BaseException):
 
 CALLS = frozenset(n for n in dir(Syscalls) if not n.startswith("_"))
 ANSWERS: dict[str, Any] = {"fork": 0, "pipe": (90, 91), "open_console": (80, 81), "parent_gone": False,
-                           "read_table": "root:x:0:0:root:/root:/bin/sh\n", "wait_parent": True,
+                           "read_table": "root:x:0:0:root:/root:/bin/sh\n", "hear": True,
                            "mount_flags": _libc.MS_NOSUID}
 
 
@@ -76,7 +76,7 @@ class Recorder:
         return next(i for i, (n, a) in enumerate(self.calls) if n == "move_mount" and a[1] == target)
 
 
-def run_setup(tmp_path: Path, ready: int = -1, done: int = -1, joins: dict[str, int] | None = None,
+def run_setup(tmp_path: Path, attached: bool = False, joins: dict[str, int] | None = None,
               **spec: Any) -> Recorder:
     """The setup of a container whose config.json the spec builder made from ``spec`` (with a
     volume, a tmpfs and /etc/hosts), as the runtime reads it."""
@@ -88,7 +88,7 @@ def run_setup(tmp_path: Path, ready: int = -1, done: int = -1, joins: dict[str, 
                     etc={"/etc/hosts": str(etc)}, **spec)
     rec = Recorder()
     s = setup.Setup(plan(doc, False, "0", "test"), b"", [Mount("overlay", "overlay", "/store/rootfs")],
-                      "/store/rootfs", joins or {}, None, errw=-1, console=-1, ready=ready, done=done)
+                      "/store/rootfs", joins or {}, None, channel=3, attached=attached)
     with pytest.raises(Exec):
         setup.setup_and_exec(rec, s, mounts.Step())
     return rec
@@ -147,13 +147,13 @@ def test_errors_name_the_call_and_the_path(tmp_path: Path) -> None:
 def test_bridge_network_is_attached_while_the_root_is_made(tmp_path: Path) -> None:
     """The child says its namespace exists right after unshare, makes its root filesystem
     meanwhile, and waits for the parent's attach before it gives up anything (capabilities)."""
-    rec = run_setup(tmp_path, ready=7, done=8)
+    rec = run_setup(tmp_path, attached=True)
     unshare = rec.index("unshare")
     assert rec.calls[unshare][1][0] & _libc.CLONE_NEWNET
     assert rec.calls[unshare + 1] == ("disable_ipv6", ())  # its own namespace's, before eth0 exists
-    assert rec.calls[unshare + 2] == ("signal_parent", (7, b"n"))
-    order = [rec.index("signal_parent"), rec.index("pivot_root", ".", "."), rec.index("loopback_up"),
-             rec.index("wait_parent", 8), rec.index("prctl", _libc.PR_CAPBSET_DROP), rec.index("exec")]
+    assert rec.calls[unshare + 2] == ("tell", (channel.NAMESPACE,))
+    order = [rec.index("tell", channel.NAMESPACE), rec.index("pivot_root", ".", "."), rec.index("loopback_up"),
+             rec.index("hear", channel.ATTACHED), rec.index("prctl", _libc.PR_CAPBSET_DROP), rec.index("exec")]
     assert order == sorted(order)
 
 
@@ -162,7 +162,7 @@ def test_container_network_joins_before_the_other_namespaces(tmp_path: Path) -> 
     join, unshare = rec.index("setns"), rec.index("unshare")
     assert join < unshare and rec.calls[join][1] == (42, _libc.CLONE_NEWNET, "/proc/7/ns/net")
     assert not rec.calls[unshare][1][0] & _libc.CLONE_NEWNET
-    assert not [n for n, _ in rec.calls if n in ("loopback_up", "signal_parent", "wait_parent")]
+    assert not [n for n, _ in rec.calls if n in ("loopback_up", "tell", "hear")]
 
 
 def test_exec_is_down_to_the_containers_privilege_first() -> None:
@@ -195,7 +195,7 @@ def test_exec_joins_then_confines_before_any_container_path() -> None:
     rec = Recorder()
     spec = execute.ExecSpec(("ls",), ("PATH=/bin",), "/work", "", caps.DEFAULT, seccomp=b"\0" * 8)
     joining = execute._Joining([(11, _libc.CLONE_NEWNET, "net"), (12, _libc.CLONE_NEWNS, "mnt")],
-                               HostCaps(40, (1 << 41) - 1), {0: 5, 1: 6, 2: 6}, errw=3, console=-1)
+                               HostCaps(40, (1 << 41) - 1), {0: 5, 1: 6, 2: 6}, channel=3, tty=False)
     with pytest.raises(Exit):
         execute._join(rec, joining, Cgroup("c" * 64, Limits(), None), spec)
     order = [rec.index("set_title"), rec.index("clear_environment"), rec.index("prctl", _libc.PR_SET_DUMPABLE, 0),
