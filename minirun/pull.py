@@ -12,14 +12,25 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from . import trace
-from .credentials import Credentials
-from .endpoints import RegistryOptions
+from .content.blobs import ContentStore
+from .content.files import now_iso
+from .content.images import ImageRecord, ImageStore
 from .errors import BadResponse, BrokenImage, ManifestError, MiniRunError, VerificationError
-from .oci import Descriptor, ImageIndex, Manifest, Platform, chain_ids, parse_config, parse_manifest, select_manifest
-from .reference import Reference
-from .registry import Repository
-from .rootfs import Snapshotter, ensure_image, snapshot_event, unpack_layer
-from .store import ContentStore, ImageRecord, ImageStore, now_iso
+from .oci import (
+    Descriptor,
+    ImageIndex,
+    Manifest,
+    Platform,
+    chain_ids,
+    parse_config,
+    parse_manifest,
+    select_manifest,
+)
+from .remote.credentials import Credentials
+from .remote.endpoints import RegistryOptions
+from .remote.reference import Reference
+from .remote.registry import Repository
+from .snapshots.rootfs import Snapshotter, ensure_image, snapshot_event, unpack_layer
 
 PARALLEL_LAYERS = 3
 

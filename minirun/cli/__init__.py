@@ -79,7 +79,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 def _run(driver: str | None, words: list[str]) -> int:
     from ..ops.context import Context
-    from ..rootfs import check_driver
+    from ..snapshots.rootfs import check_driver
     from .run import run
     _hear_notices()
     if driver is not None:

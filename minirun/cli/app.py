@@ -47,7 +47,7 @@ def main_options(
              "also MINIRUN_STORAGE_DRIVER).")] = None,
 ) -> None:
     """Pull and run OCI container images, without a daemon."""
-    from ..rootfs import check_driver
+    from ..snapshots.rootfs import check_driver
     if storage_driver is not None:
         check_driver(storage_driver)  # now, even where no snapshot is made (not root)
     tctx.obj = Context.from_environment(storage_driver)

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from .. import credentials
 from ..errors import UsageError
+from ..remote import credentials
 from .options import InsecureOpt, context_of
 from .output import err, line
 
@@ -53,7 +53,7 @@ def login_cmd(
     insecure_registry: InsecureOpt = [],  # noqa: B006 - typer reads the default, never mutates it
 ) -> None:
     """Log in to a registry (credentials go to Docker's config.json)."""
-    from ..registry import login_check
+    from ..remote.registry import login_check
     registry = _registry_of(server)
     creds = _ask(username, password, password_stdin)
     login_check(registry, context_of(tctx).with_registry((), tuple(insecure_registry)).registry_options(), creds)

@@ -17,8 +17,8 @@ from .options import QuietOpt, context_of
 from .output import err, line, print_rows, since, write
 
 if TYPE_CHECKING:
-    from ..runtime.container import ContainerState
-    from ..runtime.logs import Entry
+    from ..containers.logs import Entry
+    from ..containers.state import ContainerState
 
 
 def run_cmd(tctx: typer.Context) -> int:
@@ -164,8 +164,8 @@ def logs_cmd(
     """A container's output: its stdout to stdout, its stderr to stderr."""
     import time as clock
 
+    from ..containers import logs
     from ..errors import UsageError
-    from ..runtime import logs
     if tail != "all" and not tail.isdigit():
         raise UsageError(f'invalid --tail "{tail}": expected a number or all')
     now = clock.time_ns()

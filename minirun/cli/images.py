@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ..pull import PullEvent
-    from ..reference import Reference
+    from ..remote.reference import Reference
 
 
 class _Traced:
@@ -45,7 +45,7 @@ def pull_cmd(
         help="Narrate each step on stderr (=json: JSON lines), with Docker's part in it.")] = None,
 ) -> None:
     """Download an image from a registry."""
-    from .. import reference
+    from ..remote import reference
     from .progress import renderer
     if progress not in ("auto", "plain", "tty", "json"):
         raise UsageError(f'invalid --progress "{progress}": expected auto, plain, tty or json')
@@ -75,9 +75,9 @@ def _repo_tag(ref: Reference) -> tuple[str, str]:
 
 def _image_rows(ctx: Context) -> list[dict[str, object]]:
     """One row per sound image; each damaged one is named on stderr and left out."""
-    from .. import reference
     from ..errors import ManifestError, ReferenceFormatError, StoreError
     from ..oci import chain_ids, parse_config
+    from ..remote import reference
     images = ctx.images
     rows: list[dict[str, object]] = []
     records = sorted(images.records(), key=lambda r: r.pulled, reverse=True)
@@ -124,8 +124,8 @@ def rmi_cmd(
     force: Annotated[bool, typer.Option("--force", "-f", help="Remove even if containers use it.")] = False,
 ) -> None:
     """Remove images; blobs no other image uses are deleted."""
-    from .. import reference
-    from ..store import is_image_id
+    from ..content.images import is_image_id
+    from ..remote import reference
     removed = ops.remove_images(context_of(tctx), images, force)
     for key in removed.untagged:
         if is_image_id(key):

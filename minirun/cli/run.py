@@ -20,9 +20,9 @@ from ..ops.run import image_for, pull_again, run_container
 from .output import err, line
 
 if TYPE_CHECKING:
+    from ..content.images import ImageRecord
     from ..ops.context import Context
     from ..pull import PullEvent
-    from ..store import ImageRecord
     from .progress import Renderer
 
 

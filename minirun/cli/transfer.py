@@ -20,9 +20,9 @@ def load_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing.")] = False,
 ) -> None:
     """Load images from a docker-archive or OCI archive (gzip or not), or an OCI layout directory."""
-    from .. import reference
+    from ..content.images import is_image_id
     from ..ops.transfer import load
-    from ..store import is_image_id
+    from ..remote import reference
     ctx = context_of(tctx)
     if input is not None and Path(input).is_dir():
         loaded = load(ctx, None, Path(input), input)
@@ -55,7 +55,7 @@ def save_cmd(
             raise UsageError("cowardly refusing to save to a terminal: use -o FILE or redirect stdout")
         save(ctx, images, sys.stdout.buffer)
         return
-    from ..store import replacing
+    from ..content.files import replacing
     try:
         with replacing(output) as f:  # whole or not at all
             save(ctx, images, f)

@@ -14,15 +14,15 @@ from ..errors import ContainerConflict, ContainerNotFound, StoreError, UsageErro
 from .context import Context
 
 if TYPE_CHECKING:
+    from ..containers.state import ContainerState, Damaged
     from ..runtime.cgroups import Cgroup
-    from ..runtime.container import ContainerState, Damaged
     from ..spec.settings import Settings
 
 
 def configured(ctx: Context | None, directory: Path) -> tuple[dict[str, Any], Settings]:
     """A container's config.json and the settings in its annotations (StoreError: unreadable).
     One made by an older minirun gets its config.json now (with ``ctx``; see ``upgrade``)."""
-    from ..runtime.container import load_config
+    from ..containers.state import load_config
     from ..spec.settings import from_annotations
     try:
         spec = load_config(directory)
@@ -49,7 +49,7 @@ def cgroup_of(directory: Path, cid: str) -> Cgroup:
     from ..runtime.cgroups import DEFAULT_PARENT, Cgroup, Limits
     parent = DEFAULT_PARENT
     with contextlib.suppress(StoreError):
-        from ..runtime.container import load_config
+        from ..containers.state import load_config
         path = str(load_config(directory)["linux"].get("cgroupsPath") or "")
         parent = path.strip("/").rpartition("/")[0] or DEFAULT_PARENT
     return Cgroup(cid, Limits(), None, parent)
@@ -62,7 +62,7 @@ def network_of(ctx: Context, state: ContainerState) -> str:
 
 def list_containers(ctx: Context, every: bool) -> tuple[list[ContainerState], list[Damaged]]:
     """Newest first; only running ones unless ``every``. Apart: those whose state is damaged."""
-    from ..runtime.container import scan
+    from ..containers.state import scan
     sound, damaged = scan(ctx.root)
     return [s for _, s in sound if every or s.status == "running"], damaged
 
@@ -72,7 +72,7 @@ def changing(directory: Path, key: str) -> Iterator[None]:
     """One command at a time changes a container (rm, stop, start until it runs): an flock on
     its directory, which the kernel drops if the command dies. A container removed while it
     was waited for is not found."""
-    from ..store import file_lock
+    from ..content.files import file_lock
     try:
         with file_lock(directory, what=f"another command on container {key}", directory=True):
             if not (directory / "state.json").exists():
@@ -87,7 +87,7 @@ def changing(directory: Path, key: str) -> Iterator[None]:
 def remove_container(ctx: Context, key: str, force: bool) -> None:
     """rm: a running container only with ``force`` (killed first, as Docker's rm -f). Two rm
     of one container are one after the other: the second finds it gone."""
-    from ..runtime.container import find, load
+    from ..containers.state import find, load
     directory, state = find(ctx.root, key)
     with changing(directory, key):
         with contextlib.suppress(StoreError):
@@ -98,7 +98,7 @@ def remove_container(ctx: Context, key: str, force: bool) -> None:
         # could not, so rm does (empty now: the program died with its minirun).
         cgroup.remove()
         if state.address:  # its lease: its minirun gives it back; a killed one could not
-            from ..runtime import network
+            from ..runtime.net import network
             network.release(state.id)
         release(directory, state)
 
@@ -106,7 +106,8 @@ def remove_container(ctx: Context, key: str, force: bool) -> None:
 def _stop(state: ContainerState, cgroup: Cgroup, force: bool) -> None:
     """Kill a running container (``force``): its process, or whatever its cgroup still holds
     when its state cannot tell (damaged). Only a PID that is still that process is killed."""
-    from ..runtime.container import alive, refresh
+    from ..containers.state import refresh
+    from ..runtime.pids import alive
     state = refresh(state)
     running = state.status == "running"
     leftovers = [] if running else cgroup.processes()
@@ -133,9 +134,9 @@ def _stop(state: ContainerState, cgroup: Cgroup, force: bool) -> None:
 def release(directory: Path, state: ContainerState) -> None:
     """Remove it; a removal that failed part way leaves it listed as dead (best effort: the
     store may be read-only) and raises."""
+    from ..containers.state import save
     from ..errors import StoreError
-    from ..rootfs import release_container
-    from ..runtime.container import save
+    from ..snapshots.rootfs import release_container
     try:
         release_container(directory)
     except StoreError:
@@ -146,12 +147,12 @@ def release(directory: Path, state: ContainerState) -> None:
 
 def _current(ctx: Context, key: str) -> tuple[Path, ContainerState]:
     """The container as it is now (its state read again, a dead monitor seen)."""
-    from ..runtime.container import find
+    from ..containers.state import find
     return find(ctx.root, key)
 
 
 def is_running(directory: Path) -> bool:
-    from ..runtime.container import load, refresh
+    from ..containers.state import load, refresh
     try:
         return refresh(load(directory)).status == "running"
     except StoreError:
@@ -160,7 +161,7 @@ def is_running(directory: Path) -> bool:
 
 def kill_container(ctx: Context, key: str, signum: int) -> None:
     """kill: a signal to the container's PID 1 (only while its PID is still that process)."""
-    from ..runtime.container import alive
+    from ..runtime.pids import alive
     _, state = _current(ctx, key)
     if state.status != "running" or not alive(state.pid, state.pid_start):
         raise ContainerConflict(f"cannot kill container {key}: it is not running")
@@ -202,7 +203,7 @@ def _stop_running(ctx: Context, key: str, directory: Path, timeout: float, signu
 
 def wait_container(ctx: Context, key: str) -> int:
     """wait: until the container is no longer running; its exit code."""
-    from ..runtime.container import load, refresh
+    from ..containers.state import load, refresh
     directory, state = _current(ctx, key)
     while is_running(directory):
         time.sleep(0.05)
@@ -215,7 +216,7 @@ def wait_container(ctx: Context, key: str) -> int:
 
 def logs_of(ctx: Context, key: str) -> tuple[Path, ContainerState]:
     """Where the container's log is; one run with --log-driver none says so (as Docker)."""
-    from ..runtime.logs import log_path
+    from ..containers.logs import log_path
     directory, state = _current(ctx, key)
     if not log_path(directory).exists():
         if settings_or_defaults(directory).log_driver == "none":
@@ -231,8 +232,8 @@ def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user
     and ``env``, working directory, user, capabilities (all with ``privileged``), limits,
     no_new_privs and seccomp filter), on a terminal of its own with ``tty``; its exit status."""
     from ..runtime import caps
-    from ..runtime.container import alive
     from ..runtime.execute import ExecSpec, exec_in
+    from ..runtime.pids import alive
     from ..runtime.plan import plan
     from ..spec.flags import environment
     directory, state = _current(ctx, key)

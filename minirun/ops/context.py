@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..endpoints import RegistryOptions
+    from ..content.images import ImageRecord, ImageStore
     from ..oci import Platform
-    from ..rootfs import Snapshotter
-    from ..store import ImageRecord, ImageStore
+    from ..remote.endpoints import RegistryOptions
+    from ..snapshots.rootfs import Snapshotter
 
 
 class Context:
@@ -32,13 +32,14 @@ class Context:
     @classmethod
     def from_environment(cls, driver: str | None = None, mirrors: tuple[str, ...] = (),
                          insecure: tuple[str, ...] = ()) -> Context:
-        from ..store import default_root
+        from ..content.files import default_root
         return cls(default_root(), driver, mirrors, insecure)
 
     @property
     def images(self) -> ImageStore:
         if self._images is None:
-            from ..store import ContentStore, ImageStore
+            from ..content.blobs import ContentStore
+            from ..content.images import ImageStore
             self._images = ImageStore(self.root, ContentStore(self.root))
         return self._images
 
@@ -46,12 +47,12 @@ class Context:
     def snapshots(self) -> Snapshotter | None:
         """Snapshots need root (devices, ownership, mounts); others only download."""
         if self._snapshots is None and os.geteuid() == 0:
-            from ..rootfs import Snapshotter, choose_driver
+            from ..snapshots.rootfs import Snapshotter, choose_driver
             self._snapshots = Snapshotter(self.root, choose_driver(self.root, self.driver))
         return self._snapshots
 
     def registry_options(self) -> RegistryOptions:
-        from ..endpoints import RegistryOptions, parse_mirror
+        from ..remote.endpoints import RegistryOptions, parse_mirror
         env_mirrors = [m for m in os.environ.get("MINIRUN_REGISTRY_MIRROR", "").split(",") if m.strip()]
         env_insecure = [h.strip() for h in os.environ.get("MINIRUN_INSECURE_REGISTRIES", "").split(",")
                         if h.strip()]

@@ -17,10 +17,10 @@ from .. import trace
 from ..errors import EXIT_RUN_FAILED, ContainerStartError, MiniRunError
 
 if TYPE_CHECKING:
+    from ..content.images import ImageRecord
     from ..errors import BrokenImage
     from ..runargs import RunArgs
     from ..runtime.channel import Channel
-    from ..store import ImageRecord
     from .context import Context
     from .making import Checked
 

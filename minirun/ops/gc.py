@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..store import ImageRecord, ImageStore
+    from ..content.images import ImageRecord, ImageStore
 
 
 def collect_snapshots(images: ImageStore, records: list[ImageRecord]) -> tuple[list[str], int]:
     """Remove the snapshots (of every driver) that neither ``records`` nor any container uses;
     returns their ChainIDs and the bytes freed."""
-    from ..rootfs import DRIVERS, Snapshotter, chains_in_use
-    from ..runtime.container import scan
+    from ..containers.state import scan
+    from ..snapshots.rootfs import DRIVERS, Snapshotter, chains_in_use
     keep = chains_in_use(images, records)
     containers, damaged = scan(images.root)
     if damaged:
@@ -39,11 +39,11 @@ def remove_damaged_containers(root: Path) -> list[str]:
     """Containers whose state cannot be read, and directories left without one (a kill in the
     middle of a create or rm), that have no process left in their cgroup: nothing can use
     them. Returns their IDs; a removal that fails is left for later."""
+    from ..containers.state import scan
+    from ..content.files import file_lock
     from ..errors import StoreError
-    from ..rootfs import release_container
     from ..runtime.cgroups import Cgroup, Limits, parent_from
-    from ..runtime.container import scan
-    from ..store import file_lock
+    from ..snapshots.rootfs import release_container
     removed = []
     base = root / "containers"
     with file_lock(root / "containers.lock"):  # no container is being created meanwhile

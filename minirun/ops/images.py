@@ -11,15 +11,15 @@ from .context import Context, platform_mismatch, wanted_platform
 from .gc import collect_snapshots, remove_damaged_containers
 
 if TYPE_CHECKING:
+    from ..content.images import ImageRecord
     from ..pull import Emit, PullResult
-    from ..reference import Reference
-    from ..store import ImageRecord
+    from ..remote.reference import Reference
 
 
 def pull_image(ctx: Context, image: str, platform: str | None, emit: Emit) -> tuple[Reference, PullResult]:
     """Pull ``image`` for ``platform`` (default: DOCKER_DEFAULT_PLATFORM, else this host's)."""
-    from .. import credentials, reference
     from ..pull import pull
+    from ..remote import credentials, reference
     ref = reference.parse(image)
     creds = credentials.lookup(ref.domain)
     result = pull(ref, ctx.images, ctx.registry_options(), wanted_platform(platform), emit, creds, ctx.snapshots)
@@ -32,7 +32,8 @@ def pull_image(ctx: Context, image: str, platform: str | None, emit: Emit) -> tu
 
 def explain_reference(text: str, ref: Reference) -> None:
     """--explain: the reference as typed and as normalised, and why."""
-    from .. import reference, trace
+    from .. import trace
+    from ..remote import reference
     if trace.active():
         reasons = reference.normalisation(text, ref)
         trace.event("reference", "normalised", f"{text} -> {ref}" + (f" ({'; '.join(reasons)})" if reasons else ""),
@@ -47,7 +48,7 @@ class Removed(NamedTuple):
 
 
 def by_name(records: list[ImageRecord], name: str) -> list[ImageRecord]:
-    from .. import reference
+    from ..remote import reference
     try:
         key = str(reference.parse(name))
     except ReferenceFormatError:
@@ -75,7 +76,7 @@ def matching(records: list[ImageRecord], name: str) -> list[ImageRecord]:
 
 def image_targets(records: list[ImageRecord], names: list[str], damaged: Collection[str] = ()) -> list[str]:
     """The references ``names`` denote (see ``matching``); ``damaged`` entries by reference."""
-    from .. import reference
+    from ..remote import reference
     targets: list[str] = []
     for name in names:
         matches = [r.reference for r in matching(records, name)]
@@ -94,7 +95,7 @@ def image_targets(records: list[ImageRecord], names: list[str], damaged: Collect
 def remove_images(ctx: Context, names: list[str], force: bool) -> Removed:
     """rmi: untag, then delete the blobs and snapshots nothing else uses. An image that a
     container uses is kept unless ``force``."""
-    from ..runtime.container import list_all
+    from ..containers.state import list_all
     store = ctx.images
     targets = image_targets(store.records(), names, store.damaged())
     if not force:
@@ -109,7 +110,8 @@ def remove_images(ctx: Context, names: list[str], force: bool) -> Removed:
 def prune(ctx: Context) -> Removed:
     """Blobs, snapshots and partial downloads that no image references; damaged image entries,
     blobs (a damaged index, manifest or config is found by reading it) and containers."""
-    from ..runtime import network, seccomp_bpf
+    from ..runtime import seccomp_bpf
+    from ..runtime.net import network
     store = ctx.images
     containers = remove_damaged_containers(ctx.root)
     network.remove_unused()  # the bridge and minirun's nftables table, when no container has a lease

@@ -61,7 +61,7 @@ def _seccomp() -> tuple[str, Problem | None]:
 
 
 def _storage(ctx: Context) -> tuple[str, Problem | None]:
-    from ..rootfs import _overlay_works, choose_driver
+    from ..snapshots.rootfs import _overlay_works, choose_driver
     base = ctx.root / "snapshots"
     try:
         base.mkdir(parents=True, exist_ok=True)
@@ -80,9 +80,10 @@ def _storage(ctx: Context) -> tuple[str, Problem | None]:
 def gather(ctx: Context) -> tuple[dict[str, object], list[Problem]]:
     """Docker's ``info`` fields for what minirun knows, and the problems ``run`` would meet."""
     from .. import config
-    from ..rootfs import tree_size
-    from ..runtime import cgroups, network
-    from ..runtime.container import list_all
+    from ..containers.state import list_all
+    from ..runtime import cgroups
+    from ..runtime.net import network
+    from ..snapshots.rootfs import tree_size
     problems: list[Problem] = []
     if os.geteuid() != 0:
         problems.append(Problem("not root: run makes namespaces and mounts", "use sudo minirun ..."))

@@ -13,8 +13,8 @@ from ..spec.settings import Settings
 from .context import Context
 
 if TYPE_CHECKING:
-    from ..runtime.container import ContainerState
-    from ..store import ImageRecord
+    from ..containers.state import ContainerState
+    from ..content.images import ImageRecord
 
 Doc = dict[str, object]
 
@@ -22,7 +22,7 @@ Doc = dict[str, object]
 def inspect(ctx: Context, names: list[str]) -> list[Doc]:
     """Each name as a container (name, ID or prefix), else as an image; an unknown one is
     ImageNotKnown naming it, as Docker's "No such object"."""
-    from ..runtime.container import find
+    from ..containers.state import find
     from .images import image_targets
     out: list[Doc] = []
     for name in names:
@@ -54,7 +54,7 @@ def _ports(state: ContainerState) -> dict[str, list[dict[str, str]]]:
 def container_doc(ctx: Context, state: ContainerState) -> Doc:
     """Docker's fields, from the container's config.json (what it is) and state (where it is
     in its life)."""
-    from ..runtime.container import refresh
+    from ..containers.state import refresh
     from .containers import configured
     state = refresh(state)
     directory = ctx.root / "containers" / state.id
@@ -128,8 +128,8 @@ def _security_opts(settings: Settings, filtered: bool, no_new_privileges: bool) 
 
 
 def image_doc(ctx: Context, record: ImageRecord, tags: list[ImageRecord]) -> Doc:
-    from .. import reference
     from ..oci import parse_config
+    from ..remote import reference
     try:
         config = parse_config(ctx.images.content.read(record.config), record.reference)
         manifest = ctx.images.manifest_of(record)

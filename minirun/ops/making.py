@@ -14,14 +14,14 @@ from .context import Context
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ..containers.logs import LogOptions
+    from ..content.images import ImageRecord
     from ..oci import RunConfig
     from ..runargs import RunArgs
     from ..runtime.cgroups import Limits
-    from ..runtime.logs import LogOptions
-    from ..runtime.netconf import Choice
+    from ..runtime.net.netconf import Choice
     from ..spec.build import Request
     from ..spec.flags import Bind
-    from ..store import ImageRecord
 
 
 class Checked(NamedTuple):
@@ -45,7 +45,8 @@ class Checked(NamedTuple):
 
 def check(a: RunArgs, root: Path) -> Checked:
     """``root``: the store, where compiled seccomp filters are kept."""
-    from ..runtime import caps, cgroups, netconf, process
+    from ..runtime import caps, cgroups, process
+    from ..runtime.net import netconf
     from ..runtime.setup import host_caps
     from ..spec import flags as spec
     from ..spec.seccomp import parse_security_opts
@@ -142,7 +143,7 @@ def _log_options(a: RunArgs) -> LogOptions | None:
 
 
 def log_options(driver: str, opts: tuple[str, ...]) -> LogOptions | None:
-    from ..runtime import logs
+    from ..containers import logs
     return None if driver == "none" else logs.parse_options(opts)
 
 

@@ -12,9 +12,9 @@ from ..errors import ContainerConflict
 
 if TYPE_CHECKING:
     from ..oci import RunConfig
-    from ..runtime.attacher import Attacher
-    from ..runtime.netconf import Choice
-    from ..runtime.network import Lease
+    from ..runtime.net.attacher import Attacher
+    from ..runtime.net.netconf import Choice
+    from ..runtime.net.network import Lease
 
 
 class Wired(NamedTuple):
@@ -40,10 +40,10 @@ def _host_text(path: str) -> str:
 
 def helper_for(mode: str) -> Attacher | None:
     """For a container on the bridge, the helper that attaches it, started now so that it has
-    loaded its netlink messages by the time the container needs them (see runtime.attacher)."""
+    loaded its netlink messages by the time the container needs them (see runtime.net.attacher)."""
     if mode not in ("bridge", "default") or os.geteuid() != 0:
         return None
-    from ..runtime.attacher import Attacher
+    from ..runtime.net.attacher import Attacher
     return Attacher()
 
 
@@ -51,7 +51,7 @@ def wire(root: Path, choice: Choice, cid: str, hostname: str, config: RunConfig,
          helper: Attacher | None = None) -> Wired:
     """Reserve what the container's network needs (bridge: an address, published ports);
     ``unwire`` gives it back. ``helper`` (``helper_for``) attaches a bridged container."""
-    from ..runtime import netconf
+    from ..runtime.net import netconf
     etc = {"/etc/hostname": hostname + "\n"}
     host_resolv = _host_text("/etc/resolv.conf")
     if choice.mode == "host":  # the host's own files, as Docker
@@ -65,7 +65,7 @@ def wire(root: Path, choice: Choice, cid: str, hostname: str, config: RunConfig,
     etc["/etc/resolv.conf"] = netconf.resolv_conf(host_resolv, choice.dns, choice.dns_search, choice.dns_option)
     lease: Lease | None = None
     if choice.mode == "bridge":
-        from ..runtime import network  # (not for none: it loads socket, 3 ms of a start)
+        from ..runtime.net import network
         ports = choice.ports + (tuple(netconf.exposed_ports(dict(config))) if choice.publish_all else ())
         lease = network.reserve(cid, ports)
     gateway = lease.subnet.gateway if lease else netconf.bridge_subnet().gateway
@@ -76,7 +76,7 @@ def wire(root: Path, choice: Choice, cid: str, hostname: str, config: RunConfig,
     bound = lease
 
     def attach(pid: int) -> None:
-        from ..runtime import network
+        from ..runtime.net import network
         if helper is None:
             network.attach(bound, pid)
         else:
@@ -87,7 +87,8 @@ def wire(root: Path, choice: Choice, cid: str, hostname: str, config: RunConfig,
 
 def _joined(root: Path, key: str) -> tuple[int, int, Path]:
     """--network container:KEY: its network namespace, open, its PID and its directory."""
-    from ..runtime.container import alive, find
+    from ..containers.state import find
+    from ..runtime.pids import alive
     directory, state = find(root, key)
     if state.status != "running" or state.pid is None or not alive(state.pid, state.pid_start):
         raise ContainerConflict(f"joining the network of container {key}: it is not running")
@@ -101,7 +102,7 @@ def unwire(cid: str, wired: Wired | None) -> None:
     for fd in (wired.joined or {}).values():
         os.close(fd)
     if wired.attach is not None:
-        from ..runtime import network
+        from ..runtime.net import network
         network.release(cid)
 
 

@@ -14,35 +14,28 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import trace
-from ..errors import (
-    EXIT_RUN_FAILED,
-    BrokenImage,
-    ContainerStartError,
-    ImageNotKnown,
-    PlatformNotFound,
-    StoreError,
-)
+from ..errors import EXIT_RUN_FAILED, BrokenImage, ContainerStartError, ImageNotKnown, PlatformNotFound, StoreError
 from .context import Context, platform_mismatch, wanted_platform
 from .making import Checked, image_config, log_options, request_for, stop_signal_of
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ..containers.logs import LogOptions
+    from ..containers.state import ContainerState
+    from ..content.images import ImageRecord
     from ..oci import RunConfig
     from ..pull import Emit
     from ..runargs import RunArgs
-    from ..runtime.attacher import Attacher
-    from ..runtime.container import ContainerState
-    from ..runtime.logs import LogOptions
+    from ..runtime.net.attacher import Attacher
     from ..spec.settings import Settings
-    from ..store import ImageRecord
     from .netrun import Wired
 
 
 def image_for(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: Emit) -> ImageRecord:
     """The image to run, pulled as --pull says (missing, always, never); an image ID (or a
     prefix of one) that no name matches runs that image, never pulled."""
-    from .. import reference
+    from ..remote import reference
     from .images import by_id, by_name, explain_reference
     records = ctx.images.records()
     named = by_name(records, a.image)
@@ -60,7 +53,7 @@ def image_for(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: E
     if a.pull == "always" or (a.pull == "missing" and not here):
         if not here:
             announce(f"Unable to find image '{ref.familiar()}' locally")
-        from .images import pull_image  # only now: a cached image needs no registry code
+        from .images import pull_image
         pull_image(ctx, a.image, a.platform, emit)
         record = ctx.images.get(str(ref))
     elif not here:
@@ -88,7 +81,7 @@ def pull_again(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: 
 def _unpacked(ctx: Context, a: RunArgs, record: ImageRecord) -> tuple[RunConfig, tuple[str, ...], list[str]]:
     """The image's config, the argv to run and its snapshots' ChainIDs (unpacking what is
     missing): a BrokenImage when a blob it needs is missing or damaged."""
-    from ..rootfs import ensure_image
+    from ..snapshots.rootfs import ensure_image
     from ..spec.flags import command
     snap = ctx.snapshots
     assert snap is not None  # run needs root, and root has snapshots
@@ -107,7 +100,7 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
     to the bridge (``netrun.helper_for``). ``started`` (run -d, in the monitor) is told the
     container's ID once its program runs; its output then goes to its log. The container's
     config.json is built here, once: start, exec and inspect read it."""
-    from ..runtime import container
+    from ..containers import state as container
     from ..spec.build import build
     from .netrun import unwire, wire
     # Unpacking and garbage collection exclude each other, as for pull: the GC lock is held
@@ -180,8 +173,9 @@ def restart_container(ctx: Context, directory: Path, state: ContainerState, spec
     caller's (flags, environment, env files) is read again: its network is re-made from its
     settings (a joined container's namespace found again). ``running`` is told once its state
     says so (start then lets other commands at it)."""
+    from ..containers import state as container
     from ..errors import ImageNotKnown
-    from ..runtime import container, netconf
+    from ..runtime.net import netconf
     from ..spec.settings import from_annotations
     from .netrun import unwire, wire
     settings = from_annotations(spec.get("annotations") or {}, f"the configuration of container {state.id[:12]}")
@@ -214,7 +208,8 @@ def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wir
            started: Callable[[str], None] | None, running: Callable[[], None] | None) -> int:
     """The container's process, from its config.json and root filesystem to its exit status
     (its state saved as running once it has started)."""
-    from ..runtime import cgroups, container, process
+    from ..containers import state as container
+    from ..runtime import cgroups, process
     from ..runtime.plan import plan
     from ..runtime.stdio import Output
     snap = ctx.snapshots
@@ -235,7 +230,7 @@ def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wir
 
     log = None
     if made.log is not None:
-        from ..runtime.logs import LogWriter
+        from ..containers.logs import LogWriter
         log = LogWriter(directory, made.log)
     try:
         launch = process.Launch(to_run, made.program, mounts, mounts[-1].target, cgroup if cgroup.needed else None,
@@ -251,7 +246,7 @@ def _record_end(remove: bool, directory: Path, state: ContainerState, code: int 
                 warn: Callable[[str], None]) -> None:
     """--rm: remove the container; else record how it ended (``code`` None: it never
     started). What fails here is warned of: the program's code still wins."""
-    from ..runtime import container
+    from ..containers import state as container
     from .containers import release
     try:
         if remove:

@@ -17,7 +17,7 @@ def start_container(ctx: Context, key: str, attach: bool, warn: Callable[[str], 
     runs), or attached (``attach``: returns its exit status; ``interactive``: with our stdin,
     if it was made with -i). Other commands on it (a second start, stop, rm) wait until its
     state says running."""
-    from ..runtime.container import find, load, refresh
+    from ..containers.state import find, load, refresh
     from .containers import changing, configured
     from .detach import in_monitor
     from .run import restart_container

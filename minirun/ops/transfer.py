@@ -21,6 +21,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO, NamedTuple
 
+from ..content.blobs import ContentStore
+from ..content.files import now_iso
+from ..content.images import ImageRecord
 from ..errors import LayerError, ManifestError, UsageError, VerificationError
 from ..oci import (
     LAYER_GZIP,
@@ -36,11 +39,10 @@ from ..oci import (
     parse_manifest,
     select_manifest,
 )
-from ..store import ContentStore, ImageRecord, now_iso
 from .context import Context
 
 if TYPE_CHECKING:
-    from ..reference import Reference
+    from ..remote.reference import Reference
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 
@@ -94,8 +96,8 @@ class _Prefixed(io.RawIOBase):
 def extract(stream: BinaryIO, into: Path, source: str) -> dict[str, File]:
     """Every regular file of the tar in ``stream``, hashed, by its normalised name (symlinks,
     as old docker-archives link shared layers, name their target's file)."""
-    from ..inroot import split_name
-    from ..tarstream import TarStream
+    from ..snapshots.inroot import split_name
+    from ..snapshots.tarstream import TarStream
     pieces = _chunks(stream)
     tar = TarStream(lambda: next(pieces, b""))
     files: dict[str, File] = {}
@@ -131,7 +133,7 @@ def _json(files: dict[str, File], name: str, source: str) -> object:
 
 def _diff_id(f: File, media_type: str) -> str:
     """The sha256 of the layer's uncompressed tar."""
-    from ..layerstream import decompressed
+    from ..snapshots.layerstream import decompressed
     if media_type in LAYER_TAR:
         return f.digest
     h = hashlib.sha256()
@@ -231,7 +233,7 @@ def _manifest(files: dict[str, File], digest: str, media_type: str, source: str)
 def load(ctx: Context, stream: BinaryIO | None, directory: Path | None, source: str) -> list[str]:
     """Load every image of the archive (``stream``) or OCI layout (``directory``); returns the
     reference of each, once all are in the store."""
-    from .. import reference as refs
+    from ..remote import reference as refs
     content = ctx.images.content
     work = content.ingest_dir / f"load-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
@@ -287,7 +289,7 @@ def read_layout(directory: Path, source: str) -> dict[str, File]:
 
 def save(ctx: Context, names: list[str], out: BinaryIO) -> None:
     """A docker-archive of ``names`` that is also an OCI image layout (as Docker 25 writes)."""
-    from .. import reference as refs
+    from ..remote import reference as refs
     from .images import by_id, by_name
     known = ctx.images.records()
     records: list[tuple[ImageRecord, Reference | None]] = []
@@ -346,7 +348,7 @@ def _uncompressed(content: ContentStore, d: Descriptor,
                   add: Callable[[str, bytes | Path], None]) -> dict[str, str | int]:
     """A layer as the archive holds it (its uncompressed tar, named by its DiffID), through a
     temporary file in the store's ingest/ (a tar entry's size is written before it)."""
-    from ..layerstream import decompressed
+    from ..snapshots.layerstream import decompressed
     tmp = content.ingest_dir / f"save-{os.getpid()}-{d.digest[7:]}"
     h = hashlib.sha256()
     try:

@@ -17,9 +17,9 @@ from .context import Context
 def config_of_old(ctx: Context, directory: Path) -> dict[str, Any]:
     """Its config.json, built from run.json and the old state.json, and saved; a StoreError
     naming what is missing when it cannot be."""
+    from ..containers.state import load, save_config
     from ..errors import MiniRunError
     from ..runargs import RunArgs
-    from ..runtime.container import load, save_config
     from ..spec.build import build
     from .making import Checked, check, image_config, request_for
     key = directory.name[:12]

@@ -13,8 +13,8 @@ from .. import trace
 from .plan import Plan
 
 if TYPE_CHECKING:
+    from ..containers.logs import LogWriter
     from . import relay
-    from .logs import LogWriter
 
 
 class Output(NamedTuple):
@@ -54,7 +54,6 @@ def stdio_pipes(spec: Plan) -> "relay.Pipes | None":
     if spec.tty:
         # Loaded now, in the parent: the child opens the terminal after pivot_root, where no
         # module of minirun's can be found any more.
-        from . import terminal  # noqa: F401
         return None
     from . import relay
     return relay.for_container(spec.interactive)

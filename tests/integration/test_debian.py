@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from minirun.oci import chain_ids
-from minirun.rootfs import Snapshotter, mounted
+from minirun.snapshots.rootfs import Snapshotter, mounted
 from tests.integration.conftest import Env, Minirun
 from tests.support.debian import extract_reference, rootfs_tarball
 from tests.support.images import DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST

@@ -12,7 +12,7 @@ import pytest
 
 from minirun.errors import LayerError
 from minirun.mount import Mount, mount
-from minirun.rootfs import Snapshotter, mounted, release_container
+from minirun.snapshots.rootfs import Snapshotter, mounted, release_container
 from tests.support.layers import GZIP, TAR, ZSTD, E, Layer, listing, make_layer, unpack_stack
 
 CAP = b"\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"  # cap_net_bind_service
@@ -303,7 +303,7 @@ def test_release_removes_the_containers_layer_only(snap: Snapshotter, blobs: Pat
 
 def test_store_on_overlayfs_falls_back_to_vfs(tmp_path: Path, blobs: Path, on_overlayfs: Path) -> None:
     """Like Docker: overlay cannot use an upper directory on overlayfs, so vfs is chosen."""
-    from minirun.rootfs import choose_driver
+    from minirun.snapshots.rootfs import choose_driver
     store = on_overlayfs / "store"
     assert choose_driver(tmp_path / "store-elsewhere", None) == "overlay"
     assert choose_driver(store, None) == "vfs"
@@ -316,7 +316,7 @@ def test_store_on_overlayfs_falls_back_to_vfs(tmp_path: Path, blobs: Path, on_ov
 
 def test_the_overlay_probe_runs_once_per_store_filesystem(tmp_path: Path) -> None:
     """Its verdict is kept in snapshots/driver with the filesystem's device number."""
-    from minirun.rootfs import choose_driver
+    from minirun.snapshots.rootfs import choose_driver
     store = tmp_path / "store"
     assert choose_driver(store, None) == "overlay"
     verdict = store / "snapshots" / "driver"

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from minirun.errors import LayerError
-from minirun.rootfs import Snapshotter, mounted
+from minirun.snapshots.rootfs import Snapshotter, mounted
 from tests.support.layers import E, listing, make_layer, unpack_stack
 
 NAMES = ["a", "b", "d", "d/e", "d/f", "g", "g/h", "g/h/i"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minirun.oci import Descriptor, chain_ids
-from minirun.rootfs import Snapshotter
+from minirun.snapshots.rootfs import Snapshotter
 
 GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"

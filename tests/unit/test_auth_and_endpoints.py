@@ -9,12 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from minirun import credentials, notices
-from minirun.auth import RegistryAuth, parse_challenge
-from minirun.endpoints import RegistryOptions, endpoints_for, is_insecure, parse_mirror
+from minirun import notices
 from minirun.errors import AuthenticationFailed, CredentialsError, UsageError
-from minirun.reference import parse
-from minirun.transport import _retry_after
+from minirun.remote import credentials
+from minirun.remote.auth import RegistryAuth, parse_challenge
+from minirun.remote.endpoints import RegistryOptions, endpoints_for, is_insecure, parse_mirror
+from minirun.remote.reference import parse
+from minirun.remote.transport import _retry_after
 
 
 def test_docker_hub_challenge() -> None:

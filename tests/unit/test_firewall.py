@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from minirun.runtime import firewall
+from minirun.runtime.net import firewall
 
 
 def _chain(family: str, table: str, name: str, hook: str | None = None, policy: str | None = None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from minirun.errors import LayerError
-from minirun.inroot import Root, remove_tree, split_name
+from minirun.snapshots.inroot import Root, remove_tree, split_name
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "minirun"
 
 # Pure rules: no network, disk or kernel (tested without root, without a registry).
-PURE = {"minirun.reference", "minirun.oci", "minirun.runargs", "minirun.errors", "minirun.spec",
+PURE = {"minirun.remote.reference", "minirun.oci", "minirun.runargs", "minirun.errors", "minirun.spec",
         "minirun.spec.build", "minirun.spec.defaults", "minirun.spec.flags", "minirun.spec.seccomp",
         "minirun.spec.settings", "minirun.runtime.plan", "minirun.runtime.user", "minirun.runtime.rlimit",
-        "minirun.runtime.seccomp", "minirun.runtime.caps", "minirun.runtime.devices", "minirun.runtime.netconf"}
-IMPURE = ("httpx", "minirun.store", "minirun.registry", "minirun.runtime._libc", "minirun.runtime.kernel",
-          "minirun.rootfs", "minirun.unpack", "subprocess", "socket", "fcntl", "pyroute2", "minirun.runtime.network")
+        "minirun.runtime.seccomp", "minirun.runtime.caps", "minirun.runtime.devices", "minirun.runtime.net.netconf"}
+IMPURE = ("httpx", "minirun.content", "minirun.remote.registry", "minirun.runtime._libc", "minirun.runtime.kernel",
+          "minirun.snapshots", "subprocess", "socket", "fcntl", "pyroute2", "minirun.runtime.net.network")
 
 
 def _module(path: Path) -> str:
@@ -88,11 +88,14 @@ def test_imports_point_down() -> None:
         if not m.startswith(("minirun.cli", "minirun.ops")):
             assert not any(d.startswith("minirun.ops") for d in deps), (m, "imports the operations")
         if m.startswith("minirun.runtime"):
-            assert not {"minirun.rootfs", "minirun.pull", "minirun.registry"} & deps, (m, "imports upward")
+            # (content.files: the atomic writes and locks every package borrows)
+            assert not any(d.startswith(("minirun.snapshots", "minirun.pull", "minirun.remote", "minirun.containers",
+                                         "minirun.content")) and d != "minirun.content.files"
+                           for d in deps), (m, "imports upward")
             # The runtime carries out a config.json: it never reads flags or builds a spec.
             assert not any(d.startswith(("minirun.spec", "minirun.runargs")) for d in deps), (m, "imports upward")
         if m.startswith("minirun.spec"):  # the spec is built from data: no store, no runtime at work
-            assert not any(d.startswith(("minirun.store", "minirun.rootfs", "minirun.pull", "minirun.ops"))
+            assert not any(d.startswith(("minirun.content", "minirun.snapshots", "minirun.pull", "minirun.ops"))
                            for d in deps), (m, "imports upward")
     for m in PURE:
         bad = [d for d in g[f"{m}:all"] if d.startswith(IMPURE)]

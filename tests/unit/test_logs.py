@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from minirun.containers import logs
 from minirun.errors import UsageError
-from minirun.runtime import logs
 from minirun.runtime.signals import parse
 
 

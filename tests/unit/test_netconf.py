@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from minirun.errors import UsageError
-from minirun.runtime import netconf
-from minirun.runtime.netconf import PortMapping, Subnet
+from minirun.runtime.net import netconf
+from minirun.runtime.net.netconf import PortMapping, Subnet
 
 
 def test_port_forms_as_docker_accepts_them() -> None:

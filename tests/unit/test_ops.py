@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
+from minirun.containers import state as container
 from minirun.errors import ContainerConflict
 from minirun.ops.context import Context
 from minirun.ops.gc import collect_snapshots
-from minirun.rootfs import Snapshotter
-from minirun.runtime import container
+from minirun.runtime import pids
+from minirun.snapshots.rootfs import Snapshotter
 
 
 def _state(**fields: Any) -> container.ContainerState:
@@ -45,7 +46,7 @@ def test_a_killed_minirun_shows_its_container_exited() -> None:
 
 def test_a_reused_pid_is_not_the_container() -> None:
     """Its PID now held by another process (same PID, other start time): exited, not Up."""
-    me, started = os.getpid(), container.start_time(os.getpid())
+    me, started = os.getpid(), pids.start_time(os.getpid())
     assert started is not None
     assert container.refresh(_state(status="running", monitor=me, monitor_start=started)).status == "running"
     seen = container.refresh(_state(status="running", monitor=me, monitor_start=started - 1))

@@ -37,14 +37,15 @@ def test_generated_cffi_module_is_current() -> None:
 def test_run_path_imports_only_what_it_needs() -> None:
     """The modules a cached `run` loads: no CLI framework, HTTP client, netlink library, tar or
     pycparser, and none of the standard modules that cost a start milliseconds to import."""
-    code = ("import sys, minirun.cli, minirun.cli.run, minirun.ops.run, minirun.rootfs, minirun.runtime.process, "
-            "minirun.runtime.container, minirun.runtime.cgroups, minirun.runtime.caps, minirun.runtime.mounts; "
+    code = ("import sys, minirun.cli, minirun.cli.run, minirun.ops.run, minirun.snapshots.rootfs, "
+            "minirun.runtime.process, minirun.containers.state, minirun.runtime.cgroups, minirun.runtime.caps, "
+            "minirun.runtime.mounts; "
             "print(' '.join(sorted(sys.modules)))")
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                 cwd=REPO).stdout.split())
     assert {"minirun.cli.run", "minirun.ops.run", "minirun.runtime.process", "_cffi_backend"} <= loaded
     for heavy in ("typer", "click", "rich", "pydantic", "httpx", "pyroute2", "tarfile", "pycparser", "zstandard",
-                  "minirun.pull", "minirun.registry", "minirun.cli.app", "minirun.cli.progress",
+                  "minirun.pull", "minirun.remote.registry", "minirun.cli.app", "minirun.cli.progress",
                   "dataclasses", "subprocess", "traceback",
                   "secrets", "socket", "platform", "datetime"):
         assert heavy not in loaded, heavy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from minirun.errors import ReferenceFormatError
-from minirun.reference import parse
+from minirun.remote.reference import parse
 
 D = "sha256:" + "a" * 64
 

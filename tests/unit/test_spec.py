@@ -9,15 +9,7 @@ import pytest
 from minirun.errors import UsageError
 from minirun.oci import RunConfig
 from minirun.runtime.user import DEFAULT_PATH, resolve_user, with_home
-from minirun.spec.flags import (
-    Bind,
-    command,
-    environment,
-    parse_env_file,
-    parse_tmpfs,
-    parse_volume,
-    working_dir,
-)
+from minirun.spec.flags import Bind, command, environment, parse_env_file, parse_tmpfs, parse_volume, working_dir
 
 
 @pytest.mark.parametrize("config,args,entrypoint,argv", [

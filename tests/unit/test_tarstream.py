@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minirun.errors import LayerError
-from minirun.tarstream import TarStream
+from minirun.snapshots.tarstream import TarStream
 
 
 def _chunks(data: bytes, size: int) -> TarStream:

@@ -12,7 +12,7 @@ import pytest
 
 from minirun import runargs, trace
 from minirun.errors import UsageError
-from minirun.reference import normalisation, parse
+from minirun.remote.reference import normalisation, parse
 from tests.support.explain_doc import collapse, render, steps
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "explain.schema.json").read_text())

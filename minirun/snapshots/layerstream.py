@@ -10,8 +10,8 @@ import threading
 import zlib
 from typing import IO, BinaryIO
 
-from .errors import LayerError
-from .oci import LAYER_GZIP, LAYER_TAR, LAYER_ZSTD
+from ..errors import LayerError
+from ..oci import LAYER_GZIP, LAYER_TAR, LAYER_ZSTD
 
 _CHUNK = 1 << 20
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from .errors import LayerError
+from ..errors import LayerError
 
 BLOCK = 512
 REGULAR = (b"0", b"\0", b"7")  # CONTTYPE (7) is a regular file, as tarfile has it

@@ -19,11 +19,12 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import trace
-from .errors import BrokenImage, LayerError, ManifestError, StoreError, UsageError
-from .mount import Mount, mount, unmount
-from .oci import Descriptor, chain_ids, parse_config
-from .store import ImageRecord, ImageStore, atomic_write, file_lock
+from .. import trace
+from ..content.files import atomic_write, file_lock
+from ..content.images import ImageRecord, ImageStore
+from ..errors import BrokenImage, LayerError, ManifestError, StoreError, UsageError
+from ..mount import Mount, mount, unmount
+from ..oci import Descriptor, chain_ids, parse_config
 
 DRIVERS = ("overlay", "vfs")
 _SHORT = 16

@@ -9,7 +9,7 @@ component is a registry host only when it contains ``.`` or ``:``, is
 import re
 from typing import NamedTuple
 
-from .errors import ReferenceFormatError
+from ..errors import ReferenceFormatError
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DEFAULT_DOMAIN = "index.docker.io"

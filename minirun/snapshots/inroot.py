@@ -11,7 +11,7 @@ import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .errors import LayerError
+from ..errors import LayerError
 
 MAX_SYMLINKS = 40
 

@@ -15,7 +15,7 @@ import signal
 
 class Attacher:
     def __init__(self) -> None:
-        from . import _libc
+        from .. import _libc
         cmd_r, cmd_w = os.pipe2(os.O_CLOEXEC)
         res_r, res_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
@@ -23,7 +23,7 @@ class Attacher:
             try:
                 signal.pthread_sigmask(signal.SIG_BLOCK, _QUIET)  # minirun's signals are not its own
                 _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
-                from .kernel import close_all_but
+                from ..kernel import close_all_but
                 close_all_but((cmd_r, res_w), low=0)
                 _serve(cmd_r, res_w)
             finally:

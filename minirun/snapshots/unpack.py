@@ -23,7 +23,7 @@ import stat
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from .errors import LayerError
+from ..errors import LayerError
 from .inroot import Root, lstat_at, remove_tree, split_name
 from .layerstream import Chunks, decompressed
 from .tarstream import Entry, TarStream

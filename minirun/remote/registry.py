@@ -16,14 +16,10 @@ from typing import Protocol
 
 import httpx
 
+from ..errors import BadResponse, ConnectionFailed, VerificationError
+from ..oci import ACCEPT, Descriptor
 from . import credentials
 from .endpoints import RegistryOptions
-from .errors import (
-    BadResponse,
-    ConnectionFailed,
-    VerificationError,
-)
-from .oci import ACCEPT, Descriptor
 from .reference import Reference
 from .transport import BACKOFF_BASE, MAX_ATTEMPTS, Transport
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from .errors import UsageError
+from ..errors import UsageError
 from .reference import DEFAULT_DOMAIN, Reference
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import notices
-from .errors import CredentialsError
+from .. import notices
+from ..errors import CredentialsError
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 _HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}

@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, get_args
 
+from ..content.files import atomic_write, file_lock, now_iso
 from ..errors import ContainerConflict, ContainerNotFound, StoreError
-from ..store import atomic_write, file_lock, now_iso
+from ..runtime.pids import alive, start_time
 
 _ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "quiet", "sharp", "vivid", "wise")
 _NAMES = ("curie", "hopper", "lovelace", "noether", "ritchie", "shannon", "thompson", "turing")
@@ -188,33 +189,6 @@ def load(directory: Path) -> ContainerState:
             and state.status in _STATUSES):
         raise StoreError(f"reading container state {path}: fields of the wrong kind")
     return state
-
-
-def _stat(pid: int) -> tuple[bytes, int] | None:
-    """``pid``'s state letter and start time (in clock ticks since boot: field 22 of
-    /proc/PID/stat); None when there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()  # after the name, which may hold spaces
-        return fields[0], int(fields[19])  # the list starts at field 3
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def start_time(pid: int) -> int | None:
-    """When ``pid`` started; None: gone."""
-    found = _stat(pid)
-    return found[1] if found else None
-
-
-def alive(pid: int | None, started: int | None) -> bool:
-    """``pid`` still names the process that had it when it ``started`` (a state written before
-    start times were recorded has none: then any process with that PID counts), and it has
-    not ended (a zombie, not yet reaped by a stopped parent, has)."""
-    if not pid:
-        return False
-    found = _stat(pid)
-    return found is not None and found[0] not in (b"Z", b"X") and (started is None or found[1] == started)
 
 
 EXIT_UNKNOWN = 255  # as Docker says of a container that was running when its daemon died

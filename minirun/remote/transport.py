@@ -13,10 +13,11 @@ from collections.abc import Callable
 
 import httpx
 
-from . import credentials, tls, trace
+from .. import trace
+from ..errors import AuthenticationFailed, BadResponse, ConnectionFailed, NotFound, RateLimited, RegistryError
+from . import credentials, tls
 from .auth import RegistryAuth
 from .endpoints import Endpoint, RegistryOptions, endpoints_for
-from .errors import AuthenticationFailed, BadResponse, ConnectionFailed, NotFound, RateLimited, RegistryError
 from .reference import Reference
 
 MAX_ATTEMPTS = 5            # per request, for connection errors, 5xx and 429

@@ -13,7 +13,7 @@ import ssl
 from collections.abc import Mapping
 from pathlib import Path
 
-from .errors import UsageError
+from ..errors import UsageError
 
 DEFAULT_CERTS_DIRS = ("/etc/minirun/certs.d", "/etc/docker/certs.d")
 

@@ -9,7 +9,7 @@ IPv4 addresses are handled as integers here (the ``ipaddress`` module costs a ru
 import struct
 from typing import NamedTuple
 
-from ..errors import UsageError
+from ...errors import UsageError
 
 BRIDGE = "minirun0"
 DEFAULT_SUBNET = "10.77.0.0/16"   # apart from Docker's 172.17.0.0/16 and Podman's 10.88.0.0/16

@@ -23,7 +23,7 @@ import os
 import shutil
 import stat
 
-from .errors import LayerError
+from ..errors import LayerError
 from .inroot import Found, split_name, walk
 from .tarstream import Entry
 from .unpack import OPAQUE, Applier

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from . import trace
+from .. import trace
+from ..errors import AuthenticationFailed
 from .credentials import Credentials
-from .errors import AuthenticationFailed
 
 _PARAM_RE = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
 

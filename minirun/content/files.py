@@ -1,0 +1,139 @@
+"""The store's files on disk: where the store is, its private directories, and the helpers
+every package borrows to keep what it writes whole (``atomic_write``, ``replacing``) and one
+writer at a time (``file_lock``, an flock the kernel drops when its holder dies)."""
+
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from .. import notices
+from ..errors import StoreError
+
+
+def default_root() -> Path:
+    env = os.environ.get("MINIRUN_ROOT")
+    if env:
+        return Path(env).absolute()  # made absolute once: mount options and chdirs need it
+    if os.geteuid() == 0:
+        return Path("/var/lib/minirun")
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "minirun"
+
+
+# Directories whose content a host user must never reach: snapshots and a container's upper
+# directory can hold setuid-root programs and device nodes from images, and shared
+# snapshots are what later containers run. Only the store's owner (root) traverses them,
+# as Docker keeps /var/lib/docker 0710 and its layers 0700.
+PRIVATE_DIRS = ("blobs", "ingest", "snapshots", "containers")
+
+
+def make_private(root: Path) -> None:
+    """Create the store's root and PRIVATE_DIRS as 0700, and tighten them where an older
+    minirun made them 0755. The root itself is tightened only when it is a store (it may be
+    a directory the user named, such as /srv, that others need)."""
+    is_store = (root / "images.json").exists() or (root / "blobs").is_dir()
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for path in (root, *(root / d for d in PRIVATE_DIRS)):
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            path.mkdir(mode=0o700, exist_ok=True)  # umask can only take bits away
+            continue
+        if mode & 0o077 and (path != root or is_store):
+            os.chmod(path, 0o700)
+
+
+def store_error(action: str, path: Path | str, e: OSError) -> StoreError:
+    return StoreError(f"{action} {path}: {e.strerror or e}", e.errno)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, whole."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise store_error("writing", path, e) from None
+
+
+@contextlib.contextmanager
+def replacing(path: str) -> Iterator[BinaryIO]:
+    """A file written whole or not at all at ``path``, which may lie outside the store, in a
+    directory another user owns (``save -o /tmp/x.tar``): the partial file has a name nobody
+    can predict and is created with O_EXCL and O_NOFOLLOW (a symlink planted there is never
+    followed), mode 0600 as Docker's, then renamed over ``path`` (a symlink there is replaced,
+    not followed)."""
+    import secrets
+    head, tail = os.path.split(path)
+    partial = os.path.join(head, f".{tail}.{secrets.token_hex(8)}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        with open(fd, "wb") as f:
+            yield f
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
+
+
+# A wait on a lock is said after this long (a prune waiting for pulls, a pull waiting for a
+# prune, a second pull of the same layer), rather than being silent.
+NOTICE_AFTER = 1.0
+
+
+def wait_for_lock(fd: int, shared: bool, what: str) -> None:
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    deadline = time.monotonic() + NOTICE_AFTER
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+    notices.say(f"waiting for {what}")
+    fcntl.flock(fd, mode)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, shared: bool = False, what: str = "", directory: bool = False) -> Iterator[None]:
+    """An flock on ``path`` (a lock file, made if missing, or a ``directory``); the kernel
+    drops it when the process dies, even by SIGKILL. ``what`` is what a wait is said to be for."""
+    try:
+        if directory:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        else:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise store_error("opening lock", path, e) from None
+    try:
+        wait_for_lock(fd, shared, what or f"the lock {path}")
+        yield
+    finally:
+        os.close(fd)
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())  # as datetime's isoformat in UTC

@@ -1,0 +1,29 @@
+"""A process by its PID and start time: a PID alone does not name a process (PIDs are reused,
+after a reboot always), so each PID minirun records is trusted only while /proc/PID/stat's
+start time (field 22) is still the one recorded."""
+
+def _stat(pid: int) -> tuple[bytes, int] | None:
+    """``pid``'s state letter and start time (in clock ticks since boot: field 22 of
+    /proc/PID/stat); None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()  # after the name, which may hold spaces
+        return fields[0], int(fields[19])  # the list starts at field 3
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started; None: gone."""
+    found = _stat(pid)
+    return found[1] if found else None
+
+
+def alive(pid: int | None, started: int | None) -> bool:
+    """``pid`` still names the process that had it when it ``started`` (a state written before
+    start times were recorded has none: then any process with that PID counts), and it has
+    not ended (a zombie, not yet reaped by a stopped parent, has)."""
+    if not pid:
+        return False
+    found = _stat(pid)
+    return found is not None and found[0] not in (b"Z", b"X") and (started is None or found[1] == started)
