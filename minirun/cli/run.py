@@ -12,7 +12,7 @@ import contextlib
 import sys
 from typing import TYPE_CHECKING
 
-from .. import runargs
+from .. import runargs, trace
 from ..errors import BrokenImage, OutputError
 from ..ops.making import check, network_mode
 from ..ops.netrun import helper_for
@@ -53,7 +53,6 @@ class _PullLines:
 
 
 def _announce(text: str) -> None:
-    from .. import trace
     if trace.active():
         trace.event("reference", "missing", text)
         return

@@ -10,7 +10,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..containers.logs import log_path
+from ..containers.state import find, load, load_config, refresh, save, scan
+from ..content.files import file_lock
 from ..errors import ContainerConflict, ContainerNotFound, StoreError, UsageError
+from ..runtime import caps
+from ..runtime.cgroups import DEFAULT_PARENT, Cgroup, Limits
+from ..runtime.execute import ExecSpec, exec_in
+from ..runtime.pids import alive
+from ..runtime.plan import plan
+from ..runtime.signals import parse
+from ..snapshots.rootfs import release_container
+from ..spec.flags import environment
+from ..spec.settings import Settings, from_annotations
 from .context import Context
 
 if TYPE_CHECKING:
@@ -22,8 +34,6 @@ if TYPE_CHECKING:
 def configured(ctx: Context | None, directory: Path) -> tuple[dict[str, Any], Settings]:
     """A container's config.json and the settings in its annotations (StoreError: unreadable).
     One made by an older minirun gets its config.json now (with ``ctx``; see ``upgrade``)."""
-    from ..containers.state import load_config
-    from ..spec.settings import from_annotations
     try:
         spec = load_config(directory)
     except StoreError:
@@ -37,7 +47,6 @@ def configured(ctx: Context | None, directory: Path) -> tuple[dict[str, Any], Se
 def settings_or_defaults(directory: Path) -> Settings:
     """Its settings, or the defaults where its config.json cannot be read (a damaged or
     half-made container can still be stopped and removed)."""
-    from ..spec.settings import Settings
     try:
         return configured(None, directory)[1]
     except StoreError:
@@ -46,7 +55,6 @@ def settings_or_defaults(directory: Path) -> Settings:
 
 def cgroup_of(directory: Path, cid: str) -> Cgroup:
     """The container's cgroup, where its config.json puts it (the default parent if unreadable)."""
-    from ..runtime.cgroups import DEFAULT_PARENT, Cgroup, Limits
     parent = DEFAULT_PARENT
     with contextlib.suppress(StoreError):
         from ..containers.state import load_config
@@ -62,7 +70,6 @@ def network_of(ctx: Context, state: ContainerState) -> str:
 
 def list_containers(ctx: Context, every: bool) -> tuple[list[ContainerState], list[Damaged]]:
     """Newest first; only running ones unless ``every``. Apart: those whose state is damaged."""
-    from ..containers.state import scan
     sound, damaged = scan(ctx.root)
     return [s for _, s in sound if every or s.status == "running"], damaged
 
@@ -72,7 +79,6 @@ def changing(directory: Path, key: str) -> Iterator[None]:
     """One command at a time changes a container (rm, stop, start until it runs): an flock on
     its directory, which the kernel drops if the command dies. A container removed while it
     was waited for is not found."""
-    from ..content.files import file_lock
     try:
         with file_lock(directory, what=f"another command on container {key}", directory=True):
             if not (directory / "state.json").exists():
@@ -87,7 +93,6 @@ def changing(directory: Path, key: str) -> Iterator[None]:
 def remove_container(ctx: Context, key: str, force: bool) -> None:
     """rm: a running container only with ``force`` (killed first, as Docker's rm -f). Two rm
     of one container are one after the other: the second finds it gone."""
-    from ..containers.state import find, load
     directory, state = find(ctx.root, key)
     with changing(directory, key):
         with contextlib.suppress(StoreError):
@@ -106,8 +111,6 @@ def remove_container(ctx: Context, key: str, force: bool) -> None:
 def _stop(state: ContainerState, cgroup: Cgroup, force: bool) -> None:
     """Kill a running container (``force``): its process, or whatever its cgroup still holds
     when its state cannot tell (damaged). Only a PID that is still that process is killed."""
-    from ..containers.state import refresh
-    from ..runtime.pids import alive
     state = refresh(state)
     running = state.status == "running"
     leftovers = [] if running else cgroup.processes()
@@ -134,9 +137,6 @@ def _stop(state: ContainerState, cgroup: Cgroup, force: bool) -> None:
 def release(directory: Path, state: ContainerState) -> None:
     """Remove it; a removal that failed part way leaves it listed as dead (best effort: the
     store may be read-only) and raises."""
-    from ..containers.state import save
-    from ..errors import StoreError
-    from ..snapshots.rootfs import release_container
     try:
         release_container(directory)
     except StoreError:
@@ -147,12 +147,10 @@ def release(directory: Path, state: ContainerState) -> None:
 
 def _current(ctx: Context, key: str) -> tuple[Path, ContainerState]:
     """The container as it is now (its state read again, a dead monitor seen)."""
-    from ..containers.state import find
     return find(ctx.root, key)
 
 
 def is_running(directory: Path) -> bool:
-    from ..containers.state import load, refresh
     try:
         return refresh(load(directory)).status == "running"
     except StoreError:
@@ -161,7 +159,6 @@ def is_running(directory: Path) -> bool:
 
 def kill_container(ctx: Context, key: str, signum: int) -> None:
     """kill: a signal to the container's PID 1 (only while its PID is still that process)."""
-    from ..runtime.pids import alive
     _, state = _current(ctx, key)
     if state.status != "running" or not alive(state.pid, state.pid_start):
         raise ContainerConflict(f"cannot kill container {key}: it is not running")
@@ -175,7 +172,6 @@ def stop_container(ctx: Context, key: str, timeout: float | None = None, signum:
     another), then SIGKILL after ``timeout`` seconds (None: its stop timeout, 10 unless said;
     negative: no SIGKILL); returns once its monitor has recorded the exit. A stopped container
     is left as it is (as Docker); an rm -f meanwhile waits for the stop."""
-    from ..runtime.signals import parse
     directory, state = _current(ctx, key)
     if state.status != "running":
         return
@@ -203,7 +199,6 @@ def _stop_running(ctx: Context, key: str, directory: Path, timeout: float, signu
 
 def wait_container(ctx: Context, key: str) -> int:
     """wait: until the container is no longer running; its exit code."""
-    from ..containers.state import load, refresh
     directory, state = _current(ctx, key)
     while is_running(directory):
         time.sleep(0.05)
@@ -216,7 +211,6 @@ def wait_container(ctx: Context, key: str) -> int:
 
 def logs_of(ctx: Context, key: str) -> tuple[Path, ContainerState]:
     """Where the container's log is; one run with --log-driver none says so (as Docker)."""
-    from ..containers.logs import log_path
     directory, state = _current(ctx, key)
     if not log_path(directory).exists():
         if settings_or_defaults(directory).log_driver == "none":
@@ -231,11 +225,6 @@ def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user
     """exec: ``argv`` in the running container, as its config.json's process (its environment
     and ``env``, working directory, user, capabilities (all with ``privileged``), limits,
     no_new_privs and seccomp filter), on a terminal of its own with ``tty``; its exit status."""
-    from ..runtime import caps
-    from ..runtime.execute import ExecSpec, exec_in
-    from ..runtime.pids import alive
-    from ..runtime.plan import plan
-    from ..spec.flags import environment
     directory, state = _current(ctx, key)
     if state.status != "running" or not state.pid or not alive(state.pid, state.pid_start):
         raise ContainerConflict(f"container {key} is not running")

@@ -2,8 +2,8 @@
 registry settings. Nothing here prints.
 
 The parts are built on first use and kept: a ``run`` that pulls builds the store and
-probes overlayfs once. Modules are imported inside the methods: ``run`` of a cached image
-must not load the HTTP client.
+probes overlayfs once. The registry's settings are read (and its modules imported) only
+when asked for: ``run`` of a cached image must not load the HTTP client.
 """
 
 from __future__ import annotations
@@ -12,11 +12,16 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..content.blobs import ContentStore
+from ..content.files import default_root
+from ..content.images import ImageStore
+from ..oci import Platform
+from ..snapshots.rootfs import Snapshotter, choose_driver
+
 if TYPE_CHECKING:
     from ..content.images import ImageRecord, ImageStore
     from ..oci import Platform
     from ..remote.endpoints import RegistryOptions
-    from ..snapshots.rootfs import Snapshotter
 
 
 class Context:
@@ -32,14 +37,11 @@ class Context:
     @classmethod
     def from_environment(cls, driver: str | None = None, mirrors: tuple[str, ...] = (),
                          insecure: tuple[str, ...] = ()) -> Context:
-        from ..content.files import default_root
         return cls(default_root(), driver, mirrors, insecure)
 
     @property
     def images(self) -> ImageStore:
         if self._images is None:
-            from ..content.blobs import ContentStore
-            from ..content.images import ImageStore
             self._images = ImageStore(self.root, ContentStore(self.root))
         return self._images
 
@@ -47,12 +49,11 @@ class Context:
     def snapshots(self) -> Snapshotter | None:
         """Snapshots need root (devices, ownership, mounts); others only download."""
         if self._snapshots is None and os.geteuid() == 0:
-            from ..snapshots.rootfs import Snapshotter, choose_driver
             self._snapshots = Snapshotter(self.root, choose_driver(self.root, self.driver))
         return self._snapshots
 
     def registry_options(self) -> RegistryOptions:
-        from ..remote.endpoints import RegistryOptions, parse_mirror
+        from ..remote.endpoints import RegistryOptions, parse_mirror  # (httpx: a pull's only)
         env_mirrors = [m for m in os.environ.get("MINIRUN_REGISTRY_MIRROR", "").split(",") if m.strip()]
         env_insecure = [h.strip() for h in os.environ.get("MINIRUN_INSECURE_REGISTRIES", "").split(",")
                         if h.strip()]
@@ -85,6 +86,5 @@ def platform_mismatch(ref: str, record: ImageRecord, flag: str | None) -> str | 
 
 def wanted_platform(flag: str | None) -> Platform:
     """--platform, else DOCKER_DEFAULT_PLATFORM, else this host's (as Docker)."""
-    from ..oci import Platform
     text = flag or os.environ.get("DOCKER_DEFAULT_PLATFORM")
     return Platform.parse(text) if text else Platform.host()

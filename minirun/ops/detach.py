@@ -13,8 +13,11 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .. import trace
+from .. import notices, trace
 from ..errors import EXIT_RUN_FAILED, ContainerStartError, MiniRunError
+from ..runtime import _libc, channel
+from ..runtime.channel import FAILED, STARTED, failed
+from ..runtime.kernel import close_all_but
 
 if TYPE_CHECKING:
     from ..content.images import ImageRecord
@@ -38,7 +41,6 @@ def in_monitor(work: Callable[[Callable[[str], None]], int]) -> str:
     """Fork the monitor and run ``work`` there (given what to call with the container's ID
     once its program runs); here, that ID, or the error that kept it from starting. The two
     speak over one channel (``runtime.channel``): STARTED with the ID, or FAILED."""
-    from ..runtime import channel
     ours, theirs = channel.pair()
     pid = os.fork()
     if pid == 0:
@@ -60,10 +62,6 @@ def in_monitor(work: Callable[[Callable[[str], None]], int]) -> str:
 
 def _monitor(work: Callable[[Callable[[str], None]], int], report: Channel) -> int:
     """The monitor: the container's exit status is its own; the CLI hears of the start."""
-    from .. import notices
-    from ..runtime import _libc
-    from ..runtime.channel import FAILED, STARTED, failed
-    from ..runtime.kernel import close_all_but
     # Its command line is the CLI's (``-e DB_PASSWORD=...``) until rewritten: /proc/PID/cmdline
     # is readable by every local user, for as long as the container runs.
     _libc.set_title("minirun-monitor")

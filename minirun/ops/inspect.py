@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..containers.state import find, refresh
 from ..errors import ContainerNotFound, ImageNotKnown, ManifestError, StoreError, UsageError
+from ..oci import parse_config
+from ..remote import reference
 from ..runtime.cgroups import DEFAULT_PARENT
 from ..spec.defaults import INIT_TARGET
 from ..spec.flags import Bind, parse_volume
 from ..spec.settings import Settings
+from .containers import configured
 from .context import Context
 
 if TYPE_CHECKING:
@@ -22,7 +26,6 @@ Doc = dict[str, object]
 def inspect(ctx: Context, names: list[str]) -> list[Doc]:
     """Each name as a container (name, ID or prefix), else as an image; an unknown one is
     ImageNotKnown naming it, as Docker's "No such object"."""
-    from ..containers.state import find
     from .images import image_targets
     out: list[Doc] = []
     for name in names:
@@ -54,8 +57,6 @@ def _ports(state: ContainerState) -> dict[str, list[dict[str, str]]]:
 def container_doc(ctx: Context, state: ContainerState) -> Doc:
     """Docker's fields, from the container's config.json (what it is) and state (where it is
     in its life)."""
-    from ..containers.state import refresh
-    from .containers import configured
     state = refresh(state)
     directory = ctx.root / "containers" / state.id
     try:
@@ -128,8 +129,6 @@ def _security_opts(settings: Settings, filtered: bool, no_new_privileges: bool) 
 
 
 def image_doc(ctx: Context, record: ImageRecord, tags: list[ImageRecord]) -> Doc:
-    from ..oci import parse_config
-    from ..remote import reference
     try:
         config = parse_config(ctx.images.content.read(record.config), record.reference)
         manifest = ctx.images.manifest_of(record)

@@ -7,7 +7,19 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..containers import logs
 from ..errors import UsageError
+from ..oci import parse_config
+from ..runtime import caps, cgroups, process
+from ..runtime.net import netconf
+from ..runtime.seccomp import load
+from ..runtime.seccomp_bpf import go_arch, program_for
+from ..runtime.setup import host_caps
+from ..runtime.signals import parse
+from ..spec import flags as spec
+from ..spec.build import Request
+from ..spec.flags import parse_env_file
+from ..spec.seccomp import DEFAULT_PROFILE, kernel_version, oci_section, parse_security_opts
 from ..spec.settings import Settings
 from .context import Context
 
@@ -45,11 +57,6 @@ class Checked(NamedTuple):
 
 def check(a: RunArgs, root: Path) -> Checked:
     """``root``: the store, where compiled seccomp filters are kept."""
-    from ..runtime import caps, cgroups, process
-    from ..runtime.net import netconf
-    from ..runtime.setup import host_caps
-    from ..spec import flags as spec
-    from ..spec.seccomp import parse_security_opts
     if os.geteuid() != 0:
         raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
     network = netconf.choose(network_mode(a), a.publish, a.publish_all, a.dns, a.dns_search, a.dns_option,
@@ -67,7 +74,6 @@ def check(a: RunArgs, root: Path) -> Checked:
         section = _seccomp_section(security.seccomp, capabilities)
     program = b""
     if section is not None:
-        from ..runtime.seccomp_bpf import program_for
         program = program_for(root, section)
     log = _log_options(a)
     settings = Settings(network=network_mode(a), publish=a.publish, publish_all=a.publish_all, dns=a.dns,
@@ -86,7 +92,6 @@ def check(a: RunArgs, root: Path) -> Checked:
 def _environment(a: RunArgs) -> tuple[str, ...]:
     """-e and env files, each ``K`` alone given the caller's value now (or left as ``K``, which
     leaves K out): the container keeps them as they are now."""
-    from ..spec.flags import parse_env_file
     lines: list[str] = []
     for path in a.env_file:
         try:
@@ -101,9 +106,6 @@ def _environment(a: RunArgs) -> tuple[str, ...]:
 
 def _seccomp_section(profile: str, capabilities: frozenset[int]) -> dict[str, Any]:
     """linux.seccomp from a profile's file ("": Docker's default), read now, once."""
-    from ..runtime.seccomp import load
-    from ..runtime.seccomp_bpf import go_arch
-    from ..spec.seccomp import DEFAULT_PROFILE, kernel_version, oci_section
     path = profile or DEFAULT_PROFILE
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -124,7 +126,6 @@ def _log_opt_defaults() -> tuple[str, ...]:
 
 
 def _stop_timeout(a: RunArgs) -> int:
-    from ..runtime.signals import parse
     if a.stop_signal is not None:
         parse(a.stop_signal)  # a bad one is said now, not at stop
     if a.stop_timeout is not None and a.stop_timeout < -1:
@@ -143,7 +144,6 @@ def _log_options(a: RunArgs) -> LogOptions | None:
 
 
 def log_options(driver: str, opts: tuple[str, ...]) -> LogOptions | None:
-    from ..containers import logs
     return None if driver == "none" else logs.parse_options(opts)
 
 
@@ -152,7 +152,6 @@ def network_mode(a: RunArgs) -> str:
 
 
 def image_config(ctx: Context, record: ImageRecord) -> RunConfig:
-    from ..oci import parse_config
     return parse_config(ctx.images.content.read(record.config), record.reference).run_config
 
 
@@ -160,7 +159,6 @@ def request_for(a: RunArgs, flags: Checked, config: RunConfig, hostname: str, fi
                 settings: Settings, cgroups_path: str, network_path: str | None) -> Request:
     """What the spec builder is given: the flags as checked, the image's config, where the
     /etc files are, the cgroup's path and the network namespace (``wire``'s)."""
-    from ..spec.build import Request
     return Request(image=config, command=a.command, entrypoint=a.entrypoint, env=flags.env, workdir=a.workdir,
                    hostname=hostname, tty=a.tty, read_only=a.read_only, capabilities=flags.capabilities,
                    binds=flags.binds, tmpfs=flags.tmpfs, etc={k: str(v) for k, v in files.items()},
@@ -171,7 +169,6 @@ def request_for(a: RunArgs, flags: Checked, config: RunConfig, hostname: str, fi
 
 def stop_signal_of(a: RunArgs, config: RunConfig) -> str:
     """--stop-signal (checked), else the image's StopSignal where it names one, else SIGTERM."""
-    from ..runtime.signals import parse
     if a.stop_signal is not None:
         return a.stop_signal
     image = config.get("StopSignal")

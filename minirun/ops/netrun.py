@@ -8,7 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from ..containers.state import find
 from ..errors import ContainerConflict
+from ..runtime.net import netconf
+from ..runtime.pids import alive
 
 if TYPE_CHECKING:
     from ..oci import RunConfig
@@ -51,7 +54,6 @@ def wire(root: Path, choice: Choice, cid: str, hostname: str, config: RunConfig,
          helper: Attacher | None = None) -> Wired:
     """Reserve what the container's network needs (bridge: an address, published ports);
     ``unwire`` gives it back. ``helper`` (``helper_for``) attaches a bridged container."""
-    from ..runtime.net import netconf
     etc = {"/etc/hostname": hostname + "\n"}
     host_resolv = _host_text("/etc/resolv.conf")
     if choice.mode == "host":  # the host's own files, as Docker
@@ -65,7 +67,7 @@ def wire(root: Path, choice: Choice, cid: str, hostname: str, config: RunConfig,
     etc["/etc/resolv.conf"] = netconf.resolv_conf(host_resolv, choice.dns, choice.dns_search, choice.dns_option)
     lease: Lease | None = None
     if choice.mode == "bridge":
-        from ..runtime.net import network
+        from ..runtime.net import network  # (not for none: it loads socket, 3 ms of a start)
         ports = choice.ports + (tuple(netconf.exposed_ports(dict(config))) if choice.publish_all else ())
         lease = network.reserve(cid, ports)
     gateway = lease.subnet.gateway if lease else netconf.bridge_subnet().gateway
@@ -87,8 +89,6 @@ def wire(root: Path, choice: Choice, cid: str, hostname: str, config: RunConfig,
 
 def _joined(root: Path, key: str) -> tuple[int, int, Path]:
     """--network container:KEY: its network namespace, open, its PID and its directory."""
-    from ..containers.state import find
-    from ..runtime.pids import alive
     directory, state = find(root, key)
     if state.status != "running" or state.pid is None or not alive(state.pid, state.pid_start):
         raise ContainerConflict(f"joining the network of container {key}: it is not running")

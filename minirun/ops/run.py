@@ -14,9 +14,24 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import trace
+from ..containers import state as container
+from ..containers.logs import LogWriter
 from ..errors import EXIT_RUN_FAILED, BrokenImage, ContainerStartError, ImageNotKnown, PlatformNotFound, StoreError
+from ..remote import reference
+from ..runtime import cgroups, process
+from ..runtime.net import netconf
+from ..runtime.plan import plan
+from ..runtime.seccomp_bpf import program_for
+from ..runtime.stdio import Output
+from ..snapshots.rootfs import ensure_image
+from ..spec.build import build
+from ..spec.flags import command
+from ..spec.settings import from_annotations
+from .containers import release
 from .context import Context, platform_mismatch, wanted_platform
+from .images import by_id, by_name, explain_reference
 from .making import Checked, image_config, log_options, request_for, stop_signal_of
+from .netrun import unwire, wire
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -35,8 +50,6 @@ if TYPE_CHECKING:
 def image_for(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: Emit) -> ImageRecord:
     """The image to run, pulled as --pull says (missing, always, never); an image ID (or a
     prefix of one) that no name matches runs that image, never pulled."""
-    from ..remote import reference
-    from .images import by_id, by_name, explain_reference
     records = ctx.images.records()
     named = by_name(records, a.image)
     if not named and (ids := by_id(records, a.image)):
@@ -53,7 +66,7 @@ def image_for(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: E
     if a.pull == "always" or (a.pull == "missing" and not here):
         if not here:
             announce(f"Unable to find image '{ref.familiar()}' locally")
-        from .images import pull_image
+        from .images import pull_image  # only now: a cached image needs no registry code
         pull_image(ctx, a.image, a.platform, emit)
         record = ctx.images.get(str(ref))
     elif not here:
@@ -81,8 +94,6 @@ def pull_again(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: 
 def _unpacked(ctx: Context, a: RunArgs, record: ImageRecord) -> tuple[RunConfig, tuple[str, ...], list[str]]:
     """The image's config, the argv to run and its snapshots' ChainIDs (unpacking what is
     missing): a BrokenImage when a blob it needs is missing or damaged."""
-    from ..snapshots.rootfs import ensure_image
-    from ..spec.flags import command
     snap = ctx.snapshots
     assert snap is not None  # run needs root, and root has snapshots
     config = image_config(ctx, record)
@@ -100,9 +111,6 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
     to the bridge (``netrun.helper_for``). ``started`` (run -d, in the monitor) is told the
     container's ID once its program runs; its output then goes to its log. The container's
     config.json is built here, once: start, exec and inspect read it."""
-    from ..containers import state as container
-    from ..spec.build import build
-    from .netrun import unwire, wire
     # Unpacking and garbage collection exclude each other, as for pull: the GC lock is held
     # (shared) until the container records the snapshots it stacks; from then on they are its.
     with ctx.images.pulling():
@@ -152,7 +160,6 @@ class Made(NamedTuple):
 def _run_created(ctx: Context, remove: bool, made: Made, state: ContainerState, directory: Path, wired: Wired,
                  warn: Callable[[str], None], started: Callable[[str], None] | None,
                  running: Callable[[], None] | None = None) -> int:
-    from .netrun import unwire
     code: int | None = None
     try:
         code = _start(ctx, made, state, directory, wired, started, running)
@@ -173,11 +180,6 @@ def restart_container(ctx: Context, directory: Path, state: ContainerState, spec
     caller's (flags, environment, env files) is read again: its network is re-made from its
     settings (a joined container's namespace found again). ``running`` is told once its state
     says so (start then lets other commands at it)."""
-    from ..containers import state as container
-    from ..errors import ImageNotKnown
-    from ..runtime.net import netconf
-    from ..spec.settings import from_annotations
-    from .netrun import unwire, wire
     settings = from_annotations(spec.get("annotations") or {}, f"the configuration of container {state.id[:12]}")
     choice = netconf.choose(settings.network, settings.publish, settings.publish_all, settings.dns,
                             settings.dns_search, settings.dns_option, settings.add_host)
@@ -186,7 +188,6 @@ def restart_container(ctx: Context, directory: Path, state: ContainerState, spec
         raise ImageNotKnown(f"starting container {state.name}: its image {state.image} is no longer in the store")
     program = b""
     if spec["linux"].get("seccomp") is not None:
-        from ..runtime.seccomp_bpf import program_for
         program = program_for(ctx.root, spec["linux"]["seccomp"])
     made = Made(spec, settings, program, log_options(settings.log_driver, settings.log_opt),
                 interactive and settings.interactive)
@@ -208,10 +209,6 @@ def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wir
            started: Callable[[str], None] | None, running: Callable[[], None] | None) -> int:
     """The container's process, from its config.json and root filesystem to its exit status
     (its state saved as running once it has started)."""
-    from ..containers import state as container
-    from ..runtime import cgroups, process
-    from ..runtime.plan import plan
-    from ..runtime.stdio import Output
     snap = ctx.snapshots
     assert snap is not None
     to_run = plan(made.spec, made.interactive, made.settings.user, f"the configuration of container {state.id[:12]}")
@@ -230,13 +227,13 @@ def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wir
 
     log = None
     if made.log is not None:
-        from ..containers.logs import LogWriter
         log = LogWriter(directory, made.log)
     try:
         launch = process.Launch(to_run, made.program, mounts, mounts[-1].target, cgroup if cgroup.needed else None,
                                 wired.attach, wired.joined)
         return process.start(launch, on_started,
-                             Output(log, None if started is None else lambda: started(state.id)))
+                             Output(None if log is None else log.write,
+                                    None if started is None else lambda: started(state.id)))
     finally:
         if log is not None:
             log.close()
@@ -246,8 +243,6 @@ def _record_end(remove: bool, directory: Path, state: ContainerState, code: int 
                 warn: Callable[[str], None]) -> None:
     """--rm: remove the container; else record how it ended (``code`` None: it never
     started). What fails here is warned of: the program's code still wins."""
-    from ..containers import state as container
-    from .containers import release
     try:
         if remove:
             release(directory, state)  # one that fails part way stays listed, as dead

@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
+from ..containers.state import find, load, refresh
 from ..errors import ContainerConflict
+from .containers import changing, configured
 from .context import Context
 
 
@@ -17,8 +19,6 @@ def start_container(ctx: Context, key: str, attach: bool, warn: Callable[[str], 
     runs), or attached (``attach``: returns its exit status; ``interactive``: with our stdin,
     if it was made with -i). Other commands on it (a second start, stop, rm) wait until its
     state says running."""
-    from ..containers.state import find, load, refresh
-    from .containers import changing, configured
     from .detach import in_monitor
     from .run import restart_container
     directory, state = find(ctx.root, key)

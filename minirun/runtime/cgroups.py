@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import UsageError
+from . import _libc
 from .devices import DeviceRule, program, v1_lines
 
 ROOT = Path("/sys/fs/cgroup")
@@ -161,7 +162,6 @@ class Cgroup:
             for line in v1_lines(rules):
                 _write(d / "devices.allow", line)
             return
-        from . import _libc
         d = self.dirs["all"]
         fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:

@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from ..errors import UsageError
-from ..mount import Mount, mount
 from . import _libc
 from .channel import FAILED, Channel, failed
+from .mount import Mount, mount
 from .rlimit import short_name
 
 if TYPE_CHECKING:
@@ -275,6 +275,22 @@ class Kernel:
 
     def fork(self) -> int:
         return os.fork()
+
+    def fork_pid1(self) -> int:
+        """fork, the child as PID 1 of a new PID namespace. The parent's later children (nft,
+        when the container's ports go) are in its own namespace again: a child forked into the
+        container's once its PID 1 is gone fails with ENOMEM."""
+        own_pids = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        _libc.unshare(_libc.CLONE_NEWPID)  # for our children only: the next fork is PID 1
+        pid = os.fork()
+        if pid:
+            _libc.setns(own_pids, _libc.CLONE_NEWPID, "/proc/self/ns/pid")
+        os.close(own_pids)
+        return pid
+
+    def add_to_cgroup(self, cgroup: Cgroup, pid: int) -> None:
+        """The parent puts the child in its cgroup (v2: a process cannot move itself cheaply)."""
+        cgroup.add(pid)
 
     def parent_gone(self, fd: int) -> bool:
         """Whether the pipe whose write end the parent holds reads as ended."""

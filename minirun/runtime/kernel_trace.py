@@ -18,8 +18,8 @@ from .kernel import Kernel
 from .rlimit import short_name
 
 if TYPE_CHECKING:
-    from ..mount import Mount
     from .cgroups import Cgroup
+    from .mount import Mount
     from .mounts import Step
 
 _NAMESPACES = {_libc.CLONE_NEWNS: "mount", _libc.CLONE_NEWUTS: "uts (hostname)", _libc.CLONE_NEWIPC: "ipc",

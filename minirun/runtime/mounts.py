@@ -14,8 +14,8 @@ inside the container's root, where its symlinks can only lead to its own files.
 import os
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..mount import Mount
 from . import _libc
+from .mount import Mount
 from .plan import MountEntry, Plan
 
 if TYPE_CHECKING:

@@ -19,11 +19,11 @@ from typing import NamedTuple
 
 from .. import trace
 from ..errors import EXIT_RUN_FAILED, ContainerStartError, MiniRunError, UsageError
-from ..mount import Mount
-from . import _libc, channel, relay
+from . import channel, relay
 from .cgroups import Cgroup
 from .channel import Channel, Message
-from .kernel import close_fds
+from .kernel import Kernel, close_fds
+from .mount import Mount
 from .plan import Plan
 from .setup import Setup, child
 from .signals import FORWARDED, Forwarder
@@ -130,7 +130,8 @@ def _fork_and_follow(launch: Launch, joins: dict[str, int], on_started: Callable
     ours, theirs = channel.pair()
     pipes = stdio_pipes(plan)
     trace.event("container", "fork", "fork the container's process as PID 1 of a new pid namespace")
-    pid = _fork_pid1()
+    k = Kernel()  # the parent's calls go through the seam too (its setup is the child's)
+    pid = k.fork_pid1()
     if pid == 0:
         # Signals for the container (a Ctrl-C reaches the whole process group) wait, blocked,
         # until the setup is done: unblocked just before exec, they act on the container's
@@ -150,7 +151,7 @@ def _fork_and_follow(launch: Launch, joins: dict[str, int], on_started: Callable
         forwarder.target(pid)
         if cgroup is not None and not cgroup.joined_by_child:
             try:
-                cgroup.add(pid)
+                k.add_to_cgroup(cgroup, pid)
             except OSError as e:
                 _kill(pid)
                 raise ContainerStartError(f"joining cgroup: {e.strerror or e}", EXIT_RUN_FAILED) from None
@@ -198,19 +199,6 @@ def _until_exec(ours: Channel, pid: int, attach: Callable[[int], None] | None,
 def _kill(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
-
-
-def _fork_pid1() -> int:
-    """fork, the child as PID 1 of a new PID namespace. The parent's later children (nft, when
-    the container's ports go) are in its own namespace again: a child forked into the
-    container's once its PID 1 is gone fails with ENOMEM."""
-    own_pids = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    _libc.unshare(_libc.CLONE_NEWPID)  # for our children only: the next fork is PID 1
-    pid = os.fork()
-    if pid:
-        _libc.setns(own_pids, _libc.CLONE_NEWPID, "/proc/self/ns/pid")
-    os.close(own_pids)
-    return pid
 
 
 def _create(cgroup: Cgroup) -> None:

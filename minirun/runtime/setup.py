@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .. import trace
 from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, UsageError
-from ..mount import Mount
 from . import _libc, channel, mounts
 from .caps import mask
 from .cgroups import Cgroup, container_view
 from .kernel import Kernel
+from .mount import Mount
 from .plan import NAMESPACE_FLAGS, Plan
 from .user import DEFAULT_PATH, User, resolve_user, with_home
 

@@ -7,6 +7,8 @@ is held and delivered once its PID is known, never lost and never fatal to minir
 import os
 import signal
 
+from ..errors import UsageError
+
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH)
 
@@ -45,7 +47,6 @@ def _forward(pid: int, signum: int) -> None:
 
 def parse(name: str) -> int:
     """A signal as Docker takes it: ``SIGTERM``, ``TERM``, ``term`` or ``15``."""
-    from ..errors import UsageError
     text = name.strip().upper()
     if text.isdigit() and 0 < int(text) < signal.NSIG:
         return int(text)

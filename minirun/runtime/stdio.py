@@ -7,28 +7,26 @@ logged alone when it is detached (run -d: the monitor holds them)."""
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from .. import trace
+from . import relay
 from .plan import Plan
-
-if TYPE_CHECKING:
-    from ..containers.logs import LogWriter
-    from . import relay
 
 
 class Output(NamedTuple):
     """Where the container's output goes besides the caller's stdout and stderr: ``log`` (its
-    log, when it has one); detached (run -d, in the monitor): only there, and ``on_exec`` is
-    told once its program has been exec'd (the CLI then returns)."""
-    log: "LogWriter | None"
+    log's writer, given the stream's name and the bytes, when it has one); detached (run -d, in
+    the monitor): only there, and ``on_exec`` is told once its program has been exec'd (the
+    CLI then returns)."""
+    log: Callable[[str, bytes], None] | None
     on_exec: Callable[[], None] | None = None
 
     def sink(self) -> "relay.Sink | None":
         log = self.log
         if log is None:
             return None
-        return lambda fd, data: log.write("stdout" if fd == 1 else "stderr", data)
+        return lambda fd, data: log("stdout" if fd == 1 else "stderr", data)
 
 
 UNLOGGED = Output(None)
@@ -54,8 +52,8 @@ def stdio_pipes(spec: Plan) -> "relay.Pipes | None":
     if spec.tty:
         # Loaded now, in the parent: the child opens the terminal after pivot_root, where no
         # module of minirun's can be found any more.
+        from . import terminal  # noqa: F401
         return None
-    from . import relay
     return relay.for_container(spec.interactive)
 
 
@@ -73,5 +71,4 @@ def follow(spec: Plan, master: int, pipes: "relay.Pipes | None", output: Output)
             from . import terminal
             terminal.relay(master, spec.interactive, sink)
     if pipes is not None:
-        from . import relay
         relay.copy(pipes, sink, echo=output.on_exec is None)

@@ -23,8 +23,8 @@ from .. import trace
 from ..content.files import atomic_write, file_lock
 from ..content.images import ImageRecord, ImageStore
 from ..errors import BrokenImage, LayerError, ManifestError, StoreError, UsageError
-from ..mount import Mount, mount, unmount
 from ..oci import Descriptor, chain_ids, parse_config
+from ..runtime.mount import Mount, mount, unmount
 
 DRIVERS = ("overlay", "vfs")
 _SHORT = 16

@@ -83,7 +83,7 @@ def test_the_bridge_works_beside_docker_and_firewalld_like_firewalls(host: HostS
         assert "ip filter FORWARD (policy drop)" in wall, wall
         assert "inet fwtest filter_FORWARD (drops or rejects)" in wall, wall
         # The control: without minirun's rules, these firewalls drop the same traffic.
-        close = ("from pathlib import Path; from minirun.runtime import firewall; "
+        close = ("from pathlib import Path; from minirun.runtime.net import firewall; "
                  f"firewall.close(Path('{_record(host)}'))")
         assert subprocess.run(host.nsenter(sys.executable, "-c", close)).returncode == 0  # in the host side's netns
         assert _ours(host) == ""

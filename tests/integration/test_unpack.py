@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from minirun.errors import LayerError
-from minirun.mount import Mount, mount
+from minirun.runtime.mount import Mount, mount
 from minirun.snapshots.rootfs import Snapshotter, mounted, release_container
 from tests.support.layers import GZIP, TAR, ZSTD, E, Layer, listing, make_layer, unpack_stack
 

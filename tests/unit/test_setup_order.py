@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from minirun.mount import Mount
 from minirun.runtime import _libc, channel, mounts, setup
 from minirun.runtime.kernel import Kernel
+from minirun.runtime.mount import Mount
 from minirun.runtime.plan import plan
 from minirun.runtime.syscalls import Syscalls
 from minirun.spec.defaults import INIT_TARGET, MASKED_PATHS

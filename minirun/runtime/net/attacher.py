@@ -12,10 +12,12 @@ import json
 import os
 import signal
 
+from .. import _libc
+from .netconf import Subnet
+
 
 class Attacher:
     def __init__(self) -> None:
-        from .. import _libc
         cmd_r, cmd_w = os.pipe2(os.O_CLOEXEC)
         res_r, res_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
@@ -64,7 +66,6 @@ def _serve(cmd: int, res: int) -> None:
             return  # the run ended before its container started
         data += more
     request = json.loads(data)
-    from .netconf import Subnet
     lease = network.Lease(request["container"], request["address"], Subnet(request["network"], request["prefix"]), ())
     try:
         network.attach(lease, request["pid"])

@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ... import notices
+from ...content.files import file_lock
 from ...errors import EXIT_RUN_FAILED, ContainerStartError, UsageError
+from .. import _libc
+from ..pids import alive, start_time
 from .netconf import BRIDGE, TABLE, PortMapping, Subnet, allocate, bridge_subnet, overlapping_route, ruleset
 
 RUN_DIR = Path("/run/minirun")
@@ -57,12 +60,10 @@ def _nft() -> str | None:
 
 
 def _start_time(pid: int) -> int | None:
-    from ..pids import start_time
     return start_time(pid)
 
 
 def _owner_alive(doc: dict[str, object]) -> bool:
-    from ..pids import alive
     pid, started = doc.get("pid"), doc.get("start")
     return isinstance(pid, int) and isinstance(started, int) and alive(pid, started)
 
@@ -86,7 +87,6 @@ class _Locked:
     """The leases of this network namespace, under its lock: read, reclaimed, changed."""
 
     def __init__(self) -> None:
-        from ...content.files import file_lock
         self.dir = _state_dir()
         self.lock = file_lock(self.dir / "lock", what="another container's network setup")
 
@@ -311,7 +311,6 @@ def remove_unused() -> bool:
 def attach(lease: Lease, pid: int) -> None:
     """The container's veth pair: the host end on the bridge, ``eth0`` in the network
     namespace of ``pid`` with the lease's address and a default route through the bridge."""
-    from .. import _libc
     from .netlink import Netlink
     host_end = _host_end(lease.container)
     nl = Netlink()

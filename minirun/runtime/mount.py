@@ -1,6 +1,6 @@
 """A root filesystem's mounts as data (``Mount``, which the snapshotter returns) and the one
-call that makes each: a leaf, so that the snapshotter (rootfs) and the runtime's kernel seam
-share it without either importing the other."""
+call that makes each: the snapshotter (rootfs, above) hands these to the runtime, whose kernel
+seam makes them; a leaf of the runtime, apart from the container's own mounts (``mounts``)."""
 
 # No postponed annotations in this module: NamedTuple compiles string ones at import, and
 # this is run's start path.
@@ -10,7 +10,7 @@ import contextlib
 import os
 from typing import NamedTuple
 
-from .runtime import _libc
+from . import _libc
 
 _cwd_lock = _thread.allocate_lock()  # chdir is process-wide: one relative-path mount at a time
 
