@@ -4,12 +4,12 @@ Parsing is strict about what minirun relies on (digests, sizes, media types) and
 lenient about the rest, as registries in the wild add fields freely.
 """
 
-import hashlib
 import json
 import os
 import re
 from typing import Any, NamedTuple, TypedDict
 
+from . import sha256
 from .errors import ManifestError, PlatformNotFound, UsageError
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -242,5 +242,5 @@ def chain_ids(diff_ids: list[str] | tuple[str, ...]) -> list[str]:
     """ChainID(L1) = DiffID(L1); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
     out: list[str] = []
     for d in diff_ids:
-        out.append(d if not out else "sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
+        out.append(d if not out else "sha256:" + sha256.hexdigest(f"{out[-1]} {d}".encode()))
     return out

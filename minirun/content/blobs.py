@@ -14,11 +14,11 @@ next pull resumes from them.
 """
 
 
-import hashlib
 import os
 from pathlib import Path
 from typing import IO
 
+from .. import sha256
 from ..errors import BrokenImage, VerificationError
 from .files import atomic_write, fsync_dir, make_private, store_error, wait_for_lock
 
@@ -37,7 +37,7 @@ class Ingest:
         self._lock_path = store.ingest_dir / f"{hexpart}.lock"
         self._lock_fd = -1
         self._file: IO[bytes] | None = None
-        self._hash = hashlib.sha256()
+        self._hash = sha256.stream()
         self.offset = 0
 
     @property
@@ -74,7 +74,7 @@ class Ingest:
         assert self._file is not None
         self._file.seek(0)
         self._file.truncate()
-        self._hash = hashlib.sha256()
+        self._hash = sha256.stream()
         self.offset = 0
 
     def write(self, chunk: bytes) -> None:
@@ -135,7 +135,7 @@ class ContentStore:
             raise BrokenImage(f"reading blob {digest}: not in the store at {self.root}", digest) from None
         except OSError as e:
             raise store_error("reading", self.path(digest), e) from None
-        actual = "sha256:" + hashlib.sha256(data).hexdigest()
+        actual = "sha256:" + sha256.hexdigest(data)
         if actual != digest:
             raise self.damaged(digest, actual)
         return data
@@ -143,7 +143,7 @@ class ContentStore:
     def check_file(self, digest: str) -> None:
         """Hash a (large) stored blob; a damaged one is removed and raised as BrokenImage.
         Layers are checked only when unpacking one failed: their DiffID is checked always."""
-        h = hashlib.sha256()
+        h = sha256.stream()
         try:
             with open(self.path(digest), "rb") as f:
                 while chunk := f.read(1 << 20):
@@ -166,7 +166,7 @@ class ContentStore:
 
     def put(self, digest: str, data: bytes) -> None:
         """Store small content (manifests, configs) already in memory, verified."""
-        actual = "sha256:" + hashlib.sha256(data).hexdigest()
+        actual = "sha256:" + sha256.hexdigest(data)
         if actual != digest:
             raise VerificationError(f"verifying {digest}: content has digest {actual}")
         if not self.has(digest):

@@ -16,7 +16,6 @@ from ..content.files import file_lock
 from ..errors import ContainerConflict, ContainerNotFound, StoreError, UsageError
 from ..runtime import caps
 from ..runtime.cgroups import DEFAULT_PARENT, Cgroup, Limits
-from ..runtime.execute import ExecSpec, exec_in
 from ..runtime.pids import alive
 from ..runtime.plan import plan
 from ..runtime.signals import parse
@@ -230,6 +229,7 @@ def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user
         raise ContainerConflict(f"container {key} is not running")
     if workdir is not None and not workdir.startswith("/"):
         raise UsageError(f'invalid -w "{workdir}": the working directory must be an absolute path')
+    from ..runtime.execute import ExecSpec, exec_in  # (exec only: it loads the terminal's modules)
     spec, settings = configured(ctx, directory)
     made = plan(spec, False, settings.user, f"the configuration of container {key}")
     program = b""

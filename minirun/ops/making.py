@@ -2,38 +2,32 @@
 (what they take from the host taken now), and what the spec builder is given. ``run``
 builds config.json from these; ``upgrade`` does for a container of an older minirun."""
 
-from __future__ import annotations
+# No postponed annotations: NamedTuple compiles string ones at import (run's start path).
 
 import os
-from typing import TYPE_CHECKING, Any, NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from ..containers import logs
+from ..containers.logs import LogOptions
+from ..content.images import ImageRecord
 from ..errors import UsageError
-from ..oci import parse_config
+from ..oci import RunConfig, parse_config
+from ..runargs import RunArgs
 from ..runtime import caps, cgroups, process
+from ..runtime.cgroups import Limits
 from ..runtime.net import netconf
+from ..runtime.net.netconf import Choice
 from ..runtime.seccomp import load
 from ..runtime.seccomp_bpf import go_arch, program_for
 from ..runtime.setup import host_caps
 from ..runtime.signals import parse
 from ..spec import flags as spec
 from ..spec.build import Request
-from ..spec.flags import parse_env_file
+from ..spec.flags import Bind, parse_env_file
 from ..spec.seccomp import DEFAULT_PROFILE, kernel_version, oci_section, parse_security_opts
 from ..spec.settings import Settings
 from .context import Context
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from ..containers.logs import LogOptions
-    from ..content.images import ImageRecord
-    from ..oci import RunConfig
-    from ..runargs import RunArgs
-    from ..runtime.cgroups import Limits
-    from ..runtime.net.netconf import Choice
-    from ..spec.build import Request
-    from ..spec.flags import Bind
 
 
 class Checked(NamedTuple):

@@ -9,13 +9,13 @@ libseccomp is the library runc, crun and Podman compile their filters with (Debi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import sha256
 from ..errors import StoreError, UsageError
 from .seccomp import ACTIONS, GO_ARCH, Filter, to_filter
 
@@ -49,7 +49,7 @@ def program_for(store: Path, section: Mapping[str, Any]) -> bytes:
     from the store's cache, or compiled and cached. A section that cannot be compiled is one
     UsageError."""
     text = json.dumps(section, sort_keys=True, separators=(",", ":")).encode()
-    key = hashlib.sha256(json.dumps([_FORMAT, go_arch(), os.uname().release]).encode() + b"\0" + text).hexdigest()
+    key = sha256.hexdigest(json.dumps([_FORMAT, go_arch(), os.uname().release]).encode() + b"\0" + text)
     cached = store / "seccomp" / f"{key}.bpf"
     try:
         return cached.read_bytes()

@@ -7,20 +7,17 @@ the Request and one option (``--device``: a ``with_devices`` line and a field). 
 ``exec`` and ``inspect`` read the saved document; none of them reads a flag again.
 """
 
-from __future__ import annotations
+# No postponed annotations: NamedTuple compiles string ones at import (run's start path).
 
-import copy
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
+from ..oci import RunConfig
 from ..runtime.caps import NAMES
+from ..runtime.cgroups import Limits
 from . import defaults
 from .flags import Bind, command, environment, working_dir
 from .settings import Settings, to_annotations
-
-if TYPE_CHECKING:
-    from ..oci import RunConfig
-    from ..runtime.cgroups import Limits
 
 Spec = dict[str, Any]
 
@@ -96,7 +93,7 @@ def with_root(spec: Spec, r: Request) -> None:
 def with_mounts(spec: Spec, r: Request) -> None:
     """Docker's order: the container's own filesystems, the /etc files, the init, volumes,
     tmpfs. Binds are rbind and rprivate, read-only where asked (the /etc files with the root)."""
-    mounts = [copy.deepcopy(m) for m in defaults.MOUNTS]
+    mounts = [{**m, "options": list(m["options"])} for m in defaults.MOUNTS]  # copies: the defaults stay
     for target, source in sorted(r.etc.items()):
         mounts.append(_bind(source, target, r.read_only))
     if r.init:

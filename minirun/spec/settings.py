@@ -3,7 +3,7 @@ published ports, its log, how it is stopped, and some flags as they were typed (
 ``inspect``). Kept in config.json's ``annotations`` under ``io.minirun.``, each value a string
 as the spec requires (JSON for lists), and read back typed (pure)."""
 
-from __future__ import annotations
+# No postponed annotations: NamedTuple compiles string ones at import (run's start path).
 
 import json
 from collections.abc import Mapping
