@@ -135,5 +135,15 @@ def file_lock(path: Path, shared: bool = False, what: str = "", directory: bool 
         os.close(fd)
 
 
+def text_or_empty(path: str) -> str:
+    """A host file's text, or "" when it cannot be read (a missing /etc/hosts, an old kernel's
+    /proc file): for what has a sensible default."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())  # as datetime's isoformat in UTC

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..containers.state import find
+from ..content.files import text_or_empty
 from ..errors import ContainerConflict
 from ..runtime.net import netconf
 from ..runtime.pids import alive
@@ -33,14 +34,6 @@ class Wired(NamedTuple):
     joined: dict[str, int] | None = None
 
 
-def _host_text(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
 def helper_for(mode: str) -> Attacher | None:
     """For a container on the bridge, the helper that attaches it, started now so that it has
     loaded its netlink messages by the time the container needs them (see runtime.net.attacher)."""
@@ -55,14 +48,14 @@ def wire(root: Path, choice: Choice, cid: str, hostname: str, config: RunConfig,
     """Reserve what the container's network needs (bridge: an address, published ports);
     ``unwire`` gives it back. ``helper`` (``helper_for``) attaches a bridged container."""
     etc = {"/etc/hostname": hostname + "\n"}
-    host_resolv = _host_text("/etc/resolv.conf")
+    host_resolv = text_or_empty("/etc/resolv.conf")
     if choice.mode == "host":  # the host's own files, as Docker
-        etc.update({"/etc/hosts": _host_text("/etc/hosts"), "/etc/resolv.conf": host_resolv})
+        etc.update({"/etc/hosts": text_or_empty("/etc/hosts"), "/etc/resolv.conf": host_resolv})
         return Wired(etc, None, [], network_path=None)
     if choice.mode.startswith("container:"):
         fd, pid, other = _joined(root, choice.mode.partition(":")[2])
-        etc.update({"/etc/hosts": _host_text(str(other / "hosts")),
-                    "/etc/resolv.conf": _host_text(str(other / "resolv.conf"))})
+        etc.update({"/etc/hosts": text_or_empty(str(other / "hosts")),
+                    "/etc/resolv.conf": text_or_empty(str(other / "resolv.conf"))})
         return Wired(etc, None, [], network_path=f"/proc/{pid}/ns/net", joined={"network": fd})
     etc["/etc/resolv.conf"] = netconf.resolv_conf(host_resolv, choice.dns, choice.dns_search, choice.dns_option)
     lease: Lease | None = None

@@ -16,6 +16,7 @@ import signal
 from typing import TYPE_CHECKING, NamedTuple
 
 from .. import trace
+from ..content.files import text_or_empty
 from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, UsageError
 from . import _libc, channel, mounts
 from .caps import mask
@@ -39,18 +40,10 @@ class HostCaps(NamedTuple):
 
 def host_caps() -> HostCaps:
     held = 0
-    for line in _read("/proc/self/status").splitlines():
+    for line in text_or_empty("/proc/self/status").splitlines():
         if line.startswith("CapPrm:"):
             held = int(line.split()[1], 16)
-    return HostCaps(int(_read("/proc/sys/kernel/cap_last_cap") or "40"), held)
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
+    return HostCaps(int(text_or_empty("/proc/sys/kernel/cap_last_cap") or "40"), held)
 
 
 def _isolate(k: "Syscalls", s: "Setup", step: mounts.Step) -> None:
@@ -178,7 +171,7 @@ def setup_and_exec(k: "Syscalls", s: Setup, step: mounts.Step) -> None:
     (in ``enter_root``) before the first container path is looked up."""
     plan = s.plan
     host = host_caps()
-    cgroup_view = container_view(s.cgroup, _read("/proc/self/mountinfo"))  # the host's hierarchies
+    cgroup_view = container_view(s.cgroup, text_or_empty("/proc/self/mountinfo"))  # the host's hierarchies
     _isolate(k, s, step)
     mounts.enter_root(k, plan, s.rootfs_mounts, s.rootfs, step, cgroup_view)
     step.name = "setting the hostname"
