@@ -9,7 +9,9 @@ CLI waits only until the program has been exec'd, or has failed to start, and sa
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -47,10 +49,16 @@ def in_monitor(work: Callable[[Callable[[str], None]], int]) -> str:
         ours.close()
         os._exit(_monitor(work, theirs))
     theirs.close()
+    # The container may exist already: a signal to the CLI now (Ctrl-C, the terminal closed)
+    # must not end the CLI before it can say what became of it. The monitor, in a session of
+    # its own, never sees these.
+    held = {s: signal.signal(s, _ignore) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)}
     try:
         answer = ours.receive()
     finally:
         ours.close()
+        for s, handler in held.items():
+            signal.signal(s, handler)
     if answer is not None and answer.kind == channel.STARTED:
         return answer.body.decode()
     if answer is not None and answer.kind == channel.FAILED:
@@ -58,6 +66,10 @@ def in_monitor(work: Callable[[Callable[[str], None]], int]) -> str:
         raise ContainerStartError(message, code)
     os.waitpid(pid, 0)
     raise ContainerStartError("the container's monitor ended before the program started", EXIT_RUN_FAILED)
+
+
+def _ignore(_signum: int, _frame: object) -> None:
+    """Held, not acted on (the wait for the monitor's answer goes on)."""
 
 
 def _monitor(work: Callable[[Callable[[str], None]], int], report: Channel) -> int:
@@ -88,7 +100,8 @@ def _monitor(work: Callable[[Callable[[str], None]], int], report: Channel) -> i
             if trace.active():  # the CLI returns now: its stderr hears no more
                 os.close(trace.descriptor())
                 trace.install(None)
-            report.send(kind, body)
+            with contextlib.suppress(OSError):  # the CLI is gone (killed): nobody to tell, the container goes on
+                report.send(kind, body)
             report.close()
 
     def started(cid: str) -> None:

@@ -22,6 +22,7 @@ from ..runtime import cgroups, process
 from ..runtime.net import netconf
 from ..runtime.plan import plan
 from ..runtime.seccomp_bpf import program_for
+from ..runtime.signals import Forwarder
 from ..runtime.stdio import Output
 from ..snapshots.rootfs import ensure_image
 from ..spec.build import build
@@ -123,7 +124,7 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
         hostname = a.hostname or cid[:12]
         settings = flags.settings._replace(stop_signal=stop_signal_of(a, config),
                                            user=a.user if a.user is not None else config.get("User", ""))
-        wired = None
+        wired, holder = None, None
         made: list[dict[str, Any]] = []
         try:
             wired = wire(ctx.root, flags.network, cid, hostname, config, helper)
@@ -135,15 +136,21 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
 
             new = container.ContainerState(cid, a.name or "", a.image, list(argv), "", record.reference, chains,
                                            address=wired.address, ports=wired.ports)
+            # From the container's making on, a Ctrl-C or SIGTERM is the container's (held until
+            # its process exists, then forwarded), never the end of this command with a
+            # container left behind.
+            holder = Forwarder()
             state, directory = container.create(ctx.root, new, wired.etc, spec_for)
         except BaseException:
+            if holder is not None:
+                holder.restore()
             unwire(cid, wired)
             raise
     trace.event("container", "create", f"container {cid} created in {directory}, its config.json (an OCI "
                 "runtime spec) written"
                 + (f", named {a.name}" if a.name else "") + f"; hostname {hostname}", container=cid,
                 directory=str(directory))
-    return _run_created(ctx, a.rm, Made(made[0], settings, flags.program, flags.log, a.interactive),
+    return _run_created(ctx, a.rm, Made(made[0], settings, flags.program, flags.log, a.interactive, holder),
                         state, directory, wired, warn, started)
 
 
@@ -155,6 +162,7 @@ class Made(NamedTuple):
     program: bytes
     log: LogOptions | None
     interactive: bool
+    signals: Forwarder      # installed when it was made (or made ready to start): restored at its end
 
 
 def _run_created(ctx: Context, remove: bool, made: Made, state: ContainerState, directory: Path, wired: Wired,
@@ -168,8 +176,11 @@ def _run_created(ctx: Context, remove: bool, made: Made, state: ContainerState, 
         code = e.code
         raise
     finally:
-        unwire(state.id, wired)
-        _record_end(remove, directory, state, code, warn)
+        try:
+            unwire(state.id, wired)
+            _record_end(remove, directory, state, code, warn)
+        finally:
+            made.signals.restore()
 
 
 def restart_container(ctx: Context, directory: Path, state: ContainerState, spec: dict[str, Any],
@@ -189,10 +200,10 @@ def restart_container(ctx: Context, directory: Path, state: ContainerState, spec
     program = b""
     if spec["linux"].get("seccomp") is not None:
         program = program_for(ctx.root, spec["linux"]["seccomp"])
-    made = Made(spec, settings, program, log_options(settings.log_driver, settings.log_opt),
-                interactive and settings.interactive)
+    log = log_options(settings.log_driver, settings.log_opt)
     with ctx.images.pulling():
         wired = None
+        made = Made(spec, settings, program, log, interactive and settings.interactive, Forwarder())
         try:
             wired = wire(ctx.root, choice, state.id, str(spec.get("hostname") or state.id[:12]),
                          image_config(ctx, record))
@@ -200,6 +211,7 @@ def restart_container(ctx: Context, directory: Path, state: ContainerState, spec
             state = state.restarted(wired.address, wired.ports)
             container.save(directory, state)
         except BaseException:
+            made.signals.restore()
             unwire(state.id, wired)
             raise
     return _run_created(ctx, False, made, state, directory, wired, warn, started, running)
@@ -233,7 +245,7 @@ def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wir
                                 wired.attach, wired.joined)
         return process.start(launch, on_started,
                              Output(None if log is None else log.write,
-                                    None if started is None else lambda: started(state.id)))
+                                    None if started is None else lambda: started(state.id)), made.signals)
     finally:
         if log is not None:
             log.close()

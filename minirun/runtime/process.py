@@ -61,15 +61,19 @@ class Launch(NamedTuple):
     joined: Mapping[str, int] | None = None  # namespaces the caller opened already (type -> fd; its to close)
 
 
-def start(launch: Launch, on_started: Callable[[int], None] | None = None, output: Output = UNLOGGED) -> int:
+def start(launch: Launch, on_started: Callable[[int], None] | None = None, output: Output = UNLOGGED,
+          forwarder: Forwarder | None = None) -> int:
     """Run the container's process to its end; returns Docker's exit code for it.
 
     Its cgroup (device policy and limits) is created here before the process starts and
     removed after it ended; the namespaces it joins are opened here, on the host, first.
+    ``forwarder``: the caller's, installed when the container was made (it restores it);
+    else one of its own, from here on.
     """
     # First of all: from here on a signal to minirun (Ctrl-C) is held for the container, and
     # whatever happens the handlers are restored and the cgroup removed.
-    forwarder = Forwarder()
+    own = forwarder is None
+    forwarder = forwarder or Forwarder()
     cgroup = launch.cgroup
     joins: dict[str, int] = {}
     try:
@@ -80,7 +84,9 @@ def start(launch: Launch, on_started: Callable[[int], None] | None = None, outpu
                         dirs=[str(d) for d in cgroup.dirs.values()])
         report, code = _fork_and_follow(launch, {**joins, **(launch.joined or {})}, on_started, forwarder, output)
     finally:
-        forwarder.restore()
+        forwarder.end()
+        if own:
+            forwarder.restore()
         close_fds(*joins.values())
         if cgroup is not None:
             cgroup.remove()

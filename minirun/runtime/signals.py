@@ -18,14 +18,21 @@ class Forwarder:
 
     def __init__(self) -> None:
         self.pid = 0
+        self.ended = False
         self.pending: list[int] = []
         self.previous = {s: signal.signal(s, self._handle) for s in FORWARDED}
 
     def _handle(self, signum: int, _frame: object) -> None:
+        if self.ended:
+            return  # its process was reaped (its PID may be another's now): nothing to forward to
         if self.pid:
             _forward(self.pid, signum)
         else:
             self.pending.append(signum)
+
+    def end(self) -> None:
+        """The process was reaped: what comes now is held until ``restore``, and dropped."""
+        self.ended = True
 
     def target(self, pid: int) -> None:
         self.pid = pid

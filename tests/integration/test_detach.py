@@ -274,6 +274,57 @@ def test_inspect_and_ps_filters(mr: Minirun) -> None:
     assert mr("rm", "-f", "probe1", "done1").returncode == 0
 
 
+def _created(mr: Minirun, name: str, seconds: float = 20) -> Path:
+    """The directory of container ``name`` as soon as its state exists (polled every 0.5 ms)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for d in (mr.root / "containers").glob("*/state.json") if (mr.root / "containers").is_dir() else ():
+            try:
+                if json.loads(d.read_text())["name"] == name:
+                    return d.parent
+            except (OSError, ValueError):
+                continue
+        time.sleep(0.0005)
+    raise AssertionError(f"container {name} was never created")
+
+
+def test_the_cli_ended_after_creation_leaves_the_container_running(mr: Minirun) -> None:
+    """Issue 25, defect 1: once the container exists, nothing that happens to the CLI ends it
+    (its monitor told a CLI that was gone, EPIPE, and recorded 125). A SIGINT or SIGHUP the
+    CLI outlives: it still says what became of the container (its ID)."""
+    assert mr("pull", "-q", "busybox").returncode == 0
+    for sig in (signal.SIGKILL, signal.SIGHUP, signal.SIGINT):
+        name = f"survivor{int(sig)}"
+        p = mr.popen("run", "-d", "--name", name, "busybox", "sleep", "1000")
+        directory = _created(mr, name)
+        os.kill(p.pid, sig)
+        out, err = p.communicate(timeout=30)
+        time.sleep(0.5)
+        state = _state(mr, directory.name)
+        assert state["status"] == "running" and os.path.exists(f"/proc/{state['pid']}"), (sig, state, err)
+        if sig != signal.SIGKILL:  # handled: the CLI waited for the start and says it as ever
+            assert (p.returncode, out.strip(), err) == (0, directory.name, ""), (sig, p.returncode, out, err)
+        assert mr("rm", "-f", name).returncode == 0
+
+
+def test_a_ctrl_c_once_the_container_exists_is_the_containers(mr: Minirun) -> None:
+    """Issue 25, defect 1 (the foreground part): a SIGINT to the command's process group the
+    moment the container exists (before its process does) is held for the program, which as
+    PID 1 without a handler ignores it: the run ends as the program does, never "interrupted"
+    with a container left behind."""
+    assert mr("pull", "-q", "busybox").returncode == 0
+    for i in range(8):
+        name = f"held{i}"
+        p = subprocess.Popen(mr.argv("run", "--rm", "--name", name, "busybox", "sh", "-c", "sleep 0.2; exit 3"),
+                             env=mr.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             process_group=0)
+        _created(mr, name)
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+        assert (p.returncode, err) == (3, ""), (i, p.returncode, err)
+    assert mr("ps", "-aq").stdout == ""
+
+
 def test_start_again_keeps_the_files(mr: Minirun) -> None:
     assert mr("pull", "-q", "busybox").returncode == 0
     script = "echo run >> /count; wc -l < /count; exit 3"
