@@ -20,10 +20,11 @@ def start_time(pid: int) -> int | None:
 
 
 def alive(pid: int | None, started: int | None) -> bool:
-    """``pid`` still names the process that had it when it ``started`` (a state written before
-    start times were recorded has none: then any process with that PID counts), and it has
-    not ended (a zombie, not yet reaped by a stopped parent, has)."""
-    if not pid:
+    """``pid`` still names the process that had it when it ``started``, and it has not ended (a
+    zombie, not yet reaped by a stopped parent, has). A PID without its start time (a state
+    written before start times were recorded, or damaged) names nobody: whatever has that PID
+    now is never taken for it, never signalled."""
+    if not pid or started is None:
         return False
     found = _stat(pid)
-    return found is not None and found[0] not in (b"Z", b"X") and (started is None or found[1] == started)
+    return found is not None and found[0] not in (b"Z", b"X") and found[1] == started

@@ -325,6 +325,27 @@ def test_a_ctrl_c_once_the_container_exists_is_the_containers(mr: Minirun) -> No
     assert mr("ps", "-aq").stdout == ""
 
 
+def test_a_pid_without_its_start_time_is_nobody(mr: Minirun) -> None:
+    """Issue 25, defect 12: a state whose PIDs have no start times (written before they were
+    recorded, or damaged) is never trusted: not shown as running, and rm -f signals nobody,
+    whatever process has that PID now."""
+    assert mr("pull", "-q", "busybox").returncode == 0
+    assert mr("run", "--name", "old", "busybox", "true").returncode == 0
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        directory = _created(mr, "old")
+        state = _state(mr, directory.name)
+        state.update(status="running", pid=stranger.pid, pid_start=None, monitor=stranger.pid, monitor_start=None)
+        (directory / "state.json").write_text(json.dumps(state))
+        assert "Up" not in mr("ps", "-a", "--filter", "name=old").stdout
+        assert mr("rm", "-f", "old").returncode == 0
+        time.sleep(0.2)
+        assert stranger.poll() is None  # still alive: never taken for the container
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
 def test_start_again_keeps_the_files(mr: Minirun) -> None:
     assert mr("pull", "-q", "busybox").returncode == 0
     script = "echo run >> /count; wc -l < /count; exit 3"
