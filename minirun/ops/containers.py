@@ -185,8 +185,13 @@ def stop_container(ctx: Context, key: str, timeout: float | None = None, signum:
         _stop_running(ctx, key, directory, seconds if seconds >= 0 else float("inf"), signum)
 
 
+KILL_WAIT = 10.0  # seconds stop waits after SIGKILL for the monitor to record the end
+
+
 def _stop_running(ctx: Context, key: str, directory: Path, timeout: float, signum: int) -> None:
-    for sig, seconds in ((signum, timeout), (signal.SIGKILL, 10.0)):
+    """The stop signal, then SIGKILL; an error when no end was recorded even then (its monitor
+    stopped or hung): stop never says a container stopped that it did not see stop."""
+    for sig, seconds in ((signum, timeout), (signal.SIGKILL, KILL_WAIT)):
         with contextlib.suppress(ContainerConflict):
             kill_container(ctx, key, sig)
         deadline = time.monotonic() + seconds
@@ -194,6 +199,9 @@ def _stop_running(ctx: Context, key: str, directory: Path, timeout: float, signu
             time.sleep(0.05)
         if not is_running(directory):
             return
+    state = load(directory)
+    raise ContainerConflict(f"stopping container {key}: still running {KILL_WAIT:.0f} s after SIGKILL: its "
+                            f"monitor (PID {state.monitor}) has not recorded its end")
 
 
 def wait_container(ctx: Context, key: str) -> int:

@@ -346,6 +346,22 @@ def test_a_pid_without_its_start_time_is_nobody(mr: Minirun) -> None:
         stranger.wait()
 
 
+def test_stop_says_when_it_saw_no_end(mr: Minirun) -> None:
+    """Issue 25, defect 5: with its monitor stopped (SIGSTOP), no end is recorded even after
+    SIGKILL: stop fails with a line saying so (it printed the name and exited 0)."""
+    assert mr("pull", "-q", "busybox").returncode == 0
+    cid = _detach(mr, "--name", "frozen", "busybox", "sleep", "1000")
+    monitor = int(str(_state(mr, cid)["monitor"]))
+    os.kill(monitor, signal.SIGSTOP)
+    try:
+        r = mr("stop", "-t", "1", "frozen")
+        assert (r.returncode, r.stdout) == (1, ""), r
+        assert "still running" in r.stderr and "has not recorded its end" in r.stderr, r
+    finally:
+        os.kill(monitor, signal.SIGCONT)
+    assert mr("rm", "-f", "frozen").returncode == 0
+
+
 def test_start_again_keeps_the_files(mr: Minirun) -> None:
     assert mr("pull", "-q", "busybox").returncode == 0
     script = "echo run >> /count; wc -l < /count; exit 3"
