@@ -116,6 +116,14 @@ def _each(keys: list[str], act: Callable[[str], None]) -> None:
         raise typer.Exit(1)
 
 
+def _check_time(seconds: float | None) -> None:
+    """-t: seconds, a number (nan and inf are not; negative: no SIGKILL)."""
+    import math
+    if seconds is not None and not math.isfinite(seconds):
+        from ..errors import UsageError
+        raise UsageError(f'invalid --time "{seconds}": expected seconds (negative: no SIGKILL)')
+
+
 def stop_cmd(
     tctx: typer.Context,
     containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
@@ -126,6 +134,7 @@ def stop_cmd(
 ) -> None:
     """Stop running containers: a signal (SIGTERM), then SIGKILL after a timeout."""
     from ..runtime.signals import parse
+    _check_time(time)
     ctx, signum = context_of(tctx), None if signal_name is None else parse(signal_name)
     _each(containers, lambda key: ops.stop_container(ctx, key, time, signum))
 
@@ -254,6 +263,7 @@ def restart_cmd(
         "--time", "-t", help="Seconds before SIGKILL (default: its --stop-timeout, 10).")] = None,
 ) -> None:
     """Stop containers (if running) and start them again, in a monitor."""
+    _check_time(time)
     ctx = context_of(tctx)
 
     def restart(key: str) -> None:

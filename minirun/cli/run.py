@@ -9,6 +9,7 @@ to stderr before the program speaks; stdout is the program's alone.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -67,6 +68,9 @@ def run(words: list[str], ctx: Context) -> int:
     if args.help:
         sys.stdout.write(runargs.help_text())
         return 0
+    if args.tty and args.interactive and not os.isatty(0):
+        err("the input device is not a TTY")  # Docker's words, and its exit code
+        return 1
     if args.explain is not None:
         from .explain import start
         start(args.explain)

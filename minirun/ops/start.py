@@ -27,7 +27,9 @@ def start_container(ctx: Context, key: str, attach: bool, warn: Callable[[str], 
         held.enter_context(changing(directory, key))
         state = refresh(load(directory))  # a container whose monitor died is exited
         if state.status == "running":
-            raise ContainerConflict(f"container {key} is already running")
+            if attach:  # minirun has no attach to a running container's streams
+                raise ContainerConflict(f"container {key} is already running: start -a cannot attach to it")
+            return None  # as Docker: starting a running container is done already
         if attach:
             return restart_container(ctx, directory, state, spec, interactive, warn, None, held.close)
         in_monitor(lambda started: restart_container(ctx, directory, state, spec, False, lambda _: None, started))

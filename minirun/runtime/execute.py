@@ -230,7 +230,7 @@ def _inside(k: "Syscalls", spec: ExecSpec, j: _Joining, alive: int) -> NoReturn:
         k.prctl(_libc.PR_SET_PDEATHSIG, 0)  # the program outlives an ended exec, as Docker's
         k.exec(spec.argv[0], list(spec.argv), env, search=True)
     except BaseException as e:  # noqa: BLE001 - nothing here may return into the caller's code
-        k.report(*failure(step, e, spec.argv[0], cwd_code=EXIT_CANNOT_EXEC))
+        k.report(*failure(step, e, spec.argv[0], cwd_code=EXIT_CANNOT_EXEC, missing_code=EXIT_CANNOT_EXEC))
     k.exit(EXIT_RUN_FAILED)  # not reached
 
 

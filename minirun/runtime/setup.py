@@ -208,10 +208,11 @@ def setup_and_exec(k: "Syscalls", s: Setup, step: mounts.Step) -> None:
     k.exec(plan.argv[0], list(plan.argv), env, search=not plan.init)
 
 
-def failure(step: str, e: BaseException, argv0: str, cwd_code: int = EXIT_RUN_FAILED) -> tuple[int, str]:
+def failure(step: str, e: BaseException, argv0: str, cwd_code: int = EXIT_RUN_FAILED,
+            missing_code: int = EXIT_NOT_FOUND) -> tuple[int, str]:
     """docker run's (and exec's) exit code and line for a setup that failed at ``step``: 127
-    when the program is not found, 126 when it cannot be run (or, for exec, its working
-    directory entered: ``cwd_code``), 125 for the rest."""
+    when the program is not found (``missing_code``: docker exec says 126), 126 when it cannot
+    be run (or, for exec, its working directory entered: ``cwd_code``), 125 for the rest."""
     if isinstance(e, UsageError):
         return EXIT_RUN_FAILED, str(e)
     if not isinstance(e, OSError):
@@ -219,7 +220,7 @@ def failure(step: str, e: BaseException, argv0: str, cwd_code: int = EXIT_RUN_FA
     if step != "exec":
         return cwd_code if step.startswith("working directory") else EXIT_RUN_FAILED, f"{step}: {e.strerror or e}"
     if e.errno in (errno.ENOENT, errno.ENOTDIR):
-        return EXIT_NOT_FOUND, f'exec: "{argv0}": executable file not found in $PATH'
+        return missing_code, f'exec: "{argv0}": executable file not found in $PATH'
     return EXIT_CANNOT_EXEC, f'exec: "{argv0}": {e.strerror}'
 
 

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 from ..errors import UsageError
 
+MAX_ID = 2**31 - 1  # as Docker (runc) allows them
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -47,6 +48,8 @@ def resolve_user(spec: str, passwd: str, group: str) -> User:
             raise UsageError(f"unable to find group {group_part}: no matching entries in group file")
     if gid < 0:
         gid = 0
+    if max(uid, gid) > MAX_ID:
+        raise UsageError(f"invalid user {spec}: uids and gids must be in range 0-{MAX_ID}")
     # As Docker 20.10 (runc) sets them: the group asked for alone, else the primary group and
     # every group that lists the user (tests/unit/test_spec.py has Docker's answers).
     members = set() if group_part else {int(g[2]) for g in groups

@@ -49,6 +49,22 @@ def test_exit_codes(mr: Minirun) -> None:
     assert (r.returncode, r.stdout) == (125, "") and "must be an absolute path" in r.stderr
 
 
+def test_docker_codes_and_lines_where_they_differed(mr: Minirun) -> None:
+    """Issue 25, defect 10 (those of it that are run's, stop's and exec's): -it without a
+    terminal, a uid out of range, stop -t that is no number of seconds; exec's missing command
+    is in test_detach (126 as docker exec), start of a running container there too."""
+    assert sh(mr, "true").returncode == 0
+    r = subprocess.run(mr.argv("run", "--rm", "-it", "busybox", "true"), env=mr.env(), input="x",
+                       capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "minirun: the input device is not a TTY\n"), r
+    r = mr("run", "--rm", "-u", "99999999999", "busybox", "true")
+    assert r.returncode == 125 and "uids and gids must be in range 0-2147483647" in r.stderr, r
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    for bad in ("nan", "1e999", "inf"):
+        r = mr("stop", "-t", bad, "nosuch")
+        assert r.returncode == 2 and "invalid --time" in r.stderr, (bad, r)
+
+
 def test_killed_by_a_signal_is_128_plus_n(mr: Minirun) -> None:
     assert sh(mr, "true").returncode == 0  # pull first
     p = mr.popen("run", "--rm", "busybox", "sleep", "30")
