@@ -96,7 +96,11 @@ def run(words: list[str], ctx: Context) -> int:
             from ..ops.detach import run_detached
             line(run_detached(ctx, args, flags, record, repair))
             return 0
-        return run_container(ctx, args, flags, record, err, repair, helper)
+        try:
+            return run_container(ctx, args, flags, record, err, repair, helper)
+        except OutputError as e:  # the program ran; its output could not be written: Docker says 1
+            err(str(e))
+            return 1
     finally:
         if helper is not None:
             helper.close()

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .. import trace
 from ..containers import state as container
 from ..containers.logs import LogWriter
-from ..errors import EXIT_RUN_FAILED, BrokenImage, ContainerStartError, ImageNotKnown, PlatformNotFound, StoreError
+from ..errors import (
+    EXIT_RUN_FAILED,
+    BrokenImage,
+    ContainerStartError,
+    ImageNotKnown,
+    OutputError,
+    PlatformNotFound,
+    StoreError,
+)
 from ..remote import reference
 from ..runtime import cgroups, process
 from ..runtime.net import netconf
@@ -169,9 +177,9 @@ def _run_created(ctx: Context, remove: bool, made: Made, state: ContainerState, 
                  warn: Callable[[str], None], started: Callable[[str], None] | None,
                  running: Callable[[], None] | None = None) -> int:
     code: int | None = None
+    troubles: list[OSError] = []
     try:
-        code = _start(ctx, made, state, directory, wired, started, running)
-        return code
+        code = _start(ctx, made, state, directory, wired, started, running, troubles)
     except ContainerStartError as e:
         code = e.code
         raise
@@ -181,6 +189,9 @@ def _run_created(ctx: Context, remove: bool, made: Made, state: ContainerState, 
             _record_end(remove, directory, state, code, warn)
         finally:
             made.signals.restore()
+    if troubles:  # its output could not be written (a full disk): said, and exit 1, as Docker
+        raise OutputError(troubles[0].strerror or str(troubles[0]))
+    return code
 
 
 def restart_container(ctx: Context, directory: Path, state: ContainerState, spec: dict[str, Any],
@@ -218,7 +229,8 @@ def restart_container(ctx: Context, directory: Path, state: ContainerState, spec
 
 
 def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wired: Wired,
-           started: Callable[[str], None] | None, running: Callable[[], None] | None) -> int:
+           started: Callable[[str], None] | None, running: Callable[[], None] | None,
+           troubles: list[OSError]) -> int:
     """The container's process, from its config.json and root filesystem to its exit status
     (its state saved as running once it has started)."""
     snap = ctx.snapshots
@@ -245,7 +257,8 @@ def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wir
                                 wired.attach, wired.joined)
         return process.start(launch, on_started,
                              Output(None if log is None else log.write,
-                                    None if started is None else lambda: started(state.id)), made.signals)
+                                    None if started is None else lambda: started(state.id), troubles),
+                             made.signals)
     finally:
         if log is not None:
             log.close()

@@ -126,13 +126,15 @@ class _Input:
             self.end, self.pending = None, b""
 
 
-def copy(pipes: Pipes, log: Sink | None = None, echo: bool = True, until: int = -1) -> None:
+def copy(pipes: Pipes, log: Sink | None = None, echo: bool = True, until: int = -1) -> OSError | None:
     """Copy until the container has closed its stdout and stderr (it has ended, or closed them),
     or, with ``until`` (a pidfd), once that process has exited and what it wrote is read: to our
     own stdout and stderr (``echo``) and to ``log``.
 
     Where our stdout or stderr is a closed pipe (``| head -1``), the container's pipe is closed
-    too: its next write fails with EPIPE, as it would writing to that pipe itself."""
+    too: its next write fails with EPIPE, as it would writing to that pipe itself. Where it
+    fails otherwise (a full disk, ``>/dev/full``), the container runs on and is logged, and the
+    first such failure is returned: the caller says it and exits 1, as Docker does."""
     outputs = {end: fd for fd, end in pipes.ours.items() if fd != 0}
     spliced = set(outputs) if log is None and echo else set()
     # Where nothing is logged, the caller's pipes as large as ours: fewer wake-ups (2x the
@@ -140,6 +142,7 @@ def copy(pipes: Pipes, log: Sink | None = None, echo: bool = True, until: int = 
     for fd in list(pipes.ours) if spliced else []:
         _grow(fd)
     stdin = _Input(pipes.ours[0]) if 0 in pipes.ours else None
+    failures: list[OSError] = []
     while outputs:
         waits = [until] if until >= 0 else []
         readers = list(outputs) + waits + (stdin.readers() if stdin else [])
@@ -147,20 +150,21 @@ def copy(pipes: Pipes, log: Sink | None = None, echo: bool = True, until: int = 
         if stdin is not None:
             stdin.step(0 in ready, bool(writable))
         for end in [e for e in ready if e in outputs]:
-            if not _move(end, outputs[end], spliced, log, echo):
+            if not _move(end, outputs[end], spliced, log, echo, failures):
                 os.close(end)
                 del outputs[end]
                 spliced.discard(end)
         if until >= 0 and until in ready:
-            _drain(outputs, log, echo)
+            _drain(outputs, log, echo, failures)
             break
     if stdin is not None:
         stdin.close()
     if until >= 0:
         os.close(until)
+    return failures[0] if failures else None
 
 
-def _move(end: int, fd: int, spliced: set[int], log: Sink | None, echo: bool) -> bool:
+def _move(end: int, fd: int, spliced: set[int], log: Sink | None, echo: bool, failures: list[OSError]) -> bool:
     """One read's worth from the container's ``end`` to our ``fd`` (and the log); False once
     that stream is over (ended, or nobody reads ours any more). ``end`` in ``spliced``: by
     splice, until our ``fd`` turns out not to take it (a terminal, a file open for append)."""
@@ -174,16 +178,16 @@ def _move(end: int, fd: int, spliced: set[int], log: Sink | None, echo: bool) ->
     data = os.read(end, CHUNK)
     if data and log is not None:
         log(fd, data)
-    return bool(data) and (not echo or _echo(fd, data))
+    return bool(data) and (not echo or _echo(fd, data, failures))
 
 
-def _drain(outputs: dict[int, int], log: Sink | None, echo: bool) -> None:
+def _drain(outputs: dict[int, int], log: Sink | None, echo: bool, failures: list[OSError]) -> None:
     """The process has exited: what is left in its pipes, without waiting for what a process
     it left behind may still write."""
     for end, fd in outputs.items():
         os.set_blocking(end, False)
         try:
-            while _move(end, fd, set(), log, echo):
+            while _move(end, fd, set(), log, echo, failures):
                 pass
         except BlockingIOError:
             pass
@@ -191,13 +195,18 @@ def _drain(outputs: dict[int, int], log: Sink | None, echo: bool) -> None:
     outputs.clear()
 
 
-def _echo(fd: int, data: bytes) -> bool:
+def _echo(fd: int, data: bytes, failures: list[OSError]) -> bool:
     """``data`` to our ``fd``; False when that is a pipe nobody reads any more. Other failures
-    (our terminal gone) are passed over: the container runs on, and is logged."""
+    (a full disk, our terminal gone) are noted and passed over: the container runs on, and is
+    logged; the caller says the first."""
     try:
         write_all(fd, data)
     except BrokenPipeError:
         return False
-    except OSError:
-        pass
+    except OSError as e:
+        failures.append(OSError(e.errno, f"writing the container's output to {_NAMES.get(fd, fd)}: "
+                                         f"{e.strerror}"))
     return True
+
+
+_NAMES = {1: "stdout", 2: "stderr"}

@@ -21,6 +21,7 @@ class Output(NamedTuple):
     CLI then returns)."""
     log: Callable[[str, bytes], None] | None
     on_exec: Callable[[], None] | None = None
+    troubles: list[OSError] | None = None   # where a failure to write our stdout or stderr is noted
 
     def sink(self) -> "relay.Sink | None":
         log = self.log
@@ -71,4 +72,6 @@ def follow(spec: Plan, master: int, pipes: "relay.Pipes | None", output: Output)
             from . import terminal
             terminal.relay(master, spec.interactive, sink)
     if pipes is not None:
-        relay.copy(pipes, sink, echo=output.on_exec is None)
+        trouble = relay.copy(pipes, sink, echo=output.on_exec is None)
+        if trouble is not None and output.troubles is not None:
+            output.troubles.append(trouble)

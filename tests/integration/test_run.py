@@ -49,6 +49,23 @@ def test_exit_codes(mr: Minirun) -> None:
     assert (r.returncode, r.stdout) == (125, "") and "must be an absolute path" in r.stderr
 
 
+def test_output_that_cannot_be_written_is_said(mr: Minirun) -> None:
+    """Issue 25, defect 3: run ... >/dev/full exited 0 with its output lost. Docker: one line,
+    exit 1; the program itself runs to its end (and is logged); start -a too."""
+    assert sh(mr, "true").returncode == 0
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(mr.argv("run", "--name", "full", "busybox", "sh", "-c", "echo hi; echo done > /tmp/x"),
+                           env=mr.env(), stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1, r
+        assert "writing the container's output to stdout: No space left on device" in r.stderr, r
+        r = subprocess.run(mr.argv("start", "-a", "full"), env=mr.env(), stdout=full, stderr=subprocess.PIPE,
+                           text=True, timeout=60)
+        assert r.returncode == 1 and "No space left on device" in r.stderr, r
+    assert mr("logs", "full").stdout == "hi\nhi\n"  # logged all the same, both times
+    assert mr("inspect", "-f", "{{.State.ExitCode}}", "full").stdout == "0\n"  # the program's own
+    assert mr("rm", "full").returncode == 0
+
+
 def test_docker_codes_and_lines_where_they_differed(mr: Minirun) -> None:
     """Issue 25, defect 10 (those of it that are run's, stop's and exec's): -it without a
     terminal, a uid out of range, stop -t that is no number of seconds; exec's missing command
