@@ -7,6 +7,7 @@ Docker's ``local`` driver): when it would pass the size it is rotated to ``.1`` 
 ``.2``, ...) and the oldest is dropped, so a chatty container cannot fill the disk.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -94,9 +95,13 @@ class LogWriter:
     def __init__(self, directory: Path, options: LogOptions) -> None:
         self.path = log_path(directory)
         self.options = options
-        self.file = open(self.path, "ab")
+        self.file = open(self.path, "ab", buffering=0)
         self.size = self.file.tell()
         self.pending = {"stdout": b"", "stderr": b""}
+        # What could not be written (a full disk): dropped and counted, never the program's
+        # end (as Docker drops what it cannot log); the first failure says why.
+        self.dropped = 0
+        self.failure: OSError | None = None
 
     def write(self, stream: str, data: bytes) -> None:
         buf = self.pending[stream] + data
@@ -127,13 +132,44 @@ class LogWriter:
             for line in lines:  # near the bound: rotate between entries
                 data = line.encode()
                 if self.size + len(data) > self.options.max_size and self.size:
-                    self._rotate()
-                self.file.write(data)
-                self.size += len(data)
+                    try:
+                        self._rotate()
+                    except OSError as e:
+                        self._reopen()
+                        self._lost(1, e)
+                        continue
+                self._write(data, 1)
         else:
-            self.file.write(batch)
-            self.size += len(batch)
-        self.file.flush()
+            self._write(batch, len(lines))
+
+    def _write(self, data: bytes, entries: int) -> None:
+        """``data`` whole at the end of the log, or none of it (a part written is cut off again,
+        so that every line stays a whole JSON entry)."""
+        if self.file.closed:
+            self._lost(entries, OSError(5, "the log could not be opened again"))
+            return
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[self.file.write(view) or 0:]
+            self.size += len(data)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.file.fileno(), self.size)
+            self._lost(entries, e)
+
+    def _reopen(self) -> None:
+        """After a rotation that failed part way: the current log again, to append to."""
+        if self.file.closed:
+            with contextlib.suppress(OSError):
+                self.file = open(self.path, "ab", buffering=0)
+        if not self.file.closed:
+            self.size = self.file.tell()
+
+    def _lost(self, entries: int, e: OSError) -> None:
+        self.dropped += entries
+        if self.failure is None:
+            self.failure = e
 
     def _rotate(self) -> None:
         self.file.close()
@@ -147,12 +183,12 @@ class LogWriter:
                     older.rename(self.path.with_name(f"{self.path.name}.{n + 1}"))
         if keep:
             self.path.rename(self.path.with_name(f"{self.path.name}.1"))
-        self.file = open(self.path, "wb")
+        self.file = open(self.path, "wb", buffering=0)
         self.size = 0
 
     def close(self) -> None:
         for stream, rest in self.pending.items():
-            if rest:
+            if rest and not self.file.closed:
                 self._append(stream, [rest.decode(errors="replace")])
         self.file.close()
 

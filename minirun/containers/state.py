@@ -49,6 +49,7 @@ class ContainerState(NamedTuple):
     ports: list[str] = []  # noqa: RUF012 - never mutated; published, as ps shows them
     started_at: str | None = None
     error: str = ""                  # why its exit code is not known (inspect's State.Error)
+    log_dropped: int = 0             # log entries that could not be written (a full disk), its last run
 
     # The transitions: created -> running -> exited, or created -> exited (it never started).
     # (No postponed annotations in this module: NamedTuple compiles string ones at import.)
@@ -63,7 +64,8 @@ class ContainerState(NamedTuple):
         if self.status not in ("exited", "created"):
             raise ContainerConflict(f"container {self.id[:12]} is {self.status}: it cannot be started")
         return self._replace(status="created", exit_code=None, pid=None, monitor=None, finished=None,
-                             pid_start=None, monitor_start=None, address=address, ports=ports, error="")
+                             pid_start=None, monitor_start=None, address=address, ports=ports, error="",
+                             log_dropped=0)
 
     def dead(self) -> "ContainerState":
         """Its removal failed part way (Docker's "Dead"): listed until a later rm succeeds."""

@@ -77,6 +77,7 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
         "State": {"Status": state.status, "Running": running, "Paused": False, "Restarting": False,
                   "OOMKilled": False, "Dead": state.status == "dead", "Pid": state.pid if running else 0,
                   "ExitCode": state.exit_code or 0, "Error": state.error, "StartedAt": state.started_at or "",
+                  "LogDropped": state.log_dropped,
                   "FinishedAt": state.finished or ""},
         "Image": record.config if record else "", "Name": "/" + state.name,
         "Config": {"Hostname": spec.get("hostname") or state.id[:12], "Env": process.get("env") or [],

@@ -178,14 +178,19 @@ def _run_created(ctx: Context, remove: bool, made: Made, state: ContainerState, 
                  running: Callable[[], None] | None = None) -> int:
     code: int | None = None
     troubles: list[OSError] = []
+    lost: list[tuple[int, str]] = []  # its log's dropped entries and why
     try:
-        code = _start(ctx, made, state, directory, wired, started, running, troubles)
+        code = _start(ctx, made, state, directory, wired, started, running, troubles, lost)
     except ContainerStartError as e:
         code = e.code
         raise
     finally:
         try:
             unwire(state.id, wired)
+            if lost:  # said once, and kept for inspect; the program went on regardless
+                warn(f"container {state.id[:12]}: {lost[0][0]} log entries could not be written "
+                     f"({lost[0][1]}); its output was still passed on")
+                state = state._replace(log_dropped=lost[0][0])
             _record_end(remove, directory, state, code, warn)
         finally:
             made.signals.restore()
@@ -230,7 +235,7 @@ def restart_container(ctx: Context, directory: Path, state: ContainerState, spec
 
 def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wired: Wired,
            started: Callable[[str], None] | None, running: Callable[[], None] | None,
-           troubles: list[OSError]) -> int:
+           troubles: list[OSError], lost: list[tuple[int, str]]) -> int:
     """The container's process, from its config.json and root filesystem to its exit status
     (its state saved as running once it has started)."""
     snap = ctx.snapshots
@@ -262,6 +267,8 @@ def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wir
     finally:
         if log is not None:
             log.close()
+            if log.dropped:
+                lost.append((log.dropped, log.failure.strerror or str(log.failure) if log.failure else "?"))
 
 
 def _record_end(remove: bool, directory: Path, state: ContainerState, code: int | None,

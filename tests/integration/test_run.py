@@ -66,6 +66,27 @@ def test_output_that_cannot_be_written_is_said(mr: Minirun) -> None:
     assert mr("rm", "full").returncode == 0
 
 
+def test_a_full_disk_under_the_log_does_not_end_the_program(mr: Minirun) -> None:
+    """Issue 25, defect 2: the store on a small tmpfs, the program fills it, then writes: its
+    log cannot take the line. The program goes on to its own end (exit 5), its output still
+    reaches us, the loss is said once and kept for inspect (the program frees the disk before
+    it ends, so that its end can be recorded); nothing is left behind."""
+    mr.root.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mr.root)], check=True)
+    try:
+        assert mr("pull", "-q", "busybox").returncode == 0
+        r = mr("run", "--name", "filler", "busybox", "sh", "-c",
+               "dd if=/dev/zero of=/big bs=1M 2>/dev/null; echo wrote; sleep 0.2; rm /big; exit 5")
+        assert (r.returncode, r.stdout) == (5, "wrote\n"), r
+        assert r.stderr.count("\n") == 1 and "log entries could not be written" in r.stderr, r
+        assert "No space left on device" in r.stderr, r
+        state = json.loads(mr("inspect", "filler").stdout)[0]["State"]
+        assert (state["ExitCode"], state["LogDropped"]) == (5, 1), state
+        assert mr("rm", "filler").returncode == 0
+    finally:
+        subprocess.run(["umount", str(mr.root)], check=True)
+
+
 def test_docker_codes_and_lines_where_they_differed(mr: Minirun) -> None:
     """Issue 25, defect 10 (those of it that are run's, stop's and exec's): -it without a
     terminal, a uid out of range, stop -t that is no number of seconds; exec's missing command
