@@ -28,8 +28,8 @@ def run_cmd(tctx: typer.Context) -> int:
 
 
 def _status(state: ContainerState) -> str:
-    if state.status == "running":
-        return f"Up {since(state.created).removesuffix(' ago')}"
+    if state.status == "running":  # since it started (its last start), not since it was made
+        return f"Up {since(state.started_at or state.created).removesuffix(' ago')}"
     if state.status == "exited":
         return f"Exited ({state.exit_code}) {since(state.finished)}"
     if state.status == "dead":
@@ -59,7 +59,8 @@ def ps_cmd(
              "CreatedAt": s.created, "RunningFor": since(s.created), "Status": _status(s),
              "State": s.status, "ExitCode": s.exit_code, "Names": s.name,
              "Networks": ops.network_of(context_of(tctx), s) if "Networks" in format else "",
-             "IPAddress": s.address or "", "Ports": ", ".join(s.ports)}
+             "IPAddress": s.address or "",
+             "Ports": ", ".join(s.ports) if s.status == "running" else ""}
             for s in states]
     cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"), ("CREATED", "RunningFor"),
             ("STATUS", "Status"), ("PORTS", "Ports"), ("NAMES", "Names")]

@@ -85,7 +85,7 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
                    "User": settings.user, "StopSignal": settings.stop_signal, "StopTimeout": settings.stop_timeout,
                    "Tty": bool(process.get("terminal")), "OpenStdin": settings.interactive},
         "HostConfig": _host_config(state, spec, settings, binds),
-        "NetworkSettings": {"IPAddress": state.address or "", "Ports": _ports(state)},
+        "NetworkSettings": {"IPAddress": state.address or "", "Ports": _ports(state) if running else {}},
         "Mounts": [{"Type": "bind", "Source": b.source, "Destination": b.target, "Mode": "ro" if b.readonly else "",
                     "RW": not b.readonly, "Propagation": "rprivate"} for b in binds],
     }

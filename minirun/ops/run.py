@@ -271,6 +271,17 @@ def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wir
                 lost.append((log.dropped, log.failure.strerror or str(log.failure) if log.failure else "?"))
 
 
+def _current_state(directory: Path, made: ContainerState) -> ContainerState:
+    """Its state on disk when that is this run's (it started), else ``made``."""
+    try:
+        current = container.load(directory)
+    except StoreError:
+        return made
+    if current.status == "running" and current.monitor == os.getpid():
+        return current._replace(log_dropped=made.log_dropped)
+    return made
+
+
 def _record_end(remove: bool, directory: Path, state: ContainerState, code: int | None,
                 warn: Callable[[str], None]) -> None:
     """--rm: remove the container; else record how it ended (``code`` None: it never
@@ -281,7 +292,9 @@ def _record_end(remove: bool, directory: Path, state: ContainerState, code: int 
             trace.event("cleanup", "removed", f"--rm: container {state.id[:12]} removed ({directory}); its "
                         "root filesystem mount ended with its mount namespace", container=state.id)
         else:
-            container.save(directory, state.ended(EXIT_RUN_FAILED if code is None else code, os.getpid()))
+            # As it is now (started: its PID and start time kept), else as it was made.
+            current = _current_state(directory, state)
+            container.save(directory, current.ended(EXIT_RUN_FAILED if code is None else code, os.getpid()))
             trace.event("cleanup", "kept", f"container {state.id[:12]} kept as exited ({code}): "
                         f"minirun rm {state.id[:12]} removes it", container=state.id)
     except StoreError as e:

@@ -362,6 +362,26 @@ def test_stop_says_when_it_saw_no_end(mr: Minirun) -> None:
     assert mr("rm", "-f", "frozen").returncode == 0
 
 
+def test_times_say_when_it_ran(mr: Minirun) -> None:
+    """Issue 25, defect 7 (its times): StartedAt is kept when the container exits (it was
+    erased), and a started container is "Up" since it started, not since it was made."""
+    assert mr("pull", "-q", "busybox").returncode == 0
+    assert mr("run", "--name", "timed", "busybox", "true").returncode == 0
+    state = json.loads(mr("inspect", "timed").stdout)[0]["State"]
+    assert state["StartedAt"] and state["StartedAt"] <= state["FinishedAt"], state
+    assert mr("run", "-d", "--name", "later", "busybox", "sleep", "30").returncode == 0
+    time.sleep(4.5)
+    cid = mr("ps", "-q", "--no-trunc", "--filter", "name=later").stdout.strip()
+    state = _state(mr, cid)
+    assert state["started_at"], state
+    assert mr("stop", "-t", "0", "later").returncode == 0
+    assert mr("start", "later").returncode == 0
+    up = mr("ps", "--format", "{{.Status}}", "--filter", "name=later").stdout.strip()
+    # since its start (not "Up 4 seconds" or more: since it was made)
+    assert up in ("Up Less than a second", "Up 1 second", "Up 2 seconds"), up
+    assert mr("rm", "-f", "later", "timed").returncode == 0
+
+
 def test_start_again_keeps_the_files(mr: Minirun) -> None:
     assert mr("pull", "-q", "busybox").returncode == 0
     script = "echo run >> /count; wc -l < /count; exit 3"
