@@ -157,6 +157,11 @@ def _guarded(call: Callable[[], int], failed: int | None) -> int:
         # The reader went away (``minirun images | head``): not our failure.
         sys.stderr.close()
         return 141
+    except OSError as e:  # what could not be written or read (a full disk, /dev/full): said plainly
+        if debug:
+            _print_traceback()
+        err(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
+        return failed or EXIT_FAILURE
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
         if hasattr(e, "format_message") and hasattr(e, "exit_code"):
             # A usage error from the (vendored) click parser: bad flag, missing argument.

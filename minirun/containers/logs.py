@@ -41,7 +41,7 @@ def parse_options(opts: tuple[str, ...]) -> LogOptions:
                 out = out._replace(max_file=int(value))
             else:
                 raise UsageError(f'invalid --log-opt "{opt}": expected max-size=SIZE or max-file=N')
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, OverflowError):
             raise UsageError(f'invalid --log-opt "{opt}": {value!r} is not a size or a number') from None
     if out.max_size < 1000 or out.max_file < 1:
         raise UsageError("invalid --log-opt: max-size must be at least 1k and max-file at least 1")
@@ -69,6 +69,13 @@ def parse_time(text: str, now_ns: int, flag: str = "--since") -> str:
     """``logs --since/--until`` as Docker takes them, as a stamp to compare entries with: a
     duration before now (``10m``, ``1h30m``), Unix seconds (``1700000000.5``), or an RFC 3339
     date or time (without a zone: local time)."""
+    try:
+        return _parse_time(text, now_ns, flag)
+    except (OverflowError, OSError, ValueError):  # beyond what a time can be here (year 10000, ...)
+        raise UsageError(f'invalid {flag} "{text}": out of range') from None
+
+
+def _parse_time(text: str, now_ns: int, flag: str) -> str:
     from datetime import datetime
     if text and "".join(m.group(0) for m in _DURATION.finditer(text)) == text:
         ago = sum(float(m.group(1)) * _NS[m.group(2)] for m in _DURATION.finditer(text))

@@ -55,6 +55,8 @@ def check(a: RunArgs, root: Path) -> Checked:
         raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
     network = netconf.choose(network_mode(a), a.publish, a.publish_all, a.dns, a.dns_search, a.dns_option,
                              a.add_host)
+    if a.hostname is not None:
+        _check_hostname(a.hostname)
     if a.pull not in ("missing", "always", "never"):
         raise UsageError(f'invalid --pull "{a.pull}": expected missing, always or never')
     # Never more than minirun holds (a sandbox may run it without some): config.json says what
@@ -81,6 +83,13 @@ def check(a: RunArgs, root: Path) -> Checked:
                    process.find_init(os.environ) if a.init else "", network, section, program,
                    security.no_new_privileges, tuple(spec.parse_ulimit(u) for u in a.ulimit), log,
                    cgroups.parent_from(os.environ), settings)
+
+
+def _check_hostname(name: str) -> None:
+    """A host name the kernel and /etc/hostname can take: printable ASCII without spaces, at
+    most 64 bytes (sethostname's bound), as a DNS name is."""
+    if not name or len(name) > 64 or not name.isascii() or not name.isprintable() or " " in name:
+        raise UsageError(f"invalid hostname {name!r}: expected at most 64 printable ASCII characters, no spaces")
 
 
 def _environment(a: RunArgs) -> tuple[str, ...]:

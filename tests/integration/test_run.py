@@ -87,6 +87,26 @@ def test_a_full_disk_under_the_log_does_not_end_the_program(mr: Minirun) -> None
         subprocess.run(["umount", str(mr.root)], check=True)
 
 
+def test_no_internal_errors_for_odd_input(mr: Minirun) -> None:
+    """Issue 25, defect 9 (those that are input): one clear line and a non-zero exit, never
+    "internal error"."""
+    assert sh(mr, "true").returncode == 0
+    cases: list[tuple[list[str | bytes], int, str]] = [
+        (["run", "--rm", "--log-opt", "max-size=1e400", "busybox", "true"], 125, "invalid --log-opt"),
+        (["run", "--rm", "-h", b"h\xff", "busybox", "true"], 125, "invalid hostname"),
+        (["logs", "--since", "99999999999999999999999", "x"], 2, 'invalid --since "99999999999999999999999"'),
+        (["logs", "--since", "99999999999999h", "x"], 2, "out of range"),
+    ]
+    for words, code, said in cases:
+        r = subprocess.run([*mr.argv(), *words], env=mr.env(), capture_output=True, timeout=60)
+        err = r.stderr.decode(errors="replace")
+        assert (r.returncode, err.count("\n")) == (code, 1) and said in err, (words, r)
+        assert "internal error" not in err
+    with open("/dev/full", "w") as full:
+        r2 = subprocess.run(mr.argv("stop", "--help"), env=mr.env(), stdout=full, stderr=subprocess.PIPE, text=True)
+    assert (r2.returncode, r2.stderr) == (1, "minirun: No space left on device\n"), r2
+
+
 def test_docker_codes_and_lines_where_they_differed(mr: Minirun) -> None:
     """Issue 25, defect 10 (those of it that are run's, stop's and exec's): -it without a
     terminal, a uid out of range, stop -t that is no number of seconds; exec's missing command
