@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from json.encoder import encode_basestring  # C: what json.dumps uses for a str
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from ..errors import UsageError
 
@@ -238,27 +238,62 @@ def size(directory: Path) -> int:
 
 def follow(directory: Path, offset: int, running: Callable[[], bool], pause: float = 0.1) -> Iterator[Entry]:
     """The entries written after ``offset`` in the current file, as they come, until the
-    container has ended (``running`` says no) and all it wrote has been read."""
+    container has ended (``running`` says no) and all it wrote has been read. Followed by its
+    inode: when the log is rotated, the rest of the file read so far is read to its end (it
+    is ``.1`` now), then the new one from its start; a file cut back in place (max-file 1)
+    is read again from its start."""
     path = log_path(directory)
     pending = b""
-    while True:
-        still = running()  # asked before reading: what it wrote before it ended is read below
-        try:
-            with open(path, "rb") as f:
-                if os.fstat(f.fileno()).st_size < offset:
-                    offset = 0  # rotated meanwhile
-                f.seek(offset)
-                data = f.read()
-        except FileNotFoundError:
-            data = b""
-        offset += len(data)
-        lines = (pending + data).split(b"\n")
-        pending = lines.pop()
-        for line in lines:
-            entry = _parse(line)
-            if entry is not None:
-                yield entry
-        if not still:
-            return
-        if not data:
-            time.sleep(pause)
+    f: BinaryIO | None = None
+    try:
+        while True:
+            still = running()  # asked before reading: what it wrote before it ended is read below
+            if f is None:
+                f = _open_at(path, offset)
+            data, f, rotated = _read_on(path, f)
+            lines = (pending + data).split(b"\n")
+            pending = lines.pop()
+            for line in lines:
+                entry = _parse(line)
+                if entry is not None:
+                    yield entry
+            if rotated:
+                continue  # the new file at once, whether or not it still runs
+            if not still:
+                return
+            if not data:
+                time.sleep(pause)
+    finally:
+        if f is not None:
+            f.close()
+
+
+def _open_at(path: Path, offset: int) -> BinaryIO | None:
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return None
+    f.seek(offset)
+    return f
+
+
+def _read_on(path: Path, f: BinaryIO | None) -> tuple[bytes, BinaryIO | None, bool]:
+    """What is new in ``f``; and, where ``path`` names another file now (rotated), the rest of
+    ``f`` and the new file, open at its start. Returns the bytes, the file to go on with and
+    whether it was rotated."""
+    if f is None:
+        return b"", None, False
+    data = f.read()
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return data, f, False
+    here = os.fstat(f.fileno())
+    if (now.st_ino, now.st_dev) != (here.st_ino, here.st_dev):
+        data += f.read()  # written between the read and the rotation
+        f.close()
+        return data, _open_at(path, 0), True
+    if here.st_size < f.tell():  # cut back in place (max-file 1): from its start again
+        f.seek(0)
+        return data, f, True
+    return data, f, False

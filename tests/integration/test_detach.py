@@ -382,6 +382,21 @@ def test_times_say_when_it_ran(mr: Minirun) -> None:
     assert mr("rm", "-f", "later", "timed").returncode == 0
 
 
+def test_logs_follow_reads_through_rotation(mr: Minirun) -> None:
+    """Issue 25, defect 4: logs -f lost lines at rotation (the rotated file's unread tail was
+    never read). 3,000 numbered lines in bursts into a 10k log kept in two files: every one
+    arrives, in order."""
+    assert mr("pull", "-q", "busybox").returncode == 0
+    script = "for i in $(seq 0 29); do seq $((i * 100 + 1)) $((i * 100 + 100)); sleep 0.25; done"
+    cid = _detach(mr, "--name", "rotating", "--log-opt", "max-size=10k", "--log-opt", "max-file=2",
+                  "busybox", "sh", "-c", script)
+    r = mr("logs", "-f", cid[:12], timeout=60)
+    got = [int(x) for x in r.stdout.split()]
+    missing = sorted(set(range(1, 3001)) - set(got))
+    assert got == sorted(got) and not missing, (len(got), missing[:20])
+    assert mr("rm", "-f", "rotating").returncode == 0
+
+
 def test_start_again_keeps_the_files(mr: Minirun) -> None:
     assert mr("pull", "-q", "busybox").returncode == 0
     script = "echo run >> /count; wc -l < /count; exit 3"
