@@ -12,7 +12,7 @@ from typing import NamedTuple
 from ..errors import ImageNotKnown, ManifestError, MiniRunError, StoreError
 from ..oci import ImageIndex, Manifest, Platform, parse_manifest
 from .blobs import ContentStore
-from .files import atomic_write, file_lock, store_error
+from .files import atomic_write, file_lock, owner_gone, store_error
 
 
 class ImageRecord(NamedTuple):
@@ -205,12 +205,29 @@ class ImageStore:
             return list(references), deleted, freed
 
     def _remove_stale_ingests(self) -> int:
-        """Partial downloads and their locks: nobody holds those while we hold the GC lock
-        (every pull holds it shared first)."""
+        """Partial downloads and their locks (nobody holds those while we hold the GC lock: every
+        pull holds it shared first), and the work files of a load or save that was killed
+        (``load-PID-START``, ``save-PID-START-DIGEST``: removed once that process is gone)."""
         freed = 0
         for p in self.content.ingest_dir.iterdir():
-            if p.suffix in (".partial", ".lock"):
-                with contextlib.suppress(OSError):
-                    freed += p.stat().st_size
-                    p.unlink()
+            kind, _, rest = p.name.partition("-")
+            stale = p.suffix in (".partial", ".lock") or (
+                kind in ("load", "save") and owner_gone(rest if kind == "load" else "-".join(rest.split("-")[:2])))
+            if stale:
+                freed += _remove_tree(p)
         return freed
+
+
+def _remove_tree(path: Path) -> int:
+    """Remove a file or a directory; the bytes freed (what could not be removed is left)."""
+    import shutil
+    if path.is_dir() and not path.is_symlink():
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+        shutil.rmtree(path, ignore_errors=True)
+        return 0 if path.exists() else size
+    try:
+        size = path.stat().st_size
+        path.unlink()
+        return size
+    except OSError:
+        return 0

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO, NamedTuple
 
 from ..content.blobs import ContentStore
-from ..content.files import now_iso
+from ..content.files import now_iso, owner_tag
 from ..content.images import ImageRecord
 from ..errors import LayerError, ManifestError, UsageError, VerificationError
 from ..oci import (
@@ -235,7 +235,7 @@ def load(ctx: Context, stream: BinaryIO | None, directory: Path | None, source: 
     reference of each, once all are in the store."""
     from ..remote import reference as refs
     content = ctx.images.content
-    work = content.ingest_dir / f"load-{os.getpid()}"
+    work = content.ingest_dir / f"load-{owner_tag()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
@@ -349,7 +349,7 @@ def _uncompressed(content: ContentStore, d: Descriptor,
     """A layer as the archive holds it (its uncompressed tar, named by its DiffID), through a
     temporary file in the store's ingest/ (a tar entry's size is written before it)."""
     from ..snapshots.layerstream import decompressed
-    tmp = content.ingest_dir / f"save-{os.getpid()}-{d.digest[7:]}"
+    tmp = content.ingest_dir / f"save-{owner_tag()}-{d.digest[7:]}"
     h = hashlib.sha256()
     try:
         with open(content.path(d.digest), "rb") as raw, open(tmp, "wb") as plain:

@@ -116,3 +116,39 @@ def test_corrupt_and_truncated_archives_leave_nothing(mr: Minirun, tmp_path: Pat
         assert "busybox" not in fresh("images").stdout, what
     r = mr("save", "-o", str(tmp_path / "x.tar"), "nosuch")
     assert r.returncode != 0 and "No such image: nosuch" in r.stderr and not (tmp_path / "x.tar").exists()
+
+
+def test_prune_removes_what_a_killed_load_or_save_left(mr: Minirun, tmp_path: Path) -> None:
+    """Issue 25, defect 8: a load or save killed part way left its work files in ingest/
+    (tens of MB) that system prune never removed. Now they carry their owner (PID and start
+    time) and prune removes those whose owner is gone, never a live one's."""
+    import signal
+    import time
+    assert mr("pull", "-q", "busybox").returncode == 0
+    archive = tmp_path / "busybox.tar"
+    assert mr("save", "-o", str(archive), "busybox").returncode == 0
+    ingest = mr.root / "ingest"
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # its PID names nobody now
+    (ingest / f"load-{gone.pid}-4242").mkdir()
+    (ingest / f"load-{gone.pid}-4242" / "layer").write_bytes(b"x" * 1_000_000)
+    (ingest / f"save-{gone.pid}-4242-{'a' * 64}").write_bytes(b"y" * 100_000)
+    mine = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+    live = ingest / f"load-{os.getpid()}-{mine}"  # a load still at work (this process stands for it)
+    live.mkdir()
+    # and a real load, killed once its work directory exists
+    p = subprocess.Popen(mr.argv("load", "-i", str(archive)), env=mr.env(), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not any(d.name.startswith(f"load-{p.pid}") for d in ingest.iterdir()) and p.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    if p.poll() is None:
+        os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    r = mr("system", "prune")
+    assert r.returncode == 0, r
+    left = sorted(d.name for d in ingest.iterdir())
+    assert left == [live.name], left
+    assert "Total reclaimed space: 1." in r.stdout, r.stdout  # the 1.1 MB of the two left behind, at least
+    live.rmdir()
