@@ -135,6 +135,20 @@ def file_lock(path: Path, shared: bool = False, what: str = "", directory: bool 
         os.close(fd)
 
 
+def tree_size(top: Path) -> int:
+    """Bytes of the regular files under ``top``, each inode once (layers hold hardlinks)."""
+    seen: set[int] = set()
+    total = 0
+    for directory, _, files in os.walk(top):
+        for name in files:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(directory, name))
+                if st.st_ino not in seen:
+                    seen.add(st.st_ino)
+                    total += st.st_size
+    return total
+
+
 def text_or_empty(path: str) -> str:
     """A host file's text, or "" when it cannot be read (a missing /etc/hosts, an old kernel's
     /proc file): for what has a sensible default."""

@@ -12,7 +12,7 @@ from typing import NamedTuple
 from ..errors import ImageNotKnown, ManifestError, MiniRunError, StoreError
 from ..oci import ImageIndex, Manifest, Platform, parse_manifest
 from .blobs import ContentStore
-from .files import atomic_write, file_lock, owner_gone, store_error
+from .files import atomic_write, file_lock, owner_gone, store_error, tree_size
 
 
 class ImageRecord(NamedTuple):
@@ -222,7 +222,7 @@ def _remove_tree(path: Path) -> int:
     """Remove a file or a directory; the bytes freed (what could not be removed is left)."""
     import shutil
     if path.is_dir() and not path.is_symlink():
-        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+        size = tree_size(path)
         shutil.rmtree(path, ignore_errors=True)
         return 0 if path.exists() else size
     try:

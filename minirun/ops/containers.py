@@ -17,7 +17,8 @@ from ..errors import ContainerConflict, ContainerNotFound, StoreError, UsageErro
 from ..runtime import caps
 from ..runtime.cgroups import DEFAULT_PARENT, Cgroup, Limits
 from ..runtime.pids import alive
-from ..runtime.plan import plan
+from ..runtime.plan import cgroup_location, plan
+from ..runtime.seccomp_bpf import program_for
 from ..runtime.signals import parse
 from ..snapshots.rootfs import release_container
 from ..spec.flags import environment
@@ -56,9 +57,7 @@ def cgroup_of(directory: Path, cid: str) -> Cgroup:
     """The container's cgroup, where its config.json puts it (the default parent if unreadable)."""
     parent = DEFAULT_PARENT
     with contextlib.suppress(StoreError):
-        from ..containers.state import load_config
-        path = str(load_config(directory)["linux"].get("cgroupsPath") or "")
-        parent = path.strip("/").rpartition("/")[0] or DEFAULT_PARENT
+        parent = cgroup_location(load_config(directory)["linux"])[0] or DEFAULT_PARENT
     return Cgroup(cid, Limits(), None, parent)
 
 
@@ -240,10 +239,7 @@ def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user
     from ..runtime.execute import ExecSpec, exec_in  # (exec only: it loads the terminal's modules)
     spec, settings = configured(ctx, directory)
     made = plan(spec, False, settings.user, f"the configuration of container {key}")
-    program = b""
-    if made.seccomp is not None:
-        from ..runtime.seccomp_bpf import program_for
-        program = program_for(ctx.root, made.seccomp)
+    program = program_for(ctx.root, made.seccomp)
     capabilities = caps.capability_set(True, (), (), caps.last_cap()) if privileged else made.capabilities
     merged = environment({"Env": list(made.env)}, env, os.environ, made.hostname)
     return exec_in(state.pid, cgroup_of(directory, state.id),

@@ -81,9 +81,9 @@ def gather(ctx: Context) -> tuple[dict[str, object], list[Problem]]:
     """Docker's ``info`` fields for what minirun knows, and the problems ``run`` would meet."""
     from .. import config
     from ..containers.state import list_all
+    from ..content.files import tree_size
     from ..runtime import cgroups
     from ..runtime.net import network
-    from ..snapshots.rootfs import tree_size
     problems: list[Problem] = []
     if os.geteuid() != 0:
         problems.append(Problem("not root: run makes namespaces and mounts", "use sudo minirun ..."))

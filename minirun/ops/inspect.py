@@ -10,6 +10,7 @@ from ..errors import ContainerNotFound, ImageNotKnown, ManifestError, StoreError
 from ..oci import parse_config
 from ..remote import reference
 from ..runtime.cgroups import DEFAULT_PARENT
+from ..runtime.plan import cgroup_location
 from ..spec.defaults import INIT_TARGET
 from ..spec.flags import Bind, parse_volume
 from ..spec.settings import Settings
@@ -94,7 +95,7 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
 def _host_config(state: ContainerState, spec: dict[str, Any], settings: Settings, binds: list[Bind]) -> Doc:
     process, linux = spec["process"], spec["linux"]
     resources = linux.get("resources") or {}
-    parent = str(linux.get("cgroupsPath") or "").strip("/").rpartition("/")[0]
+    parent = cgroup_location(linux)[0]
     cpu = resources.get("cpu") or {}
     return {"NetworkMode": settings.network, "PortBindings": _ports(state),
             "CgroupParent": "" if parent in ("", DEFAULT_PARENT) else parent,

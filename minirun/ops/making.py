@@ -53,7 +53,8 @@ def check(a: RunArgs, root: Path) -> Checked:
     """``root``: the store, where compiled seccomp filters are kept."""
     if os.geteuid() != 0:
         raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
-    network = netconf.choose(network_mode(a), a.publish, a.publish_all, a.dns, a.dns_search, a.dns_option,
+    mode = network_mode(a)
+    network = netconf.choose(mode, a.publish, a.publish_all, a.dns, a.dns_search, a.dns_option,
                              a.add_host)
     if a.hostname is not None:
         _check_hostname(a.hostname)
@@ -61,20 +62,19 @@ def check(a: RunArgs, root: Path) -> Checked:
         raise UsageError(f'invalid --pull "{a.pull}": expected missing, always or never')
     # Never more than minirun holds (a sandbox may run it without some): config.json says what
     # the container gets, and runc given it would refuse to start with more.
-    held = host_caps().held
-    capabilities = frozenset(c for c in caps.capability_set(a.privileged, a.cap_add, a.cap_drop, caps.last_cap())
-                             if held >> c & 1)
+    host = host_caps()
+    capabilities = frozenset(c for c in caps.capability_set(a.privileged, a.cap_add, a.cap_drop, host.last_cap)
+                             if host.held >> c & 1)
     security = parse_security_opts(a.security_opt)
     section = None
     if security.seccomp is not None and not a.privileged:  # --privileged: no filter, as Docker
         section = _seccomp_section(security.seccomp, capabilities)
-    program = b""
-    if section is not None:
-        program = program_for(root, section)
-    log = _log_options(a)
-    settings = Settings(network=network_mode(a), publish=a.publish, publish_all=a.publish_all, dns=a.dns,
+    program = program_for(root, section)
+    log_opt = _log_opts_as_made(a)  # the configuration's defaults read once, now
+    log = _log_options(a, log_opt)
+    settings = Settings(network=mode, publish=a.publish, publish_all=a.publish_all, dns=a.dns,
                         dns_search=a.dns_search, dns_option=a.dns_option, add_host=a.add_host,
-                        log_driver=a.log_driver, log_opt=_log_opts_as_made(a), stop_timeout=_stop_timeout(a),
+                        log_driver=a.log_driver, log_opt=log_opt, stop_timeout=_stop_timeout(a),
                         interactive=a.interactive, init=a.init, privileged=a.privileged,
                         security_opt=a.security_opt, volume=a.volume)
     return Checked(_environment(a), tuple(spec.parse_volume(v) for v in a.volume),
@@ -136,14 +136,15 @@ def _stop_timeout(a: RunArgs) -> int:
     return 10 if a.stop_timeout is None else a.stop_timeout
 
 
-def _log_options(a: RunArgs) -> LogOptions | None:
+def _log_options(a: RunArgs, opts: tuple[str, ...]) -> LogOptions | None:
+    """The log's bounds from ``opts`` (``_log_opts_as_made``); None: --log-driver none."""
     if a.log_driver == "none":  # run -d: its output goes nowhere, as Docker's
         if a.log_opt:
             raise UsageError("--log-opt needs --log-driver json-file")
         return None
     if a.log_driver != "json-file":
         raise UsageError(f'invalid --log-driver "{a.log_driver}": expected json-file or none')
-    return log_options(a.log_driver, a.log_opt or _log_opt_defaults())
+    return log_options(a.log_driver, opts)
 
 
 def log_options(driver: str, opts: tuple[str, ...]) -> LogOptions | None:

@@ -35,7 +35,6 @@ from ..runtime.stdio import Output
 from ..snapshots.rootfs import ensure_image
 from ..spec.build import build
 from ..spec.flags import command
-from ..spec.settings import from_annotations
 from .containers import release
 from .context import Context, platform_mismatch, wanted_platform
 from .images import by_id, by_name, explain_reference
@@ -200,22 +199,20 @@ def _run_created(ctx: Context, remove: bool, made: Made, state: ContainerState, 
 
 
 def restart_container(ctx: Context, directory: Path, state: ContainerState, spec: dict[str, Any],
-                      interactive: bool, warn: Callable[[str], None], started: Callable[[str], None] | None,
-                      running: Callable[[], None] | None = None) -> int:
-    """start: the stopped container in ``directory`` run again as its config.json (``spec``)
-    says, on the root filesystem it has (its changes kept); as run_container. Nothing of the
-    caller's (flags, environment, env files) is read again: its network is re-made from its
-    settings (a joined container's namespace found again). ``running`` is told once its state
+                      settings: Settings, interactive: bool, warn: Callable[[str], None],
+                      started: Callable[[str], None] | None, running: Callable[[], None] | None = None) -> int:
+    """start: the stopped container in ``directory`` run again as its config.json (``spec``,
+    its annotations read as ``settings``) says, on the root filesystem it has (its changes
+    kept); as run_container. Nothing of the caller's (flags, environment, env files) is read
+    again: its network is re-made from its settings (a joined container's namespace found
+    again). ``running`` is told once its state
     says so (start then lets other commands at it)."""
-    settings = from_annotations(spec.get("annotations") or {}, f"the configuration of container {state.id[:12]}")
     choice = netconf.choose(settings.network, settings.publish, settings.publish_all, settings.dns,
                             settings.dns_search, settings.dns_option, settings.add_host)
     record = ctx.images.get(state.reference)
     if record is None:
         raise ImageNotKnown(f"starting container {state.name}: its image {state.image} is no longer in the store")
-    program = b""
-    if spec["linux"].get("seccomp") is not None:
-        program = program_for(ctx.root, spec["linux"]["seccomp"])
+    program = program_for(ctx.root, spec["linux"].get("seccomp"))
     log = log_options(settings.log_driver, settings.log_opt)
     with ctx.images.pulling():
         wired = None

@@ -22,7 +22,7 @@ def start_container(ctx: Context, key: str, attach: bool, warn: Callable[[str], 
     from .detach import in_monitor
     from .run import restart_container
     directory, state = find(ctx.root, key)
-    spec = configured(ctx, directory)[0]
+    spec, settings = configured(ctx, directory)
     with contextlib.ExitStack() as held:
         held.enter_context(changing(directory, key))
         state = refresh(load(directory))  # a container whose monitor died is exited
@@ -31,6 +31,7 @@ def start_container(ctx: Context, key: str, attach: bool, warn: Callable[[str], 
                 raise ContainerConflict(f"container {key} is already running: start -a cannot attach to it")
             return None  # as Docker: starting a running container is done already
         if attach:
-            return restart_container(ctx, directory, state, spec, interactive, warn, None, held.close)
-        in_monitor(lambda started: restart_container(ctx, directory, state, spec, False, lambda _: None, started))
+            return restart_container(ctx, directory, state, spec, settings, interactive, warn, None, held.close)
+        in_monitor(lambda started: restart_container(ctx, directory, state, spec, settings, False, lambda _: None,
+                                                     started))
         return None

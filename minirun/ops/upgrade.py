@@ -17,7 +17,7 @@ from .context import Context
 def config_of_old(ctx: Context, directory: Path) -> dict[str, Any]:
     """Its config.json, built from run.json and the old state.json, and saved; a StoreError
     naming what is missing when it cannot be."""
-    from ..containers.state import load, save_config
+    from ..containers.state import hostname_of, load, save_config
     from ..errors import MiniRunError
     from ..runargs import RunArgs
     from ..spec.build import build
@@ -49,7 +49,7 @@ def config_of_old(ctx: Context, directory: Path) -> dict[str, Any]:
     network_path = None if settings.network == "host" else \
         "/proc/self/ns/net" if settings.network.startswith("container:") else ""  # joined anew at each start
     config = image_config(ctx, record)
-    hostname = (directory / "hostname").read_text().strip() if "/etc/hostname" in files else state.id[:12]
+    hostname = hostname_of(directory) if "/etc/hostname" in files else state.id[:12]
     spec = build(request_for(a, flags, config, hostname, files, settings,
                              f"{old.get('cgroup_parent') or flags.cgroup_parent}/{state.id}", network_path))
     save_config(directory, spec)

@@ -114,7 +114,7 @@ def _plan(spec: Mapping[str, Any], interactive: bool, user: str | None) -> Plan:
     numeric = process.get("user") or {}
     caps = process.get("capabilities") or {}
     resources = linux.get("resources") or {}
-    parent, _, name = str(linux.get("cgroupsPath", "")).strip("/").rpartition("/")
+    parent, name = cgroup_location(linux)
     args = tuple(str(a) for a in process["args"])
     return Plan(
         argv=args, env=tuple(str(e) for e in process.get("env") or ()), cwd=str(process.get("cwd") or "/"),
@@ -135,6 +135,12 @@ def _plan(spec: Mapping[str, Any], interactive: bool, user: str | None) -> Plan:
         init=len(args) > 2 and args[1] == "--" and args[0] == "/sbin/docker-init",
         cgroup_parent=parent, cgroup_name=name, limits=_limits(resources),
         device_rules=_device_rules(resources.get("devices") or ()))
+
+
+def cgroup_location(linux: Mapping[str, Any]) -> tuple[str, str]:
+    """(parent, name) of a config.json's ``linux.cgroupsPath`` ("/PARENT/ID")."""
+    parent, _, name = str(linux.get("cgroupsPath") or "").strip("/").rpartition("/")
+    return parent, name
 
 
 def _rlimit(value: int) -> int:

@@ -44,10 +44,12 @@ def go_arch() -> str:
     return GO_ARCH.get(machine, machine)
 
 
-def program_for(store: Path, section: Mapping[str, Any]) -> bytes:
+def program_for(store: Path, section: Mapping[str, Any] | None) -> bytes:
     """The BPF program (``struct sock_filter`` entries) for a config.json's ``linux.seccomp``:
-    from the store's cache, or compiled and cached. A section that cannot be compiled is one
-    UsageError."""
+    from the store's cache, or compiled and cached (none, b"", for no section). A section that
+    cannot be compiled is one UsageError."""
+    if section is None:
+        return b""
     text = json.dumps(section, sort_keys=True, separators=(",", ":")).encode()
     key = sha256.hexdigest(json.dumps([_FORMAT, go_arch(), os.uname().release]).encode() + b"\0" + text)
     cached = store / "seccomp" / f"{key}.bpf"

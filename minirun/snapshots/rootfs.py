@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .. import trace
-from ..content.files import atomic_write, file_lock
+from ..content.files import atomic_write, file_lock, tree_size
 from ..content.images import ImageRecord, ImageStore
 from ..errors import BrokenImage, LayerError, ManifestError, StoreError, UsageError
 from ..oci import Descriptor, chain_ids, parse_config
@@ -227,20 +227,6 @@ class Snapshotter:
         for lock in self.tmp.glob("*.lock"):
             lock.unlink(missing_ok=True)
         return removed, freed
-
-
-def tree_size(top: Path) -> int:
-    """Bytes of the regular files under ``top``, each inode once (layers hold hardlinks)."""
-    seen: set[int] = set()
-    total = 0
-    for directory, _, files in os.walk(top):
-        for name in files:
-            with contextlib.suppress(OSError):
-                st = os.lstat(os.path.join(directory, name))
-                if st.st_ino not in seen:
-                    seen.add(st.st_ino)
-                    total += st.st_size
-    return total
 
 
 def image_layers(images: ImageStore, record: ImageRecord) -> list[tuple[Descriptor, str, str]]:
