@@ -22,6 +22,7 @@ print ``str(error)`` as the single line a user sees::
     ├── CredentialsError           reading or writing Docker's config.json
     ├── ConfigError                minirun's own configuration file (/etc/minirun/config.toml)
     ├── OutputError                stdout or stderr cannot take what is written (a full disk)
+    ├── InputError                 a file the user named cannot be read (load -i)
     ├── Interrupted                Ctrl-C (SIGINT) stopped the operation: exit 130
     └── ContainerError             containers, by name or ID, and their start
         ├── ContainerNotFound      no container has that name or ID (prefix)
@@ -128,6 +129,10 @@ EXIT_NOT_FOUND = 127
 
 class OutputError(MiniRunError):
     pass
+
+
+class InputError(MiniRunError):
+    """A file or stream the user named cannot be read (``load -i``)."""
 
 
 class Interrupted(MiniRunError):

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import UsageError
+from ..errors import InputError, OutputError, UsageError
 from .options import context_of
 from .output import line
 
@@ -28,10 +28,11 @@ def load_cmd(
         loaded = load(ctx, None, Path(input), input)
     elif input is not None:
         try:
-            with open(input, "rb") as f:
-                loaded = load(ctx, f, None, input)
+            f = open(input, "rb")  # closed below: only its opening is the user's error
         except OSError as e:
-            raise UsageError(f"loading {input}: {e.strerror}") from None
+            raise InputError(f"loading {input}: {e.strerror}") from None
+        with f:
+            loaded = load(ctx, f, None, input)
     else:
         if sys.stdin.isatty():
             raise UsageError("requested load from stdin, but stdin is a terminal: use -i FILE or a pipe")
@@ -53,11 +54,11 @@ def save_cmd(
     if output is None:
         if sys.stdout.isatty():
             raise UsageError("cowardly refusing to save to a terminal: use -o FILE or redirect stdout")
-        save(ctx, images, sys.stdout.buffer)
+        save(ctx, images, sys.stdout.buffer, "stdout")
         return
     from ..content.files import replacing
-    try:
+    try:  # the store's and the archive's failures are said by save; what is left is the file's
         with replacing(output) as f:  # whole or not at all
-            save(ctx, images, f)
+            save(ctx, images, f, output)
     except OSError as e:
-        raise UsageError(f"saving to {output}: {e.strerror}") from None
+        raise OutputError(f"saving to {output}: {e.strerror}") from None

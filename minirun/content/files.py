@@ -79,22 +79,46 @@ def atomic_write(path: Path, data: bytes) -> None:
 @contextlib.contextmanager
 def replacing(path: str) -> Iterator[BinaryIO]:
     """A file written whole or not at all at ``path``, which may lie outside the store, in a
-    directory another user owns (``save -o /tmp/x.tar``): the partial file has a name nobody
-    can predict and is created with O_EXCL and O_NOFOLLOW (a symlink planted there is never
-    followed), mode 0600 as Docker's, then renamed over ``path`` (a symlink there is replaced,
-    not followed)."""
+    directory another user owns (``save -o /tmp/x.tar``), mode 0600 as Docker's.
+
+    The file is made with O_TMPFILE: it has no name until it is whole, so a save killed part
+    way leaves nothing behind (the kernel frees it). It is then linked under a name nobody can
+    predict and renamed over ``path`` (a symlink there is replaced, not followed). Where the
+    filesystem has no O_TMPFILE (NFS, FUSE) it is created under that name at once, with O_EXCL
+    and O_NOFOLLOW (a symlink planted there is never followed)."""
+    import errno
     import secrets
     head, tail = os.path.split(path)
     partial = os.path.join(head, f".{tail}.{secrets.token_hex(8)}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fd, named = os.open(head or ".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600), False
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise
+        fd, named = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600), True
     try:
         with open(fd, "wb") as f:
             yield f
+            f.flush()
+            if not named:
+                _link_tmpfile(fd, partial)
+                named = True
         os.replace(partial, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(partial)
+        if named:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
         raise
+
+
+def _link_tmpfile(fd: int, name: str) -> None:
+    """Give an O_TMPFILE file a name: linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/N (Python
+    calls plain link(2), which would link the magic symlink itself, unless given a dir fd)."""
+    proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.link(f"self/fd/{fd}", name, src_dir_fd=proc, follow_symlinks=True)
+    finally:
+        os.close(proc)
 
 
 # A wait on a lock is said after this long (a prune waiting for pulls, a pull waiting for a

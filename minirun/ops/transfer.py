@@ -9,6 +9,7 @@ writes Docker 25's form: a docker-archive whose files are also an OCI image layo
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -24,7 +25,7 @@ from typing import IO, TYPE_CHECKING, BinaryIO, NamedTuple
 from ..content.blobs import ContentStore
 from ..content.files import now_iso, owner_tag
 from ..content.images import ImageRecord
-from ..errors import LayerError, ManifestError, UsageError, VerificationError
+from ..errors import BrokenImage, ImageNotKnown, LayerError, ManifestError, OutputError, StoreError, VerificationError
 from ..oci import (
     LAYER_GZIP,
     LAYER_TAR,
@@ -107,7 +108,7 @@ def extract(stream: BinaryIO, into: Path, source: str) -> dict[str, File]:
             name = "/".join(split_name(entry.name))
             if entry.isreg():
                 path, h = into / str(n), hashlib.sha256()
-                with open(path, "wb") as out:
+                with _Into(path, source) as out:
                     for piece in tar.content(entry):
                         h.update(piece)
                         out.write(piece)
@@ -120,6 +121,38 @@ def extract(stream: BinaryIO, into: Path, source: str) -> dict[str, File]:
         if target in files:
             files[name] = files[target]
     return files
+
+
+class _Into:
+    """A work file in the store's ingest/, whose write failures (a full or read-only store)
+    are said as the store's, never as a damaged archive."""
+
+    def __init__(self, path: Path, source: str) -> None:
+        self.source = source
+        try:
+            self.file = open(path, "wb")  # closed by __exit__
+        except OSError as e:
+            raise _store_full(source, e) from None
+
+    def __enter__(self) -> _Into:
+        return self
+
+    def write(self, data: bytes | memoryview) -> None:
+        try:
+            self.file.write(data)
+        except OSError as e:
+            raise _store_full(self.source, e) from None
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.file.close()
+        except OSError as e:
+            if exc[0] is None:
+                raise _store_full(self.source, e) from None
+
+
+def _store_full(source: str, e: OSError) -> StoreError:
+    return StoreError(f"loading {source}: writing to the store: {e.strerror or e}", e.errno)
 
 
 def _json(files: dict[str, File], name: str, source: str) -> object:
@@ -234,10 +267,12 @@ def load(ctx: Context, stream: BinaryIO | None, directory: Path | None, source: 
     """Load every image of the archive (``stream``) or OCI layout (``directory``); returns the
     reference of each, once all are in the store."""
     from ..remote import reference as refs
-    content = ctx.images.content
-    work = content.ingest_dir / f"load-{owner_tag()}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work = ctx.images.content.ingest_dir / f"load-{owner_tag()}"
+    try:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+    except OSError as e:
+        raise _store_full(source, e) from None
     try:
         if directory is not None:
             files = read_layout(directory, source)
@@ -249,6 +284,17 @@ def load(ctx: Context, stream: BinaryIO | None, directory: Path | None, source: 
             raise _fail(source, "the archive holds no image")
         # an image the archive gives no name is kept by its ID (Docker's <none>)
         named = [(str(refs.parse(img.reference)) if img.reference else img.config, img) for img in images]
+        _keep(ctx, named, work, source)
+        return [name for name, _ in named]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _keep(ctx: Context, named: list[tuple[str, Loaded]], work: Path, source: str) -> None:
+    """Move the checked blobs into the store and file each image under its name. A failure
+    here (a full or read-only store) leaves blobs that no image names: prune's to remove."""
+    content = ctx.images.content
+    try:
         with ctx.images.pulling():
             for _, img in named:
                 for digest, f in img.blobs.items():
@@ -262,9 +308,10 @@ def load(ctx: Context, stream: BinaryIO | None, directory: Path | None, source: 
             for name, img in named:
                 digest = "sha256:" + hashlib.sha256(img.manifest).hexdigest()
                 ctx.images.put(ImageRecord(name, digest, digest, img.config, img.platform, now_iso()))
-        return [name for name, _ in named]
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    except OSError as e:
+        raise _store_full(source, e) from None
+    except StoreError as e:
+        raise StoreError(f"loading {source}: {e}", e.errno) from None
 
 
 def read_layout(directory: Path, source: str) -> dict[str, File]:
@@ -287,64 +334,121 @@ def read_layout(directory: Path, source: str) -> dict[str, File]:
     return files
 
 
-def save(ctx: Context, names: list[str], out: BinaryIO) -> None:
-    """A docker-archive of ``names`` that is also an OCI image layout (as Docker 25 writes)."""
+class _Held(NamedTuple):
+    record: ImageRecord
+    ref: Reference | None                       # None: saved by ID, without a name
+    config: bytes
+    layers: list[tuple[Descriptor, BinaryIO]]   # each layer's blob, open
+
+
+def _hold(ctx: Context, names: list[str], stack: contextlib.ExitStack) -> list[_Held]:
+    """The images ``names`` name, every blob they need read or opened under the GC lock: an
+    ``rmi`` or prune during the save unlinks them, but what is open stays readable (as
+    Docker's save holds references on the layers it writes)."""
     from ..remote import reference as refs
     from .images import by_id, by_name
-    known = ctx.images.records()
-    records: list[tuple[ImageRecord, Reference | None]] = []
-    for name in names:
-        if hits := by_name(known, name):
-            records.append((hits[0], refs.parse(name)))
-        elif hits := by_id(known, name):  # saved by ID: without a name, as Docker does
-            records.append((hits[0], None))
-        else:
-            raise UsageError(f"saving {name}: No such image: {name}")
-    content = ctx.images.content
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-        written: set[str] = set()
-        docker: list[dict[str, object]] = []
-        repositories: dict[str, dict[str, str]] = {}
-        oci: list[dict[str, object]] = []
-
-        def add(name: str, data: bytes | Path) -> None:
-            if name in written:
-                return
-            written.add(name)
-            info = tarfile.TarInfo(name)
-            if isinstance(data, Path):
-                info.size = data.stat().st_size
-                with open(data, "rb") as f:
-                    tf.addfile(info, f)
+    content, held = ctx.images.content, []
+    with ctx.images.pulling():
+        known = ctx.images.records()
+        for name in names:
+            if hits := by_name(known, name):
+                rec, ref = hits[0], refs.parse(name)
+            elif hits := by_id(known, name):  # saved by ID: without a name, as Docker does
+                rec, ref = hits[0], None
             else:
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
-
-        for rec, ref in records:
-            manifest = ctx.images.manifest_of(rec)
-            layers = [_uncompressed(content, d, add) for d in manifest.layers]
-            config = content.read(rec.config)
-            add(f"blobs/sha256/{rec.config[7:]}", config)
-            own = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                              "config": {"mediaType": OCI_CONFIG, "digest": rec.config, "size": len(config)},
-                              "layers": layers}).encode()
-            digest = "sha256:" + hashlib.sha256(own).hexdigest()
-            add(f"blobs/sha256/{digest[7:]}", own)
-            docker.append({"Config": f"blobs/sha256/{rec.config[7:]}", "RepoTags": [ref.familiar()] if ref else None,
-                           "Layers": [f"blobs/sha256/{str(x['digest'])[7:]}" for x in layers]})
-            entry: dict[str, object] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(own)}
-            if ref is not None:
-                repositories.setdefault(ref.familiar_name, {})[ref.tag or "latest"] = rec.config[7:]
-                entry["annotations"] = {"io.containerd.image.name": str(ref),
-                                        "org.opencontainers.image.ref.name": ref.tag or "latest"}
-            oci.append(entry)
-        add("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
-        add("index.json", json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": oci}).encode())
-        add("manifest.json", json.dumps(docker).encode())
-        add("repositories", json.dumps(repositories).encode())  # the legacy form: repository -> tag -> ID
+                raise ImageNotKnown(f"saving {name}: No such image: {name}")
+            layers: list[tuple[Descriptor, BinaryIO]] = []
+            for d in ctx.images.manifest_of(rec).layers:
+                try:
+                    layers.append((d, stack.enter_context(open(content.path(d.digest), "rb"))))
+                except OSError as e:
+                    raise BrokenImage(f"saving {name}: layer {d.digest}: {e.strerror}", d.digest) from None
+            held.append(_Held(rec, ref, content.read(rec.config), layers))
+    return held
 
 
-def _uncompressed(content: ContentStore, d: Descriptor,
+class _Sink(io.RawIOBase):
+    """The archive's destination, whose write failures (a full disk, /dev/full) are said as
+    the save's; a closed pipe stays BrokenPipeError (the reader went away)."""
+
+    def __init__(self, out: BinaryIO, where: str) -> None:
+        self.out, self.where = out, where
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        return self._said(lambda: self.out.write(data))
+
+    def flush(self) -> None:
+        self._said(self.out.flush)
+
+    def _said(self, call: Callable[[], int | None]) -> int:
+        try:
+            return call() or 0
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError(f"saving to {self.where}: {e.strerror or e}") from None
+
+
+class _Archive:
+    """The tar being written: each name once (images share layers)."""
+
+    def __init__(self, tf: tarfile.TarFile) -> None:
+        self.tf, self.written = tf, set[str]()
+
+    def add(self, name: str, data: bytes | Path) -> None:
+        if name in self.written:
+            return
+        self.written.add(name)
+        info = tarfile.TarInfo(name)
+        if isinstance(data, Path):
+            info.size = data.stat().st_size
+            with open(data, "rb") as f:
+                self.tf.addfile(info, f)
+        else:
+            info.size = len(data)
+            self.tf.addfile(info, io.BytesIO(data))
+
+
+def save(ctx: Context, names: list[str], out: BinaryIO, where: str) -> None:
+    """A docker-archive of ``names`` that is also an OCI image layout (as Docker 25 writes)."""
+    with contextlib.ExitStack() as stack:
+        held = _hold(ctx, names, stack)
+        sink = _Sink(out, where)
+        with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+            _write(_Archive(tf), held, ctx.images.content)
+        sink.flush()
+
+
+def _write(archive: _Archive, held: list[_Held], content: ContentStore) -> None:
+    docker: list[dict[str, object]] = []
+    repositories: dict[str, dict[str, str]] = {}
+    oci: list[dict[str, object]] = []
+    for rec, ref, config, blobs in held:
+        layers = [_uncompressed(content, d, raw, archive.add) for d, raw in blobs]
+        archive.add(f"blobs/sha256/{rec.config[7:]}", config)
+        own = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                          "config": {"mediaType": OCI_CONFIG, "digest": rec.config, "size": len(config)},
+                          "layers": layers}).encode()
+        digest = "sha256:" + hashlib.sha256(own).hexdigest()
+        archive.add(f"blobs/sha256/{digest[7:]}", own)
+        docker.append({"Config": f"blobs/sha256/{rec.config[7:]}", "RepoTags": [ref.familiar()] if ref else None,
+                       "Layers": [f"blobs/sha256/{str(x['digest'])[7:]}" for x in layers]})
+        entry: dict[str, object] = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(own)}
+        if ref is not None:
+            repositories.setdefault(ref.familiar_name, {})[ref.tag or "latest"] = rec.config[7:]
+            entry["annotations"] = {"io.containerd.image.name": str(ref),
+                                    "org.opencontainers.image.ref.name": ref.tag or "latest"}
+        oci.append(entry)
+    archive.add("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
+    archive.add("index.json", json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": oci}).encode())
+    archive.add("manifest.json", json.dumps(docker).encode())
+    archive.add("repositories", json.dumps(repositories).encode())  # the legacy form: repository -> tag -> ID
+
+
+def _uncompressed(content: ContentStore, d: Descriptor, raw: BinaryIO,
                   add: Callable[[str, bytes | Path], None]) -> dict[str, str | int]:
     """A layer as the archive holds it (its uncompressed tar, named by its DiffID), through a
     temporary file in the store's ingest/ (a tar entry's size is written before it)."""
@@ -352,11 +456,15 @@ def _uncompressed(content: ContentStore, d: Descriptor,
     tmp = content.ingest_dir / f"save-{owner_tag()}-{d.digest[7:]}"
     h = hashlib.sha256()
     try:
-        with open(content.path(d.digest), "rb") as raw, open(tmp, "wb") as plain:
+        with open(tmp, "wb") as plain:
             reader = decompressed(raw, d.media_type)
             while data := reader.read(1 << 20):
                 h.update(data)
                 plain.write(data)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"saving layer {d.digest}: writing to the store: {e.strerror or e}", e.errno) from None
+    try:
         diff = "sha256:" + h.hexdigest()
         size = tmp.stat().st_size
         add(f"blobs/sha256/{diff[7:]}", tmp)

@@ -205,3 +205,26 @@ def on_overlayfs(tmp_path: Path) -> Iterator[Path]:
                     str(tmp_path / "merged")], check=True)
     yield tmp_path / "merged"
     subprocess.run(["umount", "-l", str(tmp_path / "merged")], check=True)
+
+
+@pytest.fixture
+def small_store(mr: Minirun, tmp_path: Path) -> Iterator[Minirun]:
+    """``mr`` with its store on a 24 MiB tmpfs, which a test can fill."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], check=True)
+    mr.root = mount / "store"
+    try:
+        yield mr
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill_disk(directory: Path, leave: int) -> Path:
+    """Take all the space of ``directory``'s filesystem but ``leave`` bytes."""
+    st = os.statvfs(directory)
+    filler = directory / "filler"
+    with open(filler, "wb") as f:
+        f.truncate(0)
+        os.posix_fallocate(f.fileno(), 0, max(st.f_bavail * st.f_frsize - leave, 1))
+    return filler

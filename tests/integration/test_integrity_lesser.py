@@ -14,31 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import CGROUP_PARENT, Env, Minirun, verify_store
+from tests.integration.conftest import CGROUP_PARENT, Env, Minirun, fill_disk, verify_store
 from tests.support.faultproxy import Fault, FaultProxy
-
-
-@pytest.fixture
-def small_store(mr: Minirun, tmp_path: Path) -> Iterator[Minirun]:
-    """``mr`` with its store on a 24 MiB tmpfs, which a test can fill."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], check=True)
-    mr.root = mount / "store"
-    try:
-        yield mr
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
-def _fill(directory: Path, leave: int) -> Path:
-    """Take all the space of ``directory``'s filesystem but ``leave`` bytes."""
-    st = os.statvfs(directory)
-    filler = directory / "filler"
-    with open(filler, "wb") as f:
-        f.truncate(0)
-        os.posix_fallocate(f.fileno(), 0, max(st.f_bavail * st.f_frsize - leave, 1))
-    return filler
 
 
 def _containers(mr: Minirun) -> list[str]:
@@ -49,7 +26,7 @@ def _containers(mr: Minirun) -> list[str]:
 def test_a_full_disk_when_creating_a_container_leaves_nothing(small_store: Minirun) -> None:
     mr = small_store
     assert mr("pull", "-q", "busybox").returncode == 0
-    filler = _fill(mr.root.parent, 0)
+    filler = fill_disk(mr.root.parent, 0)
     for rm in (["--rm"], []):
         r = mr("run", *rm, "busybox", "true")
         assert r.returncode == 125 and r.stderr == f"minirun: creating container: no space left in {mr.root}\n", r
@@ -62,7 +39,7 @@ def test_a_full_disk_when_creating_a_container_leaves_nothing(small_store: Minir
 def test_too_little_space_to_unpack_is_not_called_a_bomb(small_store: Minirun) -> None:
     mr = small_store
     assert mr("pull", "-q", "busybox").returncode == 0  # overlay snapshots; vfs has none yet
-    _fill(mr.root.parent, 256 << 10)
+    fill_disk(mr.root.parent, 256 << 10)
     r = mr("--storage-driver", "vfs", "run", "--rm", "busybox", "true")
     assert r.returncode == 125 and r.stderr.count("\n") == 1, r
     assert f"no space left in {mr.root}" in r.stderr and "bomb" not in r.stderr, r.stderr
