@@ -82,7 +82,7 @@ def _image_rows(ctx: Context) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     records = sorted(images.records(), key=lambda r: r.pulled, reverse=True)
     for key, why in images.damaged().items():
-        err(f"image {key}: its entry in {images.index_path} is damaged ({why}); "
+        err(f"image {key}: its record in {images.records_dir} is damaged ({why}); "
             "minirun rmi or system prune removes it")
     named = {r.config for r in records if not r.untagged}
     for rec in records:

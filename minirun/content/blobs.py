@@ -5,7 +5,7 @@ Layout under the root (``MINIRUN_ROOT``)::
     blobs/sha256/<hex>      verified content, written once, renamed into place
     ingest/<hex>.partial    a blob being downloaded (kept across kills, resumed)
     ingest/<hex>.lock       flock held by the one process downloading that blob
-    images.json             reference -> digests, rewritten whole under images.lock
+    images/HASH.json        one per reference: reference -> digests (changed under images.lock)
     gc.lock                 pulls hold it shared, garbage collection exclusive
 
 Nothing becomes visible under ``blobs/`` before its sha256 and size were checked,

@@ -36,7 +36,7 @@ def make_private(root: Path) -> None:
     """Create the store's root and PRIVATE_DIRS as 0700, and tighten them where an older
     minirun made them 0755. The root itself is tightened only when it is a store (it may be
     a directory the user named, such as /srv, that others need)."""
-    is_store = (root / "images.json").exists() or (root / "blobs").is_dir()
+    is_store = (root / "images").is_dir() or (root / "images.json").exists() or (root / "blobs").is_dir()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     for path in (root, *(root / d for d in PRIVATE_DIRS)):
         try:

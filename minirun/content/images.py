@@ -1,14 +1,19 @@
-"""The index of image references (``images.json``): reference -> manifest and config digests,
-rewritten whole under ``images.lock``; each image's blobs are in ``blobs``."""
+"""The image references: one file per reference under ``images/`` (named by the sha256 of
+the reference), each reference -> manifest and config digests, written whole; each image's
+blobs are in ``blobs``. One file per record, as Docker keeps each image's metadata on its
+own: a damaged record stops nobody but its own reference (``images.json``, the whole index
+in one file of older minirun, is split up on first use)."""
 
 
 import contextlib
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from .. import notices, sha256
 from ..errors import ImageNotKnown, ManifestError, MiniRunError, StoreError
 from ..oci import ImageIndex, Manifest, Platform, parse_manifest
 from .blobs import ContentStore
@@ -42,8 +47,9 @@ def is_image_id(key: str) -> bool:
     return _DIGEST.fullmatch(key) is not None
 
 
-def _record(key: str, value: object) -> ImageRecord:
-    """One entry of images.json, checked; ValueError says what is wrong with it."""
+def _record(key: str | None, value: object) -> ImageRecord:
+    """One record, checked; ValueError says what is wrong with it. ``key``: the reference it
+    is filed under, where that is known (None: read from its file, named by its hash)."""
     if not isinstance(value, dict):
         raise ValueError("not a JSON object")
     try:
@@ -52,7 +58,7 @@ def _record(key: str, value: object) -> ImageRecord:
         raise ValueError("missing or unknown fields") from None
     if not all(isinstance(field, str) for field in record):
         raise ValueError("a field that is not text")
-    if record.reference != key:
+    if key is not None and record.reference != key:
         raise ValueError(f'filed under "{key}" but names "{record.reference}"')
     for name in ("digest", "manifest", "config"):
         if not _DIGEST.fullmatch(getattr(record, name)):
@@ -62,74 +68,123 @@ def _record(key: str, value: object) -> ImageRecord:
 
 class _Index(NamedTuple):
     records: dict[str, ImageRecord]
-    damaged: dict[str, tuple[object, str]]   # key -> (the entry as found, what is wrong)
+    damaged: dict[str, tuple[Path, str]]   # the reference (or the file, where unreadable) -> (file, why)
 
 
 class ImageStore:
-    """The image references index, read and rewritten whole under a file lock.
+    """The image references, one file each under ``images/``, changed under a file lock.
 
-    Each entry is checked when read: a damaged one is left out of ``records()`` (listed by
-    ``damaged()``, so that the CLI can name it) and written back as it was, never blocking
-    the others; ``system prune`` and ``rmi`` of its reference remove it."""
+    Each record is checked when read: a damaged one is left out of ``records()`` (listed by
+    ``damaged()``, so that the CLI can name it) and left as it was, never blocking the others;
+    a pull of its reference replaces it; ``system prune`` and ``rmi`` of its reference remove it."""
 
     def __init__(self, root: Path, content: ContentStore) -> None:
         self.root, self.content = root, content
-        self.index_path = root / "images.json"
+        self.records_dir = root / "images"
+        self.old_index = root / "images.json"
         self.lock_path = root / "images.lock"
         self.gc_lock_path = root / "gc.lock"
         self._damaged: dict[str, str] = {}
 
+    def path_of(self, reference: str) -> Path:
+        return self.records_dir / f"{sha256.hexdigest(reference.encode())}.json"
+
     def _load(self) -> _Index:
-        try:
-            doc = json.loads(self.index_path.read_text())
-        except FileNotFoundError:
-            return _Index({}, {})
-        except OSError as e:
-            raise store_error("reading", self.index_path, e) from None
-        except ValueError as e:
-            raise StoreError(f"reading {self.index_path}: not valid JSON ({e})") from None
-        entries = doc.get("images") if isinstance(doc, dict) else None
-        if not isinstance(entries, dict):
-            raise StoreError(f"reading {self.index_path}: unexpected structure")
+        """Every record, under the caller's lock (after ``_upgrade``, which takes it itself)."""
         index = _Index({}, {})
-        for key, value in entries.items():
+        try:
+            names = sorted(os.listdir(self.records_dir))
+        except FileNotFoundError:
+            return index
+        except OSError as e:
+            raise store_error("reading", self.records_dir, e) from None
+        for name in names:
+            path = self.records_dir / name
+            if not name.endswith(".json") or name.startswith("."):
+                continue  # a write in progress (atomic_write's temporary)
             try:
-                index.records[key] = _record(key, value)
+                value = json.loads(path.read_bytes())
+            except FileNotFoundError:
+                continue  # removed since the listing
+            except (OSError, ValueError) as e:
+                index.damaged[str(path)] = (path, f"not readable JSON: {getattr(e, 'strerror', None) or e}")
+                continue
+            reference = value.get("reference") if isinstance(value, dict) else None
+            try:
+                record = _record(None, value)
+                if self.path_of(record.reference) != path:
+                    raise ValueError(f'filed as {name}, which is not the name of "{record.reference}"')
+                index.records[record.reference] = record
             except ValueError as e:
-                index.damaged[key] = (value, str(e))
+                label = reference if isinstance(reference, str) and self.path_of(reference) == path else str(path)
+                index.damaged[label] = (path, str(e))
         self._damaged = {k: why for k, (_, why) in index.damaged.items()}
         return index
 
-    def _save(self, index: _Index) -> None:
-        entries: dict[str, object] = {k: v._asdict() for k, v in index.records.items()}
-        entries.update({k: raw for k, (raw, _) in index.damaged.items()})
-        doc = {"version": 1, "images": dict(sorted(entries.items()))}
-        atomic_write(self.index_path, json.dumps(doc, indent=1).encode())
+    def _upgrade(self) -> None:
+        if self.old_index.exists():
+            self._split_old_index()
+
+    def _split_old_index(self) -> None:
+        """An older minirun's ``images.json``: each entry becomes a record file (damaged ones
+        as they were, to be named and pruned as any other); a file that is not JSON at all is
+        kept aside as ``images.json.damaged``, so that nothing is lost, and said once."""
+        with file_lock(self.lock_path):
+            if not self.old_index.exists():
+                return  # another command did it
+            try:
+                doc = json.loads(self.old_index.read_bytes())
+                entries = doc["images"]
+                if not isinstance(entries, dict):
+                    raise TypeError("not an object")
+            except (ValueError, KeyError, TypeError) as e:
+                aside = self.old_index.with_name("images.json.damaged")
+                os.replace(self.old_index, aside)
+                notices.say(f"the image index {self.old_index} was damaged ({e}); kept as {aside}, "
+                            "its images are pulled again when used")
+                return
+            except OSError as e:
+                raise store_error("reading", self.old_index, e) from None
+            self.records_dir.mkdir(exist_ok=True)
+            for key, value in entries.items():
+                atomic_write(self.path_of(key), json.dumps(value).encode())
+            self.old_index.unlink()
 
     def damaged(self) -> dict[str, str]:
-        """The entries the last read found damaged: reference -> what is wrong."""
+        """The records the last read found damaged: reference (or file) -> what is wrong."""
         return dict(self._damaged)
 
     def records(self) -> list[ImageRecord]:
+        self._upgrade()
         with file_lock(self.lock_path, shared=True):
             return list(self._load().records.values())
 
     def get(self, reference: str) -> ImageRecord | None:
-        return {r.reference: r for r in self.records()}.get(reference)
+        """The record of ``reference``: one file read (None: none, or damaged)."""
+        self._upgrade()
+        try:
+            return _record(reference, json.loads(self.path_of(reference).read_bytes()))
+        except (OSError, ValueError):
+            return None  # none, or damaged (named by records())
 
     def put(self, record: ImageRecord) -> None:
         """File ``record`` under its reference. An image has an ID entry only while no name
         refers to it (as Docker's <none>): a name given to it replaces that entry, and an ID
-        entry for an image that has a name is not added."""
+        entry for an image that has a name is not added. A damaged record of the same
+        reference is replaced (a pull repairs it)."""
+        self._upgrade()
         with file_lock(self.lock_path):
             index = self._load()
             named = [r for r in index.records.values() if r.config == record.config and not r.untagged]
             if record.untagged and named:
                 return
-            index.records.pop(record.config, None)
-            index.records[record.reference] = record
-            index.damaged.pop(record.reference, None)  # a pull repairs a damaged entry
-            self._save(index)
+            try:
+                self.records_dir.mkdir(exist_ok=True)
+            except OSError as e:
+                raise store_error("creating", self.records_dir, e) from None
+            atomic_write(self.path_of(record.reference), json.dumps(record._asdict(), indent=1).encode())
+            if record.config in index.records and not record.untagged:
+                _unlink(self.path_of(record.config))
 
     def pulling(self) -> contextlib.AbstractContextManager[None]:
         """Held (shared) for the whole of a pull, so GC never removes blobs it is fetching."""
@@ -179,17 +234,22 @@ class ImageStore:
         things (snapshots); what it returns (names, bytes) is added to the result.
         Returns the references removed, the deleted digests and the bytes freed.
         """
-        with file_lock(self.gc_lock_path, what=f"the pulls and runs unpacking in {self.root} to finish"), \
+        self._upgrade()
+        busy = f"the pulls, loads, saves and runs unpacking in {self.root} to finish"
+        with file_lock(self.gc_lock_path, what=busy), \
                 file_lock(self.lock_path):
             index = self._load()
-            missing = [r for r in references if r not in index.records and r not in index.damaged]
+            known = set(index.records) | set(index.damaged)
+            missing = [r for r in references if r not in known and not self.path_of(r).exists()]
             if missing:
                 raise ImageNotKnown(f"removing image {missing[0]}: no such image")
             for key in references:
                 index.records.pop(key, None)
-            for key in list(index.damaged) if drop_damaged else references:
-                index.damaged.pop(key, None)
-            self._save(index)
+                _unlink(index.damaged.pop(key, (self.path_of(key), ""))[0])
+            if drop_damaged:
+                for path, _ in index.damaged.values():
+                    _unlink(path)
+                _unlink(self.old_index.with_name("images.json.damaged"))
             keep: set[str] = set()
             for rec in index.records.values():
                 keep |= self.blobs_of(rec)
@@ -216,6 +276,13 @@ class ImageStore:
             if stale:
                 freed += _remove_tree(p)
         return freed
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as e:
+        raise store_error("removing", path, e) from None
 
 
 def _remove_tree(path: Path) -> int:

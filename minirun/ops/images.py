@@ -3,7 +3,7 @@ pull's events; the CLI prints."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import ImageNotKnown, ReferenceFormatError, StoreError
@@ -74,8 +74,10 @@ def matching(records: list[ImageRecord], name: str) -> list[ImageRecord]:
     return by_name(records, name) or by_id(records, name)
 
 
-def image_targets(records: list[ImageRecord], names: list[str], damaged: Collection[str] = ()) -> list[str]:
-    """The references ``names`` denote (see ``matching``); ``damaged`` entries by reference."""
+def image_targets(records: list[ImageRecord], names: list[str], damaged: Collection[str] = (),
+                  filed: Callable[[str], bool] = lambda _: False) -> list[str]:
+    """The references ``names`` denote (see ``matching``); ``damaged`` entries by reference,
+    and a reference ``filed`` says has a record, though one too damaged to name it."""
     from ..remote import reference
     targets: list[str] = []
     for name in names:
@@ -85,7 +87,7 @@ def image_targets(records: list[ImageRecord], names: list[str], damaged: Collect
                 key = str(reference.parse(name))
             except ReferenceFormatError:
                 key = ""
-            matches = [k for k in damaged if key in (k, name)]
+            matches = [k for k in damaged if key in (k, name)] or ([key] if key and filed(key) else [])
         if not matches:
             raise ImageNotKnown(f"No such image: {name}")
         targets += [m for m in matches if m not in targets]
@@ -97,7 +99,7 @@ def remove_images(ctx: Context, names: list[str], force: bool) -> Removed:
     container uses is kept unless ``force``."""
     from ..containers.state import list_all
     store = ctx.images
-    targets = image_targets(store.records(), names, store.damaged())
+    targets = image_targets(store.records(), names, store.damaged(), lambda key: store.path_of(key).exists())
     if not force:
         for _, state in list_all(store.root):
             if state.reference in targets:

@@ -69,7 +69,7 @@ def image_for(ctx: Context, a: RunArgs, announce: Callable[[str], None], emit: E
     record = named[0] if named else None
     here = record is not None and record.is_for(wanted_platform(a.platform))
     if here and record is not None:
-        trace.event("reference", "local", f"in the local store ({ctx.images.index_path}): image ID "
+        trace.event("reference", "local", f"in the local store ({ctx.images.path_of(str(ref))}): image ID "
                     f"{record.config}", image_id=record.config, pulled=record.pulled)
     if a.pull == "always" or (a.pull == "missing" and not here):
         if not here:

@@ -57,10 +57,10 @@ def _round(mr: Minirun, rng: random.Random, names: list[str], round_no: int, see
 
 
 def _referenced(mr: Minirun) -> set[str]:
-    """The blobs the images listed in images.json use (index, manifest, config, layers)."""
-    doc = json.loads((mr.root / "images.json").read_text()) if (mr.root / "images.json").exists() else {}
+    """The blobs the image records use (index, manifest, config, layers)."""
+    records = mr.root / "images"
     out: set[str] = set()
-    for rec in doc.get("images", {}).values():
+    for rec in (json.loads(p.read_bytes()) for p in (records.glob("*.json") if records.is_dir() else [])):
         out |= {rec["digest"], rec["manifest"], rec["config"]}
         manifest = json.loads((mr.root / "blobs" / "sha256" / rec["manifest"][7:]).read_bytes())
         out |= {layer["digest"] for layer in manifest["layers"]}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -253,18 +255,67 @@ def test_a_damaged_container_state_is_named_and_removable(mr: Minirun) -> None:
     assert [s.split()[-1] for s in mr("ps", "-a").stdout.splitlines()[1:]] == ["keeper"]
 
 
+def _record_of(mr: Minirun, reference: str) -> Path:
+    return mr.root / "images" / (hashlib.sha256(reference.encode()).hexdigest() + ".json")
+
+
 def test_a_damaged_image_entry_is_named_skipped_and_repaired(env: Env, mr: Minirun) -> None:
     for name in ("busybox", "hello-world"):
         assert mr("pull", "-q", name).returncode == 0
-    index = mr.root / "images.json"
-    index.write_text(index.read_text().replace('"config": "sha256:', '"config": "', 1))
+    record = _record_of(mr, "docker.io/library/busybox:latest")
+    damage = '"config": "sha256:', '"config": "'
+    record.write_text(record.read_text().replace(*damage, 1))
     r = mr("images", "--format", "json")
     assert r.returncode == 0 and r.stdout.count("\n") == 1 and "is not a sha256 digest" in r.stderr, r
-    r = mr("run", "--rm", "busybox", "echo", "ok")  # busybox is first in the file: pulled again
+    r = mr("run", "--rm", "busybox", "echo", "ok")  # pulled again: the pull replaces the record
     assert (r.returncode, r.stdout) == (0, "ok\n"), r.stderr
     assert mr("images", "-q").stdout.count("\n") == 2
-    index.write_text(index.read_text().replace('"config": "sha256:', '"config": "', 1))
+    record.write_text(record.read_text().replace(*damage, 1))
     r = mr("system", "prune")
     assert r.returncode == 0 and mr("images", "-q").stdout.count("\n") == 1, r
     r = mr("images")
     assert r.stderr == "" and "hello-world" in r.stdout and "busybox" not in r.stdout
+
+
+def test_one_unreadable_image_record_blocks_no_other_image(env: Env, mr: Minirun) -> None:
+    """Issue 25, defect 11: one damaged images.json (all the records in one file) stopped
+    every image command, with no way to repair it. Records are one file each now."""
+    for name in ("busybox", "hello-world"):
+        assert mr("pull", "-q", name).returncode == 0
+    record = _record_of(mr, "docker.io/library/hello-world:latest")
+    record.write_bytes(record.read_bytes()[:20])  # torn: not JSON at all
+    r = mr("images", "--format", "{{.Repository}}")
+    assert (r.returncode, r.stdout) == (0, "busybox\n") and "is damaged" in r.stderr, r
+    r = mr("run", "--rm", "--pull", "never", "busybox", "echo", "ok")
+    assert (r.returncode, r.stdout) == (0, "ok\n"), r
+    assert mr("inspect", "-f", "{{.Id}}", "busybox").returncode == 0
+    r = mr("rmi", "hello-world")  # its reference names its record: removed as it is
+    assert r.returncode == 0 and not record.exists(), r
+    assert mr("pull", "-q", "hello-world").returncode == 0
+    record.write_bytes(b"\0" * 10)
+    r = mr("system", "prune")
+    assert r.returncode == 0 and not record.exists(), r
+    r = mr("images", "--format", "{{.Repository}}")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "busybox\n", ""), r
+
+
+def test_an_older_image_index_is_split_into_records(env: Env, mr: Minirun) -> None:
+    """An older minirun kept every record in images.json: split up on first use, its damaged
+    entries kept to be named and pruned; one that is not JSON at all is kept aside."""
+    assert mr("pull", "-q", "busybox").returncode == 0
+    record = _record_of(mr, "docker.io/library/busybox:latest")
+    value = json.loads(record.read_bytes())
+    broken = dict(value, reference="docker.io/library/other:1", config="nonsense")
+    (mr.root / "images.json").write_text(json.dumps({"version": 1, "images": {
+        value["reference"]: value, broken["reference"]: broken}}))
+    shutil.rmtree(mr.root / "images")
+    r = mr("images", "--format", "{{.Repository}}:{{.Tag}}")
+    assert (r.returncode, r.stdout) == (0, "busybox:latest\n") and "other:1" in r.stderr, r
+    assert not (mr.root / "images.json").exists() and record.exists()
+    assert mr("system", "prune").returncode == 0
+    assert sorted(p.name for p in (mr.root / "images").iterdir()) == [record.name]
+    (mr.root / "images.json").write_text("{ torn")
+    r = mr("images", "--format", "{{.Repository}}")
+    assert (r.returncode, r.stdout) == (0, "busybox\n") and "images.json.damaged" in r.stderr, r
+    assert (mr.root / "images.json.damaged").read_text() == "{ torn"
+    assert mr("system", "prune").returncode == 0 and not (mr.root / "images.json.damaged").exists()
