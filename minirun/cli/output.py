@@ -97,10 +97,22 @@ def since(created: str | None) -> str:
         return "N/A"
     if when.tzinfo is None:
         when = when.replace(tzinfo=_dt.UTC)
-    secs = (_dt.datetime.now(_dt.UTC) - when).total_seconds()
-    for unit, size in (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400),
-                       ("day", 86400), ("hour", 3600), ("minute", 60)):
-        if secs >= size:
-            n = int(secs // size)
-            return f"{n} {unit}{'s' if n != 1 else ''} ago"
-    return "Less than a second ago" if secs < 1 else f"{int(secs)} seconds ago"
+    return human_duration((_dt.datetime.now(_dt.UTC) - when).total_seconds()) + " ago"
+
+
+def human_duration(secs: float) -> str:
+    """Docker's words for a duration (go-units' HumanDuration)."""
+    seconds, minutes, hours = int(secs), int(secs / 60), int(secs / 3600 + 0.5)
+    if seconds < 1:
+        return "Less than a second"
+    if seconds < 60:
+        return "1 second" if seconds == 1 else f"{seconds} seconds"
+    if minutes < 60:
+        return "About a minute" if minutes == 1 else f"{minutes} minutes"
+    if hours < 48:
+        return "About an hour" if hours == 1 else f"{hours} hours"
+    for limit, size, unit in ((24 * 7 * 2, 24, "days"), (24 * 30 * 2, 24 * 7, "weeks"),
+                              (24 * 365 * 2, 24 * 30, "months")):
+        if hours < limit:
+            return f"{hours // size} {unit}"
+    return f"{int(secs / 3600 / 24 / 365)} years"

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, get_args
 
-from ..content.files import atomic_write, file_lock, now_iso
+from ..content.files import atomic_write, file_lock
 from ..errors import ContainerConflict, ContainerNotFound, StoreError
 from ..runtime.pids import alive, start_time
 
@@ -26,6 +26,23 @@ _NAMES = ("curie", "hopper", "lovelace", "noether", "ritchie", "shannon", "thomp
 
 
 Status = Literal["created", "running", "exited", "dead"]
+
+# Docker's times: RFC 3339 in UTC with nanoseconds (nine digits here, so that they sort as
+# text), and this for a time that never happened (a container that never started or ended).
+NEVER = "0001-01-01T00:00:00Z"
+
+
+def now_rfc3339() -> str:
+    import time
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def docker_time(text: str | None) -> str:
+    """A recorded time as Docker shows it (an older minirun wrote ``...+00:00``)."""
+    if not text:
+        return NEVER
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 class ContainerState(NamedTuple):
@@ -57,7 +74,7 @@ class ContainerState(NamedTuple):
         if self.status != "created":
             raise ContainerConflict(f"container {self.id[:12]} is {self.status}: it cannot start again")
         return self._replace(status="running", pid=pid, monitor=monitor, pid_start=start_time(pid),
-                             monitor_start=start_time(monitor), started_at=now_iso())
+                             monitor_start=start_time(monitor), started_at=now_rfc3339())
 
     def restarted(self, address: str | None, ports: list[str]) -> "ContainerState":
         """start: an exited container made ready to run again (as created, on a new address)."""
@@ -74,7 +91,7 @@ class ContainerState(NamedTuple):
     def ended(self, code: int, monitor: int) -> "ContainerState":
         if self.status == "exited":
             raise ContainerConflict(f"container {self.id[:12]} has already exited")
-        return self._replace(status="exited", exit_code=code, monitor=monitor, finished=now_iso())
+        return self._replace(status="exited", exit_code=code, monitor=monitor, finished=now_rfc3339())
 
 
 def new_id() -> str:
@@ -104,7 +121,7 @@ def create(root: Path, new: ContainerState, etc: dict[str, str],
             if taken is not None:
                 raise ContainerConflict(f'the container name "{new.name}" is already in use by container '
                                         f'"{taken.id}": remove it (minirun rm) or choose another name')
-        state = new._replace(name=new.name or generated_name(), created=now_iso())
+        state = new._replace(name=new.name or generated_name(), created=now_rfc3339())
         try:
             directory.mkdir()
             save_config(directory, spec(write_etc(directory, etc)))
@@ -196,13 +213,35 @@ def load(directory: Path) -> ContainerState:
 EXIT_UNKNOWN = 255  # as Docker says of a container that was running when its daemon died
 
 
-def refresh(state: ContainerState) -> ContainerState:
+def refresh(state: ContainerState, directory: Path | None = None) -> ContainerState:
     """A container whose monitor died (killed, or the machine rebooted) is exited (its process
-    died with it: PDEATHSIG), with an exit code nobody recorded."""
+    died with it: PDEATHSIG), with an exit code nobody recorded. Given its ``directory``, that
+    end is recorded the first time it is seen, so that its FinishedAt stays what it was."""
     if state.status == "running" and not alive(state.monitor, state.monitor_start):
-        return state._replace(status="exited", exit_code=EXIT_UNKNOWN, finished=state.finished or now_iso(),
-                              error="its monitor ended before it did: the exit code is unknown")
+        ended = state._replace(status="exited", exit_code=EXIT_UNKNOWN, finished=state.finished or now_rfc3339(),
+                               error="its monitor ended before it did: the exit code is unknown")
+        if directory is not None:
+            _record_end(directory, state, ended)
+        return ended
     return state
+
+
+def _record_end(directory: Path, seen: ContainerState, ended: ContainerState) -> None:
+    """Save ``ended`` unless a command is changing the container (its lock is held: a start
+    may be making it run again) or its state is no longer the one ``seen``; best effort."""
+    import fcntl
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if load(directory) == seen:
+            save(directory, ended)
+    except (OSError, StoreError):
+        pass  # held by a command (it records what it sees), removed meanwhile, or a read-only store
+    finally:
+        os.close(fd)
 
 
 class Damaged(NamedTuple):
@@ -241,7 +280,7 @@ def scan(root: Path) -> tuple[list[tuple[Path, ContainerState]], list[Damaged]]:
                 if (d / "state.json").exists():  # else removed meanwhile
                     damaged.append(Damaged(d, d.name, _salvaged_name(d), str(e)))
                 continue
-            out.append((d, refresh(state)))
+            out.append((d, refresh(state, d)))
     return sorted(out, key=lambda x: x[1].created, reverse=True), damaged
 
 

@@ -7,7 +7,7 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -126,25 +126,41 @@ def _link_tmpfile(fd: int, name: str) -> None:
 NOTICE_AFTER = 1.0
 
 
-def wait_for_lock(fd: int, shared: bool, what: str) -> None:
-    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-    deadline = time.monotonic() + NOTICE_AFTER
+def _within(fd: int, mode: int, seconds: float) -> bool:
+    """Whether the lock was had within ``seconds``."""
+    deadline = time.monotonic() + seconds
     while True:
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
-            return
+            return True
         except BlockingIOError:
             if time.monotonic() >= deadline:
-                break
+                return False
             time.sleep(0.02)
-    notices.say(f"waiting for {what}")
-    fcntl.flock(fd, mode)
+
+
+def wait_for_lock(fd: int, shared: bool, what: str,
+                  give_up: tuple[float, Callable[[], float]] | None = None) -> None:
+    """The lock, said to be waited for after NOTICE_AFTER. ``give_up`` (seconds, action): a
+    bounded wait; after that long the action frees the lock (rm -f kills its holders) and
+    says how much longer to wait before the wait fails."""
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    if give_up is None:
+        if not _within(fd, mode, NOTICE_AFTER):
+            notices.say(f"waiting for {what}")
+            fcntl.flock(fd, mode)
+        return
+    seconds, action = give_up
+    if not _within(fd, mode, seconds) and not _within(fd, mode, action()):
+        raise StoreError(f"waiting for {what}: it did not let go")
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, shared: bool = False, what: str = "", directory: bool = False) -> Iterator[None]:
+def file_lock(path: Path, shared: bool = False, what: str = "", directory: bool = False,
+              give_up: tuple[float, Callable[[], float]] | None = None) -> Iterator[None]:
     """An flock on ``path`` (a lock file, made if missing, or a ``directory``); the kernel
-    drops it when the process dies, even by SIGKILL. ``what`` is what a wait is said to be for."""
+    drops it when the process dies, even by SIGKILL. ``what`` is what a wait is said to be
+    for; ``give_up``: see ``wait_for_lock``."""
     try:
         if directory:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -153,7 +169,7 @@ def file_lock(path: Path, shared: bool = False, what: str = "", directory: bool 
     except OSError as e:
         raise store_error("opening lock", path, e) from None
     try:
-        wait_for_lock(fd, shared, what or f"the lock {path}")
+        wait_for_lock(fd, shared, what or f"the lock {path}", give_up)
         yield
     finally:
         os.close(fd)

@@ -73,12 +73,14 @@ def list_containers(ctx: Context, every: bool) -> tuple[list[ContainerState], li
 
 
 @contextlib.contextmanager
-def changing(directory: Path, key: str) -> Iterator[None]:
+def changing(directory: Path, key: str, force: bool = False) -> Iterator[None]:
     """One command at a time changes a container (rm, stop, start until it runs): an flock on
     its directory, which the kernel drops if the command dies. A container removed while it
-    was waited for is not found."""
+    was waited for is not found. ``force`` (rm -f): the wait is bounded; the commands still
+    holding the container after FORCE_WAIT (stopped, or waiting without end) are killed."""
     try:
-        with file_lock(directory, what=f"another command on container {key}", directory=True):
+        with file_lock(directory, what=f"another command on container {key}", directory=True,
+                       give_up=(FORCE_WAIT, lambda: _take_from_holders(directory, key)) if force else None):
             if not (directory / "state.json").exists():
                 raise ContainerNotFound(f"No such container: {key}")
             yield
@@ -88,11 +90,32 @@ def changing(directory: Path, key: str) -> Iterator[None]:
         raise
 
 
+FORCE_WAIT = 2.0  # seconds rm -f waits for another command on the container before killing it
+
+
+def _take_from_holders(directory: Path, key: str) -> float:
+    """Kill the minirun commands that hold the container (never the caller); how much
+    longer to wait for the kernel to release their lock."""
+    from ..runtime.pids import lock_holders
+    holders = [pid for pid in lock_holders(str(directory)) if pid != os.getpid()]
+    if not holders:
+        raise ContainerConflict(f"removing container {key}: another command holds it and could not be found")
+    from .. import notices
+    for pid in holders:
+        notices.say(f"container {key}: killing the command (PID {pid}) that held it for {FORCE_WAIT:.0f} s")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return 2.0
+
+
 def remove_container(ctx: Context, key: str, force: bool) -> None:
-    """rm: a running container only with ``force`` (killed first, as Docker's rm -f). Two rm
-    of one container are one after the other: the second finds it gone."""
+    """rm: a running container only with ``force`` (as Docker's rm -f: killed first, at once,
+    whatever another command is doing with it). Two rm of one container are one after the
+    other: the second finds it gone."""
     directory, state = find(ctx.root, key)
-    with changing(directory, key):
+    if force:
+        _kill_now(state)
+    with changing(directory, key, force):
         with contextlib.suppress(StoreError):
             state = load(directory)  # as it is now (a damaged one stays as found)
         cgroup = cgroup_of(directory, state.id)
@@ -104,6 +127,15 @@ def remove_container(ctx: Context, key: str, force: bool) -> None:
             from ..runtime.net import network
             network.release(state.id)
         release(directory, state)
+
+
+def _kill_now(state: ContainerState) -> None:
+    """SIGKILL a running container's PID 1 before taking the container's lock: a stop that
+    holds it sees the end and lets go (only a PID that is still that process is signalled)."""
+    state = refresh(state)
+    if state.status == "running" and state.pid and alive(state.pid, state.pid_start):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(state.pid, signal.SIGKILL)
 
 
 def _stop(state: ContainerState, cgroup: Cgroup, force: bool) -> None:

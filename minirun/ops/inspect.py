@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..containers.state import find, refresh
+from ..containers.state import docker_time, find, refresh
 from ..errors import ContainerNotFound, ImageNotKnown, ManifestError, StoreError, UsageError
 from ..oci import parse_config
 from ..remote import reference
@@ -58,8 +58,8 @@ def _ports(state: ContainerState) -> dict[str, list[dict[str, str]]]:
 def container_doc(ctx: Context, state: ContainerState) -> Doc:
     """Docker's fields, from the container's config.json (what it is) and state (where it is
     in its life)."""
-    state = refresh(state)
     directory = ctx.root / "containers" / state.id
+    state = refresh(state, directory)
     try:
         spec, settings = configured(ctx, directory)
     except StoreError:
@@ -74,12 +74,12 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
         args = args[2:]
     binds = _binds(settings)
     return {
-        "Id": state.id, "Created": state.created, "Path": args[0] if args else "", "Args": args[1:],
+        "Id": state.id, "Created": docker_time(state.created), "Path": args[0] if args else "", "Args": args[1:],
         "State": {"Status": state.status, "Running": running, "Paused": False, "Restarting": False,
                   "OOMKilled": False, "Dead": state.status == "dead", "Pid": state.pid if running else 0,
-                  "ExitCode": state.exit_code or 0, "Error": state.error, "StartedAt": state.started_at or "",
+                  "ExitCode": state.exit_code or 0, "Error": state.error, "StartedAt": docker_time(state.started_at),
                   "LogDropped": state.log_dropped,
-                  "FinishedAt": state.finished or ""},
+                  "FinishedAt": docker_time(state.finished)},
         "Image": record.config if record else "", "Name": "/" + state.name,
         "Config": {"Hostname": spec.get("hostname") or state.id[:12], "Env": process.get("env") or [],
                    "Cmd": state.command, "Image": state.image, "WorkingDir": process.get("cwd") or "/",

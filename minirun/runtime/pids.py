@@ -28,3 +28,29 @@ def alive(pid: int | None, started: int | None) -> bool:
         return False
     found = _stat(pid)
     return found is not None and found[0] not in (b"Z", b"X") and found[1] == started
+
+
+def lock_holders(path: str) -> list[int]:
+    """The processes whose open file on ``path`` holds an flock on it (``/proc/PID/fdinfo``
+    names the lock on the very descriptor that holds it, inherited copies too). Only
+    kernel-made links are read (readlink of /proc/PID/fd), never a file they point at."""
+    import os
+    holders = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry.name}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{entry.name}/fd/{fd}") != path:
+                    continue
+                with open(f"/proc/{entry.name}/fdinfo/{fd}") as info:
+                    if "FLOCK" in info.read():
+                        holders.append(int(entry.name))
+                        break
+            except OSError:
+                continue
+    return holders

@@ -26,3 +26,13 @@ def test_what_is_not_supported_is_said() -> None:
             render(bad, DOC)
     with pytest.raises(UsageError, match=r"no field \.State\.Nope"):
         render("{{.State.Nope}}", DOC)
+
+
+def test_durations_are_worded_as_dockers() -> None:
+    """go-units' HumanDuration, as docker ps prints "Up ..." and "Exited (0) ... ago"."""
+    from minirun.cli.output import human_duration
+    cases = {0.4: "Less than a second", 1.2: "1 second", 2: "2 seconds", 59.9: "59 seconds", 60: "About a minute",
+             119: "About a minute", 120: "2 minutes", 3599: "59 minutes", 3600: "About an hour",
+             5400: "2 hours", 47 * 3600: "47 hours", 48 * 3600: "2 days", 14 * 86400: "2 weeks",
+             60 * 86400: "2 months", 800 * 86400: "2 years"}
+    assert {k: human_duration(k) for k in cases} == cases
