@@ -23,6 +23,7 @@ print ``str(error)`` as the single line a user sees::
     ├── ConfigError                minirun's own configuration file (/etc/minirun/config.toml)
     ├── OutputError                stdout or stderr cannot take what is written (a full disk)
     ├── InputError                 a file the user named cannot be read (load -i)
+    ├── TemplateError              a --format template that does not parse, or a missing field
     ├── Interrupted                Ctrl-C (SIGINT) stopped the operation: exit 130
     └── ContainerError             containers, by name or ID, and their start
         ├── ContainerNotFound      no container has that name or ID (prefix)
@@ -129,6 +130,10 @@ EXIT_NOT_FOUND = 127
 
 class OutputError(MiniRunError):
     pass
+
+
+class TemplateError(MiniRunError):
+    """A --format template that does not parse or names what is not there (Docker: exit 1)."""
 
 
 class InputError(MiniRunError):

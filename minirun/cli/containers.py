@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..errors import MiniRunError
+from ..errors import Interrupted, MiniRunError
 from ..ops import containers as ops
 from ..ops.start import start_container
 from .options import QuietOpt, context_of
@@ -97,19 +97,19 @@ def rm_cmd(
 ) -> None:
     """Remove containers and their root filesystems."""
     ctx = context_of(tctx)
-    for key in containers:
-        ops.remove_container(ctx, key, force)
-        line(key)
+    _each(containers, lambda key: ops.remove_container(ctx, key, force))
 
 
-def _each(keys: list[str], act: Callable[[str], None]) -> None:
-    """Docker's way with several containers: each one's name once done, an error line for
-    each that failed, exit 1 if any did."""
+def _each(keys: list[str], act: Callable[[str], object], said: Callable[[str, object], str] = lambda k, _: k) -> None:
+    """Docker's way with several containers: each one's name once done (or what ``said``
+    makes of the key and what ``act`` returned), an error line for each that failed, exit 1
+    if any did."""
     failed = False
     for key in keys:
         try:
-            act(key)
-            line(key)
+            line(said(key, act(key)))
+        except Interrupted:
+            raise
         except MiniRunError as e:
             err(str(e))
             failed = True
@@ -157,8 +157,7 @@ def wait_cmd(
 ) -> None:
     """Wait until containers stop; print their exit codes."""
     ctx = context_of(tctx)
-    for key in containers:
-        line(str(ops.wait_container(ctx, key)))
+    _each(containers, lambda key: ops.wait_container(ctx, key), lambda _, code: str(code))
 
 
 def logs_cmd(
@@ -226,12 +225,25 @@ def inspect_cmd(
     """Containers and images as JSON, with Docker's field names."""
     from ..ops.inspect import inspect
     from .template import render
-    docs = inspect(context_of(tctx), names)
+    ctx = context_of(tctx)
+    docs: list[dict[str, object]] = []
+    failed: list[str] = []
+    for name in names:  # as Docker: every name, the unknown ones said, then exit 1
+        try:
+            docs.append(inspect(ctx, name))
+        except Interrupted:
+            raise
+        except MiniRunError as e:
+            failed.append(str(e))
     if format is None or format == "json":
         line(json.dumps(docs, indent=4))
-        return
-    for doc in docs:
-        line(render(format, doc))
+    else:
+        for doc in docs:
+            line(render(format, doc))
+    for message in failed:
+        err(message)
+    if failed:
+        raise typer.Exit(1)
 
 
 def start_cmd(

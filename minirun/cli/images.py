@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..errors import Interrupted, ReferenceFormatError, UsageError
+from ..errors import Interrupted, MiniRunError, ReferenceFormatError, UsageError
 from ..ops import images as ops
 from ..ops.context import Context
 from .options import FormatOpt, InsecureOpt, MirrorOpt, PlatformOpt, context_of
@@ -126,14 +126,25 @@ def rmi_cmd(
     """Remove images; blobs no other image uses are deleted."""
     from ..content.images import is_image_id
     from ..remote import reference
-    removed = ops.remove_images(context_of(tctx), images, force)
-    for key in removed.untagged:
-        if is_image_id(key):
-            continue  # an image without a name: Docker says only "Deleted"
+    ctx, failed = context_of(tctx), False
+    for image in images:  # as Docker: each one, the failures said, then exit 1
         try:
-            name = reference.parse(key).familiar()
-        except ReferenceFormatError:
-            name = key  # a damaged entry, removed under the name it had
-        line(f"Untagged: {name}")
-    for digest in removed.deleted:
-        line(f"Deleted: {digest}")
+            removed = ops.remove_images(ctx, [image], force)
+        except Interrupted:
+            raise
+        except MiniRunError as e:
+            err(str(e))
+            failed = True
+            continue
+        for key in removed.untagged:
+            if is_image_id(key):
+                continue  # an image without a name: Docker says only "Deleted"
+            try:
+                name = reference.parse(key).familiar()
+            except ReferenceFormatError:
+                name = key  # a damaged entry, removed under the name it had
+            line(f"Untagged: {name}")
+        for digest in removed.deleted:
+            line(f"Deleted: {digest}")
+    if failed:
+        raise typer.Exit(1)

@@ -9,7 +9,7 @@ import json
 import re
 from collections.abc import Mapping
 
-from ..errors import UsageError
+from ..errors import TemplateError, UsageError
 
 _ACTION = re.compile(r"{{\s*(.*?)\s*}}")
 _PATH = re.compile(r"\.|(\.[A-Za-z_][A-Za-z0-9_]*)+")
@@ -19,7 +19,7 @@ def _lookup(obj: object, path: str, template: str) -> object:
     value = obj
     for name in [p for p in path.split(".") if p]:
         if not isinstance(value, Mapping) or name not in value:
-            raise UsageError(f'template "{template}": no field {path} (at "{name}")')
+            raise TemplateError(f'template "{template}": no field {path} (at "{name}")')
         value = value[name]
     return value
 
@@ -37,6 +37,9 @@ def _text(value: object) -> str:
 
 
 def render(template: str, obj: object) -> str:
+    if "{{" in _ACTION.sub("", template):  # an action never closed: Go's parse error, nothing printed
+        raise TemplateError(f'template parsing error: template "{template}": unclosed action')
+
     def action(m: re.Match[str]) -> str:
         body = m.group(1)
         if body.startswith("json "):

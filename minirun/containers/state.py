@@ -244,6 +244,38 @@ def _record_end(directory: Path, seen: ContainerState, ended: ContainerState) ->
         os.close(fd)
 
 
+ENDED = ".ended"      # containers/.ended/ID: the exit code of a --rm container, for its waiters
+ENDED_KEPT = 600.0    # seconds an exit code is kept there
+
+
+def leave_exit_code(directory: Path, code: int) -> None:
+    """Before a --rm container is removed: its exit code, kept a while for a ``wait`` that
+    was waiting on it (Docker's wait has it from the daemon); older ones are swept now.
+    Best effort: a full store loses only this."""
+    import time
+    ended = directory.parent / ENDED
+    with contextlib.suppress(OSError):
+        ended.mkdir(mode=0o700, exist_ok=True)
+        (ended / directory.name).write_text(str(code))
+        sweep_exit_codes(ended, time.time() - ENDED_KEPT)
+
+
+def sweep_exit_codes(ended: Path, before: float) -> None:
+    with contextlib.suppress(OSError):
+        for p in ended.iterdir():
+            with contextlib.suppress(OSError):
+                if p.stat().st_mtime < before:
+                    p.unlink()
+
+
+def exit_code_left(directory: Path) -> int | None:
+    """The exit code a --rm container left when it was removed (None: none)."""
+    try:
+        return int((directory.parent / ENDED / directory.name).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 class Damaged(NamedTuple):
     """A container whose state.json cannot be read. Its name is salvaged from what is left of
     the file when it can be (a truncated file keeps its start), so that it stays taken."""

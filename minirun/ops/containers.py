@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..containers.logs import log_path
-from ..containers.state import find, load, load_config, refresh, save, scan
+from ..containers.state import exit_code_left, find, load, load_config, refresh, save, scan
 from ..content.files import file_lock
 from ..errors import ContainerConflict, ContainerNotFound, StoreError, UsageError
 from ..runtime import caps
@@ -241,9 +241,12 @@ def wait_container(ctx: Context, key: str) -> int:
     while is_running(directory):
         time.sleep(0.05)
     try:
-        state = refresh(load(directory))
+        state = refresh(load(directory), directory)
     except StoreError:
-        raise ContainerNotFound(f"No such container: {key} (removed while waited for)") from None
+        code = exit_code_left(directory)  # a --rm container: removed once it ended
+        if code is None:
+            raise ContainerNotFound(f"No such container: {key} (removed while waited for)") from None
+        return code
     return state.exit_code if state.exit_code is not None else -1
 
 

@@ -57,4 +57,9 @@ def remove_damaged_containers(root: Path) -> list[str]:
             with contextlib.suppress(StoreError):
                 release_container(directory)
                 removed.append(directory.name)
+    # The exit codes --rm containers left for their waiters: a wait reads one within moments
+    import time
+
+    from ..containers.state import ENDED, sweep_exit_codes
+    sweep_exit_codes(base / ENDED, time.time() - 60)
     return removed

@@ -24,25 +24,21 @@ if TYPE_CHECKING:
 Doc = dict[str, object]
 
 
-def inspect(ctx: Context, names: list[str]) -> list[Doc]:
-    """Each name as a container (name, ID or prefix), else as an image; an unknown one is
+def inspect(ctx: Context, name: str) -> Doc:
+    """A name as a container (name, ID or prefix), else as an image; an unknown one is
     ImageNotKnown naming it, as Docker's "No such object"."""
     from .images import image_targets
-    out: list[Doc] = []
-    for name in names:
-        try:
-            out.append(container_doc(ctx, find(ctx.root, name)[1]))
-            continue
-        except ContainerNotFound:
-            pass
-        records = ctx.images.records()
-        try:
-            keys = image_targets(records, [name])
-        except ImageNotKnown:
-            raise ImageNotKnown(f"No such object: {name}") from None
-        record = next(r for r in records if r.reference == keys[0])
-        out.append(image_doc(ctx, record, [r for r in records if r.config == record.config]))
-    return out
+    try:
+        return container_doc(ctx, find(ctx.root, name)[1])
+    except ContainerNotFound:
+        pass
+    records = ctx.images.records()
+    try:
+        keys = image_targets(records, [name])
+    except ImageNotKnown:
+        raise ImageNotKnown(f"No such object: {name}") from None
+    record = next(r for r in records if r.reference == keys[0])
+    return image_doc(ctx, record, [r for r in records if r.config == record.config])
 
 
 def _ports(state: ContainerState) -> dict[str, list[dict[str, str]]]:

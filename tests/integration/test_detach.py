@@ -555,3 +555,35 @@ def test_rm_f_is_bounded_whatever_another_command_does(mr: Minirun) -> None:
         assert not directory.exists() and "held" not in mr("ps", "-a").stdout
         status = stop.wait(timeout=30)
         assert status == (-signal.SIGKILL if frozen else 0), (status, stop.stderr.read() if stop.stderr else "")
+
+
+def test_several_names_each_handled_and_exit_codes_as_dockers(mr: Minirun) -> None:
+    """Issue 25, defect 10 (the rest): rm, wait, rmi and inspect stopped at the first bad
+    name (Docker handles every one, then exits 1); wait on a --rm container that ended said
+    "No such container" (Docker prints its exit code); an unclosed template printed its text
+    and exited 0 (Docker: "unclosed action", 1); exec -w of a missing directory is an error."""
+    assert mr("pull", "-q", "busybox").returncode == 0
+    assert mr("pull", "-q", "hello-world").returncode == 0
+    for name in ("one", "two"):
+        assert mr("run", "--name", name, "busybox", "sh", "-c", "exit 4").returncode == 4
+    r = mr("wait", "nosuch", "one", "two")
+    assert (r.returncode, r.stdout) == (1, "4\n4\n") and "No such container: nosuch" in r.stderr, r
+    r = mr("inspect", "-f", "{{.Name}}", "one", "nosuch", "two")
+    assert (r.returncode, r.stdout) == (1, "/one\n/two\n") and "nosuch" in r.stderr, r
+    for template in ("{{", "{{.ID"):
+        r = mr("ps", "-a", "--format", template)
+        assert (r.returncode, r.stdout) == (1, "") and "unclosed action" in r.stderr, r
+    r = mr("rm", "nosuch", "one", "two")
+    assert (r.returncode, r.stdout) == (1, "one\ntwo\n") and "No such container: nosuch" in r.stderr, r
+    r = mr("rmi", "nosuch", "hello-world")
+    assert r.returncode == 1 and "Untagged: hello-world:latest" in r.stdout and "nosuch" in r.stderr, r
+    assert "hello-world" not in mr("images").stdout
+    cid = _detach(mr, "--rm", "busybox", "sh", "-c", "sleep 1; exit 7")
+    r = mr("wait", cid[:12], timeout=30)
+    assert (r.returncode, r.stdout) == (0, "7\n"), r
+    assert not (mr.root / "containers" / cid).exists()
+    _detach(mr, "--name", "busy", "busybox", "sleep", "60")
+    r = mr("exec", "-w", "/nonexistent", "busy", "pwd")
+    assert r.returncode == 126 and "/nonexistent" in r.stderr and r.stdout == "", r
+    assert mr("exec", "busy", "sh", "-c", "test -e /nonexistent").returncode == 1  # not made
+    assert mr("rm", "-f", "busy").returncode == 0

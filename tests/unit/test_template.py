@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from minirun.cli.template import render
-from minirun.errors import UsageError
+from minirun.errors import TemplateError, UsageError
 
 DOC = {"Id": "abc", "State": {"Status": "running", "Running": True, "Pid": 42}, "Config": {"Env": ["A=1"]},
        "Name": "/web", "Gone": None}
@@ -24,8 +24,11 @@ def test_what_is_not_supported_is_said() -> None:
     for bad in ("{{range .Config.Env}}{{.}}{{end}}", "{{.State.Status | upper}}", "{{if .State.Running}}x{{end}}"):
         with pytest.raises(UsageError, match="is not supported; only"):
             render(bad, DOC)
-    with pytest.raises(UsageError, match=r"no field \.State\.Nope"):
+    with pytest.raises(TemplateError, match=r"no field \.State\.Nope"):
         render("{{.State.Nope}}", DOC)
+    for unclosed in ("{{", "{{.Id", "{{.Id}} {{", "x {{json .State}"):  # Issue 25, defect 10
+        with pytest.raises(TemplateError, match="unclosed action"):
+            render(unclosed, DOC)
 
 
 def test_durations_are_worded_as_dockers() -> None:
