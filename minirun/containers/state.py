@@ -248,11 +248,22 @@ ENDED = ".ended"      # containers/.ended/ID: the exit code of a --rm container,
 ENDED_KEPT = 600.0    # seconds an exit code is kept there
 
 
+WAITED = "waited"     # containers/ID/waited: a wait is waiting on it
+
+
+def waiting_on(directory: Path) -> None:
+    """Said by ``wait`` (best effort): a --rm container leaves its exit code when removed."""
+    with contextlib.suppress(OSError):
+        (directory / WAITED).touch()
+
+
 def leave_exit_code(directory: Path, code: int) -> None:
-    """Before a --rm container is removed: its exit code, kept a while for a ``wait`` that
-    was waiting on it (Docker's wait has it from the daemon); older ones are swept now.
-    Best effort: a full store loses only this."""
+    """Before a --rm container that a ``wait`` waits on is removed: its exit code, kept a
+    while for it (Docker's wait has it from the daemon); older ones are swept now. Best
+    effort: a full store loses only this."""
     import time
+    if not (directory / WAITED).exists():
+        return  # nobody waits (as nearly always): one stat
     ended = directory.parent / ENDED
     with contextlib.suppress(OSError):
         ended.mkdir(mode=0o700, exist_ok=True)

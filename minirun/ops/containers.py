@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..containers.logs import log_path
-from ..containers.state import exit_code_left, find, load, load_config, refresh, save, scan
+from ..containers.state import exit_code_left, find, load, load_config, refresh, save, scan, waiting_on
 from ..content.files import file_lock
 from ..errors import ContainerConflict, ContainerNotFound, StoreError, UsageError
 from ..runtime import caps
@@ -149,19 +149,25 @@ def _stop(state: ContainerState, cgroup: Cgroup, force: bool) -> None:
     if not force:
         raise ContainerConflict(f"cannot remove running container {state.id[:12]}: "
                                 "stop it first or use minirun rm -f")
-    targets = [(state.pid, state.pid_start), (state.monitor, state.monitor_start)] if running \
-        else [(pid, None) for pid in leftovers]
-    for target, started in targets:
-        if target and alive(target, started):
+    targets = [(state.pid, state.pid_start)] if running else [(pid, None) for pid in leftovers]
+    for target, started in targets:  # its minirun records the exit (137): never killed while it may
+        if target and (alive(target, started) if running else True):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(target, signal.SIGKILL)
-            if running:
-                break  # the container's process: its minirun records the exit (137)
+    if running:
+        _await_monitor(state)
+
+
+def _await_monitor(state: ContainerState) -> None:
+    """Until the container's monitor has recorded its end and gone (at most 10 s); one that
+    has not a second after the program is gone (stopped, SIGSTOP; or a foreground run still
+    writing out what the program wrote) is not waited for, and never killed: what it finds
+    when it goes on is a container that was removed."""
     deadline = time.monotonic() + 10
-    while refresh(state).status == "running" and time.monotonic() < deadline:
+    while alive(state.monitor, state.monitor_start) and time.monotonic() < deadline:
         if not alive(state.pid, state.pid_start) and time.monotonic() > deadline - 9:
-            break  # dead, but its minirun does not record it (stopped, SIGSTOP): not waited for
-        time.sleep(0.05)
+            break
+        time.sleep(0.02)
 
 
 def release(directory: Path, state: ContainerState) -> None:
@@ -238,6 +244,7 @@ def _stop_running(ctx: Context, key: str, directory: Path, timeout: float, signu
 def wait_container(ctx: Context, key: str) -> int:
     """wait: until the container is no longer running; its exit code."""
     directory, state = _current(ctx, key)
+    waiting_on(directory)
     while is_running(directory):
         time.sleep(0.05)
     try:

@@ -285,7 +285,7 @@ def _record_end(remove: bool, directory: Path, state: ContainerState, code: int 
     started). What fails here is warned of: the program's code still wins."""
     try:
         if remove:
-            container.leave_exit_code(directory, EXIT_RUN_FAILED if code is None else code)  # for a wait
+            container.leave_exit_code(directory, EXIT_RUN_FAILED if code is None else code)  # for a wait on it
             release(directory, state)  # one that fails part way stays listed, as dead
             trace.event("cleanup", "removed", f"--rm: container {state.id[:12]} removed ({directory}); its "
                         "root filesystem mount ended with its mount namespace", container=state.id)

@@ -587,3 +587,34 @@ def test_several_names_each_handled_and_exit_codes_as_dockers(mr: Minirun) -> No
     assert r.returncode == 126 and "/nonexistent" in r.stderr and r.stdout == "", r
     assert mr("exec", "busy", "sh", "-c", "test -e /nonexistent").returncode == 1  # not made
     assert mr("rm", "-f", "busy").returncode == 0
+
+
+def test_rm_f_after_the_program_ended_never_kills_its_monitor(mr: Minirun) -> None:
+    """rm -f of a container whose program had ended but whose end was not yet recorded
+    SIGKILLed its monitor (while it recorded: its log's last lines, a --rm's removal). Now
+    rm waits for it (a second, for one stopped as here) and never kills it. This process is
+    the monitors' subreaper here, so that their ends can be read."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_child_subreaper = 36
+    assert mr("pull", "-q", "busybox").returncode == 0
+    assert libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0
+    try:
+        for rm in ([], ["--rm"]):
+            cid = _detach(mr, *rm, "--name", "short", "busybox", "sh", "-c", "echo bye; sleep 0.3")
+            state = _state(mr, cid)
+            monitor = int(str(state["monitor"]))
+            os.kill(monitor, signal.SIGSTOP)  # its end stays unrecorded
+            deadline = time.monotonic() + 10
+            while Path(f"/proc/{state['pid']}/stat").exists() and \
+                    Path(f"/proc/{state['pid']}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            r = mr("rm", "-f", "short")
+            assert (r.returncode, r.stdout) == (0, "short\n"), r
+            os.kill(monitor, signal.SIGCONT)
+            _, status = os.waitpid(monitor, 0)
+            assert os.WIFEXITED(status), (rm, status)  # it went on and ended: not killed
+            assert not (mr.root / "containers" / cid).exists()
+    finally:
+        libc.prctl(pr_set_child_subreaper, 0, 0, 0, 0)
