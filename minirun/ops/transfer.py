@@ -296,14 +296,15 @@ def _keep(ctx: Context, named: list[tuple[str, Loaded]], work: Path, source: str
     content = ctx.images.content
     try:
         with ctx.images.pulling():
-            for _, img in named:
-                for digest, f in img.blobs.items():
-                    if content.has(digest) or not f.path.exists():
-                        continue
-                    if f.path.parent != work:  # the user's layout directory: copied, never moved
-                        shutil.copyfile(f.path, work / "copy")
-                        f = f._replace(path=work / "copy")
+            blobs = {digest: f for _, img in named for digest, f in img.blobs.items() if not content.has(digest)}
+            for digest, f in blobs.items():  # the user's layout directory: copied (never moved) first,
+                if f.path.parent != work:    # so that a full store stops the load before any blob is in
+                    shutil.copyfile(f.path, work / f"copy-{digest[7:]}")
+                    blobs[digest] = f._replace(path=work / f"copy-{digest[7:]}")
+            for digest, f in blobs.items():
+                if f.path.exists():  # (two images' blobs may be one file)
                     os.replace(f.path, content.path(digest))
+            for _, img in named:
                 content.put("sha256:" + hashlib.sha256(img.manifest).hexdigest(), img.manifest)
             for name, img in named:
                 digest = "sha256:" + hashlib.sha256(img.manifest).hexdigest()

@@ -84,6 +84,13 @@ def test_load_into_a_full_or_read_only_store_says_so(mr: Minirun, tmp_path: Path
         _one_line(r, f"loading {archive}", "No space left on device")
         assert "not a complete archive" not in r.stderr, r
         assert os.listdir(small / "store" / "blobs" / "sha256") == [] and os.listdir(small / "store" / "ingest") == []
+        layout = tmp_path / "layout"  # the same archive as a directory (load -i DIR)
+        layout.mkdir()
+        with tarfile.open(archive) as tf:
+            tf.extractall(layout, filter="data")
+        r = store("load", "-i", str(layout))
+        _one_line(r, f"loading {layout}", "No space left on device")
+        assert os.listdir(small / "store" / "blobs" / "sha256") == [] and os.listdir(small / "store" / "ingest") == []
         filler.unlink()
         r = store("load", "-i", str(archive))  # the archive was sound all along
         assert (r.returncode, r.stdout) == (0, "Loaded image: big:latest\n"), r
