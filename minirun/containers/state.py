@@ -19,7 +19,7 @@ from typing import Any, Literal, NamedTuple, get_args
 
 from ..content.files import atomic_write, file_lock
 from ..errors import ContainerConflict, ContainerNotFound, StoreError
-from ..runtime.pids import alive, start_time
+from ..pids import alive, start_time
 
 _ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "quiet", "sharp", "vivid", "wise")
 _NAMES = ("curie", "hopper", "lovelace", "noether", "ritchie", "shannon", "thompson", "turing")

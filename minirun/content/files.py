@@ -199,24 +199,5 @@ def text_or_empty(path: str) -> str:
         return ""
 
 
-def owner_tag() -> str:
-    """``PID-STARTTIME`` of this process, for the names of its work files in the store: a prune
-    removes those whose owner is gone (a PID alone could be another process's by then)."""
-    from ..runtime.pids import start_time
-    return f"{os.getpid()}-{start_time(os.getpid()) or 0}"
-
-
-def owner_gone(tag: str) -> bool:
-    """Whether the process a name's ``PID-STARTTIME`` (or an older name's bare PID) names has
-    ended: an unreadable tag is nobody's."""
-    from ..runtime.pids import alive, start_time
-    pid_text, _, start_text = tag.partition("-")
-    if not pid_text.isdigit():
-        return True
-    if not start_text.isdigit():  # an older minirun's name: its PID alone, gone only if no process has it
-        return start_time(int(pid_text)) is None
-    return not alive(int(pid_text), int(start_text))
-
-
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())  # as datetime's isoformat in UTC

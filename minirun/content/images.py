@@ -16,8 +16,9 @@ from typing import NamedTuple
 from .. import notices, sha256
 from ..errors import ImageNotKnown, ManifestError, MiniRunError, StoreError
 from ..oci import ImageIndex, Manifest, Platform, parse_manifest
+from ..pids import owner_gone
 from .blobs import ContentStore
-from .files import atomic_write, file_lock, owner_gone, store_error, tree_size
+from .files import atomic_write, file_lock, store_error, tree_size
 
 
 class ImageRecord(NamedTuple):

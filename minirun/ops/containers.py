@@ -14,9 +14,9 @@ from ..containers.logs import log_path
 from ..containers.state import exit_code_left, find, load, load_config, refresh, save, scan, waiting_on
 from ..content.files import file_lock
 from ..errors import ContainerConflict, ContainerNotFound, StoreError, UsageError
+from ..pids import alive
 from ..runtime import caps
 from ..runtime.cgroups import DEFAULT_PARENT, Cgroup, Limits
-from ..runtime.pids import alive
 from ..runtime.plan import cgroup_location, plan
 from ..runtime.seccomp_bpf import program_for
 from ..runtime.signals import parse
@@ -96,7 +96,7 @@ FORCE_WAIT = 2.0  # seconds rm -f waits for another command on the container bef
 def _take_from_holders(directory: Path, key: str) -> float:
     """Kill the minirun commands that hold the container (never the caller); how much
     longer to wait for the kernel to release their lock."""
-    from ..runtime.pids import lock_holders
+    from ..pids import lock_holders
     holders = [pid for pid in lock_holders(str(directory)) if pid != os.getpid()]
     if not holders:
         raise ContainerConflict(f"removing container {key}: another command holds it and could not be found")

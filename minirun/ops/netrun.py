@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, NamedTuple
 from ..containers.state import find
 from ..content.files import text_or_empty
 from ..errors import ContainerConflict
+from ..pids import alive
 from ..runtime.net import netconf
-from ..runtime.pids import alive
 
 if TYPE_CHECKING:
     from ..oci import RunConfig

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO, NamedTuple
 
 from ..content.blobs import ContentStore
-from ..content.files import now_iso, owner_tag
+from ..content.files import now_iso
 from ..content.images import ImageRecord
 from ..errors import BrokenImage, ImageNotKnown, LayerError, ManifestError, OutputError, StoreError, VerificationError
 from ..oci import (
@@ -40,6 +40,7 @@ from ..oci import (
     parse_manifest,
     select_manifest,
 )
+from ..pids import owner_tag
 from .context import Context
 
 if TYPE_CHECKING:

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from minirun import pids
 from minirun.containers import state as container
 from minirun.errors import ContainerConflict
 from minirun.ops.context import Context
 from minirun.ops.gc import collect_snapshots
-from minirun.runtime import pids
 from minirun.snapshots.rootfs import Snapshotter
 
 

@@ -20,8 +20,8 @@ from typing import NamedTuple
 from ... import notices
 from ...content.files import file_lock
 from ...errors import EXIT_RUN_FAILED, ContainerStartError, UsageError
+from ...pids import alive, start_time
 from .. import _libc
-from ..pids import alive, start_time
 from .netconf import BRIDGE, TABLE, PortMapping, Subnet, allocate, bridge_subnet, overlapping_route, ruleset
 
 RUN_DIR = Path("/run/minirun")

@@ -2,6 +2,9 @@
 after a reboot always), so each PID minirun records is trusted only while /proc/PID/stat's
 start time (field 22) is still the one recorded."""
 
+import os
+
+
 def _stat(pid: int) -> tuple[bytes, int] | None:
     """``pid``'s state letter and start time (in clock ticks since boot: field 22 of
     /proc/PID/stat); None when there is no such process."""
@@ -34,7 +37,6 @@ def lock_holders(path: str) -> list[int]:
     """The processes whose open file on ``path`` holds an flock on it (``/proc/PID/fdinfo``
     names the lock on the very descriptor that holds it, inherited copies too). Only
     kernel-made links are read (readlink of /proc/PID/fd), never a file they point at."""
-    import os
     holders = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -54,3 +56,20 @@ def lock_holders(path: str) -> list[int]:
             except OSError:
                 continue
     return holders
+
+
+def owner_tag() -> str:
+    """``PID-STARTTIME`` of this process, for the names of its work files in the store: a prune
+    removes those whose owner is gone (a PID alone could be another process's by then)."""
+    return f"{os.getpid()}-{start_time(os.getpid()) or 0}"
+
+
+def owner_gone(tag: str) -> bool:
+    """Whether the process a name's ``PID-STARTTIME`` (or an older name's bare PID) names has
+    ended: an unreadable tag is nobody's."""
+    pid_text, _, start_text = tag.partition("-")
+    if not pid_text.isdigit():
+        return True
+    if not start_text.isdigit():  # an older minirun's name: its PID alone, gone only if no process has it
+        return start_time(int(pid_text)) is None
+    return not alive(int(pid_text), int(start_text))
