@@ -21,7 +21,7 @@ def load_cmd(
 ) -> None:
     """Load images from a docker-archive or OCI archive (gzip or not), or an OCI layout directory."""
     from ..content.images import is_image_id
-    from ..ops.transfer import load
+    from ..ops.load import load
     from ..remote import reference
     ctx = context_of(tctx)
     if input is not None and Path(input).is_dir():
@@ -49,7 +49,7 @@ def save_cmd(
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write to a file (stdout).")] = None,
 ) -> None:
     """Save images to a tar archive (docker-archive and OCI layout at once, as Docker 25)."""
-    from ..ops.transfer import save
+    from ..ops.save import save
     ctx = context_of(tctx)
     if output is None:
         if sys.stdout.isatty():
