@@ -17,7 +17,8 @@ print ``str(error)`` as the single line a user sees::
     ├── VerificationError          content that does not match its digest or size
     ├── StoreError                 the local store: disk full, permissions, corrupt index
     │   ├── ImageNotKnown          an image that is not in the store
-    │   └── BrokenImage            an image blob missing or damaged in the store (pull repairs)
+    │   ├── BrokenImage            an image blob missing or damaged in the store (pull repairs)
+    │   └── NoSuchVolume           a volume that is not in the store
     ├── LayerError                 a layer that cannot be applied: bad tar, escapes, DiffID
     ├── CredentialsError           reading or writing Docker's config.json
     ├── ConfigError                minirun's own configuration file (/etc/minirun/config.toml)
@@ -102,6 +103,10 @@ class StoreError(MiniRunError):
 
 
 class ImageNotKnown(StoreError):
+    pass
+
+
+class NoSuchVolume(StoreError):
     pass
 
 

@@ -13,7 +13,7 @@ import typer
 from .. import __version__
 from ..ops.context import Context
 from ..runargs import SUMMARY
-from . import auth, containers, images, system, transfer
+from . import auth, containers, images, system, transfer, volumes
 
 app = typer.Typer(
     name="minirun", add_completion=False,
@@ -62,6 +62,10 @@ system_app = typer.Typer(help="Manage minirun's store.", invoke_without_command=
 app.add_typer(system_app, name="system")
 system_app.command("prune")(system.prune_cmd)
 app.command("info")(system.info_cmd)
+volume_app = typer.Typer(help="Manage volumes.", invoke_without_command=True, callback=_help_without_command)
+app.add_typer(volume_app, name="volume")
+for _verb in ("create", "ls", "inspect", "rm", "prune"):
+    volume_app.command(_verb)(getattr(volumes, f"{_verb}_cmd"))
 app.command("load")(transfer.load_cmd)
 app.command("save")(transfer.save_cmd)
 app.command("login")(auth.login_cmd)

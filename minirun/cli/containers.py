@@ -94,10 +94,11 @@ def rm_cmd(
     tctx: typer.Context,
     containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
     force: Annotated[bool, typer.Option("--force", "-f", help="Kill a running container first.")] = False,
+    volumes: Annotated[bool, typer.Option("--volumes", "-v", help="Remove its anonymous volumes too.")] = False,
 ) -> None:
     """Remove containers and their root filesystems."""
     ctx = context_of(tctx)
-    _each(containers, lambda key: ops.remove_container(ctx, key, force))
+    _each(containers, lambda key: ops.remove_container(ctx, key, force, volumes))
 
 
 def _each(keys: list[str], act: Callable[[str], object], said: Callable[[str, object], str] = lambda k, _: k) -> None:

@@ -57,12 +57,13 @@ def line(text: str) -> None:
 Row = Mapping[str, Any]
 
 
-def print_rows(rows: Sequence[Row], quiet: bool, format: str, cols: list[tuple[str, str]]) -> None:
-    """IDs only (-q), one JSON object per line (--format json), a Go template per row, or
-    Docker's table."""
+def print_rows(rows: Sequence[Row], quiet: bool, format: str, cols: list[tuple[str, str]],
+               quiet_key: str = "ID") -> None:
+    """IDs (or ``quiet_key``) only (-q), one JSON object per line (--format json), a Go
+    template per row, or Docker's table."""
     if quiet:
         for row in rows:
-            line(str(row["ID"]))
+            line(str(row[quiet_key]))
     elif format not in ("table", "json"):
         from .template import render
         for row in rows:

@@ -108,10 +108,10 @@ def _take_from_holders(directory: Path, key: str) -> float:
     return 2.0
 
 
-def remove_container(ctx: Context, key: str, force: bool) -> None:
+def remove_container(ctx: Context, key: str, force: bool, volumes: bool = False) -> None:
     """rm: a running container only with ``force`` (as Docker's rm -f: killed first, at once,
-    whatever another command is doing with it). Two rm of one container are one after the
-    other: the second finds it gone."""
+    whatever another command is doing with it); ``volumes``: its anonymous volumes too. Two
+    rm of one container are one after the other: the second finds it gone."""
     directory, state = find(ctx.root, key)
     if force:
         _kill_now(state)
@@ -126,6 +126,12 @@ def remove_container(ctx: Context, key: str, force: bool) -> None:
         if state.address:  # its lease: its minirun gives it back; a killed one could not
             from ..runtime.net import network
             network.release(state.id)
+        if volumes:  # rm -v: its anonymous volumes too (named ones stay, as Docker's)
+            from .volumes import anonymous_of, remove_anonymous
+            anonymous = anonymous_of(ctx, directory)
+            release(directory, state)
+            remove_anonymous(ctx, anonymous)
+            return
         release(directory, state)
 
 

@@ -84,8 +84,22 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
         "HostConfig": _host_config(state, spec, settings, binds),
         "NetworkSettings": {"IPAddress": state.address or "", "Ports": _ports(state) if running else {}},
         "Mounts": [{"Type": "bind", "Source": b.source, "Destination": b.target, "Mode": "ro" if b.readonly else "",
-                    "RW": not b.readonly, "Propagation": "rprivate"} for b in binds],
+                    "RW": not b.readonly, "Propagation": "rprivate"} for b in binds if not b.volume]
+        + _volume_mounts(ctx, spec),
     }
+
+
+def _volume_mounts(ctx: Context, spec: dict[str, Any]) -> list[Doc]:
+    """Its volumes as Docker's Mounts list them: the binds of a volume's data in config.json."""
+    from ..containers.volumes import Volumes
+    volumes, out = Volumes(ctx.root), []
+    for m in spec.get("mounts") or []:
+        name = volumes.name_of(str(m.get("source"))) if m.get("type") == "bind" else None
+        if name is not None:
+            rw = "ro" not in (m.get("options") or [])
+            out.append({"Type": "volume", "Name": name, "Source": m["source"], "Destination": m.get("destination"),
+                        "Driver": "local", "Mode": "" if rw else "ro", "RW": rw, "Propagation": ""})
+    return out
 
 
 def _host_config(state: ContainerState, spec: dict[str, Any], settings: Settings, binds: list[Bind]) -> Doc:

@@ -133,6 +133,9 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
                                            user=a.user if a.user is not None else config.get("User", ""))
         wired, holder = None, None
         made: list[dict[str, Any]] = []
+        if any(b.volume for b in flags.binds) or config.get("Volumes"):
+            from .volumes import mounted_volumes  # only then: most runs have none
+            flags = flags._replace(binds=mounted_volumes(ctx, flags.binds, config, chains))
         try:
             wired = wire(ctx.root, flags.network, cid, hostname, config, helper)
 
@@ -190,7 +193,7 @@ def _run_created(ctx: Context, remove: bool, made: Made, state: ContainerState, 
                 warn(f"container {state.id[:12]}: {lost[0][0]} log entries could not be written "
                      f"({lost[0][1]}); its output was still passed on")
                 state = state._replace(log_dropped=lost[0][0])
-            _record_end(remove, directory, state, code, warn)
+            _record_end(ctx, remove, directory, state, code, warn)
         finally:
             made.signals.restore()
     if troubles:  # its output could not be written (a full disk): said, and exit 1, as Docker
@@ -279,14 +282,18 @@ def _current_state(directory: Path, made: ContainerState) -> ContainerState:
     return made
 
 
-def _record_end(remove: bool, directory: Path, state: ContainerState, code: int | None,
+def _record_end(ctx: Context, remove: bool, directory: Path, state: ContainerState, code: int | None,
                 warn: Callable[[str], None]) -> None:
     """--rm: remove the container; else record how it ended (``code`` None: it never
     started). What fails here is warned of: the program's code still wins."""
     try:
         if remove:
             container.leave_exit_code(directory, EXIT_RUN_FAILED if code is None else code)  # for a wait on it
+            anonymous = _anonymous_volumes(ctx, directory)
             release(directory, state)  # one that fails part way stays listed, as dead
+            if anonymous:  # --rm takes its anonymous volumes with it, as Docker's
+                from .volumes import remove_anonymous
+                remove_anonymous(ctx, anonymous)
             trace.event("cleanup", "removed", f"--rm: container {state.id[:12]} removed ({directory}); its "
                         "root filesystem mount ended with its mount namespace", container=state.id)
         else:
@@ -298,3 +305,10 @@ def _record_end(remove: bool, directory: Path, state: ContainerState, code: int 
     except StoreError as e:
         if directory.exists():  # else rm -f removed it meanwhile: nothing left to record
             warn(str(e))
+
+
+def _anonymous_volumes(ctx: Context, directory: Path) -> list[str]:
+    if not (ctx.root / "volumes").is_dir():
+        return []  # (no volume was ever made: nothing to read)
+    from .volumes import anonymous_of
+    return anonymous_of(ctx, directory)

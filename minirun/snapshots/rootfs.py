@@ -15,6 +15,7 @@ applies each layer to a copy of its parent, as Docker's vfs driver does.
 
 import contextlib
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -206,6 +207,22 @@ class Snapshotter:
         trace.event("container", "rootfs", f"root filesystem: a copy of the top snapshot in {rootfs} (vfs)",
                     driver="vfs", lower=[chains[-1]], upper=str(rootfs))
         return [Mount("bind", str(rootfs), str(rootfs), ("rbind",))]
+
+    @contextlib.contextmanager
+    def image_view(self, chains: list[str]) -> Iterator[Path]:
+        """The image's root filesystem, read-only, for the duration (a volume's copy-up): the
+        top snapshot itself where it is whole (vfs, or one layer), else an overlay of the
+        snapshots mounted read-only under tmp/ (in the store's private directory)."""
+        if self.driver == "vfs" or len(chains) == 1:
+            yield self.fs(chains[-1])
+            return
+        view = self.tmp / f"view-{os.getpid()}-{secrets.token_hex(4)}"
+        view.mkdir()
+        try:
+            with mounted([Mount("overlay", "overlay", str(view), (self._lower(chains),), cwd=str(self.dir))]):
+                yield view
+        finally:
+            view.rmdir()
 
     def remove_unused(self, keep: set[str]) -> tuple[list[str], int]:
         """Remove snapshots not in ``keep``, and work directories and locks of unpacks.

@@ -7,6 +7,7 @@ caller's environment (or drops K); PATH has a default; HOSTNAME and HOME are set
 """
 
 import posixpath
+import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -17,9 +18,21 @@ from ..runtime.user import DEFAULT_PATH
 
 
 class Bind(NamedTuple):
-    source: str      # absolute host path
+    source: str      # absolute host path; for a volume its name ("": an anonymous one)
     target: str      # absolute container path
     readonly: bool = False
+    volume: bool = False   # a named or anonymous volume (made in the store on first use)
+    nocopy: bool = False   # a volume that is not given the image's content at its path
+
+
+# Docker's rule for a local volume's name (at least two characters).
+VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+
+
+def check_volume_name(name: str, what: str) -> None:
+    if not VOLUME_NAME.fullmatch(name):
+        raise UsageError(f'{what}: "{name}" includes invalid characters for a local volume name, only '
+                         '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed; to pass a host directory, give an absolute path')
 
 
 # Docker's --ulimit names and the resources they set (getrlimit(2)).
@@ -107,20 +120,26 @@ _VOLUME_OPTION_GROUPS = ({"ro", "rw"}, {"z", "Z"}, {"consistent", "cached", "del
 
 
 def parse_volume(text: str) -> Bind:
-    """``-v /host:/container[:OPTIONS]`` (named volumes are not supported)."""
+    """``-v /host:/container[:OPTIONS]`` (a bind), ``-v NAME:/container[:OPTIONS]`` (a named
+    volume) or ``-v /container`` (an anonymous volume), as Docker reads them."""
     parts = text.split(":")
-    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise UsageError(f'invalid volume "{text}": expected /host/path:/container/path[:ro]')
+    if len(parts) == 1 and parts[0]:
+        parts = ["", parts[0]]
+    elif len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise UsageError(f'invalid volume "{text}": expected /host/path:/container/path[:ro] or NAME:/path')
     source, target = parts[0], parts[1]
     options = parts[2].split(",") if len(parts) == 3 else []
-    if any(sum(o in group for o in options) > 1 for group in _VOLUME_OPTION_GROUPS) or \
-            not all(any(o in group for group in _VOLUME_OPTION_GROUPS) for o in options):
+    volume = not source.startswith("/")
+    groups = (*_VOLUME_OPTION_GROUPS, *([{"nocopy"}] if volume else []))
+    if any(sum(o in group for o in options) > 1 for group in groups) or \
+            not all(any(o in group for group in groups) for o in options):
         raise UsageError(f'invalid volume "{text}": invalid mode: {parts[2]}')  # Docker's words after the colon
-    if not source.startswith("/"):
-        raise UsageError(f'invalid volume "{text}": named volumes are not supported, give an absolute host path')
+    if source and volume:
+        check_volume_name(source, f'invalid volume "{text}"')
     if not target.startswith("/") or posixpath.normpath(target) == "/":
         raise UsageError(f'invalid volume "{text}": the container path must be absolute and not /')
-    return Bind(posixpath.normpath(source), posixpath.normpath(target), "ro" in options)
+    return Bind(posixpath.normpath(source) if not volume else source, posixpath.normpath(target), "ro" in options,
+                volume, "nocopy" in options)
 
 
 TMPFS_BASE = "noexec,nosuid,nodev"   # Docker's, before the user's options (which may say exec, suid, dev)

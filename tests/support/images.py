@@ -229,10 +229,12 @@ def _gzip(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
 
 
-def _config(diff_ids: list[str], cmd: list[str], arch: str, variant: str | None) -> bytes:
+def _config(diff_ids: list[str], cmd: list[str], arch: str, variant: str | None,
+            extra: dict[str, Any] | None = None) -> bytes:
     doc: dict[str, Any] = {
         "created": "2024-01-01T00:00:00Z", "architecture": arch, "os": "linux",
-        "config": {"Cmd": cmd, "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "config": {"Cmd": cmd, "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                   **(extra or {})},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "minirun tests"}],
     }
@@ -255,9 +257,9 @@ def host_arch() -> str:
 
 
 def _single(repo: str, layers: list[tuple[str, bytes, bytes]], cmd: list[str],
-            media: str = OCI_MANIFEST, config_type: str = OCI_CONFIG) -> TestImage:
-    """layers: (media type, blob, uncompressed tar)."""
-    config = _config([sha256(raw) for _, _, raw in layers], cmd, host_arch(), None)
+            media: str = OCI_MANIFEST, config_type: str = OCI_CONFIG, extra: dict[str, Any] | None = None) -> TestImage:
+    """layers: (media type, blob, uncompressed tar); ``extra``: more of the config's config."""
+    config = _config([sha256(raw) for _, _, raw in layers], cmd, host_arch(), None, extra)
     manifest = _manifest(media, config_type, config, [(t, b) for t, b, _ in layers])
     img = TestImage(repo, "latest", manifest, media, config_digest=sha256(config),
                     layer_digests=[sha256(b) for _, b, _ in layers], platform_manifest=sha256(manifest))
@@ -300,11 +302,12 @@ def busybox_layer(with_etc: bool = True) -> bytes:
     return _tar(entries)
 
 
-def crafted(repo: str, extra_tar: bytes, with_etc: bool = True) -> TestImage:
-    """busybox (with or without its /etc) and one more layer, for the escape tests."""
+def crafted(repo: str, extra_tar: bytes, with_etc: bool = True, config: dict[str, Any] | None = None) -> TestImage:
+    """busybox (with or without its /etc) and one more layer, for the escape tests;
+    ``config``: more of the image config's config (Volumes, User)."""
     base = busybox_layer(with_etc)
     return _single(repo, [(DOCKER_LAYER, _gzip(base), base), (OCI_TAR, extra_tar, extra_tar)], ["sh"],
-                   DOCKER_MANIFEST, DOCKER_CONFIG)
+                   DOCKER_MANIFEST, DOCKER_CONFIG, config)
 
 
 def build_hello_world(workdir: Path) -> TestImage:

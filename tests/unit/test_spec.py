@@ -80,13 +80,17 @@ def test_unknown_users(spec: str, why: str) -> None:
 @pytest.mark.parametrize("text,bind", [
     ("/h:/c", Bind("/h", "/c", False)), ("/h/:/c/d/../e:ro", Bind("/h", "/c/e", True)), ("/h:/c:rw", Bind("/h", "/c")),
     ("/h:/c:z", Bind("/h", "/c")), ("/h:/c:Z", Bind("/h", "/c")), ("/h:/c:ro,z", Bind("/h", "/c", True)),
-    ("/h:/c:z,ro", Bind("/h", "/c", True)), ("/h:/c:rw,Z", Bind("/h", "/c")), ("/h:/c:cached", Bind("/h", "/c"))])
+    ("/h:/c:z,ro", Bind("/h", "/c", True)), ("/h:/c:rw,Z", Bind("/h", "/c")), ("/h:/c:cached", Bind("/h", "/c")),
+    # volumes (issue 26): named, anonymous, nocopy
+    ("pgdata:/var/lib/pg", Bind("pgdata", "/var/lib/pg", False, True)), ("/data", Bind("", "/data", False, True)),
+    ("db.1:/d:ro,nocopy", Bind("db.1", "/d", True, True, True))])
 def test_volumes(text: str, bind: Bind) -> None:
     assert parse_volume(text) == bind
 
 
-@pytest.mark.parametrize("text", ["h:/c", "/h:c", "/h:/", "/h", "/h:/c:rx", ":/c", "/h:/c:ro,rw", "/h:/c:z,Z",
-                                  "/h:/c:bogus", "/h:/c:"])
+@pytest.mark.parametrize("text", ["h:c", "/h:c", "/h:/", "/", "/h:/c:rx", ":/c", "/h:/c:ro,rw", "/h:/c:z,Z",
+                                  "/h:/c:bogus", "/h:/c:", "/h:/c:nocopy", "x:/c", "../etc:/c", "a/b:/c", ".v:/c",
+                                  "v:/c:nocopy,nocopy", "relative"])
 def test_bad_volumes(text: str) -> None:
     with pytest.raises(UsageError, match="invalid volume"):
         parse_volume(text)
