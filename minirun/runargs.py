@@ -53,9 +53,16 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--dns-search",), "dns_search", "list", "DOMAIN", "Search domain for its resolv.conf."),
     Flag(("--dns-option",), "dns_option", "list", "OPTION", "Option for its resolv.conf."),
     Flag(("--add-host",), "add_host", "list", "NAME:IP", "Add a line to its /etc/hosts (IP host-gateway: the bridge)."),
-    Flag(("-v", "--volume"), "volume", "list", "/HOST:/CONTAINER[:ro]", "Bind mount a host path."),
+    Flag(("-v", "--volume"), "volume", "list", "/HOST:/CONTAINER[:ro]|NAME:/CONTAINER|/CONTAINER",
+         "Bind mount a host path, or mount a volume (named, made on first use; or anonymous)."),
+    Flag(("--mount",), "mount", "list", "type=bind|volume|tmpfs,source=...,target=...[,readonly]",
+         "Mount a bind, a volume or a tmpfs (Docker's --mount form)."),
     Flag(("--tmpfs",), "tmpfs", "list", "/PATH[:OPTIONS]", "Mount a tmpfs."),
     Flag(("--read-only",), "read_only", "bool", help="Mount the root filesystem read-only."),
+    Flag(("--shm-size",), "shm_size", "str", "SIZE", "Size of /dev/shm (default 64m)."),
+    Flag(("-l", "--label"), "label", "list", "KEY=VALUE", "Set a label on the container."),
+    Flag(("--label-file",), "label_file", "list", "FILE", "Read labels from a file (KEY=VALUE lines)."),
+    Flag(("--cidfile",), "cidfile", "str", "FILE", "Write the container's ID to FILE (which must not exist)."),
     Flag(("--privileged",), "privileged", "bool", help="All capabilities, no masked paths."),
     Flag(("--cap-add",), "cap_add", "list", "CAP", "Add a Linux capability."),
     Flag(("--cap-drop",), "cap_drop", "list", "CAP", "Drop a Linux capability (ALL for all)."),
@@ -112,8 +119,13 @@ class RunArgs(NamedTuple):
     dns_option: tuple[str, ...] = ()
     add_host: tuple[str, ...] = ()
     volume: tuple[str, ...] = ()
+    mount: tuple[str, ...] = ()
     tmpfs: tuple[str, ...] = ()
     read_only: bool = False
+    shm_size: str | None = None
+    label: tuple[str, ...] = ()
+    label_file: tuple[str, ...] = ()
+    cidfile: str | None = None
     privileged: bool = False
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
@@ -206,13 +218,17 @@ def parse(argv: list[str]) -> RunArgs:
     return RunArgs(image=words[i], command=tuple(words[i + 1:]), **values)
 
 
-def help_text() -> str:
+def help_text(create: bool = False) -> str:
     rows = []
     for flag in FLAGS:
+        if create and flag.dest == "detach":
+            continue
         indent = "    " if flag.names[0].startswith("--") else ""  # long names in one column
         shown = indent + ", ".join(flag.names) + (f" {flag.metavar}" if flag.metavar else "")
         rows.append((shown, flag.help))
     width = max(len(s) for s, _ in rows) + 2
-    lines = [USAGE, "", f"  {SUMMARY}", "", "Options:"]
+    usage, summary = (USAGE.replace(" run ", " create "), "Create a new container (run's flags; start runs it).") \
+        if create else (USAGE, SUMMARY)
+    lines = [usage, "", f"  {summary}", "", "Options:"]
     lines += [f"  {s.ljust(width)}{h}".rstrip() for s, h in rows]
     return "\n".join(lines) + "\n"

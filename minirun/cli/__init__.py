@@ -48,8 +48,9 @@ def _exit_code(e: MiniRunError) -> int:
     return EXIT_FAILURE
 
 
-def _run_words(argv: list[str]) -> tuple[str | None, list[str]] | None:
-    """``[--storage-driver X] run WORDS...``: (X, WORDS); None for anything else (typer's)."""
+def _run_words(argv: list[str]) -> tuple[str | None, list[str], str] | None:
+    """``[--storage-driver X] run|create WORDS...``: (X, WORDS, the verb); None for anything
+    else (typer's). ``create`` takes run's flags: it is run's first half."""
     driver = None
     i = 0
     while i < len(argv):
@@ -58,8 +59,8 @@ def _run_words(argv: list[str]) -> tuple[str | None, list[str]] | None:
             driver, i = argv[i + 1], i + 2
         elif word.startswith("--storage-driver="):
             driver, i = word.partition("=")[2], i + 1
-        elif word == "run":
-            return driver, argv[i + 1:]
+        elif word in ("run", "create"):
+            return driver, argv[i + 1:], word
         else:
             return None
     return None
@@ -77,14 +78,14 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise Interrupted("interrupted")
 
 
-def _run(driver: str | None, words: list[str]) -> int:
+def _run(driver: str | None, words: list[str], verb: str = "run") -> int:
     from ..ops.context import Context
     from ..snapshots.rootfs import check_driver
     from .run import run
     _hear_notices()
     if driver is not None:
         check_driver(driver)
-    return run(words, Context.from_environment(driver))
+    return run(words, Context.from_environment(driver), create=verb == "create")
 
 
 def _app(argv: list[str]) -> int:
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     return _main(args, _run_words(args), flag)
 
 
-def _main(args: list[str], split: tuple[str | None, list[str]] | None, config_flag: str | None = None) -> int:
+def _main(args: list[str], split: tuple[str | None, list[str], str] | None, config_flag: str | None = None) -> int:
     """``split``: ``run``'s words (see _run_words). A run returns its program's code as it
     is; a failure of minirun's own exits 125 there, as docker run's do. The configuration
     file is read first (its errors are the command's: 125 for run)."""

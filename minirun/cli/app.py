@@ -73,6 +73,7 @@ app.command("logout")(auth.logout_cmd)
 app.command("ps")(containers.ps_cmd)
 app.command("rm")(containers.rm_cmd)
 app.command("logs")(containers.logs_cmd)
+app.command("port")(containers.port_cmd)
 app.command("stop")(containers.stop_cmd)
 app.command("kill")(containers.kill_cmd)
 app.command("wait")(containers.wait_cmd)
@@ -84,6 +85,9 @@ app.command("exec", context_settings={"allow_interspersed_args": False})(contain
 app.command("run", help=SUMMARY, add_help_option=False, context_settings={
     "ignore_unknown_options": True, "allow_extra_args": True,
     "allow_interspersed_args": False})(containers.run_cmd)
+app.command("create", help="Create a new container (run's flags; start runs it).", add_help_option=False,
+            context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                              "allow_interspersed_args": False})(containers.create_cmd)
 
 
 def run_app(argv: list[str]) -> int:

@@ -19,12 +19,19 @@ from .output import err, line, print_rows, since, write
 if TYPE_CHECKING:
     from ..containers.logs import Entry
     from ..containers.state import ContainerState
+    from ..ops.context import Context
 
 
 def run_cmd(tctx: typer.Context) -> int:
     """Reached only when global flags other than --storage-driver precede ``run``."""
     from .run import run
     return run(list(tctx.args), context_of(tctx))
+
+
+def create_cmd(tctx: typer.Context) -> int:
+    """Reached only when global flags other than --storage-driver precede ``create``."""
+    from .run import run
+    return run(list(tctx.args), context_of(tctx), create=True)
 
 
 def _status(state: ContainerState) -> str:
@@ -52,7 +59,8 @@ def ps_cmd(
     wanted = _filters(filter)
     states, damaged = ops.list_containers(context_of(tctx), all or bool(wanted))
     # (``all`` is the flag here)
-    states = [s for s in states if not any(not _matches(s, k, vs) for k, vs in wanted.items())]
+    ctx = context_of(tctx)
+    states = [s for s in states if not any(not _matches(s, k, vs, ctx) for k, vs in wanted.items())]
     for d in damaged:
         err(f"container {d.id[:12]}: {d.reason}; minirun rm {d.id[:12]} or minirun system prune removes it")
     rows = [{"ID": s.id if no_trunc else s.id[:12], "Image": s.image, "Command": json.dumps(" ".join(s.command)),
@@ -76,13 +84,16 @@ def _filters(items: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for item in items:
         key, eq, value = item.partition("=")
-        if not eq or key not in ("status", "name", "id"):
-            raise UsageError(f'invalid --filter "{item}": expected status=, name= or id=')
+        if not eq or key not in ("status", "name", "id", "label"):
+            raise UsageError(f'invalid --filter "{item}": expected status=, name=, id= or label=')
         out.setdefault(key, []).append(value)
     return out
 
 
-def _matches(state: ContainerState, key: str, values: list[str]) -> bool:
+def _matches(state: ContainerState, key: str, values: list[str], ctx: Context) -> bool:
+    if key == "label":  # KEY or KEY=VALUE: each must hold (Docker's)
+        labels = ops.labels_of(ctx, state)
+        return all(k in labels and (not eq or labels[k] == v) for k, eq, v in (x.partition("=") for x in values))
     if key == "status":
         return state.status in values
     if key == "name":
@@ -159,6 +170,29 @@ def wait_cmd(
     """Wait until containers stop; print their exit codes."""
     ctx = context_of(tctx)
     _each(containers, lambda key: ops.wait_container(ctx, key), lambda _, code: str(code))
+
+
+def port_cmd(
+    tctx: typer.Context,
+    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    private: Annotated[str | None, typer.Argument(metavar="[PRIVATE_PORT[/PROTO]]")] = None,
+) -> None:
+    """The host addresses a running container's ports are published on."""
+    from ..errors import ContainerConflict, UsageError
+    mappings = ops.ports_of(context_of(tctx), container)
+    if private is None:
+        for inner, host in mappings:
+            line(f"{inner} -> {host}")
+        return
+    port, _, proto = private.partition("/")
+    if not port.isdigit() or proto not in ("", "tcp", "udp", "sctp"):
+        raise UsageError(f'invalid port "{private}": expected PORT[/tcp|udp|sctp]')
+    wanted = f"{int(port)}/{proto or 'tcp'}"
+    hosts = [host for inner, host in mappings if inner == wanted]
+    if not hosts:
+        raise ContainerConflict(f"No public port '{wanted}' published for {container}")
+    for host in hosts:
+        line(host)
 
 
 def logs_cmd(

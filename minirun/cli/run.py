@@ -62,12 +62,16 @@ def _announce(text: str) -> None:
         sys.stderr.flush()
 
 
-def run(words: list[str], ctx: Context) -> int:
-    """The words after ``run``: the program's exit status (0 after ``--help``)."""
+def run(words: list[str], ctx: Context, create: bool = False) -> int:
+    """The words after ``run``: the program's exit status (0 after ``--help``). ``create``:
+    the words after ``create``, the container made and left created (its ID printed)."""
     args = runargs.parse(words)
     if args.help:
-        sys.stdout.write(runargs.help_text())
+        sys.stdout.write(runargs.help_text(create))
         return 0
+    if create and args.detach:
+        err("create: unknown flag: --detach (see 'minirun create --help')")
+        return 125
     if args.tty and args.interactive and not os.isatty(0):
         err("the input device is not a TTY")  # Docker's words, and its exit code
         return 1
@@ -92,6 +96,10 @@ def run(words: list[str], ctx: Context) -> int:
             finally:
                 again.close()
 
+        if create:
+            from ..ops.run import create_container
+            line(create_container(ctx, args, flags, record, repair))
+            return 0
         if args.detach:
             from ..ops.detach import run_detached
             line(run_detached(ctx, args, flags, record, repair))

@@ -11,15 +11,26 @@ from .options import context_of
 from .output import human_size, line
 
 
-def prune_cmd(tctx: typer.Context) -> None:
+def prune_cmd(
+    tctx: typer.Context,
+    volumes: Annotated[bool, typer.Option("--volumes", help="Also volumes no container uses.")] = False,
+) -> None:
     """Remove blobs, snapshots and partial downloads that no image references, and damaged
-    image entries and containers."""
-    removed = ops.prune(context_of(tctx))
+    image entries and containers (volumes only with --volumes)."""
+    ctx = context_of(tctx)
+    removed = ops.prune(ctx)
     for cid in removed.containers:
         line(f"Deleted container: {cid}")
     for digest in removed.deleted:
         line(f"Deleted: {digest}")
-    line(f"Total reclaimed space: {human_size(removed.freed)}")
+    freed = removed.freed
+    if volumes:
+        from ..ops.volumes import prune_volumes
+        names, more = prune_volumes(ctx)
+        freed += more
+        for name in names:
+            line(f"Deleted Volume: {name}")
+    line(f"Total reclaimed space: {human_size(freed)}")
 
 
 def info_cmd(

@@ -61,6 +61,12 @@ def cgroup_of(directory: Path, cid: str) -> Cgroup:
     return Cgroup(cid, Limits(), None, parent)
 
 
+def labels_of(ctx: Context, state: ContainerState) -> dict[str, str]:
+    """Its labels (the image's and those given), from its config.json's settings."""
+    labels = settings_or_defaults(ctx.root / "containers" / state.id).labels
+    return dict(item.partition("=")[::2] for item in labels)
+
+
 def network_of(ctx: Context, state: ContainerState) -> str:
     """The network it was made on (ps's Networks): its config.json's settings."""
     return settings_or_defaults(ctx.root / "containers" / state.id).network
@@ -261,6 +267,18 @@ def wait_container(ctx: Context, key: str) -> int:
             raise ContainerNotFound(f"No such container: {key} (removed while waited for)") from None
         return code
     return state.exit_code if state.exit_code is not None else -1
+
+
+def ports_of(ctx: Context, key: str) -> list[tuple[str, str]]:
+    """port: (container port/proto, host address:port) of a running container, in order."""
+    _, state = _current(ctx, key)
+    if refresh(state).status != "running":
+        return []
+    out = []
+    for text in state.ports:  # 0.0.0.0:8080->80/tcp
+        host, _, inner = text.partition("->")
+        out.append((inner, host))
+    return out
 
 
 def logs_of(ctx: Context, key: str) -> tuple[Path, ContainerState]:

@@ -47,6 +47,8 @@ class Checked(NamedTuple):
     log: LogOptions | None     # the log's bounds; None: --log-driver none
     cgroup_parent: str
     settings: Settings         # for config.json's annotations (the image's part filled in later)
+    shm_size: int | None = None   # bytes of /dev/shm (None: Docker's 64m)
+    cidfile: str | None = None    # --cidfile, absolute
 
 
 def check(a: RunArgs, root: Path) -> Checked:
@@ -76,13 +78,63 @@ def check(a: RunArgs, root: Path) -> Checked:
                         dns_search=a.dns_search, dns_option=a.dns_option, add_host=a.add_host,
                         log_driver=a.log_driver, log_opt=log_opt, stop_timeout=_stop_timeout(a),
                         interactive=a.interactive, init=a.init, privileged=a.privileged,
-                        security_opt=a.security_opt, volume=a.volume)
-    return Checked(_environment(a), tuple(spec.parse_volume(v) for v in a.volume),
-                   tuple(spec.parse_tmpfs(t) for t in a.tmpfs), capabilities,
+                        security_opt=a.security_opt, volume=a.volume, mount=a.mount, auto_remove=a.rm,
+                        labels=spec.parse_labels(list(a.label), _read_files(a.label_file, "label file")))
+    binds, tmpfs = _mounts(a)
+    return Checked(_environment(a), binds, tmpfs, capabilities,
                    cgroups.parse_limits(a.memory, a.cpus, a.pids_limit),
                    process.find_init(os.environ) if a.init else "", network, section, program,
                    security.no_new_privileges, tuple(spec.parse_ulimit(u) for u in a.ulimit), log,
-                   cgroups.parent_from(os.environ), settings)
+                   cgroups.parent_from(os.environ), settings,
+                   spec.parse_size(a.shm_size, "--shm-size") if a.shm_size is not None else None,
+                   _cidfile(a.cidfile))
+
+
+def _cidfile(path: str | None) -> str | None:
+    """Refused before anything is made when it exists (Docker's check, and its words)."""
+    if path is None:
+        return None
+    if os.path.lexists(path):
+        raise UsageError(f"Container ID file found, make sure the other container isn't running or delete {path}")
+    return os.path.abspath(path)
+
+
+def _mounts(a: RunArgs) -> tuple[tuple[Bind, ...], tuple[tuple[str, str], ...]]:
+    """-v, --tmpfs and --mount: the binds and volumes, the tmpfs mounts. A --mount bind's
+    source must exist (as Docker's; -v makes a missing one)."""
+    binds = [spec.parse_volume(v) for v in a.volume]
+    tmpfs = [spec.parse_tmpfs(t) for t in a.tmpfs]
+    for text in a.mount:
+        parsed = spec.parse_mount(text)
+        if isinstance(parsed, Bind):
+            if not parsed.volume and not os.path.exists(parsed.source):
+                raise UsageError(f'invalid mount config for type "bind": bind source path does not exist: '
+                                 f"{parsed.source}")
+            binds.append(parsed)
+        else:
+            tmpfs.append(parsed)
+    targets = [b.target for b in binds] + [t for t, _ in tmpfs]
+    if len(set(targets)) != len(targets):
+        twice = next(t for t in targets if targets.count(t) > 1)
+        raise UsageError(f"Duplicate mount point: {twice}")
+    return tuple(binds), tuple(tmpfs)
+
+
+def merged_labels(image: list[str], given: tuple[str, ...]) -> tuple[str, ...]:
+    """The container's labels: the image's, then those given (which win), as Docker's."""
+    out = dict(item.partition("=")[::2] for item in [*image, *given])
+    return tuple(f"{k}={v}" for k, v in out.items())
+
+
+def _read_files(paths: tuple[str, ...], what: str) -> dict[str, str]:
+    out = {}
+    for path in paths:
+        try:
+            with open(path) as f:
+                out[path] = f.read()
+        except OSError as e:
+            raise UsageError(f"reading {what} {path}: {e.strerror}") from None
+    return out
 
 
 def _check_hostname(name: str) -> None:
@@ -168,7 +220,7 @@ def request_for(a: RunArgs, flags: Checked, config: RunConfig, hostname: str, fi
                    binds=flags.binds, tmpfs=flags.tmpfs, etc={k: str(v) for k, v in files.items()},
                    init=flags.init, seccomp=flags.seccomp, no_new_privileges=flags.no_new_privileges,
                    rlimits=flags.rlimits, limits=flags.limits, cgroups_path=cgroups_path,
-                   network_path=network_path, settings=settings)
+                   network_path=network_path, settings=settings, shm_size=flags.shm_size)
 
 
 def stop_signal_of(a: RunArgs, config: RunConfig) -> str:

@@ -24,6 +24,7 @@ from ..errors import (
     OutputError,
     PlatformNotFound,
     StoreError,
+    UsageError,
 )
 from ..remote import reference
 from ..runtime import cgroups, process
@@ -38,7 +39,7 @@ from ..spec.flags import command
 from .containers import release
 from .context import Context, platform_mismatch, wanted_platform
 from .images import by_id, by_name, explain_reference
-from .making import Checked, image_config, log_options, request_for, stop_signal_of
+from .making import Checked, image_config, log_options, merged_labels, request_for, stop_signal_of
 from .netrun import unwire, wire
 
 if TYPE_CHECKING:
@@ -117,8 +118,27 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
     after the program ran (the --rm removal), which must not change its status; ``repair``
     gives the image again when it was found broken (``pull_again``); ``helper`` attaches it
     to the bridge (``netrun.helper_for``). ``started`` (run -d, in the monitor) is told the
-    container's ID once its program runs; its output then goes to its log. The container's
-    config.json is built here, once: start, exec and inspect read it."""
+    container's ID once its program runs; its output then goes to its log."""
+    made, state, directory, wired = _make(ctx, a, flags, record, repair, helper)
+    return _run_created(ctx, a.rm, made, state, directory, wired, warn, started)
+
+
+def create_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
+                     repair: Callable[[BrokenImage], ImageRecord]) -> str:
+    """create: the container made as run makes it, left created (its network given back:
+    start wires it again); its ID."""
+    made, state, directory, wired = _make(ctx, a, flags, record, repair, None)
+    made.signals.restore()
+    unwire(state.id, wired)
+    container.save(directory, state._replace(address=None, ports=[]))
+    return state.id
+
+
+def _make(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
+          repair: Callable[[BrokenImage], ImageRecord],
+          helper: Attacher | None) -> tuple[Made, ContainerState, Path, Wired]:
+    """The container made: its image unpacked, its volumes, its network wired, its config.json
+    built here, once (start, exec and inspect read it), its directory and state written."""
     # Unpacking and garbage collection exclude each other, as for pull: the GC lock is held
     # (shared) until the container records the snapshots it stacks; from then on they are its.
     with ctx.images.pulling():
@@ -129,8 +149,10 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
             config, argv, chains = _unpacked(ctx, a, record)
         cid = container.new_id()
         hostname = a.hostname or cid[:12]
+        image_labels = [f"{k}={v}" for k, v in (config.get("Labels") or {}).items()]
         settings = flags.settings._replace(stop_signal=stop_signal_of(a, config),
-                                           user=a.user if a.user is not None else config.get("User", ""))
+                                           user=a.user if a.user is not None else config.get("User", ""),
+                                           labels=merged_labels(image_labels, flags.settings.labels))
         wired, holder = None, None
         made: list[dict[str, Any]] = []
         if any(b.volume for b in flags.binds) or config.get("Volumes"):
@@ -151,6 +173,8 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
             # container left behind.
             holder = Forwarder()
             state, directory = container.create(ctx.root, new, wired.etc, spec_for)
+            if flags.cidfile:
+                write_cidfile(flags.cidfile, cid)
         except BaseException:
             if holder is not None:
                 holder.restore()
@@ -160,8 +184,20 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
                 "runtime spec) written"
                 + (f", named {a.name}" if a.name else "") + f"; hostname {hostname}", container=cid,
                 directory=str(directory))
-    return _run_created(ctx, a.rm, Made(made[0], settings, flags.program, flags.log, a.interactive, holder),
-                        state, directory, wired, warn, started)
+    return Made(made[0], settings, flags.program, flags.log, a.interactive, holder), state, directory, wired
+
+
+def write_cidfile(path: str, cid: str) -> None:
+    """--cidfile: the ID, in a file that must not exist (as Docker's)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except FileExistsError:
+        raise UsageError(f"Container ID file found, make sure the other container isn't running or delete {path}") \
+            from None
+    except OSError as e:
+        raise UsageError(f"writing --cidfile {path}: {e.strerror}") from None
+    with open(fd, "w") as f:
+        f.write(cid)
 
 
 class Made(NamedTuple):
@@ -230,7 +266,7 @@ def restart_container(ctx: Context, directory: Path, state: ContainerState, spec
             made.signals.restore()
             unwire(state.id, wired)
             raise
-    return _run_created(ctx, False, made, state, directory, wired, warn, started, running)
+    return _run_created(ctx, settings.auto_remove, made, state, directory, wired, warn, started, running)
 
 
 def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wired: Wired,

@@ -15,7 +15,6 @@ applies each layer to a copy of its parent, as Docker's vfs driver does.
 
 import contextlib
 import os
-import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,6 +215,7 @@ class Snapshotter:
         if self.driver == "vfs" or len(chains) == 1:
             yield self.fs(chains[-1])
             return
+        import secrets  # (not at load: the run path of most containers never needs it)
         view = self.tmp / f"view-{os.getpid()}-{secrets.token_hex(4)}"
         view.mkdir()
         try:

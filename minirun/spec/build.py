@@ -45,6 +45,7 @@ class Request(NamedTuple):
     cgroups_path: str                    # PARENT/<id>
     network_path: str | None             # "": a new network namespace; None: the host's; a path: join it
     settings: Settings
+    shm_size: int | None = None          # bytes of /dev/shm (None: Docker's 64m)
 
 
 Option = Callable[[Spec, Request], None]
@@ -94,6 +95,9 @@ def with_mounts(spec: Spec, r: Request) -> None:
     """Docker's order: the container's own filesystems, the /etc files, the init, volumes,
     tmpfs. Binds are rbind and rprivate, read-only where asked (the /etc files with the root)."""
     mounts = [{**m, "options": list(m["options"])} for m in defaults.MOUNTS]  # copies: the defaults stay
+    if r.shm_size is not None:
+        shm = next(m for m in mounts if m["destination"] == "/dev/shm")
+        shm["options"] = [o for o in shm["options"] if not o.startswith("size=")] + [f"size={r.shm_size}"]
     for target, source in sorted(r.etc.items()):
         mounts.append(_bind(source, target, r.read_only))
     if r.init:

@@ -142,6 +142,95 @@ def parse_volume(text: str) -> Bind:
                 volume, "nocopy" in options)
 
 
+_MOUNT_KEYS = {"type", "source", "src", "target", "destination", "dst", "readonly", "ro", "bind-propagation",
+               "volume-nocopy", "tmpfs-size", "tmpfs-mode", "consistency"}
+_PROPAGATIONS = {"private", "rprivate", "shared", "rshared", "slave", "rslave"}
+
+
+def parse_mount(text: str) -> Bind | tuple[str, str]:
+    """``--mount type=bind|volume|tmpfs,source=...,target=...[,readonly]...`` as Docker reads
+    it: a Bind (a bind or a volume: ``volume`` set) or, for a tmpfs, (path, mount options)."""
+    fields: dict[str, str] = {}
+    bad = f'invalid argument "{text}" for "--mount" flag'
+    for item in text.split(","):
+        key, eq, value = item.partition("=")
+        key = key.strip().lower()
+        if key not in _MOUNT_KEYS:
+            raise UsageError(f"{bad}: unexpected key '{key}' in '{item}'")
+        if not eq and key not in ("readonly", "ro", "volume-nocopy"):
+            raise UsageError(f"{bad}: invalid field '{item}' must be a key=value pair")
+        fields[{"src": "source", "destination": "target", "dst": "target", "ro": "readonly"}.get(key, key)] = \
+            value if eq else "true"
+    kind, target = fields.get("type", "volume"), fields.get("target", "")
+    flags = {k: fields[k].lower() in ("true", "1") for k in ("readonly", "volume-nocopy") if k in fields}
+    if any(fields[k].lower() not in ("true", "1", "false", "0") for k in ("readonly", "volume-nocopy") if k in fields):
+        raise UsageError(f"{bad}: readonly and volume-nocopy take true or false")
+    if kind not in ("bind", "volume", "tmpfs"):
+        raise UsageError(f'{bad}: mount type "{kind}" is not bind, volume or tmpfs')
+    if not target.startswith("/") or posixpath.normpath(target) == "/":
+        raise UsageError(f"{bad}: target must be an absolute path, not /")
+    propagation = fields.get("bind-propagation", "rprivate")
+    if propagation not in _PROPAGATIONS or ("bind-propagation" in fields and kind != "bind"):
+        raise UsageError(f"{bad}: bind-propagation is one of {', '.join(sorted(_PROPAGATIONS))}, for binds")
+    if kind == "tmpfs":
+        return posixpath.normpath(target), _tmpfs_options(fields, bad)
+    source = fields.get("source", "")
+    if kind == "bind":
+        if not source.startswith("/"):
+            raise UsageError(f"{bad}: a bind's source must be an absolute path")
+        return Bind(posixpath.normpath(source), posixpath.normpath(target), flags.get("readonly", False))
+    if source:
+        check_volume_name(source, bad)
+    return Bind(source, posixpath.normpath(target), flags.get("readonly", False), True,
+                flags.get("volume-nocopy", False))
+
+
+def _tmpfs_options(fields: dict[str, str], bad: str) -> str:
+    if "source" in fields or "volume-nocopy" in fields:
+        raise UsageError(f"{bad}: a tmpfs has no source")
+    options = [TMPFS_BASE]
+    if "tmpfs-size" in fields:
+        options.append(f"size={parse_size(fields['tmpfs-size'], bad)}")
+    if "tmpfs-mode" in fields:
+        if not re.fullmatch(r"[0-7]{1,4}", fields["tmpfs-mode"]):
+            raise UsageError(f"{bad}: tmpfs-mode is octal")
+        options.append(f"mode={int(fields['tmpfs-mode'], 8):o}")
+    if fields.get("readonly", "false").lower() in ("true", "1"):
+        options.append("ro")
+    return ",".join(options)
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str, what: str) -> int:
+    """Docker's sizes (``64m``, ``1g``, ``1048576``): bytes, more than none."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)b?", text.strip().lower())
+    if not m or float(m.group(1)) * _SIZE_UNITS[m.group(2)] < 1:
+        raise UsageError(f'{what}: invalid size "{text}": expected a size such as 64m or 1g')
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+
+
+def parse_labels(given: list[str], files: dict[str, str]) -> tuple[str, ...]:
+    """--label KEY=VALUE (KEY alone: an empty value) after --label-file's lines (FILE -> its
+    text; blank lines and # comments skipped), as Docker merges them."""
+    out: dict[str, str] = {}
+    for path, text in files.items():
+        for raw in text.splitlines():
+            item = raw.strip()
+            if item and not item.startswith("#"):
+                key, _, value = item.partition("=")
+                if not key:
+                    raise UsageError(f'invalid label "{item}" in {path}: expected KEY=VALUE')
+                out[key] = value
+    for item in given:
+        key, _, value = item.partition("=")
+        if not key:
+            raise UsageError(f'invalid label "{item}": expected KEY=VALUE')
+        out[key] = value
+    return tuple(f"{k}={v}" for k, v in out.items())
+
+
 TMPFS_BASE = "noexec,nosuid,nodev"   # Docker's, before the user's options (which may say exec, suid, dev)
 TMPFS_SIZE = "size=65536k"           # when the user gives no options at all
 

@@ -32,6 +32,9 @@ class Settings(NamedTuple):
     user: str = ""                         # -u or the image's User, resolved inside the container
     security_opt: tuple[str, ...] = ()     # as typed: a custom profile by its file name
     volume: tuple[str, ...] = ()           # -v as typed
+    mount: tuple[str, ...] = ()            # --mount as typed
+    labels: tuple[str, ...] = ()           # KEY=VALUE: --label-file's, then --label's
+    auto_remove: bool = False              # --rm: removed when it exits (create, then start)
 
 
 def to_annotations(s: Settings) -> dict[str, str]:

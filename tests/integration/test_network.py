@@ -186,6 +186,11 @@ def test_published_ports_tcp_and_udp(host: HostSide) -> None:
         assert (r.returncode, r.stdout) == (0, "published\n"), r.stderr  # another container, through the host
         ps = host.run("ps").stdout
         assert "0.0.0.0:8080->80/tcp" in ps and "0.0.0.0:5353->53/udp" in ps, ps
+        # port (issue 26), as Docker prints it
+        assert host.run("port", "web").stdout == "80/tcp -> 0.0.0.0:8080\n"
+        assert host.run("port", "echo", "53/udp").stdout == "0.0.0.0:5353\n"
+        r = host.run("port", "web", "81")
+        assert r.returncode == 1 and r.stderr == "minirun: No public port '81/tcp' published for web\n", r
     finally:
         _remove(host, web, "web")
         _remove(host, udp, "echo")

@@ -148,3 +148,42 @@ def test_the_containers_cgroup_view() -> None:
     cg.v2 = True
     assert cgroups.container_view(cg, mountinfo) == [("/sys/fs/cgroup", "cgroup2", None)]
     assert cgroups.container_view(None, mountinfo) == []
+
+
+# --mount (issue 26), with Docker 20.10's readings of each form.
+@pytest.mark.parametrize("text,want", [
+    ("type=bind,source=/h,target=/c", Bind("/h", "/c")),
+    ("type=bind,src=/h/,dst=/c/d/..,readonly", Bind("/h", "/c", True)),
+    ("type=bind,source=/h,destination=/c,ro=true,bind-propagation=rslave", Bind("/h", "/c", True)),
+    ("type=volume,source=db,target=/var/lib/db", Bind("db", "/var/lib/db", False, True)),
+    ("source=db,target=/d,volume-nocopy", Bind("db", "/d", False, True, True)),  # volume by default
+    ("type=volume,target=/anon", Bind("", "/anon", False, True)),
+    ("type=tmpfs,target=/t", ("/t", "noexec,nosuid,nodev")),
+    ("type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1770", ("/t", "noexec,nosuid,nodev,size=1048576,mode=1770")),
+])
+def test_mounts(text: str, want: object) -> None:
+    from minirun.spec.flags import parse_mount
+    assert parse_mount(text) == want
+
+
+@pytest.mark.parametrize("text", [
+    "type=bind,source=rel,target=/c", "type=bind,target=/c", "type=nfs,target=/c", "type=bind,source=/h,target=c",
+    "type=volume,source=../x,target=/c", "type=tmpfs,source=x,target=/t", "type=bind,source=/h,target=/c,bogus=1",
+    "type=bind,source=/h,target=/c,readonly=maybe", "type=tmpfs,target=/t,tmpfs-mode=999",
+    "type=tmpfs,target=/t,tmpfs-size=x",
+    "type=volume,target=/c,bind-propagation=shared", "type=bind,source=/h,target=/"])
+def test_bad_mounts(text: str) -> None:
+    from minirun.spec.flags import parse_mount
+    with pytest.raises(UsageError, match='for "--mount" flag'):
+        parse_mount(text)
+
+
+def test_labels_and_sizes() -> None:
+    from minirun.spec.flags import parse_labels, parse_size
+    assert parse_labels(["a=1", "b", "c=x=y"], {"f": "# note\n\nc=file\nd=2\n"}) == ("c=x=y", "d=2", "a=1", "b=")
+    with pytest.raises(UsageError, match="invalid label"):
+        parse_labels(["=v"], {})
+    assert (parse_size("64m", "x"), parse_size("1g", "x"), parse_size("4096", "x")) == (64 << 20, 1 << 30, 4096)
+    for bad in ("0", "-1", "1x", ""):
+        with pytest.raises(UsageError, match="invalid size"):
+            parse_size(bad, "--shm-size")

@@ -1,0 +1,81 @@
+"""Issue 26, the smaller verbs and flags a smoke test uses: create then start, --cidfile,
+labels (and ps's label filter), --shm-size, --mount's forms; bad input in one line with
+Docker's exit code."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tests.integration.conftest import Minirun
+
+
+def test_create_then_start(mr: Minirun, tmp_path: Path) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    cidfile = tmp_path / "cid"
+    r = mr("create", "--name", "made", "--cidfile", str(cidfile), "-e", "WHO=made", "busybox",
+           "sh", "-c", "echo hello $WHO; exit 3")
+    assert r.returncode == 0 and re.fullmatch(r"[0-9a-f]{64}\n", r.stdout), r
+    cid = r.stdout.strip()
+    assert cidfile.read_text() == cid
+    assert mr("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout == "made Created\n"
+    assert mr("inspect", "-f", "{{.State.Status}} {{.State.StartedAt}}", "made").stdout == \
+        "created 0001-01-01T00:00:00Z\n"
+    r = mr("start", "-a", "made")
+    assert (r.returncode, r.stdout) == (3, "hello made\n"), r
+    r = mr("run", "--cidfile", str(cidfile), "--rm", "busybox", "true")  # it exists: refused, as Docker
+    assert r.returncode == 125 and "Container ID file found" in r.stderr and r.stderr.count("\n") == 1, r
+    assert mr("ps", "-a", "-q").stdout.split() == [cid[:12]]  # nothing made
+    r = mr("create", "--rm", "--name", "gone", "busybox", "true")  # --rm: removed once it has run
+    assert r.returncode == 0, r
+    assert mr("start", "-a", "gone").returncode == 0
+    assert "gone" not in mr("ps", "-a").stdout
+    r = mr("create", "-d", "busybox", "true")
+    assert r.returncode == 125 and "--detach" in r.stderr, r
+    assert mr("rm", "made").returncode == 0
+
+
+def test_labels_filters_and_shm_size(mr: Minirun, tmp_path: Path) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    labels = tmp_path / "labels"
+    labels.write_text("# the team's\ntier=db\nowner=file\n")
+    r = mr("run", "--name", "labelled", "-l", "owner=flag", "--label", "smoke", "--label-file", str(labels),
+           "--shm-size", "128m", "busybox", "sh", "-c", "df -k /dev/shm | tail -1")
+    assert r.returncode == 0 and r.stdout.split()[1] == str(128 * 1024), r  # its size in KiB
+    got = json.loads(mr("inspect", "-f", "{{json .Config.Labels}}", "labelled").stdout)
+    assert got == {"tier": "db", "owner": "flag", "smoke": ""}, got
+    assert mr("run", "--name", "plain", "busybox", "sh", "-c", "df -k /dev/shm | tail -1").stdout.split()[1] == \
+        str(64 * 1024)  # Docker's default
+    names = mr("ps", "-a", "--filter", "label=tier=db", "--format", "{{.Names}}").stdout
+    assert names == "labelled\n" and mr("ps", "-a", "--filter", "label=smoke", "-q").stdout.count("\n") == 1
+    assert mr("ps", "-a", "--filter", "label=tier=web", "-q").stdout == ""
+    for bad, said in ((["--shm-size", "0"], "invalid size"), (["-l", "=x"], "invalid label"),
+                      (["--label-file", str(tmp_path / "none")], "reading label file")):
+        r = mr("run", "--rm", *bad, "busybox", "true")
+        assert r.returncode == 125 and said in r.stderr and r.stderr.count("\n") == 1, r
+    assert mr("rm", "labelled", "plain").returncode == 0
+
+
+def test_mount_forms(mr: Minirun, tmp_path: Path) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    host = tmp_path / "shared"
+    host.mkdir()
+    (host / "in.txt").write_text("from the host\n")
+    script = ("cat /h/in.txt; echo kept > /v/f; touch /h/ro 2>/dev/null || echo ro; "
+              "grep ' /t ' /proc/mounts | cut -d' ' -f4")
+    r = mr("run", "--rm", "--mount", f"type=bind,source={host},target=/h,readonly",
+           "--mount", "type=volume,source=mvol,target=/v",
+           "--mount", "type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1770", "busybox", "sh", "-c", script)
+    assert r.returncode == 0, r
+    lines = r.stdout.splitlines()
+    assert lines[:2] == ["from the host", "ro"], r.stdout
+    assert "size=1024k" in lines[2] and "mode=1770" in lines[2], lines
+    assert (mr.root / "volumes" / "mvol" / "_data" / "f").read_text() == "kept\n"
+    r = mr("run", "--rm", "--mount", "type=bind,source=/nonexistent-dir,target=/h", "busybox", "true")
+    assert r.returncode == 125 and "bind source path does not exist" in r.stderr and r.stderr.count("\n") == 1, r
+    r = mr("run", "--rm", "--mount", "type=bind,source=/tmp,target=/x,bogus=1", "busybox", "true")
+    assert r.returncode == 125 and "unexpected key 'bogus'" in r.stderr, r
+    r = mr("run", "--rm", "-v", f"{host}:/x", "--mount", "type=tmpfs,target=/x", "busybox", "true")
+    assert r.returncode == 125 and "Duplicate mount point: /x" in r.stderr, r
+    assert mr("volume", "rm", "mvol").returncode == 0
