@@ -195,6 +195,16 @@ def port_cmd(
         line(host)
 
 
+def top_cmd(
+    tctx: typer.Context,
+    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    ps_args: Annotated[list[str] | None, typer.Argument(metavar="[ps OPTIONS]")] = None,
+) -> None:
+    """A running container's processes, as the host's ps shows them (-ef unless given)."""
+    for row in ops.top(context_of(tctx), container, list(ps_args or [])):
+        line(row)
+
+
 def logs_cmd(
     tctx: typer.Context,
     container: Annotated[str, typer.Argument(metavar="CONTAINER")],

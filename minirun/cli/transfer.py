@@ -62,3 +62,51 @@ def save_cmd(
             save(ctx, images, f, output)
     except OSError as e:
         raise OutputError(f"saving to {output}: {e.strerror}") from None
+
+
+def export_cmd(
+    tctx: typer.Context,
+    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write to a file (stdout).")] = None,
+) -> None:
+    """A container's root filesystem as a tar archive."""
+    from ..ops.containers import export_container
+    ctx = context_of(tctx)
+    if output is None:
+        if sys.stdout.isatty():
+            raise UsageError("cowardly refusing to save to a terminal: use -o FILE or redirect stdout")
+        sys.stdout.flush()
+        export_container(ctx, container, sys.stdout.fileno())
+        return
+    from ..content.files import replacing
+    try:
+        with replacing(output) as f:  # whole or not at all
+            export_container(ctx, container, f.fileno())
+    except OSError as e:
+        raise OutputError(f"exporting to {output}: {e.strerror}") from None
+
+
+def cp_cmd(
+    tctx: typer.Context,
+    source: Annotated[str, typer.Argument(metavar="SRC")],
+    dest: Annotated[str, typer.Argument(metavar="DEST")],
+    archive: Annotated[bool, typer.Option("--archive", "-a", help="Keep the owners (uid, gid) as they are.")]
+    = False,
+    follow: Annotated[bool, typer.Option("--follow-link", "-L", help="Copy what a symlink SRC points to.")]
+    = False,
+) -> None:
+    """Copy between a container and the host: CONTAINER:SRC DEST, or SRC CONTAINER:DEST
+    (``-`` for a tar stream on stdin or stdout)."""
+    from ..ops.copy import Copy, copy_in, copy_out, split_end
+    ctx, how = context_of(tctx), Copy(archive, follow)
+    (src_name, src_path), (dest_name, dest_path) = split_end(source), split_end(dest)
+    if (src_name is None) == (dest_name is None):
+        raise UsageError("copying between containers, or within the host, is not supported: "
+                         "one of SRC and DEST is CONTAINER:PATH")
+    if src_name is not None:
+        if dest_path == "-" and sys.stdout.isatty():
+            raise UsageError("cowardly refusing to write a tar to a terminal: redirect stdout")
+        copy_out(ctx, src_name, src_path, dest_path, how, sys.stdout.buffer if dest_path == "-" else None)
+        return
+    assert dest_name is not None
+    copy_in(ctx, src_path, dest_name, dest_path, how, sys.stdin.buffer if src_path == "-" else None)

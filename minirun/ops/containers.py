@@ -281,6 +281,49 @@ def ports_of(ctx: Context, key: str) -> list[tuple[str, str]]:
     return out
 
 
+def top(ctx: Context, key: str, ps_args: list[str]) -> list[str]:
+    """top: the host's ``ps`` (``-ef`` unless given options) limited to the container's
+    processes, as Docker's: its header, then their rows."""
+    import subprocess
+    directory, state = _current(ctx, key)
+    if refresh(state).status != "running":
+        raise ContainerConflict(f"Container {key} is not running")
+    pids = {str(p) for p in cgroup_of(directory, state.id).processes()}
+    try:
+        r = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True, timeout=30,
+                           env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ContainerConflict(f"top: running ps: {e}") from None
+    lines = r.stdout.splitlines()
+    if r.returncode != 0 or not lines:
+        raise UsageError(f"top: ps {' '.join(ps_args)}: {r.stderr.strip() or 'failed'}")
+    header = lines[0].split()
+    if "PID" not in header:
+        raise UsageError(f'top: ps {" ".join(ps_args)} shows no PID column ("-o pid" gives it)')
+    at = header.index("PID")
+    return [lines[0]] + [row for row in lines[1:] if len(row.split()) > at and row.split()[at] in pids]
+
+
+def export_container(ctx: Context, key: str, out: int) -> None:
+    """export: the container's root filesystem (its image and its changes; not its volumes or
+    the files bound over /etc) as a tar on the descriptor ``out``, written by a child that sees
+    only that filesystem and holds only the container's privilege (``runtime.inside``)."""
+    from ..runtime.inside import in_root
+    from ..snapshots.tarwrite import write_tree
+    directory, state = _current(ctx, key)
+    spec, settings = configured(ctx, directory)
+    made = plan(spec, False, settings.user, f"the configuration of container {key}")
+    snap = ctx.snapshots
+    assert snap is not None  # root
+
+    def work() -> None:
+        with os.fdopen(out, "wb", closefd=False) as f:
+            write_tree(f, "/")
+
+    in_root(snap.container_view(state.chains, directory), made.capabilities,
+            program_for(ctx.root, made.seccomp), work, f"exporting container {key}")
+
+
 def logs_of(ctx: Context, key: str) -> tuple[Path, ContainerState]:
     """Where the container's log is; one run with --log-driver none says so (as Docker)."""
     directory, state = _current(ctx, key)

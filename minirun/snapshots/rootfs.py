@@ -207,6 +207,17 @@ class Snapshotter:
                     driver="vfs", lower=[chains[-1]], upper=str(rootfs))
         return [Mount("bind", str(rootfs), str(rootfs), ("rbind",))]
 
+    def container_view(self, chains: list[str], container_dir: Path) -> list[Mount]:
+        """A container's root filesystem as its files are (its changes over its image), as a
+        mount that writes nothing: an overlay whose lowest layers are the image's and whose
+        top one is the container's upper directory, without an upper of its own (it may be
+        mounted while the container runs). vfs: the container's own copy."""
+        rootfs = container_dir / "rootfs"
+        if self.driver != "overlay":
+            return [Mount("bind", str(rootfs), str(rootfs), ("rbind",))]
+        layers = f"lowerdir={container_dir / 'upper'}:" + self._lower(chains).partition("=")[2]
+        return [Mount("overlay", "overlay", str(rootfs), (layers,), cwd=str(self.dir))]
+
     @contextlib.contextmanager
     def image_view(self, chains: list[str]) -> Iterator[Path]:
         """The image's root filesystem, read-only, for the duration (a volume's copy-up): the

@@ -79,3 +79,63 @@ def test_mount_forms(mr: Minirun, tmp_path: Path) -> None:
     r = mr("run", "--rm", "-v", f"{host}:/x", "--mount", "type=tmpfs,target=/x", "busybox", "true")
     assert r.returncode == 125 and "Duplicate mount point: /x" in r.stderr, r
     assert mr("volume", "rm", "mvol").returncode == 0
+
+
+def test_top_shows_the_containers_processes_only(mr: Minirun) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    r = mr("run", "-d", "--name", "busy", "busybox", "sh", "-c", "sleep 41 & sleep 42")
+    assert r.returncode == 0, r
+    try:
+        rows = mr("top", "busy").stdout.splitlines()
+        assert rows[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], rows
+        commands = sorted(row.split(None, 7)[7] for row in rows[1:])
+        assert commands == ["sleep 41", "sleep 42"], rows  # (sh became its last command) and no host process
+        r = mr("top", "busy", "-o", "pid,comm")
+        assert r.stdout.splitlines()[0].split() == ["PID", "COMMAND"] and len(r.stdout.splitlines()) == 3, r
+        r = mr("top", "busy", "-o", "comm")
+        assert r.returncode == 2 and "no PID column" in r.stderr, r
+    finally:
+        assert mr("rm", "-f", "busy").returncode == 0
+    assert mr("run", "--name", "ended", "busybox", "true").returncode == 0
+    r = mr("top", "ended")
+    assert r.returncode == 1 and "is not running" in r.stderr, r
+    assert mr("rm", "ended").returncode == 0
+
+
+def test_export_is_the_containers_files_and_never_the_hosts(mr: Minirun, tmp_path: Path) -> None:
+    """export: the image's files and the container's changes (a deletion too), links kept as
+    links: a container's symlink to a host path exports as that link, never the host's file."""
+    import subprocess
+    import tarfile
+    assert mr("pull", "-q", "busybox").returncode == 0
+    secret = tmp_path / "host-secret"
+    secret.write_text("host only\n")
+    script = (f"echo made > /made.txt; rm /bin/true; ln -s {secret} /escape; ln -s ../../../../{secret} /up; "
+              "mkdir -p /d/e; echo deep > /d/e/f; ln /made.txt /hard")
+    assert mr("run", "--name", "ex", "busybox", "sh", "-c", script).returncode == 0
+    out = tmp_path / "ex.tar"
+    r = mr("export", "-o", str(out), "ex")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", ""), r
+    with tarfile.open(out) as tf:
+        members = {m.name: m for m in tf.getmembers()}
+        made = tf.extractfile("made.txt")
+        assert made is not None and made.read() == b"made\n"
+    assert "bin/busybox" in members and "bin/true" not in members and "d/e/f" in members
+    assert members["escape"].issym() and members["escape"].linkname == str(secret)
+    assert members["up"].issym() and (members["hard"].islnk() or members["made.txt"].islnk())  # one inode
+    assert not any(m.size and m.name.endswith("secret") for m in members.values())
+    assert b"host only" not in out.read_bytes()
+    r = subprocess.run(["bash", "-c", f"{' '.join(mr.argv('export', 'ex'))} | tar -t | grep -c ."],
+                       env=mr.env(), capture_output=True, text=True)
+    assert r.returncode == 0 and int(r.stdout) == len(members), r
+    assert mr("run", "-d", "--name", "live", "busybox", "sh", "-c", "echo on > /live.txt; sleep 30").returncode == 0
+    import time
+    time.sleep(0.5)
+    with subprocess.Popen(mr.argv("export", "live"), env=mr.env(), stdout=subprocess.PIPE) as p:
+        assert p.stdout is not None
+        with tarfile.open(fileobj=p.stdout, mode="r|") as tf:
+            assert "live.txt" in [m.name for m in tf]
+    assert p.returncode == 0
+    r = mr("export", "nosuch")
+    assert r.returncode == 1 and "No such container: nosuch" in r.stderr, r
+    assert mr("rm", "-f", "ex", "live").returncode == 0
