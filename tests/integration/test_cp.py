@@ -4,6 +4,7 @@ a container whose symlinks point out (absolute to a host directory, ``..`` past 
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import tarfile
@@ -38,9 +39,9 @@ def test_cp_both_ways_with_a_running_container(mr: Minirun, tmp_path: Path) -> N
         existing.mkdir()
         assert mr("cp", "c:/d/e/f", str(existing)).returncode == 0 and (existing / "f").read_text() == "in\n"
         assert (existing / "f").stat().st_uid == os.getuid()
-        r = subprocess.run(mr.argv("cp", "c:/d", "-"), env=mr.env(), capture_output=True)
-        assert r.returncode == 0, r.stderr
-        with tarfile.open(fileobj=__import__("io").BytesIO(r.stdout)) as tf:
+        raw = subprocess.run(mr.argv("cp", "c:/d", "-"), env=mr.env(), capture_output=True)
+        assert raw.returncode == 0, raw.stderr
+        with tarfile.open(fileobj=io.BytesIO(raw.stdout)) as tf:
             assert sorted(tf.getnames()) == ["d", "d/e", "d/e/f", "d/link"]
         stream = tmp_path / "stream"
         stream.mkdir()
