@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..errors import Interrupted, MiniRunError
 from ..ops import containers as ops
 from ..ops.start import start_container
+from .many import each, print_docs
 from .options import QuietOpt, context_of
 from .output import err, line, print_rows, since, write
 
@@ -109,24 +108,7 @@ def rm_cmd(
 ) -> None:
     """Remove containers and their root filesystems."""
     ctx = context_of(tctx)
-    _each(containers, lambda key: ops.remove_container(ctx, key, force, volumes))
-
-
-def _each(keys: list[str], act: Callable[[str], object], said: Callable[[str, object], str] = lambda k, _: k) -> None:
-    """Docker's way with several containers: each one's name once done (or what ``said``
-    makes of the key and what ``act`` returned), an error line for each that failed, exit 1
-    if any did."""
-    failed = False
-    for key in keys:
-        try:
-            line(said(key, act(key)))
-        except Interrupted:
-            raise
-        except MiniRunError as e:
-            err(str(e))
-            failed = True
-    if failed:
-        raise typer.Exit(1)
+    each(containers, lambda key: ops.remove_container(ctx, key, force, volumes))
 
 
 def _check_time(seconds: float | None) -> None:
@@ -149,7 +131,7 @@ def stop_cmd(
     from ..runtime.signals import parse
     _check_time(time)
     ctx, signum = context_of(tctx), None if signal_name is None else parse(signal_name)
-    _each(containers, lambda key: ops.stop_container(ctx, key, time, signum))
+    each(containers, lambda key: ops.stop_container(ctx, key, time, signum))
 
 
 def kill_cmd(
@@ -160,7 +142,7 @@ def kill_cmd(
     """Send a signal (SIGKILL) to running containers."""
     from ..runtime.signals import parse
     ctx, signum = context_of(tctx), parse(signal_name)
-    _each(containers, lambda key: ops.kill_container(ctx, key, signum))
+    each(containers, lambda key: ops.kill_container(ctx, key, signum))
 
 
 def wait_cmd(
@@ -169,7 +151,7 @@ def wait_cmd(
 ) -> None:
     """Wait until containers stop; print their exit codes."""
     ctx = context_of(tctx)
-    _each(containers, lambda key: ops.wait_container(ctx, key), lambda _, code: str(code))
+    each(containers, lambda key: ops.wait_container(ctx, key), lambda _, code: str(code))
 
 
 def port_cmd(
@@ -269,26 +251,8 @@ def inspect_cmd(
 ) -> None:
     """Containers and images as JSON, with Docker's field names."""
     from ..ops.inspect import inspect
-    from .template import render
     ctx = context_of(tctx)
-    docs: list[dict[str, object]] = []
-    failed: list[str] = []
-    for name in names:  # as Docker: every name, the unknown ones said, then exit 1
-        try:
-            docs.append(inspect(ctx, name))
-        except Interrupted:
-            raise
-        except MiniRunError as e:
-            failed.append(str(e))
-    if format is None or format == "json":
-        line(json.dumps(docs, indent=4))
-    else:
-        for doc in docs:
-            line(render(format, doc))
-    for message in failed:
-        err(message)
-    if failed:
-        raise typer.Exit(1)
+    print_docs(names, lambda name: inspect(ctx, name), format)
 
 
 def start_cmd(
@@ -311,7 +275,7 @@ def start_cmd(
     def start(key: str) -> None:
         start_container(ctx, key, False, err)
 
-    _each(containers, start)
+    each(containers, start)
 
 
 def restart_cmd(
@@ -328,4 +292,4 @@ def restart_cmd(
         ops.stop_container(ctx, key, time)
         start_container(ctx, key, False, err)
 
-    _each(containers, restart)
+    each(containers, restart)

@@ -103,17 +103,31 @@ def _image_rows(ctx: Context) -> list[dict[str, object]]:
             "ID": rec.config.split(":", 1)[1][:12], "Digest": rec.digest,
             "CreatedAt": config.created or "", "CreatedSince": since(config.created),
             "Size": human_size(size), "Platform": rec.platform, "Reference": rec.reference,
+            "Labels": ",".join(f"{k}={v}" for k, v in (config.run_config.get("Labels") or {}).items()),
         })
     return rows
+
+
+def _labelled(row: dict[str, object], wanted: list[str]) -> bool:
+    """--filter label=KEY[=VALUE]: each must hold (Docker's)."""
+    labels = dict(x.partition("=")[::2] for x in str(row["Labels"]).split(",") if x)
+    return all(k in labels and (not eq or labels[k] == v) for k, eq, v in (w.partition("=") for w in wanted))
 
 
 def images_cmd(
     tctx: typer.Context,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only show image IDs.")] = False,
     format: FormatOpt = "table",
+    filter: Annotated[list[str], typer.Option("--filter", "-f", help="label=KEY[=VALUE] (repeatable).")]
+    = [],  # noqa: B006 - typer reads the default, never mutates it
 ) -> None:
     """List images in the local store."""
-    print_rows(_image_rows(context_of(tctx)), quiet, format,
+    bad = [f for f in filter if not f.startswith("label=")]
+    if bad:
+        raise UsageError(f'invalid --filter "{bad[0]}": expected label=KEY[=VALUE]')
+    rows = _image_rows(context_of(tctx))
+    wanted = [f.partition("=")[2] for f in filter]
+    print_rows([r for r in rows if _labelled(r, wanted)], quiet, format,
                [("REPOSITORY", "Repository"), ("TAG", "Tag"), ("IMAGE ID", "ID"), ("CREATED", "CreatedSince"),
                 ("SIZE", "Size")])
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 import typer
 
@@ -51,17 +52,24 @@ def save_cmd(
     """Save images to a tar archive (docker-archive and OCI layout at once, as Docker 25)."""
     from ..ops.save import save
     ctx = context_of(tctx)
+    _archive_to(output, "saving", lambda out, where: save(ctx, images, out, where))
+
+
+def _archive_to(output: str | None, doing: str, write: Callable[[BinaryIO, str], None]) -> None:
+    """A tar to stdout (never a terminal) or to the file ``output``, written whole or not at
+    all; the store's and the archive's failures are said by ``write``, the file's here."""
     if output is None:
         if sys.stdout.isatty():
             raise UsageError("cowardly refusing to save to a terminal: use -o FILE or redirect stdout")
-        save(ctx, images, sys.stdout.buffer, "stdout")
+        sys.stdout.flush()
+        write(sys.stdout.buffer, "stdout")
         return
     from ..content.files import replacing
-    try:  # the store's and the archive's failures are said by save; what is left is the file's
-        with replacing(output) as f:  # whole or not at all
-            save(ctx, images, f, output)
+    try:
+        with replacing(output) as f:
+            write(f, output)
     except OSError as e:
-        raise OutputError(f"saving to {output}: {e.strerror}") from None
+        raise OutputError(f"{doing} to {output}: {e.strerror}") from None
 
 
 def export_cmd(
@@ -72,18 +80,7 @@ def export_cmd(
     """A container's root filesystem as a tar archive."""
     from ..ops.containers import export_container
     ctx = context_of(tctx)
-    if output is None:
-        if sys.stdout.isatty():
-            raise UsageError("cowardly refusing to save to a terminal: use -o FILE or redirect stdout")
-        sys.stdout.flush()
-        export_container(ctx, container, sys.stdout.fileno())
-        return
-    from ..content.files import replacing
-    try:
-        with replacing(output) as f:  # whole or not at all
-            export_container(ctx, container, f.fileno())
-    except OSError as e:
-        raise OutputError(f"exporting to {output}: {e.strerror}") from None
+    _archive_to(output, "exporting", lambda out, _: export_container(ctx, container, out.fileno()))
 
 
 def cp_cmd(

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..errors import Interrupted, MiniRunError, UsageError
+from ..errors import UsageError
 from ..ops import volumes as ops
+from .many import each, print_docs
 from .options import context_of
-from .output import err, human_size, line, print_rows
+from .output import human_size, line, print_rows
 
 if TYPE_CHECKING:
     from ..containers.volumes import Volume
@@ -84,24 +84,8 @@ def inspect_cmd(
     = None,
 ) -> None:
     """Volumes as JSON, with Docker's field names."""
-    ctx, docs, failed = context_of(tctx), [], []
-    for name in names:
-        try:
-            docs.append(_doc(ops.get_volume(ctx, name)))
-        except Interrupted:
-            raise
-        except MiniRunError as e:
-            failed.append(str(e))
-    if format is None or format == "json":
-        line(json.dumps(docs, indent=4))
-    else:
-        from .template import render
-        for doc in docs:
-            line(render(format, doc))
-    for message in failed:
-        err(message)
-    if failed:
-        raise typer.Exit(1)
+    ctx = context_of(tctx)
+    print_docs(names, lambda name: _doc(ops.get_volume(ctx, name)), format)
 
 
 def rm_cmd(
@@ -110,18 +94,8 @@ def rm_cmd(
     force: Annotated[bool, typer.Option("--force", "-f", help="No error for a volume that is not there.")] = False,
 ) -> None:
     """Remove volumes no container uses."""
-    ctx, failed = context_of(tctx), False
-    for name in names:
-        try:
-            ops.remove_volume(ctx, name, force)
-            line(name)
-        except Interrupted:
-            raise
-        except MiniRunError as e:
-            err(str(e))
-            failed = True
-    if failed:
-        raise typer.Exit(1)
+    ctx = context_of(tctx)
+    each(names, lambda name: ops.remove_volume(ctx, name, force))
 
 
 def prune_cmd(

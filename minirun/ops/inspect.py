@@ -12,7 +12,7 @@ from ..remote import reference
 from ..runtime.cgroups import DEFAULT_PARENT
 from ..runtime.plan import cgroup_location
 from ..spec.defaults import INIT_TARGET
-from ..spec.flags import Bind, parse_volume
+from ..spec.flags import Bind, parse_mount, parse_volume
 from ..spec.settings import Settings
 from .containers import configured
 from .context import Context
@@ -125,9 +125,10 @@ def _limit(value: int) -> int:
 
 
 def _binds(settings: Settings) -> list[Bind]:
-    """The container's -v binds, as they were given."""
+    """The container's -v and --mount binds and volumes, as they were given."""
     try:
-        return [parse_volume(v) for v in settings.volume]
+        mounts = [parse_mount(m) for m in settings.mount]
+        return [parse_volume(v) for v in settings.volume] + [m for m in mounts if isinstance(m, Bind)]
     except UsageError:
         return []
 

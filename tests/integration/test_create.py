@@ -8,7 +8,9 @@ import json
 import re
 from pathlib import Path
 
-from tests.integration.conftest import Minirun
+from tests.integration.conftest import Env, Minirun
+from tests.support import images as test_images
+from tests.support.layers import E, tar_bytes
 
 
 def test_create_then_start(mr: Minirun, tmp_path: Path) -> None:
@@ -36,8 +38,20 @@ def test_create_then_start(mr: Minirun, tmp_path: Path) -> None:
     assert mr("rm", "made").returncode == 0
 
 
-def test_labels_filters_and_shm_size(mr: Minirun, tmp_path: Path) -> None:
+def test_labels_filters_and_shm_size(env: Env, mr: Minirun, tmp_path: Path) -> None:
     assert mr("pull", "-q", "busybox").returncode == 0
+    labelled = test_images.crafted("library/labelled", tar_bytes([E("x.txt")]), True, {"Labels": {"tier": "web"}})
+    test_images.push(labelled, env.plain.host)
+    assert mr("pull", "-q", "labelled").returncode == 0
+    r = mr("images", "--filter", "label=tier=web", "--format", "{{.Repository}}")
+    assert (r.returncode, r.stdout) == (0, "labelled\n"), r
+    assert mr("images", "--filter", "label=tier", "-q").stdout.count("\n") == 1
+    assert mr("images", "--filter", "label=tier=db", "-q").stdout == ""
+    r = mr("run", "--name", "from-image", "-l", "extra=1", "labelled", "true")
+    assert r.returncode == 0, r
+    got = json.loads(mr("inspect", "-f", "{{json .Config.Labels}}", "from-image").stdout)
+    assert got == {"tier": "web", "extra": "1"}, got  # the image's, merged with those given
+    assert mr("rm", "from-image").returncode == 0
     labels = tmp_path / "labels"
     labels.write_text("# the team's\ntier=db\nowner=file\n")
     r = mr("run", "--name", "labelled", "-l", "owner=flag", "--label", "smoke", "--label-file", str(labels),
@@ -64,7 +78,7 @@ def test_mount_forms(mr: Minirun, tmp_path: Path) -> None:
     (host / "in.txt").write_text("from the host\n")
     script = ("cat /h/in.txt; echo kept > /v/f; touch /h/ro 2>/dev/null || echo ro; "
               "grep ' /t ' /proc/mounts | cut -d' ' -f4")
-    r = mr("run", "--rm", "--mount", f"type=bind,source={host},target=/h,readonly",
+    r = mr("run", "--name", "mounted", "--mount", f"type=bind,source={host},target=/h,readonly",
            "--mount", "type=volume,source=mvol,target=/v",
            "--mount", "type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1770", "busybox", "sh", "-c", script)
     assert r.returncode == 0, r
@@ -72,6 +86,10 @@ def test_mount_forms(mr: Minirun, tmp_path: Path) -> None:
     assert lines[:2] == ["from the host", "ro"], r.stdout
     assert "size=1024k" in lines[2] and "mode=1770" in lines[2], lines
     assert (mr.root / "volumes" / "mvol" / "_data" / "f").read_text() == "kept\n"
+    mounts = json.loads(mr("inspect", "-f", "{{json .Mounts}}", "mounted").stdout)
+    assert sorted((m["Type"], m["Destination"], m["RW"]) for m in mounts) == [("bind", "/h", False),
+                                                                          ("volume", "/v", True)], mounts
+    assert mr("rm", "mounted").returncode == 0
     r = mr("run", "--rm", "--mount", "type=bind,source=/nonexistent-dir,target=/h", "busybox", "true")
     assert r.returncode == 125 and "bind source path does not exist" in r.stderr and r.stderr.count("\n") == 1, r
     r = mr("run", "--rm", "--mount", "type=bind,source=/tmp,target=/x,bogus=1", "busybox", "true")
