@@ -29,7 +29,7 @@ from .context import Context
 if TYPE_CHECKING:
     from ..runtime.mount import Mount
 
-Root = tuple["list[Mount] | int", frozenset[int], bytes]
+Root = tuple["list[Mount] | int", frozenset[int], bytes, list[tuple[str, str, bool]]]
 
 
 class Copy(NamedTuple):
@@ -66,9 +66,9 @@ def copy_out(ctx: Context, key: str, src: str, dest: str, how: Copy, stream: IO[
         with os.fdopen(spool.fileno(), "wb", closefd=False) as out:
             write_tree(out, top, prefix)
 
-    with _spool(ctx) as spool, _container_root(ctx, key, False) as (root, caps, program):
+    with _spool(ctx) as spool, _container_root(ctx, key, False) as (root, caps, program, binds):
         from ..runtime.inside import in_root
-        in_root(root, caps, program, work, f"copying from container {key}")
+        in_root(root, caps, program, work, f"copying from container {key}", binds)
         spool.seek(0)
         if stream is not None:
             shutil.copyfileobj(spool, stream)
@@ -99,9 +99,9 @@ def copy_in(ctx: Context, src: str, key: str, dest: str, how: Copy, stream: Bina
             owner = (0, 0)  # the container's root, as Docker's (-a: the archive's)
             extract(spool, place.into, place.rename_top if prefix else None, how.archive, owner)
 
-        with _container_root(ctx, key, True) as (root, caps, program):
+        with _container_root(ctx, key, True) as (root, caps, program, binds):
             from ..runtime.inside import in_root
-            in_root(root, caps, program, work, f"copying to container {key}")
+            in_root(root, caps, program, work, f"copying to container {key}", binds)
 
 
 def _extract_here(spool: IO[bytes], dest: str, prefix: str, how: Copy) -> None:
@@ -146,17 +146,29 @@ def _container_root(ctx: Context, key: str, writing: bool) -> Iterator[Root]:
     ns = _namespace_of(state)
     if ns is not None:
         try:
-            yield ns, made.capabilities, program
+            yield ns, made.capabilities, program, []
         finally:
             os.close(ns)
         return
     snap = ctx.snapshots
     assert snap is not None  # root
+    binds = _binds_of(spec)
     if not writing:
-        yield snap.container_view(state.chains, directory), made.capabilities, program
+        yield snap.container_view(state.chains, directory), made.capabilities, program, binds
         return
     with changing(directory, key):
-        yield snap.prepare(state.chains, directory), made.capabilities, program
+        yield snap.prepare(state.chains, directory), made.capabilities, program, binds
+
+
+def _binds_of(spec: dict[str, object]) -> list[tuple[str, str, bool]]:
+    """A stopped container's volumes and -v binds (not the /etc files or the init that
+    minirun binds), in its config.json's order: cp sees what the container would."""
+    from ..spec.defaults import INIT_TARGET
+    skip = {"/etc/hostname", "/etc/hosts", "/etc/resolv.conf", INIT_TARGET}
+    mounts = spec.get("mounts")
+    return [(str(m["source"]), str(m["destination"]), "ro" in (m.get("options") or []))
+            for m in (mounts if isinstance(mounts, list) else [])
+            if isinstance(m, dict) and m.get("type") == "bind" and m.get("destination") not in skip]
 
 
 def _namespace_of(state: ContainerState) -> int | None:

@@ -12,31 +12,33 @@ container's root by the kernel's own rule, whatever the container has made of it
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..errors import ContainerError
 from . import _libc
 from .caps import mask
-from .linux import CLONE_NEWNS, MS_PRIVATE, MS_REC
+from .linux import CLONE_NEWNS, MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT
 from .mount import Mount, mount
 from .setup import host_caps
 
 
 def in_root(root: list[Mount] | int, capabilities: frozenset[int], program: bytes,
-            work: Callable[[], None], what: str) -> None:
+            work: Callable[[], None], what: str, binds: Sequence[tuple[str, str, bool]] = ()) -> None:
     """Run ``work`` in a child whose root is the container's, confined as the container is:
     ``root`` the mounts of its root filesystem (made in the child's own mount namespace, the
     last one its root), or a running container's mount namespace (a descriptor of
     /proc/PID/ns/mnt, opened by the caller: joined, its root and volumes as the container
     sees them). ContainerError with the child's reason when it fails. ``work`` writes only to
-    descriptors the caller opened."""
+    descriptors the caller opened. ``binds`` (host source, container path, read-only): a
+    stopped container's volumes and binds, attached in its root as it would have them (each
+    source opened before the chroot, its path resolved inside the root after it)."""
     host = host_caps()
     errors_r, errors_w = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the child's end is its exit status
         os.close(errors_r)
         try:
-            _enter(root)
+            _enter(root, binds)
             _confine(capabilities, program, host.last_cap, host.held)
             work()
             os._exit(0)
@@ -52,7 +54,7 @@ def in_root(root: list[Mount] | int, capabilities: frozenset[int], program: byte
         raise ContainerError(f"{what}: {reason or f'its helper ended with status {status}'}")
 
 
-def _enter(root: list[Mount] | int) -> None:
+def _enter(root: list[Mount] | int, binds: Sequence[tuple[str, str, bool]]) -> None:
     if isinstance(root, int):
         _libc.setns(root, CLONE_NEWNS, "the container's mount namespace")  # root and cwd: its root
         os.chdir("/")
@@ -61,8 +63,16 @@ def _enter(root: list[Mount] | int) -> None:
     _libc.mount("none", "/", None, MS_REC | MS_PRIVATE)
     for m in root:
         mount(m)
+    detached = [(_libc.open_tree(source), target, readonly) for source, target, readonly in binds]
     os.chroot(root[-1].target)
     os.chdir("/")
+    for fd, target, readonly in detached:
+        if not os.path.exists(target):
+            continue  # never made (the container did not get that far): nothing of it to copy
+        _libc.move_mount(fd, target)  # the path resolved inside the root
+        if readonly:
+            _libc.mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+        os.close(fd)
 
 
 def _confine(capabilities: frozenset[int], program: bytes, last_cap: int, held: int) -> None:

@@ -69,6 +69,19 @@ def test_cp_with_a_stopped_container(mr: Minirun, tmp_path: Path) -> None:
     r = mr("cp", str(tmp_path / "put.txt"), "s:/missing/dir/")
     assert r.returncode == 1 and "no such directory" in r.stderr and r.stderr.count("\n") == 1, r
     assert mr("rm", "s").returncode == 0
+    # A stopped container's volumes and binds are where it would have them (a database's dump).
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    assert mr("run", "--name", "db", "-v", "dbdata:/data", "-v", f"{shared}:/ro:ro", "busybox",
+              "sh", "-c", "echo row > /data/table").returncode == 0
+    assert mr("cp", "db:/data/table", str(tmp_path / "dump")).returncode == 0
+    assert (tmp_path / "dump").read_text() == "row\n"
+    assert mr("cp", str(tmp_path / "put.txt"), "db:/data/").returncode == 0
+    assert (mr.root / "volumes" / "dbdata" / "_data" / "put.txt").read_text() == "put while stopped\n"
+    r = mr("cp", str(tmp_path / "put.txt"), "db:/ro/")
+    assert r.returncode == 1 and "Read-only file system" in r.stderr, r
+    assert os.listdir(shared) == []
+    assert mr("rm", "db").returncode == 0 and mr("volume", "rm", "dbdata").returncode == 0
 
 
 def test_cp_never_follows_the_containers_links_to_the_host(mr: Minirun, tmp_path: Path) -> None:

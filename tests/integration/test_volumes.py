@@ -108,6 +108,8 @@ def test_volume_verbs_labels_filters_and_bad_names(mr: Minirun, pgish: str) -> N
         r = mr("run", "--rm", "-v", f"{bad}:/data", "busybox", "true")
         assert r.returncode == 125 and r.stderr.count("\n") == 1, r
     assert not (mr.root / "x").exists() and not (mr.root / "volumes" / "a").exists()
+    r = mr("run", "--rm", "-v", "named:/data:bogus", "busybox", "true")  # an unknown option: Docker's words
+    assert r.returncode == 125 and "invalid mode: bogus" in r.stderr and r.stderr.count("\n") == 1, r
     r = mr("volume", "inspect", "named", "nosuch")
     assert r.returncode == 1 and json.loads(r.stdout)[0]["Name"] == "named" and "no such volume" in r.stderr, r
     r = mr("volume", "ls", "--filter", "bogus=1")
