@@ -1,6 +1,7 @@
 """A container's seccomp filter (config.json's ``linux.seccomp``) compiled to a BPF program by
-libseccomp (through cffi), once per filter, kernel and architecture: the program is kept in
-the store, keyed by all three, and a warm run only reads it (libseccomp and cffi's C parser are loaded on a miss only).
+libseccomp (through cffi, out of line: no C parsing at run time), once per filter, kernel and
+architecture: the program is kept in the store, keyed by all three, and a warm run only reads
+it (libseccomp is loaded on a miss only).
 
 libseccomp is the library runc, crun and Podman compile their filters with (Debian's
 ``libseccomp2``). The program checks the architecture first; a call unknown to the library
@@ -19,21 +20,6 @@ from .. import sha256
 from ..errors import StoreError, UsageError
 from .seccomp import ACTIONS, GO_ARCH, Filter, to_filter
 
-_CDEF = """
-typedef void *scmp_filter_ctx;
-struct scmp_arg_cmp { unsigned int arg; int op; uint64_t datum_a; uint64_t datum_b; };
-struct scmp_version { unsigned int major; unsigned int minor; unsigned int micro; };
-const struct scmp_version *seccomp_version(void);
-scmp_filter_ctx seccomp_init(uint32_t def_action);
-void seccomp_release(scmp_filter_ctx ctx);
-uint32_t seccomp_arch_resolve_name(const char *arch_name);
-int seccomp_arch_add(scmp_filter_ctx ctx, uint32_t arch_token);
-int seccomp_syscall_resolve_name(const char *name);
-int seccomp_syscall_resolve_name_arch(uint32_t arch_token, const char *name);
-int seccomp_rule_add_array(scmp_filter_ctx ctx, uint32_t action, int syscall, unsigned int arg_cnt,
-                           const struct scmp_arg_cmp *arg_array);
-int seccomp_export_bpf(const scmp_filter_ctx ctx, int fd);
-"""
 _FORMAT = 2  # changes when what is compiled from a profile changes: old programs are not reused
 _EEXIST = 17
 _UNKNOWN = -1  # __NR_SCMP_ERROR
@@ -91,10 +77,9 @@ def _keep(cached: Path, code: bytes) -> None:
 
 
 def library() -> tuple[Any, Any]:
-    """(ffi, lib) of libseccomp; a StoreError-free UsageError when it is missing."""
-    import cffi
-    ffi = cffi.FFI()
-    ffi.cdef(_CDEF)
+    """(ffi, lib) of libseccomp, through the out-of-line module (no C parsing at run time); a
+    UsageError when it is missing."""
+    from ._seccomp_ffi import ffi
     try:
         return ffi, ffi.dlopen("libseccomp.so.2")
     except OSError:

@@ -30,8 +30,19 @@ def test_wheel_contains_every_module(tmp_path: Path) -> None:
 
 def test_generated_cffi_module_is_current() -> None:
     from minirun.runtime import _libc_build
-    assert _libc_build.TARGET.read_text() == _libc_build.generate(), \
-        "run: python -m minirun.runtime._libc_build"
+    for target in _libc_build.TARGETS:
+        assert target.read_text() == _libc_build.generate(target), "run: python -m minirun.runtime._libc_build"
+
+
+def test_a_seccomp_compile_parses_no_c() -> None:
+    """Issue 30: libseccomp through the out-of-line module; pycparser is never imported."""
+    code = ("import sys; from minirun.runtime.seccomp_bpf import compile_filter; "
+            "from minirun.runtime.seccomp import to_filter; "
+            "compile_filter(to_filter({'defaultAction': 'SCMP_ACT_ERRNO', 'architectures': ['SCMP_ARCH_X86_64'], "
+            "'syscalls': [{'names': ['read', 'write'], 'action': 'SCMP_ACT_ALLOW'}]}), 'a test'); "
+            "print(sorted(m for m in sys.modules if m.startswith(('pycparser', 'cffi.'))))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout == "[]\n", r.stdout
 
 
 def test_run_path_imports_only_what_it_needs() -> None:
