@@ -68,6 +68,16 @@ def in_monitor(work: Callable[[Callable[[str], None]], int]) -> str:
     raise ContainerStartError("the container's monitor ended before the program started", EXIT_RUN_FAILED)
 
 
+def _shed() -> None:
+    """The monitor from here on only relays and waits: what the making of the container left
+    on the heap is freed, and the C heap's free pages given back to the kernel."""
+    import ctypes
+    import gc
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
+
+
 def _ignore(_signum: int, _frame: object) -> None:
     """Held, not acted on (the wait for the monitor's answer goes on)."""
 
@@ -107,6 +117,7 @@ def _monitor(work: Callable[[Callable[[str], None]], int], report: Channel) -> i
     def started(cid: str) -> None:
         _libc.set_title(f"minirun-monitor {cid[:12]}")
         tell(STARTED, cid.encode())
+        _shed()
 
     try:
         return work(started)
