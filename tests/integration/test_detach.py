@@ -260,9 +260,11 @@ def test_inspect_and_ps_filters(mr: Minirun) -> None:
     assert image["RepoTags"] == ["busybox:latest"] and image["Id"].startswith("sha256:")
     assert image["RepoDigests"][0].startswith("busybox@sha256:") and image["RootFS"]["Layers"]
     assert mr("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "done1").stdout == "exited 4\n"
-    assert mr("inspect", "-f", "{{json .Config.Cmd}}", "probe1").stdout == '["sleep", "60"]\n'
-    r = mr("inspect", "-f", "{{range .Config.Env}}{{end}}", "probe1")
-    assert r.returncode == 2 and "is not supported" in r.stderr
+    assert mr("inspect", "-f", "{{json .Config.Cmd}}", "probe1").stdout == '["sleep","60"]\n'  # Go's encoder
+    r = mr("inspect", "-f", "{{range .Config.Env}}{{if eq . \"K=V\"}}{{.}}{{end}}{{end}}", "probe1")
+    assert (r.returncode, r.stdout) == (0, "K=V\n"), r  # Go's text/template (issue 29)
+    r = mr("inspect", "-f", "{{nosuch .}}", "probe1")
+    assert (r.returncode, r.stdout) == (1, "") and 'function "nosuch" not defined' in r.stderr, r
     r = mr("inspect", "nosuch")
     assert (r.returncode, r.stderr) == (1, "minirun: No such object: nosuch\n")
     assert mr("ps", "--filter", "status=exited", "--format", "{{.Names}}").stdout == "done1\n"
