@@ -34,6 +34,10 @@ _TOKEN = re.compile(r"""
 """, re.VERBOSE)
 
 KEYWORDS = ("if", "else", "end", "range", "with", "define", "template", "block", "break", "continue")
+# The functions a template may call (``gofuncs.FUNCTIONS`` has them, a test checks the two agree).
+FUNCTION_NAMES = frozenset((
+    "and", "or", "not", "len", "index", "slice", "print", "println", "printf", "eq", "ne", "lt", "le", "gt", "ge",
+    "html", "js", "urlquery", "json", "join", "split", "title", "lower", "upper", "pad", "truncate"))
 
 
 class Arg(NamedTuple):
@@ -229,7 +233,6 @@ def _cmd(args: list[Arg]) -> Cmd:
 
 
 def _operand(words: list[Tok], j: int) -> tuple[Arg, int]:
-    from .gofuncs import FUNCTIONS
     w = words[j]
     if w.kind == "open":
         depth, k = 1, j + 1
@@ -259,7 +262,7 @@ def _operand(words: list[Tok], j: int) -> tuple[Arg, int]:
             return Arg("bool", w.text == "true"), j + 1
         if w.text == "nil":
             return Arg("nil"), j + 1
-        if w.text not in FUNCTIONS:
+        if w.text not in FUNCTION_NAMES:
             raise error(f'function "{w.text}" not defined')
         return Arg("ident", w.text), j + 1
     raise error(f"unexpected {w.text!r} in command")

@@ -49,6 +49,12 @@ def test_go_template_semantics(template: str) -> None:
     assert render(template, doc) == CASES[template]
 
 
+def test_the_parser_knows_every_function() -> None:
+    from minirun.cli.gofuncs import FUNCTIONS
+    from minirun.cli.gotemplate import FUNCTION_NAMES
+    assert set(FUNCTIONS) == FUNCTION_NAMES
+
+
 def test_parse_and_execution_errors_are_gos() -> None:
     for bad, said in (("{{", "unclosed action"), ("{{.Id", "unclosed action"), ("{{.Id}} {{", "unclosed action"),
                       ("{{foo .}}", 'function "foo" not defined'), ("{{end}}", "unexpected {{end}}"),
