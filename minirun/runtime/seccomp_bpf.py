@@ -76,15 +76,22 @@ def _keep(cached: Path, code: bytes) -> None:
         pass
 
 
+_LOADED: list[Any] = []  # the library, opened once and kept: cffi closes it with its last reference
+
+
 def library() -> tuple[Any, Any]:
     """(ffi, lib) of libseccomp, through the out-of-line module (no C parsing at run time); a
-    UsageError when it is missing."""
+    UsageError when it is missing. The library stays open for the process: an out-of-line
+    module's lib dlcloses it when dropped, and a pointer into it (seccomp_version's) would
+    dangle."""
     from ._seccomp_ffi import ffi
-    try:
-        return ffi, ffi.dlopen("libseccomp.so.2")
-    except OSError:
-        raise UsageError("seccomp needs libseccomp (Debian: apt-get install libseccomp2), "
-                         "or run with --security-opt seccomp=unconfined") from None
+    if not _LOADED:
+        try:
+            _LOADED.append(ffi.dlopen("libseccomp.so.2"))
+        except OSError:
+            raise UsageError("seccomp needs libseccomp (Debian: apt-get install libseccomp2), "
+                             "or run with --security-opt seccomp=unconfined") from None
+    return ffi, _LOADED[0]
 
 
 def compile_filter(f: Filter, source: str) -> bytes:

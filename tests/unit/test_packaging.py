@@ -40,9 +40,11 @@ def test_a_seccomp_compile_parses_no_c() -> None:
             "from minirun.runtime.seccomp import to_filter; "
             "compile_filter(to_filter({'defaultAction': 'SCMP_ACT_ERRNO', 'architectures': ['SCMP_ARCH_X86_64'], "
             "'syscalls': [{'names': ['read', 'write'], 'action': 'SCMP_ACT_ALLOW'}]}), 'a test'); "
-            "print(sorted(m for m in sys.modules if m.startswith(('pycparser', 'cffi.'))))")
+            "print(sorted(m for m in sys.modules if m.startswith(('pycparser', 'cffi.')))); "
+            "from minirun.runtime.seccomp_bpf import library; import gc; "
+            "v = library()[1].seccomp_version(); gc.collect(); print(v.major >= 2)")  # info's way: no dangling
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert r.stdout == "[]\n", r.stdout
+    assert r.stdout == "[]\nTrue\n", r.stdout
 
 
 def test_run_path_imports_only_what_it_needs() -> None:
