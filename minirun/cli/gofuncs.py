@@ -23,7 +23,7 @@ MISSING = _Missing()
 
 
 def fail(why: str) -> TemplateError:
-    return TemplateError(f"template: :1: {why}")
+    return TemplateError(f"template parsing error: template: :1: {why}")  # Docker's CLI says "parsing" for all
 
 
 # -- printing as Go's fmt %v -------------------------------------------------------------------
@@ -285,9 +285,13 @@ def _operand(a: Arg, dot: object, scope: Scope) -> object:
 
 
 def _fields(value: object, chain: tuple[str, ...]) -> object:
+    """A field chain. A key that is not there is an error, as Docker runs templates over an
+    inspect document (missingkey=error); ``index`` of one gives <no value> instead."""
     for name in chain:
         if isinstance(value, Mapping):
-            value = value.get(name, MISSING)
+            if name not in value:
+                raise fail(f'map has no entry for key "{name}"')
+            value = value[name]
         elif value is None or value is MISSING:
             raise fail(f"nil pointer evaluating interface {{}}.{name}")
         else:
