@@ -74,7 +74,8 @@ def ps_cmd(
     if format == "table" and not no_trunc:  # Docker shortens the command in its table only
         rows = [{k: (str(v)[:22] + "…\"" if k == "Command" and len(str(v)) > 24 else v) for k, v in r.items()}
                 for r in rows]
-    print_rows(rows, quiet, format, cols)
+    print_rows(rows, quiet, format, cols, headers={"CreatedAt": "CREATED AT", "State": "STATE", "Networks": "NETWORKS",
+                                                   "ExitCode": "EXIT CODE", "IPAddress": "IP ADDRESS"})
 
 
 def _filters(items: list[str]) -> dict[str, list[str]]:

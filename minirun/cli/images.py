@@ -129,7 +129,7 @@ def images_cmd(
     wanted = [f.partition("=")[2] for f in filter]
     print_rows([r for r in rows if _labelled(r, wanted)], quiet, format,
                [("REPOSITORY", "Repository"), ("TAG", "Tag"), ("IMAGE ID", "ID"), ("CREATED", "CreatedSince"),
-                ("SIZE", "Size")])
+                ("SIZE", "Size")], headers={"CreatedAt": "CREATED AT", "Digest": "DIGEST"})
 
 
 def rmi_cmd(

@@ -58,24 +58,41 @@ Row = Mapping[str, Any]
 
 
 def print_rows(rows: Sequence[Row], quiet: bool, format: str, cols: list[tuple[str, str]],
-               quiet_key: str = "ID") -> None:
+               quiet_key: str = "ID", headers: Mapping[str, str] | None = None) -> None:
     """IDs (or ``quiet_key``) only (-q), one JSON object per line (--format json), a Go
-    template per row, or Docker's table."""
+    template per row, or Docker's table: the default columns (``cols``: header, key), or
+    ``table TEMPLATE`` (its header the template over ``headers``, each key's column name).
+    Columns are aligned as Docker's tabwriter aligns them (at least 10 wide, 3 apart)."""
     if quiet:
         for row in rows:
             line(str(row[quiet_key]))
-    elif format not in ("table", "json"):
-        from .template import render
-        for row in rows:
-            line(render(format, row))
     elif format == "json":
         for row in rows:
             line(json.dumps(row))
+    elif format.startswith("table") and format[5:].strip():
+        from .template import render
+        body = format[5:].strip()
+        names = {k: (headers or {}).get(k, h) for h, k in cols} | dict(headers or {})
+        heading = {k: names.get(k, k.upper()) for k in (rows[0] if rows else names)}
+        _tabwrite([render(body, heading)] + [render(body, row) for row in rows])
+    elif format != "table":
+        from .template import render
+        for row in rows:
+            line(render(format, row))
     else:
-        widths = [max([len(h)] + [len(str(r[k])) for r in rows]) for h, k in cols]
-        line("   ".join(h.ljust(w) for (h, _), w in zip(cols, widths, strict=True)).rstrip())
-        for r in rows:
-            line("   ".join(str(r[k]).ljust(w) for (_, k), w in zip(cols, widths, strict=True)).rstrip())
+        _tabwrite(["\t".join(h for h, _ in cols)] + ["\t".join(str(r[k]) for _, k in cols) for r in rows])
+
+
+def _tabwrite(lines: list[str]) -> None:
+    """Go's tabwriter as Docker's tables use it (minwidth 10, padding 3): every cell but a
+    line's last padded to its column's width."""
+    cells = [text.split("\t") for text in lines]
+    widths: dict[int, int] = {}
+    for row in cells:
+        for i, cell in enumerate(row[:-1]):
+            widths[i] = max(widths.get(i, 10), len(cell) + 3)
+    for row in cells:
+        line(("".join(c.ljust(widths[i]) for i, c in enumerate(row[:-1])) + row[-1]).rstrip())
 
 
 def human_size(n: float) -> str:

@@ -74,7 +74,8 @@ def ls_cmd(
     rows = [r for r in ops.list_volumes(context_of(tctx)) if all(_matches(r, k, vs) for k, vs in wanted.items())]
     print_rows([{"Driver": "local", "Name": r.volume.name, "Mountpoint": str(r.volume.data),
                  "Labels": ",".join(f"{k}={v}" for k, v in r.volume.labels.items()), "Scope": "local"} for r in rows],
-               quiet, format, [("DRIVER", "Driver"), ("VOLUME NAME", "Name")], quiet_key="Name")
+               quiet, format, [("DRIVER", "Driver"), ("VOLUME NAME", "Name")], quiet_key="Name",
+               headers={"Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "Scope": "SCOPE"})
 
 
 def inspect_cmd(

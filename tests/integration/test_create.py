@@ -157,3 +157,23 @@ def test_export_is_the_containers_files_and_never_the_hosts(mr: Minirun, tmp_pat
     r = mr("export", "nosuch")
     assert r.returncode == 1 and "No such container: nosuch" in r.stderr, r
     assert mr("rm", "-f", "ex", "live").returncode == 0
+
+
+# Docker 20.10.24's answers for the same containers and volumes, recorded once here (issue 29:
+# `table` formats, aligned as Go's tabwriter with Docker's minimum width of 10 and 3 apart).
+DOCKER_PS_TABLE = "NAMES                STATE\na-much-longer-name   created\nalpha                created\n"
+DOCKER_VOLUME_LS = "DRIVER    VOLUME NAME\nlocal     some-longer-volume\nlocal     v1\n"
+DOCKER_VOLUME_TABLE = "VOLUME NAME          DRIVER\nsome-longer-volume   local\nv1                   local\n"
+
+
+def test_table_formats_as_dockers(mr: Minirun) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    for name in ("alpha", "a-much-longer-name"):
+        assert mr("create", "--name", name, "busybox", "true").returncode == 0
+    for name in ("v1", "some-longer-volume"):
+        assert mr("volume", "create", name).returncode == 0
+    assert mr("ps", "-a", "--format", "table {{.Names}}\\t{{.State}}").stdout == DOCKER_PS_TABLE
+    assert mr("volume", "ls").stdout == DOCKER_VOLUME_LS
+    assert mr("volume", "ls", "--format", "table {{.Name}}\\t{{.Driver}}").stdout == DOCKER_VOLUME_TABLE
+    assert mr("rm", "alpha", "a-much-longer-name").returncode == 0
+    assert mr("volume", "rm", "v1", "some-longer-volume").returncode == 0
