@@ -215,7 +215,7 @@ def test_rmi_keeps_shared_blobs(env: Env, minirun: Minirun) -> None:
     r = minirun("rmi", image_id)
     assert r.returncode == 0, r.stderr
     assert verify_store(minirun.root) == set()
-    assert lines(minirun("images").stdout) == ["REPOSITORY   TAG   IMAGE ID   CREATED   SIZE"]
+    assert lines(minirun("images").stdout) == ["REPOSITORY   TAG       IMAGE ID   CREATED   SIZE"]  # Docker's spacing
 
 
 def test_schema1_manifest_is_refused(env: Env, minirun: Minirun, proxy: FaultProxy) -> None:
