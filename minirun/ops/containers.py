@@ -311,8 +311,7 @@ def export_container(ctx: Context, key: str, out: int) -> None:
     from ..runtime.inside import in_root
     from ..snapshots.tarwrite import write_tree
     directory, state = _current(ctx, key)
-    spec, settings = configured(ctx, directory)
-    made = plan(spec, False, settings.user, f"the configuration of container {key}")
+    capabilities, program = confinement(ctx, configured(ctx, directory), key)
     snap = ctx.snapshots
     assert snap is not None  # root
 
@@ -320,8 +319,15 @@ def export_container(ctx: Context, key: str, out: int) -> None:
         with os.fdopen(out, "wb", closefd=False) as f:
             write_tree(f, "/")
 
-    in_root(snap.container_view(state.chains, directory), made.capabilities,
-            program_for(ctx.root, made.seccomp), work, f"exporting container {key}")
+    in_root(snap.container_view(state.chains, directory), capabilities, program, work, f"exporting container {key}")
+
+
+def confinement(ctx: Context, configuration: tuple[dict[str, Any], Settings], key: str) -> tuple[frozenset[int], bytes]:
+    """A container's capabilities and compiled seccomp filter, from its config.json: what a
+    helper working in its root (export, cp) may hold."""
+    spec, settings = configuration
+    made = plan(spec, False, settings.user, f"the configuration of container {key}")
+    return made.capabilities, program_for(ctx.root, made.seccomp)
 
 
 def logs_of(ctx: Context, key: str) -> tuple[Path, ContainerState]:

@@ -21,9 +21,7 @@ from typing import IO, TYPE_CHECKING, BinaryIO, NamedTuple
 from ..containers.state import ContainerState
 from ..errors import ContainerNotFound, LayerError, UsageError
 from ..pids import alive, owner_tag
-from ..runtime.plan import plan
-from ..runtime.seccomp_bpf import program_for
-from .containers import _current, changing, configured
+from .containers import _current, changing, configured, confinement
 from .context import Context
 
 if TYPE_CHECKING:
@@ -141,12 +139,11 @@ def _container_root(ctx: Context, key: str, writing: bool) -> Iterator[Root]:
     namespace when it runs, else its root filesystem (read-only, or under its lock to write)."""
     directory, state = _current(ctx, key)
     spec, settings = configured(ctx, directory)
-    made = plan(spec, False, settings.user, f"the configuration of container {key}")
-    program = program_for(ctx.root, made.seccomp)
+    capabilities, program = confinement(ctx, (spec, settings), key)
     ns = _namespace_of(state)
     if ns is not None:
         try:
-            yield ns, made.capabilities, program, []
+            yield ns, capabilities, program, []
         finally:
             os.close(ns)
         return
@@ -154,10 +151,10 @@ def _container_root(ctx: Context, key: str, writing: bool) -> Iterator[Root]:
     assert snap is not None  # root
     binds = _binds_of(spec)
     if not writing:
-        yield snap.container_view(state.chains, directory), made.capabilities, program, binds
+        yield snap.container_view(state.chains, directory), capabilities, program, binds
         return
     with changing(directory, key):
-        yield snap.prepare(state.chains, directory), made.capabilities, program, binds
+        yield snap.prepare(state.chains, directory), capabilities, program, binds
 
 
 def _binds_of(spec: dict[str, object]) -> list[tuple[str, str, bool]]:

@@ -98,11 +98,11 @@ def remove_volume(ctx: Context, name: str, force: bool) -> int:
 
 def prune_volumes(ctx: Context) -> tuple[list[str], int]:
     """Every volume no container uses (Docker 20.10's volume prune); names removed, bytes."""
-    removed, freed = [], 0
-    for row in list_volumes(ctx):
+    removed, freed, volumes = [], 0, Volumes(ctx.root)
+    for row in list_volumes(ctx):  # (one scan of the containers for all the volumes)
         if not row.users:
-            with contextlib.suppress(ContainerConflict, NoSuchVolume):  # taken meanwhile, or gone
-                freed += remove_volume(ctx, row.volume.name, False)
+            with contextlib.suppress(ContainerConflict, NoSuchVolume):  # gone meanwhile
+                freed += volumes.remove(row.volume.name, row.users)
                 removed.append(row.volume.name)
     return removed, freed
 

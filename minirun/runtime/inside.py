@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 from ..errors import ContainerError
 from . import _libc
 from .caps import mask
+from .kernel import Kernel
 from .linux import CLONE_NEWNS, MS_BIND, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT
 from .mount import Mount, mount
-from .setup import host_caps
+from .setup import drop_bounding_set, host_caps
 
 
 def in_root(root: list[Mount] | int, capabilities: frozenset[int], program: bytes,
@@ -78,9 +79,7 @@ def _enter(root: list[Mount] | int, binds: Sequence[tuple[str, str, bool]]) -> N
 def _confine(capabilities: frozenset[int], program: bytes, last_cap: int, held: int) -> None:
     """Down to the container's privilege: its bounding set, no_new_privs, its seccomp filter
     (loaded while CAP_SYS_ADMIN is still held), then only its capabilities."""
-    for cap in range(last_cap + 1):  # (as setup's drop_bounding_set, without the seam)
-        if cap not in capabilities:
-            _libc.prctl(_libc.PR_CAPBSET_DROP, cap)
+    drop_bounding_set(Kernel(), capabilities, last_cap)
     _libc.prctl(_libc.PR_SET_NO_NEW_PRIVS, 1)
     if program:
         _libc.load_seccomp(program)
