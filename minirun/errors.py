@@ -18,7 +18,8 @@ print ``str(error)`` as the single line a user sees::
     ├── StoreError                 the local store: disk full, permissions, corrupt index
     │   ├── ImageNotKnown          an image that is not in the store
     │   ├── BrokenImage            an image blob missing or damaged in the store (pull repairs)
-    │   └── NoSuchVolume           a volume that is not in the store
+    │   ├── NoSuchVolume           a volume that is not in the store
+    │   └── NoSuchNetwork          a network that is not in the store
     ├── LayerError                 a layer that cannot be applied: bad tar, escapes, DiffID
     ├── CredentialsError           reading or writing Docker's config.json
     ├── ConfigError                minirun's own configuration file (/etc/minirun/config.toml)
@@ -107,6 +108,10 @@ class ImageNotKnown(StoreError):
 
 
 class NoSuchVolume(StoreError):
+    pass
+
+
+class NoSuchNetwork(StoreError):
     pass
 
 

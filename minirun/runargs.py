@@ -43,9 +43,12 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("-h", "--hostname"), "hostname", "str", "NAME", "Container host name."),
     Flag(("-i", "--interactive"), "interactive", "bool", help="Keep stdin open."),
     Flag(("-t", "--tty"), "tty", "bool", help="Allocate a pseudo-terminal."),
-    Flag(("--network",), "network", "str", "bridge|none|host|container:NAME",
+    Flag(("--network", "--net"), "network", "str", "bridge|none|host|container:NAME|NETWORK",
          "Network: the minirun0 bridge (default; MINIRUN_NETWORK sets another), only lo, the host's, "
-         "another container's."),
+         "another container's, a user network (network create)."),
+    Flag(("--network-alias", "--net-alias"), "network_alias", "list", "NAME",
+         "Another name the container has on its user network."),
+    Flag(("--ip",), "ip", "str", "IPv4", "Its address on its user network."),
     Flag(("-p", "--publish"), "publish", "list", "[IP:][HOST_PORT:]PORT[/PROTO]",
          "Publish a container port on the host."),
     Flag(("-P", "--publish-all"), "publish_all", "bool", help="Publish the image's exposed ports on free host ports."),
@@ -112,6 +115,8 @@ class RunArgs(NamedTuple):
     interactive: bool = False
     tty: bool = False
     network: str = ""                # "": MINIRUN_NETWORK, else bridge
+    network_alias: tuple[str, ...] = ()
+    ip: str | None = None
     publish: tuple[str, ...] = ()
     publish_all: bool = False
     dns: tuple[str, ...] = ()

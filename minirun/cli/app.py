@@ -13,7 +13,7 @@ import typer
 from .. import __version__
 from ..ops.context import Context
 from ..runargs import SUMMARY
-from . import auth, containers, images, system, transfer, volumes
+from . import auth, containers, images, networks, system, transfer, volumes
 
 app = typer.Typer(
     name="minirun", add_completion=False,
@@ -66,6 +66,10 @@ volume_app = typer.Typer(help="Manage volumes.", invoke_without_command=True, ca
 app.add_typer(volume_app, name="volume")
 for _verb in ("create", "ls", "inspect", "rm", "prune"):
     volume_app.command(_verb)(getattr(volumes, f"{_verb}_cmd"))
+network_app = typer.Typer(help="Manage networks.", invoke_without_command=True, callback=_help_without_command)
+app.add_typer(network_app, name="network")
+for _verb in ("create", "ls", "inspect", "rm", "prune", "connect", "disconnect"):
+    network_app.command(_verb)(getattr(networks, f"{_verb}_cmd"))
 app.command("load")(transfer.load_cmd)
 app.command("save")(transfer.save_cmd)
 app.command("export")(transfer.export_cmd)

@@ -16,11 +16,16 @@ def prune_cmd(
     volumes: Annotated[bool, typer.Option("--volumes", help="Also volumes no container uses.")] = False,
 ) -> None:
     """Remove blobs, snapshots and partial downloads that no image references, and damaged
-    image entries and containers (volumes only with --volumes)."""
+    image entries and containers, user networks no running container is on (volumes only
+    with --volumes)."""
     ctx = context_of(tctx)
+    from ..ops.networks import prune_networks
+    networks = prune_networks(ctx)  # first: then the bridges and the table can go with them
     removed = ops.prune(ctx)
     for cid in removed.containers:
         line(f"Deleted container: {cid}")
+    for name in networks:
+        line(f"Deleted Network: {name}")
     for digest in removed.deleted:
         line(f"Deleted: {digest}")
     freed = removed.freed

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..containers.volumes import Volume
 
 
-def _labels(given: list[str]) -> dict[str, str]:
+def labels_from(given: list[str]) -> dict[str, str]:
     out = {}
     for text in given:
         key, _, value = text.partition("=")
@@ -33,7 +33,7 @@ def create_cmd(
     label: Annotated[list[str], typer.Option("--label", help="KEY=VALUE (repeatable).")] = [],  # noqa: B006
 ) -> None:
     """Create a volume (an anonymous one without a name); prints its name."""
-    line(ops.create_volume(context_of(tctx), name, _labels(label)).name)
+    line(ops.create_volume(context_of(tctx), name, labels_from(label)).name)
 
 
 def _doc(v: Volume) -> dict[str, object]:

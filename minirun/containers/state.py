@@ -114,7 +114,7 @@ def create(root: Path, new: ContainerState, etc: dict[str, str],
     directory = base / new.id
     with file_lock(root / "containers.lock"):  # names are unique: check and claim at once
         if new.name:
-            if not _valid_name(new.name):
+            if not valid_name(new.name):
                 raise ContainerConflict(f'invalid container name "{new.name}": '
                                         "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
             taken = next((s for _, s in every(root) if s.name == new.name), None)
@@ -180,7 +180,7 @@ def hostname_of(directory: Path) -> str:
     return (directory / "hostname").read_text().strip()
 
 
-def _valid_name(name: str) -> bool:
+def valid_name(name: str) -> bool:
     """Docker's rule for container names."""
     return re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name) is not None
 

@@ -83,11 +83,42 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
                    "Tty": bool(process.get("terminal")), "OpenStdin": settings.interactive,
                    "Labels": dict(item.partition("=")[::2] for item in settings.labels)},
         "HostConfig": _host_config(state, spec, settings, binds),
-        "NetworkSettings": {"IPAddress": state.address or "", "Ports": _ports(state) if running else {}},
+        "NetworkSettings": {"IPAddress": state.address or "", "Ports": _ports(state) if running else {},
+                            "Networks": _networks(ctx, state, settings)},
         "Mounts": [{"Type": "bind", "Source": b.source, "Destination": b.target, "Mode": "ro" if b.readonly else "",
                     "RW": not b.readonly, "Propagation": "rprivate"} for b in binds if not b.volume]
         + _volume_mounts(ctx, spec),
     }
+
+
+def _networks(ctx: Context, state: ContainerState, settings: Settings) -> Doc:
+    """Docker's NetworkSettings.Networks: each network it is on, its address there while it runs."""
+    import json
+    import os
+
+    from ..containers.networks import builtin_id
+    from ..runtime.net.netconf import is_user_network
+    from .netrun import find_network
+    wanted = [(settings.network, settings.network_alias)] + [
+        (doc["name"], tuple(doc["aliases"])) for doc in map(json.loads, settings.connected)]
+    leases = {}
+    if state.status == "running" and os.geteuid() == 0:
+        from ..runtime.net import network
+        leases = {lease.net.name: lease for lease in network.leases_of(state.id)}
+    out: Doc = {}
+    for name, aliases in wanted:
+        if name != "bridge" and not is_user_network(name):
+            continue
+        try:
+            net = find_network(ctx.root, name)
+        except StoreError:
+            continue
+        lease = leases.get(net.name)
+        out[name] = {"Aliases": [*aliases, state.id[:12]] if net.names else None,
+                     "NetworkID": builtin_id("bridge") if net.builtin else net.id,
+                     "IPAddress": lease.address if lease else "", "IPPrefixLen": net.subnet.prefix if lease else 0,
+                     "Gateway": net.subnet.gateway if lease else "", "MacAddress": ""}
+    return out
 
 
 def _volume_mounts(ctx: Context, spec: dict[str, Any]) -> list[Doc]:

@@ -57,7 +57,11 @@ def check(a: RunArgs, root: Path) -> Checked:
         raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
     mode = network_mode(a)
     network = netconf.choose(mode, a.publish, a.publish_all, a.dns, a.dns_search, a.dns_option,
-                             a.add_host)
+                             a.add_host, a.network_alias, a.ip or "")
+    if netconf.is_user_network(mode):  # there now (by name or ID), and kept by its name
+        from ..containers.networks import Networks
+        mode = Networks(root).find(mode).name
+        network = network._replace(mode=mode)
     if a.hostname is not None:
         _check_hostname(a.hostname)
     if a.pull not in ("missing", "always", "never"):
@@ -74,7 +78,8 @@ def check(a: RunArgs, root: Path) -> Checked:
     program = program_for(root, section)
     log_opt = _log_opts_as_made(a)  # the configuration's defaults read once, now
     log = _log_options(a, log_opt)
-    settings = Settings(network=mode, publish=a.publish, publish_all=a.publish_all, dns=a.dns,
+    settings = Settings(network=mode, network_alias=a.network_alias, ip=a.ip or "", publish=a.publish,
+                        publish_all=a.publish_all, dns=a.dns,
                         dns_search=a.dns_search, dns_option=a.dns_option, add_host=a.add_host,
                         log_driver=a.log_driver, log_opt=log_opt, stop_timeout=_stop_timeout(a),
                         interactive=a.interactive, init=a.init, privileged=a.privileged,

@@ -3,6 +3,7 @@ published ports and /etc files), and back when it ends. Never prints."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from ..runtime.net import netconf
 if TYPE_CHECKING:
     from ..oci import RunConfig
     from ..runtime.net.attacher import Attacher
-    from ..runtime.net.netconf import Choice
+    from ..runtime.net.netconf import Choice, Net
     from ..runtime.net.network import Lease
 
 
@@ -35,18 +36,20 @@ class Wired(NamedTuple):
 
 
 def helper_for(mode: str) -> Attacher | None:
-    """For a container on the bridge, the helper that attaches it, started now so that it has
+    """For a container on a bridge, the helper that attaches it, started now so that it has
     loaded its netlink messages by the time the container needs them (see runtime.net.attacher)."""
-    if mode not in ("bridge", "default") or os.geteuid() != 0:
+    if mode in ("none", "host") or mode.startswith("container:") or os.geteuid() != 0:
         return None
     from ..runtime.net.attacher import Attacher
     return Attacher()
 
 
 def wire(root: Path, choice: Choice, cid: str, hostname: str, config: RunConfig,
-         helper: Attacher | None = None) -> Wired:
-    """Reserve what the container's network needs (bridge: an address, published ports);
-    ``unwire`` gives it back. ``helper`` (``helper_for``) attaches a bridged container."""
+         helper: Attacher | None = None, name: str = "", connected: tuple[str, ...] = ()) -> Wired:
+    """Reserve what the container's network needs (on a bridge: an address on each of its
+    networks, published ports); ``unwire`` gives it back. ``helper`` (``helper_for``)
+    attaches it; ``name`` and ``connected`` (network connect's, as its settings keep them)
+    are for user networks."""
     etc = {"/etc/hostname": hostname + "\n"}
     host_resolv = text_or_empty("/etc/resolv.conf")
     if choice.mode == "host":  # the host's own files, as Docker
@@ -57,27 +60,58 @@ def wire(root: Path, choice: Choice, cid: str, hostname: str, config: RunConfig,
         etc.update({"/etc/hosts": text_or_empty(str(other / "hosts")),
                     "/etc/resolv.conf": text_or_empty(str(other / "resolv.conf"))})
         return Wired(etc, None, [], network_path=f"/proc/{pid}/ns/net", joined={"network": fd})
-    etc["/etc/resolv.conf"] = netconf.resolv_conf(host_resolv, choice.dns, choice.dns_search, choice.dns_option)
-    lease: Lease | None = None
-    if choice.mode == "bridge":
-        from ..runtime.net import network  # (not for none: it loads socket, 3 ms of a start)
-        ports = choice.ports + (tuple(netconf.exposed_ports(dict(config))) if choice.publish_all else ())
-        lease = network.reserve(cid, ports)
-    gateway = lease.subnet.gateway if lease else netconf.bridge_subnet().gateway
-    extra = [(name, gateway if ip == "host-gateway" else ip) for name, ip in choice.add_hosts]
-    etc["/etc/hosts"] = netconf.hosts_file(hostname, lease.address if lease else None, extra)
-    if lease is None:
+    leases = _reserve(root, choice, cid, config, name, connected) if choice.mode != "none" else []
+    names = [lease.net for lease in leases if lease.net.names]
+    if names:
+        etc["/etc/resolv.conf"] = netconf.embedded_resolv_conf(host_resolv, choice.dns_search, choice.dns_option)
+    else:
+        etc["/etc/resolv.conf"] = netconf.resolv_conf(host_resolv, choice.dns, choice.dns_search, choice.dns_option)
+    first = leases[0] if leases else None
+    gateway = first.subnet.gateway if first else netconf.bridge_subnet().gateway
+    extra = [(host, gateway if ip == "host-gateway" else ip) for host, ip in choice.add_hosts]
+    etc["/etc/hosts"] = netconf.hosts_file(hostname, first.address if first else None, extra)
+    if first is None:
         return Wired(etc, None, [])
-    bound = lease
+    from ..runtime.net.network import Wiring
+    # An internal network's resolver asks no one outside (as Docker's): nothing goes out.
+    outside = [] if all(n.internal for n in names) else netconf.upstream(host_resolv, choice.dns)
+    wiring = Wiring(bool(names), cid, outside)
 
     def attach(pid: int) -> None:
         from ..runtime.net import network
         if helper is None:
-            network.attach(bound, pid)
+            network.wire_up(leases, pid, wiring)
         else:
-            helper.attach(cid, bound.address, bound.subnet.network, bound.subnet.prefix, pid)
+            helper.attach(leases, pid, wiring)
 
-    return Wired(etc, lease.address, [str(p) for p in lease.ports], attach=attach)
+    return Wired(etc, first.address, [str(p) for p in first.ports], attach=attach)
+
+
+def _reserve(root: Path, choice: Choice, cid: str, config: RunConfig, name: str,
+             connected: tuple[str, ...]) -> list[Lease]:
+    """An address on each of the container's networks (the first with its published ports)."""
+    from ..runtime.net import network  # (not for none: it loads socket, 3 ms of a start)
+    wanted = [(find_network(root, choice.mode), network.Endpoint(name, choice.aliases, choice.ip))]
+    for text in connected:
+        doc = json.loads(text)
+        wanted.append((find_network(root, doc["name"]), network.Endpoint(name, tuple(doc["aliases"]), doc["ip"])))
+    ports = choice.ports + (tuple(netconf.exposed_ports(dict(config))) if choice.publish_all else ())
+    leases: list[Lease] = []
+    try:
+        for i, (net, endpoint) in enumerate(wanted):
+            leases.append(network.reserve(cid, ports if i == 0 else (), net, endpoint._replace(ifname=f"eth{i}")))
+    except BaseException:
+        network.release(cid)
+        raise
+    return leases
+
+
+def find_network(root: Path, key: str) -> Net:
+    """A network by name or ID: the default bridge, or a user network's record."""
+    if key in ("bridge", "default"):
+        return netconf.default_net()
+    from ..containers.networks import Networks
+    return Networks(root).find(key).net()
 
 
 def _joined(root: Path, key: str) -> tuple[int, int, Path]:

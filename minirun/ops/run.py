@@ -149,6 +149,8 @@ def _make(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
             config, argv, chains = _unpacked(ctx, a, record)
         cid = container.new_id()
         hostname = a.hostname or cid[:12]
+        # On a user network the others find it by its name, given to its lease before it is made.
+        name = a.name or (container.generated_name() if netconf.is_user_network(flags.network.mode) else "")
         image_labels = [f"{k}={v}" for k, v in (config.get("Labels") or {}).items()]
         settings = flags.settings._replace(stop_signal=stop_signal_of(a, config),
                                            user=a.user if a.user is not None else config.get("User", ""),
@@ -159,14 +161,14 @@ def _make(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
             from .volumes import mounted_volumes  # only then: most runs have none
             flags = flags._replace(binds=mounted_volumes(ctx, flags.binds, config, chains))
         try:
-            wired = wire(ctx.root, flags.network, cid, hostname, config, helper)
+            wired = wire(ctx.root, flags.network, cid, hostname, config, helper, name)
 
             def spec_for(files: dict[str, Path]) -> dict[str, Any]:
                 made.append(build(request_for(a, flags, config, hostname, files, settings,
                                               f"{flags.cgroup_parent}/{cid}", wired.network_path)))
                 return made[0]
 
-            new = container.ContainerState(cid, a.name or "", a.image, list(argv), "", record.reference, chains,
+            new = container.ContainerState(cid, name, a.image, list(argv), "", record.reference, chains,
                                            address=wired.address, ports=wired.ports)
             # From the container's making on, a Ctrl-C or SIGTERM is the container's (held until
             # its process exists, then forwarded), never the end of this command with a
@@ -247,7 +249,8 @@ def restart_container(ctx: Context, directory: Path, state: ContainerState, spec
     again). ``running`` is told once its state
     says so (start then lets other commands at it)."""
     choice = netconf.choose(settings.network, settings.publish, settings.publish_all, settings.dns,
-                            settings.dns_search, settings.dns_option, settings.add_host)
+                            settings.dns_search, settings.dns_option, settings.add_host, settings.network_alias,
+                            settings.ip)
     record = ctx.images.get(state.reference)
     if record is None:
         raise ImageNotKnown(f"starting container {state.name}: its image {state.image} is no longer in the store")
@@ -258,7 +261,7 @@ def restart_container(ctx: Context, directory: Path, state: ContainerState, spec
         made = Made(spec, settings, program, log, interactive and settings.interactive, Forwarder())
         try:
             wired = wire(ctx.root, choice, state.id, str(spec.get("hostname") or state.id[:12]),
-                         image_config(ctx, record))
+                         image_config(ctx, record), name=state.name, connected=settings.connected)
             container.write_etc(directory, wired.etc)
             state = state.restarted(wired.address, wired.ports)
             container.save(directory, state)

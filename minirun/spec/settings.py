@@ -15,7 +15,10 @@ PREFIX = "io.minirun."
 
 
 class Settings(NamedTuple):
-    network: str = "none"                  # bridge, none, host, container:NAME|ID: as resolved at run
+    network: str = "none"                  # bridge, none, host, container:NAME|ID, a user network's name
+    network_alias: tuple[str, ...] = ()    # on that user network
+    ip: str = ""                           # --ip on it
+    connected: tuple[str, ...] = ()        # network connect: {"name", "aliases", "ip"} as JSON, each
     publish: tuple[str, ...] = ()          # -p as typed
     publish_all: bool = False
     dns: tuple[str, ...] = ()

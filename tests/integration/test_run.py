@@ -44,6 +44,8 @@ def test_exit_codes(mr: Minirun) -> None:
     r = mr("run", "--rm", "-u", "ghost", "busybox", "id")
     assert r.returncode == 125 and "unable to find user ghost" in r.stderr
     r = mr("run", "--rm", "--network", "bridged", "busybox", "true")
+    assert (r.returncode, r.stderr) == (125, "minirun: network bridged not found\n")
+    r = mr("run", "--rm", "--network", "-x", "busybox", "true")
     assert r.returncode == 125 and "invalid --network" in r.stderr
     r = mr("run", "--rm", "-w", "relative", "busybox", "pwd")
     assert (r.returncode, r.stdout) == (125, "") and "must be an absolute path" in r.stderr

@@ -8,6 +8,7 @@ import pytest
 from minirun.errors import UsageError
 from minirun.runtime.net import netconf
 from minirun.runtime.net.netconf import PortMapping, Subnet
+from minirun.runtime.net.rules import ruleset
 
 
 def test_port_forms_as_docker_accepts_them() -> None:
@@ -28,10 +29,11 @@ def test_port_forms_as_docker_accepts_them() -> None:
 def test_modes_and_their_conflicts() -> None:
     assert netconf.choose("default", (), False, (), (), (), ()).mode == "bridge"
     assert netconf.choose("container:web", (), False, (), (), (), ()).mode == "container:web"
-    for bad in ("bridged", "container:", ""):
+    assert netconf.choose("bridged", (), False, (), (), (), ()).mode == "bridged"  # a user network's name
+    for bad in ("container:", "", "-x", "a b"):
         with pytest.raises(UsageError, match="invalid --network"):
             netconf.choose(bad, (), False, (), (), (), ())
-    with pytest.raises(UsageError, match="need the bridge network"):
+    with pytest.raises(UsageError, match="need a bridge network"):
         netconf.choose("host", ("80",), False, (), (), (), ())
     with pytest.raises(UsageError, match="conflict with --network container"):
         netconf.choose("container:web", (), False, ("1.1.1.1",), (), (), ())
@@ -88,8 +90,8 @@ def test_overlap_with_the_hosts_routes() -> None:
 
 
 def test_ruleset_is_minirun_s_table_only() -> None:
-    rules = netconf.ruleset(Subnet.parse("10.77.0.0/16"), [("10.77.0.2", PortMapping("", 8080, 80, "tcp")),
-                                                            ("10.77.0.3", PortMapping("127.0.0.1", 53, 5353, "udp"))])
+    rules = ruleset([DEFAULT], [("10.77.0.2", PortMapping("", 8080, 80, "tcp")),
+                                ("10.77.0.3", PortMapping("127.0.0.1", 53, 5353, "udp"))])
     assert rules.startswith("table ip minirun {}\ndelete table ip minirun\ntable ip minirun {")
     assert "\t\ttcp dport 8080 dnat to 10.77.0.2:80\n" in rules
     assert "\t\tip daddr 127.0.0.1 udp dport 53 dnat to 10.77.0.3:5353\n" in rules
@@ -99,12 +101,75 @@ def test_ruleset_is_minirun_s_table_only() -> None:
 
 
 def test_ruleset_lets_into_the_bridge_only_published_ports_and_replies() -> None:
-    rules = netconf.ruleset(Subnet.parse("10.77.0.0/16"), [])
+    rules = ruleset([DEFAULT], [])
     forward = rules[rules.index("chain forward"):].split("}")[0].splitlines()
     into = [line.strip() for line in forward if 'oifname "minirun0"' in line]
-    assert into == ['oifname "minirun0" ct state established,related accept',
-                    'oifname "minirun0" ct status dnat accept', 'oifname "minirun0" drop']
+    assert into == ['iifname "minirun0" oifname "minirun0" accept', 'oifname "minirun0" ct status dnat accept',
+                    'oifname "minirun0" ct state established,related accept', 'oifname "minirun0" drop']
     raw = rules[rules.index("chain raw"):].split("}")[0]
     assert "hook prerouting priority raw" in raw  # before routing: route_localnet never sees them
     assert 'iifname "minirun0" ip daddr 127.0.0.0/8 drop' in raw
     assert 'iifname "minirun0" ip saddr 127.0.0.0/8 drop' in raw
+
+
+DEFAULT = netconf.Net("bridge", "bridge", "minirun0", Subnet.parse("10.77.0.0/16"))
+ONE = netconf.Net("one", "b" * 64, "mr-bbbbbbbbbbbb", Subnet.parse("10.78.0.0/24"), names=True)
+TWO = netconf.Net("two", "a" * 64, "mr-aaaaaaaaaaaa", Subnet.parse("10.78.1.0/24"), names=True)
+SHUT = netconf.Net("shut", "c" * 64, "mr-cccccccccccc", Subnet.parse("10.78.2.0/24"), internal=True, names=True)
+
+
+def _forward(rules: str) -> list[str]:
+    return [line.strip() for line in rules[rules.index("chain forward"):].split("\n\t}")[0].splitlines()[2:]]
+
+
+@pytest.mark.parametrize("order", [[DEFAULT, ONE, TWO, SHUT], [DEFAULT, TWO, SHUT, ONE]])
+def test_networks_are_isolated_but_published_ports_reach_every_one(order: list[netconf.Net]) -> None:
+    forward = _forward(ruleset(order, []))
+    first_drop = next(i for i, line in enumerate(forward) if line.endswith("drop"))
+    dnat = [i for i, line in enumerate(forward) if "ct status dnat accept" in line]
+    internal = [i for i, line in enumerate(forward) if line in ('iifname "mr-cccccccccccc" drop',
+                                                                'oifname "mr-cccccccccccc" drop')]
+    # an internal network's drops come first: nothing of it goes out, not even to a published port
+    assert internal == [first_drop, first_drop + 1]
+    assert len(dnat) == 3 and all(first_drop < i < min(j for j, line in enumerate(forward)
+                                                         if "oifname {" in line) for i in dnat)
+    isolation = next(line for line in forward if line.startswith('iifname "mr-bbbbbbbbbbbb" oifname {'))
+    assert sorted(isolation.split("{")[1].split("}")[0].replace(",", " ").split()) == \
+        ['"minirun0"', '"mr-aaaaaaaaaaaa"', '"mr-cccccccccccc"'] and isolation.endswith("} drop")
+    assert forward.index('iifname "mr-bbbbbbbbbbbb" oifname "mr-bbbbbbbbbbbb" accept') < first_drop
+
+
+def test_an_internal_network_has_no_way_out() -> None:
+    rules = ruleset([DEFAULT, SHUT], [])
+    assert "ip saddr 10.78.2.0/24 oifname" not in rules  # no masquerade
+    assert 'iifname "mr-cccccccccccc" ip daddr 127.0.0.0/8 drop' in rules
+
+
+ROUTES_LAN = """Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT
+eth0\t00004E0A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+"""  # 10.78.0.0/24 on eth0
+
+
+def test_pick_subnet_skips_taken_ones_and_the_host_s_routes() -> None:
+    assert netconf.pick_subnet([], "") == Subnet.parse("10.78.0.0/24")
+    assert netconf.pick_subnet([Subnet.parse("10.78.0.0/24")], "") == Subnet.parse("10.78.1.0/24")
+    assert netconf.pick_subnet([], ROUTES_LAN) == Subnet.parse("10.78.1.0/24")
+    with pytest.raises(UsageError, match="non-overlapping IPv4 address pool"):
+        netconf.pick_subnet([Subnet.parse("10.78.0.0/16")], "")
+
+
+def test_contains_only_host_addresses() -> None:
+    net = Subnet.parse("10.78.3.0/24")
+    assert net.contains("10.78.3.2") and net.contains("10.78.3.254")
+    assert not any(net.contains(a) for a in ("10.78.3.0", "10.78.3.1", "10.78.3.255", "10.78.4.2", "x"))
+
+
+def test_a_user_network_s_resolv_conf_and_upstream() -> None:
+    host = "nameserver 127.0.0.53\nsearch corp.test\noptions edns0\n"
+    assert netconf.embedded_resolv_conf(host) == \
+        "nameserver 127.0.0.11\nsearch corp.test\noptions ndots:0 edns0\n"
+    assert netconf.embedded_resolv_conf(host, ("a.test",), ("ndots:3",)) == \
+        "nameserver 127.0.0.11\nsearch a.test\noptions ndots:3\n"
+    assert netconf.upstream(host, ()) == ["127.0.0.53"]  # asked from the host's namespace: reachable
+    assert netconf.upstream(host, ("192.0.2.53",)) == ["192.0.2.53"]
+    assert netconf.upstream("", ()) == ["8.8.8.8", "8.8.4.4"]

@@ -1,4 +1,4 @@
-"""The helper process that attaches a container to the bridge.
+"""The helper process that attaches a container to its networks (and starts its resolver).
 
 pyroute2's netlink messages take about 20 ms to import, as much as the rest of a warm start,
 and a container on the bridge cannot exec before its ``eth0`` is attached. So ``run`` forks
@@ -11,9 +11,12 @@ exits. Nothing of minirun's stays open in it (not the store's locks, not the cal
 import json
 import os
 import signal
+from typing import TYPE_CHECKING
 
 from .. import _libc
-from .netconf import Subnet
+
+if TYPE_CHECKING:
+    from .network import Lease, Wiring
 
 
 class Attacher:
@@ -34,9 +37,11 @@ class Attacher:
         os.close(res_w)
         self.pid, self.cmd, self.res = pid, cmd_w, res_r
 
-    def attach(self, container: str, address: str, network: int, prefix: int, pid: int) -> None:
-        """Attach the container (its process ``pid``) with its lease; an OSError says why not."""
-        request = {"container": container, "address": address, "network": network, "prefix": prefix, "pid": pid}
+    def attach(self, leases: "list[Lease]", pid: int, wiring: "Wiring") -> None:
+        """Attach the container (its process ``pid``) with its leases, as ``wiring`` says; an
+        OSError says why not."""
+        from .network import lease_doc
+        request = {"leases": [lease_doc(lease) for lease in leases], "pid": pid, "wiring": wiring._asdict()}
         os.write(self.cmd, json.dumps(request).encode() + b"\n")
         answer = os.read(self.res, 4096)
         self.close()
@@ -66,10 +71,8 @@ def _serve(cmd: int, res: int) -> None:
             return  # the run ended before its container started
         data += more
     request = json.loads(data)
-    lease = network.Lease(request["container"], request["address"], Subnet(request["network"], request["prefix"]), ())
+    leases = [network.lease_from(doc) for doc in request["leases"]]
     try:
-        network.attach(lease, request["pid"])
+        network.wire_up(leases, request["pid"], network.Wiring(**request["wiring"]), lambda: os.write(res, b"ok"))
     except OSError as e:
         os.write(res, (e.strerror or str(e)).encode())
-        return
-    os.write(res, b"ok")

@@ -6,6 +6,7 @@ IPv4 addresses are handled as integers here (the ``ipaddress`` module costs a ru
 2 ms to import, and this is all it would do).
 """
 
+import re
 import struct
 from typing import NamedTuple
 
@@ -35,15 +36,15 @@ class Subnet(NamedTuple):
     prefix: int
 
     @classmethod
-    def parse(cls, text: str) -> "Subnet":
+    def parse(cls, text: str, what: str = "bridge subnet") -> "Subnet":
         address, _, bits = text.partition("/")
         try:
             prefix = int(bits)
             value = ip_int(address)
         except ValueError:
-            raise UsageError(f'invalid bridge subnet "{text}": expected an IPv4 CIDR such as 10.77.0.0/16') from None
+            raise UsageError(f'invalid {what} "{text}": expected an IPv4 CIDR such as 10.77.0.0/16') from None
         if not 8 <= prefix <= 29:
-            raise UsageError(f'invalid bridge subnet "{text}": the prefix must be between /8 and /29')
+            raise UsageError(f'invalid {what} "{text}": the prefix must be between /8 and /29')
         mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
         return cls(value & mask, prefix)
 
@@ -59,15 +60,61 @@ class Subnet(NamedTuple):
     def __str__(self) -> str:
         return f"{ip_text(self.network)}/{self.prefix}"
 
+    def contains(self, address: str) -> bool:
+        """A host address of the subnet (not its network, gateway or broadcast address)."""
+        try:
+            value = ip_int(address)
+        except ValueError:
+            return False
+        broadcast = self.network + (1 << (32 - self.prefix)) - 1
+        return value & self.mask == self.network and self.network + 1 < value < broadcast
+
     def overlaps(self, network: int, mask: int) -> bool:
         both = self.mask & mask
         return (self.network & both) == (network & both)
+
+
+class Net(NamedTuple):
+    """A network as the host side has it: the default bridge (``bridge``) or a user network."""
+    name: str
+    id: str             # "bridge" for the default, else 64 hex digits
+    bridge: str         # its bridge device
+    subnet: Subnet
+    internal: bool = False   # no route out, nothing in but from its own containers
+    names: bool = False      # its containers resolve each other's names (user networks, as Docker)
+
+    @property
+    def builtin(self) -> bool:
+        return self.id == "bridge"
+
+
+def default_net() -> Net:
+    return Net("bridge", "bridge", BRIDGE, bridge_subnet())
 
 
 def bridge_subnet() -> Subnet:
     """MINIRUN_BRIDGE_SUBNET, else the default."""
     import os
     return Subnet.parse(os.environ.get("MINIRUN_BRIDGE_SUBNET") or DEFAULT_SUBNET)
+
+
+USER_POOL = "10.78.0.0/16"   # user networks: a /24 each, the first free one
+USER_PREFIX = 24
+
+
+def pick_subnet(taken: list[Subnet], route_table: str, pool: str = USER_POOL) -> Subnet:
+    """The first /24 of the pool that overlaps neither another minirun network nor a route of
+    the host (as Docker's pools: never a subnet the host already reaches)."""
+    base = Subnet.parse(pool)
+    size = 1 << (32 - USER_PREFIX)
+    for n in range(1 << max(0, USER_PREFIX - base.prefix)):
+        candidate = Subnet(base.network + n * size, USER_PREFIX)
+        if any(candidate.overlaps(t.network, t.mask) for t in taken):
+            continue
+        if overlapping_route(candidate, route_table, bridge="") is None:
+            return candidate
+    raise UsageError(f"could not find an available, non-overlapping IPv4 address pool among {pool} "
+                     "to assign to the network")
 
 
 def allocate(subnet: Subnet, taken: set[str]) -> str:
@@ -155,12 +202,18 @@ def exposed_ports(config: dict[str, object]) -> list[PortMapping]:
 
 
 def parse_mode(text: str) -> str:
-    """bridge (Docker's default), none, host or container:NAME|ID."""
+    """bridge (Docker's default), none, host, container:NAME|ID or a user network's name (or ID)."""
     if text == "default":
         return "bridge"
     if text in MODES or (text.startswith("container:") and len(text) > len("container:")):
         return text
-    raise UsageError(f'invalid --network "{text}": expected bridge, none, host or container:NAME|ID')
+    if re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", text):
+        return text
+    raise UsageError(f'invalid --network "{text}": expected bridge, none, host, container:NAME|ID or a network')
+
+
+def is_user_network(mode: str) -> bool:
+    return mode not in MODES and not mode.startswith("container:")
 
 
 def parse_add_host(text: str) -> tuple[str, str]:
@@ -204,6 +257,32 @@ def resolv_conf(host_text: str, dns: tuple[str, ...] = (), search: tuple[str, ..
     return "\n".join(lines) + "\n"
 
 
+def _servers(host_text: str) -> list[str]:
+    out = []
+    for line in host_text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            out.append(words[1])
+    return out
+
+
+def upstream(host_text: str, dns: tuple[str, ...]) -> list[str]:
+    """Where a user network's resolver sends other names: --dns, else the host's nameservers,
+    loopback ones included (the resolver asks from the host's namespace, as Docker's)."""
+    return list(dns) or _servers(host_text) or list(FALLBACK_DNS)
+
+
+def embedded_resolv_conf(host_text: str, search: tuple[str, ...] = (), options: tuple[str, ...] = ()) -> str:
+    """A container on a user network: its resolver, the host's (or --dns-search's) search
+    domains, ``ndots:0`` and the options given, as Docker writes it."""
+    text = resolv_conf(host_text, ("127.0.0.11",), search, options)
+    lines = text.splitlines()
+    opts = next((line.split()[1:] for line in lines if line.startswith("options ")), [])
+    if not any(o.startswith("ndots:") for o in opts):
+        opts.insert(0, "ndots:0")
+    return "\n".join([*(line for line in lines if not line.startswith("options ")), "options " + " ".join(opts)]) + "\n"
+
+
 def hosts_file(hostname: str, address: str | None, extra: list[tuple[str, str]]) -> str:
     """Docker's /etc/hosts: localhost lines, --add-host entries, the container's own name on
     its address (no address: 127.0.1.1, as a host without a network has it)."""
@@ -215,57 +294,6 @@ def hosts_file(hostname: str, address: str | None, extra: list[tuple[str, str]])
     return "\n".join(lines) + "\n"
 
 
-def ruleset(subnet: Subnet, published: list[tuple[str, PortMapping]], bridge: str = BRIDGE) -> str:
-    """minirun's whole nftables table, replaced in one transaction (``nft -f``): outbound
-    masquerade for the subnet, and a DNAT per published port (container address, mapping),
-    from the host's own addresses, 127.0.0.1 included, and from containers through them."""
-    dnat = []
-    for address, m in published:
-        match = f"ip daddr {m.host_ip} " if m.host_ip else ""
-        dnat.append(f"\t\t{match}{m.proto} dport {m.host_port} dnat to {address}:{m.container_port}")
-    return "\n".join([
-        f"table ip {TABLE} {{}}",
-        f"delete table ip {TABLE}",
-        f"table ip {TABLE} {{",
-        # Before routing and NAT: nothing from the bridge to or from the host's loopback range
-        # (route_localnet is on for -p 127.0.0.1; a container's raw frame must not use it).
-        "\tchain raw {",
-        "\t\ttype filter hook prerouting priority raw; policy accept;",
-        f'\t\tiifname "{bridge}" ip daddr 127.0.0.0/8 drop',
-        f'\t\tiifname "{bridge}" ip saddr 127.0.0.0/8 drop',
-        "\t}",
-        "\tchain prerouting {",
-        "\t\ttype nat hook prerouting priority dstnat; policy accept;",
-        "\t\tfib daddr type local jump publish",
-        "\t}",
-        "\tchain output {",
-        "\t\ttype nat hook output priority -100; policy accept;",
-        "\t\tfib daddr type local jump publish",
-        "\t}",
-        "\tchain publish {",
-        *dnat,
-        "\t}",
-        "\tchain postrouting {",
-        "\t\ttype nat hook postrouting priority srcnat; policy accept;",
-        f'\t\tip saddr {subnet} oifname != "{bridge}" masquerade',
-        # 127.0.0.1 -> container (route_localnet on the bridge), and a container reaching
-        # another through a published port: answered through the bridge's address.
-        f'\t\toifname "{bridge}" ip saddr 127.0.0.0/8 masquerade',
-        f'\t\toifname "{bridge}" ip saddr {subnet} ct status dnat masquerade',
-        "\t}",
-        "\tchain forward {",
-        "\t\ttype filter hook forward priority filter; policy accept;",
-        f'\t\tiifname "{bridge}" accept',
-        f'\t\toifname "{bridge}" ct state established,related accept',
-        f'\t\toifname "{bridge}" ct status dnat accept',
-        # Into the bridge from elsewhere (a neighbour routing to the subnet through this host):
-        # only published ports and replies, as Docker.
-        f'\t\toifname "{bridge}" drop',
-        "\t}",
-        "}",
-    ]) + "\n"
-
-
 class Choice(NamedTuple):
     """run's network flags, parsed and checked."""
     mode: str                             # bridge, none, host, container:NAME|ID
@@ -275,14 +303,24 @@ class Choice(NamedTuple):
     dns_search: tuple[str, ...] = ()
     dns_option: tuple[str, ...] = ()
     add_hosts: tuple[tuple[str, str], ...] = ()
+    aliases: tuple[str, ...] = ()          # --network-alias (user networks)
+    ip: str = ""                           # --ip (user networks)
 
 
 def choose(network: str, publish: tuple[str, ...], publish_all: bool, dns: tuple[str, ...],
-           dns_search: tuple[str, ...], dns_option: tuple[str, ...], add_host: tuple[str, ...]) -> Choice:
+           dns_search: tuple[str, ...], dns_option: tuple[str, ...], add_host: tuple[str, ...],
+           aliases: tuple[str, ...] = (), ip: str = "") -> Choice:
     mode = parse_mode(network)
     ports = tuple(m for spec in publish for m in parse_ports(spec))
-    if (ports or publish_all) and mode != "bridge":
-        raise UsageError(f"-p and -P need the bridge network, not --network {mode}")
+    if (ports or publish_all) and (mode in ("none", "host") or mode.startswith("container:")):
+        raise UsageError(f"-p and -P need a bridge network, not --network {mode}")
+    if (aliases or ip) and not is_user_network(mode):
+        raise UsageError("--network-alias and --ip are supported on user-defined networks only")
+    if ip:
+        try:
+            ip_int(ip)
+        except ValueError:
+            raise UsageError(f'invalid --ip "{ip}": not an IPv4 address') from None
     for server in dns:
         try:
             ip_int(server)
@@ -292,4 +330,4 @@ def choose(network: str, publish: tuple[str, ...], publish_all: bool, dns: tuple
     if mode.startswith("container:") and (dns or dns_search or dns_option or add_host):
         raise UsageError("--dns, --dns-search, --dns-option and --add-host conflict with --network container:")
     return Choice(mode, ports, publish_all, dns, dns_search, dns_option,
-                  tuple(parse_add_host(h) for h in add_host))
+                  tuple(parse_add_host(h) for h in add_host), aliases, ip)
