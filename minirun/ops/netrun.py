@@ -18,8 +18,8 @@ from ..runtime.net import netconf
 if TYPE_CHECKING:
     from ..oci import RunConfig
     from ..runtime.net.attacher import Attacher
+    from ..runtime.net.leases import Lease
     from ..runtime.net.netconf import Choice, Net
-    from ..runtime.net.network import Lease
 
 
 class Wired(NamedTuple):
@@ -72,15 +72,15 @@ def wire(root: Path, choice: Choice, cid: str, hostname: str, config: RunConfig,
     etc["/etc/hosts"] = netconf.hosts_file(hostname, first.address if first else None, extra)
     if first is None:
         return Wired(etc, None, [])
-    from ..runtime.net.network import Wiring
+    from ..runtime.net.wiring import Wiring
     # An internal network's resolver asks no one outside (as Docker's): nothing goes out.
     outside = [] if all(n.internal for n in names) else netconf.upstream(host_resolv, choice.dns)
     wiring = Wiring(bool(names), cid, outside)
 
     def attach(pid: int) -> None:
-        from ..runtime.net import network
         if helper is None:
-            network.wire_up(leases, pid, wiring)
+            from ..runtime.net.wiring import wire_up
+            wire_up(leases, pid, wiring)
         else:
             helper.attach(leases, pid, wiring)
 

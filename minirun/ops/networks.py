@@ -20,7 +20,7 @@ from .containers import changing, configured
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ..runtime.net.network import Lease
+    from ..runtime.net.leases import Lease
     from ..spec.settings import Settings
     from .context import Context
 
@@ -157,13 +157,15 @@ def connect(ctx: Context, net_key: str, container_key: str, aliases: tuple[str, 
 def _join_now(cid: str, name: str, pid: int, pid_start: int | None, net: Network, aliases: tuple[str, ...],
               ip: str) -> None:
     from ..runtime.net import network
+    from ..runtime.net.leases import Owner
+    from ..runtime.net.wiring import attach
     taken = {lease.ifname for lease in network.leases_of(cid)}
     ifname = next(f"eth{i}" for i in range(10) if f"eth{i}" not in taken)
     # Held while its PID 1 lives: it goes with the container, even one whose minirun was killed.
     lease = network.reserve(cid, (), net.net(), network.Endpoint(name, aliases, ip, ifname),
-                            network.Owner(pid, pid_start))
+                            Owner(pid, pid_start))
     try:
-        network.attach(lease, pid)
+        attach(lease, pid)
     except OSError as e:
         network.release(cid, net.id)
         raise ContainerConflict(f"connecting container {name} to network {net.name}: {e.strerror or e}") from None

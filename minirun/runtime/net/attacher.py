@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from .. import _libc
 
 if TYPE_CHECKING:
-    from .network import Lease, Wiring
+    from .leases import Lease
+    from .wiring import Wiring
 
 
 class Attacher:
@@ -40,7 +41,7 @@ class Attacher:
     def attach(self, leases: "list[Lease]", pid: int, wiring: "Wiring") -> None:
         """Attach the container (its process ``pid``) with its leases, as ``wiring`` says; an
         OSError says why not."""
-        from .network import lease_doc
+        from .leases import lease_doc
         request = {"leases": [lease_doc(lease) for lease in leases], "pid": pid, "wiring": wiring._asdict()}
         os.write(self.cmd, json.dumps(request).encode() + b"\n")
         answer = os.read(self.res, 4096)
@@ -62,7 +63,7 @@ _QUIET = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.S
 
 
 def _serve(cmd: int, res: int) -> None:
-    from . import netlink, network
+    from . import leases, netlink, wiring
     netlink.preload()  # what this process is for: now, in parallel with the container's making
     data = b""
     while not data.endswith(b"\n"):
@@ -71,8 +72,8 @@ def _serve(cmd: int, res: int) -> None:
             return  # the run ended before its container started
         data += more
     request = json.loads(data)
-    leases = [network.lease_from(doc) for doc in request["leases"]]
+    attached = [leases.lease_from(doc) for doc in request["leases"]]
     try:
-        network.wire_up(leases, request["pid"], network.Wiring(**request["wiring"]), lambda: os.write(res, b"ok"))
+        wiring.wire_up(attached, request["pid"], wiring.Wiring(**request["wiring"]), lambda: os.write(res, b"ok"))
     except OSError as e:
         os.write(res, (e.strerror or str(e)).encode())

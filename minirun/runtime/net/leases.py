@@ -1,0 +1,224 @@
+"""A container's leases on this network namespace's networks, as files: an address held (with
+its published ports) while its owner lives, under one lock per namespace.
+
+Leases live under ``/run/minirun/net-<netns inode>/``: ``/run`` is emptied at boot, as the
+bridges and the table are, and the directory belongs to one network namespace (the bridges
+are that namespace's). A lease names its owner, the minirun process that runs the container
+(or, for ``network connect``, the container's PID 1), with the process's start time: a lease
+whose owner is gone (killed, even by SIGKILL) is reclaimed by whoever takes the lock next,
+with its published ports. Beside them: ``dns/names.json`` (what the resolvers answer, rewritten
+whenever a lease on a user network comes or goes) and the records of the host firewalls'
+accept rules.
+"""
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+from ...content.files import file_lock
+from ...errors import EXIT_RUN_FAILED, ContainerStartError, UsageError
+from ...pids import alive, start_time
+from .netconf import BRIDGE, Net, PortMapping, Subnet, default_net
+
+RUN_DIR = Path("/run/minirun")
+
+
+NAMES = "names.json"   # in the ``dns`` directory: what the resolvers answer (see resolver.py)
+
+
+# What was added to the host's other firewalls for the bridge (see firewall.py).
+FIREWALL_RECORD = "firewall.json"
+
+
+# Written beside the leases once this version's table is in: a bridge and table left by an
+# earlier minirun (without the raw chain and the forward drop) are rewritten on the next run.
+RULESET_MARK = "ruleset-2"
+
+
+class Lease(NamedTuple):
+    """An address held by a container on a network, with the ports published to it."""
+    container: str
+    address: str
+    net: Net
+    ports: tuple[PortMapping, ...]
+    ifname: str = "eth0"          # inside the container
+    link: str = ""                # the veth's host end
+
+    @property
+    def subnet(self) -> Subnet:
+        return self.net.subnet
+
+
+class Owner(NamedTuple):
+    """Who holds a lease: while this process lives (its start time told apart from a reused
+    PID) the address stays the container's."""
+    pid: int
+    start: int | None
+
+    @classmethod
+    def me(cls) -> "Owner":
+        return cls(os.getpid(), _start_time(os.getpid()))
+
+
+def link_name(container: str, ifname: str) -> str:
+    """The veth's host end (at most 15 characters, as the kernel's names)."""
+    return f"mr{container[:12]}" if ifname == "eth0" else f"mx{container[:12]}{ifname[3:]}"
+
+
+def state_path() -> Path:
+    """This network namespace's leases, lock and records (one bridge per namespace)."""
+    return RUN_DIR / f"net-{os.stat('/proc/self/ns/net').st_ino}"
+
+
+def state_dir() -> Path:
+    d = state_path()
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return d
+
+
+def nft_path() -> str | None:
+    """Debian's nftables command, found on PATH (sudo's has /usr/sbin)."""
+    import shutil  # here and subprocess below: only when the table is written, not every run
+    return shutil.which("nft")
+
+
+def _start_time(pid: int) -> int | None:
+    return start_time(pid)
+
+
+def _owner_alive(doc: dict[str, object]) -> bool:
+    pid, started = doc.get("pid"), doc.get("start")
+    return isinstance(pid, int) and isinstance(started, int) and alive(pid, started)
+
+
+def _read_leases(d: Path) -> dict[Path, dict[str, object]]:
+    out: dict[Path, dict[str, object]] = {}
+    for path in d.glob("lease-*"):
+        with contextlib.suppress(OSError, ValueError):
+            doc = json.loads(path.read_text())
+            if isinstance(doc, dict):
+                out[path] = doc
+    return out
+
+
+def ports_of(doc: dict[str, object]) -> list[PortMapping]:
+    raw = doc.get("ports")
+    return [PortMapping(*p) for p in raw] if isinstance(raw, list) else []
+
+
+def net_of(doc: dict[str, object]) -> Net:
+    """The network a lease is on (a lease of an older minirun: the default bridge)."""
+    if "net" not in doc:
+        return default_net()
+    return Net(str(doc["netname"]), str(doc["net"]), str(doc["bridge"]), Subnet.parse(str(doc["subnet"])),
+               bool(doc.get("internal")), bool(doc.get("names")))
+
+
+def firewall_record(d: Path, bridge: str) -> Path:
+    return d / (FIREWALL_RECORD if bridge == BRIDGE else f"firewall-{bridge}.json")
+
+
+class Locked:
+    """The leases of this network namespace, under its lock: read, reclaimed, changed."""
+
+    def __init__(self) -> None:
+        self.dir = state_dir()
+        self.lock = file_lock(self.dir / "lock", what="another container's network setup")
+
+    def __enter__(self) -> "Locked":
+        self.lock.__enter__()
+        self.leases = _read_leases(self.dir)
+        self.dirty = False  # the nftables table must be written again
+        self.renamed = False  # the names the resolvers answer changed
+        for path, doc in list(self.leases.items()):
+            if not _owner_alive(doc):
+                self.drop(path)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.renamed:
+                self.write_names()
+            for bridge in self.emptied:  # a bridge's last container gone: the host's firewalls closed
+                from . import firewall
+                firewall.close(firewall_record(self.dir, bridge))
+        finally:
+            self.lock.__exit__(None, None, None)
+
+    @property
+    def emptied(self) -> list[str]:
+        """Bridges whose accept rules are held in the host's firewalls but have no lease."""
+        held = {str(doc.get("bridge") or BRIDGE) for doc in self.leases.values()}
+        records = [(BRIDGE, self.dir / FIREWALL_RECORD)] + [(p.name[9:-5], p) for p in self.dir.glob("firewall-*.json")]
+        return [bridge for bridge, record in records if record.exists() and bridge not in held]
+
+    def drop(self, path: Path) -> None:
+        doc = self.leases.pop(path)
+        path.unlink(missing_ok=True)
+        self.dirty = self.dirty or bool(ports_of(doc)) or "net" in doc
+        self.renamed = self.renamed or bool(doc.get("names"))
+
+    def add(self, lease: Lease, doc: dict[str, object]) -> Path:
+        path = self.dir / f"lease-{lease.address}"
+        path.write_text(json.dumps(doc))
+        self.leases[path] = doc
+        self.renamed = self.renamed or lease.net.names
+        return path
+
+    def select(self, container: str | None = None, net_id: str | None = None) -> list[Lease]:
+        return [lease_from(doc) for doc in self.leases.values()
+                if (container is None or doc.get("container") == container)
+                and (net_id is None or net_of(doc).id == net_id)]
+
+    def nets(self) -> list[Net]:
+        """The default bridge and every network with a lease, for the table."""
+        found = {n.id: n for n in (net_of(doc) for doc in self.leases.values())}
+        return [default_net(), *(n for key, n in sorted(found.items()) if key != "bridge")]
+
+    def published(self) -> list[tuple[str, PortMapping]]:
+        return [(str(doc.get("address")), p) for doc in self.leases.values() for p in ports_of(doc)]
+
+    def write_names(self) -> None:
+        """The names the resolvers answer: each container on a network with names, under its
+        name, its aliases and its short ID, in a file the unprivileged resolvers can read."""
+        entries = [{"net": doc["net"], "container": doc["container"], "names": doc.get("aliases") or [],
+                    "address": doc["address"]} for doc in self.leases.values() if doc.get("names")]
+        d = self.dir / "dns"
+        d.mkdir(mode=0o755, exist_ok=True)
+        tmp = d / f".{NAMES}.{os.getpid()}"
+        tmp.write_text(json.dumps(entries))
+        tmp.chmod(0o644)
+        os.replace(tmp, d / NAMES)
+
+    def apply_rules(self, required: bool) -> None:
+        """Write minirun's table from the leases, in one nft transaction."""
+        nft = nft_path()
+        if nft is None:
+            if required:
+                raise UsageError("publishing ports (-p) needs nftables: apt-get install nftables")
+            return
+        import subprocess
+
+        from .rules import ruleset
+        r = subprocess.run([nft, "-f", "-"], input=ruleset(self.nets(), self.published()), capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            message = (r.stderr.strip().splitlines() or ["failed"])[0]
+            raise ContainerStartError(f"nft: writing table ip minirun: {message}", EXIT_RUN_FAILED)
+        (self.dir / RULESET_MARK).touch()
+        self.dirty = False
+
+
+def lease_doc(lease: Lease) -> dict[str, object]:
+    n = lease.net
+    return {"container": lease.container, "address": lease.address, "ports": [list(p) for p in lease.ports],
+            "ifname": lease.ifname, "link": lease.link, "net": n.id, "netname": n.name, "bridge": n.bridge,
+            "subnet": str(n.subnet), "internal": n.internal, "names": n.names}
+
+
+def lease_from(doc: dict[str, object]) -> Lease:
+    ifname = str(doc.get("ifname") or "eth0")
+    return Lease(str(doc["container"]), str(doc["address"]), net_of(doc), tuple(ports_of(doc)), ifname,
+                 str(doc.get("link") or link_name(str(doc["container"]), ifname)))
