@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..containers import events
 from ..containers.networks import BUILTIN, Network, Networks, builtin_id
 from ..containers.state import find, load
 from ..content.files import text_or_empty
@@ -46,7 +47,13 @@ def create_network(ctx: Context, name: str, subnet: str | None, gateway: str | N
                    labels: dict[str, str], driver: str = "bridge") -> Network:
     if driver != "bridge":
         raise UsageError(f'invalid --driver "{driver}": minirun has bridge networks only')
-    return Networks(ctx.root).create(name, subnet, gateway, internal, labels, text_or_empty("/proc/net/route"))
+    net = Networks(ctx.root).create(name, subnet, gateway, internal, labels, text_or_empty("/proc/net/route"))
+    _event(ctx, "create", net)
+    return net
+
+
+def _event(ctx: Context, action: str, net: Network, **more: str) -> None:
+    events.record(ctx.root, "network", action, net.id, {"name": net.name, "type": "bridge", **more})
 
 
 def list_networks(ctx: Context) -> list[NetworkRow]:
@@ -106,10 +113,11 @@ def _remove(ctx: Context, net: Network) -> None:
             if held.select(net_id=net.id):
                 raise ContainerConflict(f"error while removing network: network {net.name} id {net.id} "
                                         "has active endpoints")
-            network.remove_bridge(net.bridge)
+            network.remove_bridge(held, net.net())
             Networks(ctx.root).remove(net)
     else:
         Networks(ctx.root).remove(net)
+    _event(ctx, "destroy", net)
 
 
 def prune_networks(ctx: Context) -> list[str]:
@@ -152,6 +160,7 @@ def connect(ctx: Context, net_key: str, container_key: str, aliases: tuple[str, 
             _join_now(state.id, state.name, state.pid, state.pid_start, net, aliases, ip)
         joined = json.dumps({"name": net.name, "aliases": list(aliases), "ip": ip})
         _save_settings(directory, spec, settings._replace(connected=(*settings.connected, joined)))
+    _event(ctx, "connect", net, container=state.id)
 
 
 def _join_now(cid: str, name: str, pid: int, pid_start: int | None, net: Network, aliases: tuple[str, ...],
@@ -189,6 +198,7 @@ def disconnect(ctx: Context, net_key: str, container_key: str) -> None:
             settings = settings._replace(connected=tuple(c for c in settings.connected
                                                          if json.loads(c)["name"] != net.name))
         _save_settings(directory, spec, settings)
+    _event(ctx, "disconnect", net, container=state.id)
 
 
 def _user_network(ctx: Context, key: str) -> Network:

@@ -29,6 +29,8 @@ NAMES = "names.json"   # in the ``dns`` directory: what the resolvers answer (se
 
 
 # What was added to the host's other firewalls for the bridge (see firewall.py).
+BRIDGES = "bridges.json"   # the user networks' bridges made here (their rules are in the table)
+
 FIREWALL_RECORD = "firewall.json"
 
 
@@ -157,7 +159,7 @@ class Locked:
     def drop(self, path: Path) -> None:
         doc = self.leases.pop(path)
         path.unlink(missing_ok=True)
-        self.dirty = self.dirty or bool(ports_of(doc)) or "net" in doc
+        self.dirty = self.dirty or bool(ports_of(doc))
         self.renamed = self.renamed or bool(doc.get("names"))
 
     def add(self, lease: Lease, doc: dict[str, object]) -> Path:
@@ -173,9 +175,29 @@ class Locked:
                 and (net_id is None or net_of(doc).id == net_id)]
 
     def nets(self) -> list[Net]:
-        """The default bridge and every network with a lease, for the table."""
-        found = {n.id: n for n in (net_of(doc) for doc in self.leases.values())}
+        """The default bridge and every user network whose bridge is made, for the table (its
+        rules stay while the bridge does: a container's coming and going changes nothing)."""
+        found = {n.id: n for n in (net_of(doc) for doc in self.bridges())}
         return [default_net(), *(n for key, n in sorted(found.items()) if key != "bridge")]
+
+    def bridges(self) -> list[dict[str, object]]:
+        """The user networks' bridges made in this namespace (``bridges.json``), as lease docs."""
+        try:
+            docs = json.loads((self.dir / BRIDGES).read_text())
+        except (OSError, ValueError):
+            return []
+        return [d for d in docs if isinstance(d, dict) and "net" in d] if isinstance(docs, list) else []
+
+    def remember(self, net: Net, made: bool) -> None:
+        """A user network's bridge is there (``made``) or gone: the table is written again."""
+        kept = [d for d in self.bridges() if d.get("bridge") != net.bridge]
+        if made:
+            kept.append({"net": net.id, "netname": net.name, "bridge": net.bridge, "subnet": str(net.subnet),
+                         "internal": net.internal, "names": net.names})
+        tmp = self.dir / f".{BRIDGES}.{os.getpid()}"
+        tmp.write_text(json.dumps(kept))
+        os.replace(tmp, self.dir / BRIDGES)
+        self.dirty = True
 
     def published(self) -> list[tuple[str, PortMapping]]:
         return [(str(doc.get("address")), p) for doc in self.leases.values() for p in ports_of(doc)]

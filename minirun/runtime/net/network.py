@@ -47,6 +47,8 @@ def _ensure_bridge(locked: Locked, net: Net) -> None:
         if not (locked.dir / RULESET_MARK).exists():
             no_router_advertisements(bridge)
             locked.dirty = True
+        if not net.builtin and not any(d.get("bridge") == bridge for d in locked.bridges()):
+            locked.remember(net, made=True)
         return
     with open("/proc/net/route") as f:
         clash = overlapping_route(net.subnet, f.read(), bridge)
@@ -76,6 +78,8 @@ def _ensure_bridge(locked: Locked, net: Net) -> None:
         notices.say(f"nftables (nft) is not installed: containers on {bridge} reach only this host "
                     "(no NAT, no -p); apt-get install nftables")
     locked.dirty = True
+    if not net.builtin:
+        locked.remember(net, made=True)
 
 
 def _port_free(m: PortMapping) -> bool:
@@ -154,7 +158,6 @@ def reserve(container: str, ports: tuple[PortMapping, ...], net: Net | None = No
             doc.update({"net": net.id, "netname": net.name, "bridge": net.bridge, "subnet": str(net.subnet),
                         "internal": net.internal, "names": net.names, "aliases": names,
                         "ifname": endpoint.ifname, "link": lease.link})
-            locked.dirty = True
         path = locked.add(lease, doc)
         if claimed or locked.dirty:
             try:
@@ -214,8 +217,16 @@ def detach(lease: Lease) -> None:
     release(lease.container, lease.net.id)
 
 
-def remove_bridge(bridge: str) -> bool:
-    """The bridge device, if it is there (network rm, prune)."""
+def remove_bridge(locked: Locked, net: Net) -> None:
+    """A user network's bridge (network rm, prune), if it is there, and its rules."""
+    _delete_link(net.bridge)
+    if any(d.get("bridge") == net.bridge for d in locked.bridges()):
+        locked.remember(net, made=False)
+        with contextlib.suppress(UsageError, ContainerStartError):
+            locked.apply_rules(required=False)
+
+
+def _delete_link(bridge: str) -> bool:
     try:
         index = socket.if_nametoindex(bridge)
     except OSError:
@@ -241,10 +252,11 @@ def remove_unused() -> bool:
                 with contextlib.suppress(UsageError, ContainerStartError):
                     locked.apply_rules(required=False)
             return False
-        if not remove_bridge(BRIDGE):
+        if not _delete_link(BRIDGE):
             return False
         nft = nft_path()
         if nft is not None:
             import subprocess
             subprocess.run([nft, "delete", "table", "ip", "minirun"], capture_output=True)
+        (locked.dir / RULESET_MARK).unlink(missing_ok=True)  # the next bridge writes it whole again
         return True
