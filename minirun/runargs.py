@@ -32,6 +32,8 @@ FLAGS: tuple[Flag, ...] = (
          "Log the container's output (json-file, default) or not (none: its output is passed as it is)."),
     Flag(("--log-opt",), "log_opt", "list", "max-size=SIZE|max-file=N", "Bound the container's log (json-file)."),
     Flag(("--name",), "name", "str", "NAME", "Name the container (default: a generated one)."),
+    Flag(("--restart",), "restart", "str", "no|always|unless-stopped|on-failure[:N]",
+         "Restart the container when it exits (its monitor does, with Docker's backoff)."),
     Flag(("--stop-signal",), "stop_signal", "str", "SIGNAL",
          "Signal stop sends first (default: the image's, or SIGTERM)."),
     Flag(("--stop-timeout",), "stop_timeout", "int", "SECONDS", "Seconds stop waits before SIGKILL (default 10)."),
@@ -106,6 +108,7 @@ class RunArgs(NamedTuple):
     log_driver: str = "json-file"
     log_opt: tuple[str, ...] = ()
     name: str | None = None
+    restart: str = "no"
     env: tuple[str, ...] = ()
     env_file: tuple[str, ...] = ()
     workdir: str | None = None

@@ -13,7 +13,7 @@ import typer
 from .. import __version__
 from ..ops.context import Context
 from ..runargs import SUMMARY
-from . import auth, containers, images, networks, system, transfer, volumes
+from . import auth, containers, events, images, networks, system, transfer, volumes
 
 app = typer.Typer(
     name="minirun", add_completion=False,
@@ -61,6 +61,7 @@ system_app = typer.Typer(help="Manage minirun's store.", invoke_without_command=
                          callback=_help_without_command)
 app.add_typer(system_app, name="system")
 system_app.command("prune")(system.prune_cmd)
+system_app.command("boot")(system.boot_cmd)
 app.command("info")(system.info_cmd)
 volume_app = typer.Typer(help="Manage volumes.", invoke_without_command=True, callback=_help_without_command)
 app.add_typer(volume_app, name="volume")
@@ -70,6 +71,7 @@ network_app = typer.Typer(help="Manage networks.", invoke_without_command=True, 
 app.add_typer(network_app, name="network")
 for _verb in ("create", "ls", "inspect", "rm", "prune", "connect", "disconnect"):
     network_app.command(_verb)(getattr(networks, f"{_verb}_cmd"))
+app.command("events")(events.events_cmd)
 app.command("load")(transfer.load_cmd)
 app.command("save")(transfer.save_cmd)
 app.command("export")(transfer.export_cmd)

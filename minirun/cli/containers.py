@@ -36,6 +36,9 @@ def create_cmd(tctx: typer.Context) -> int:
 def _status(state: ContainerState) -> str:
     if state.status == "running":  # since it started (its last start), not since it was made
         return f"Up {since(state.started_at or state.created).removesuffix(' ago')}"
+    from ..pids import alive
+    if state.status == "exited" and state.restarting and alive(state.monitor, state.monitor_start):
+        return f"Restarting ({state.exit_code}) {since(state.finished)}"
     if state.status == "exited":
         return f"Exited ({state.exit_code}) {since(state.finished)}"
     if state.status == "dead":

@@ -8,7 +8,7 @@ import typer
 
 from ..ops import images as ops
 from .options import context_of
-from .output import human_size, line
+from .output import err, human_size, line
 
 
 def prune_cmd(
@@ -74,6 +74,8 @@ def info_cmd(
         line(f" Other Firewalls: {found} (looked at when the bridge's first container starts)")
         for rule in wall["added"]:
             line(f"  accepted for minirun0: {rule}")
+        boot = "enabled" if doc["BootService"] else "not enabled (see README: Restart policies)"
+        line(f" Restart After Reboot: {boot} (minirun-boot.service runs minirun system boot)")
         line(f" Config File: {doc['ConfigFile'] or '(none)'}")
         settings = doc["Settings"]
         assert isinstance(settings, dict)
@@ -87,3 +89,11 @@ def info_cmd(
 
 def _words(value: object, sep: str = " ") -> str:
     return sep.join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def boot_cmd(tctx: typer.Context) -> None:
+    """Start the containers whose restart policy is always, or unless-stopped and not stopped
+    by the user (after a reboot: minirun-boot.service runs this)."""
+    from ..ops.restart import boot
+    for name in boot(context_of(tctx), err):
+        line(name)

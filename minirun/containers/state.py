@@ -67,6 +67,8 @@ class ContainerState(NamedTuple):
     started_at: str | None = None
     error: str = ""                  # why its exit code is not known (inspect's State.Error)
     log_dropped: int = 0             # log entries that could not be written (a full disk), its last run
+    restart_count: int = 0           # restarts by its policy (--restart)
+    restarting: bool = False         # exited, and its monitor restarts it after the backoff
 
     # The transitions: created -> running -> exited, or created -> exited (it never started).
     # (No postponed annotations in this module: NamedTuple compiles string ones at import.)
@@ -178,6 +180,22 @@ def load_config(directory: Path) -> dict[str, Any]:
 
 def hostname_of(directory: Path) -> str:
     return (directory / "hostname").read_text().strip()
+
+
+USER_STOPPED = "user-stopped"   # stop or kill said so: its restart policy is over until a start
+
+
+def mark_user_stopped(directory: Path, stopped: bool) -> None:
+    path = directory / USER_STOPPED
+    if stopped:
+        with contextlib.suppress(OSError):
+            path.touch()
+    else:
+        path.unlink(missing_ok=True)
+
+
+def user_stopped(directory: Path) -> bool:
+    return (directory / USER_STOPPED).exists()
 
 
 def valid_name(name: str) -> bool:

@@ -10,8 +10,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..containers import events
 from ..containers.logs import log_path
-from ..containers.state import exit_code_left, find, load, load_config, refresh, save, scan, waiting_on
+from ..containers.state import (
+    exit_code_left,
+    find,
+    load,
+    load_config,
+    mark_user_stopped,
+    refresh,
+    save,
+    scan,
+    waiting_on,
+)
 from ..content.files import file_lock
 from ..errors import ContainerConflict, ContainerNotFound, StoreError, UsageError
 from ..pids import alive
@@ -132,13 +143,16 @@ def remove_container(ctx: Context, key: str, force: bool, volumes: bool = False)
         if state.address:  # its lease: its minirun gives it back; a killed one could not
             from ..runtime.net import network
             network.release(state.id)
+        anonymous = []
         if volumes:  # rm -v: its anonymous volumes too (named ones stay, as Docker's)
-            from .volumes import anonymous_of, remove_anonymous
+            from .volumes import anonymous_of
             anonymous = anonymous_of(ctx, directory)
-            release(directory, state)
-            remove_anonymous(ctx, anonymous)
-            return
+        labels = labels_of(ctx, state)
         release(directory, state)
+        events.of_container(ctx.root, "destroy", state.id, state.name, state.image, labels)
+        if anonymous:
+            from .volumes import remove_anonymous
+            remove_anonymous(ctx, anonymous)
 
 
 def _kill_now(state: ContainerState) -> None:
@@ -205,14 +219,19 @@ def is_running(directory: Path) -> bool:
         return False  # removed meanwhile
 
 
-def kill_container(ctx: Context, key: str, signum: int) -> None:
-    """kill: a signal to the container's PID 1 (only while its PID is still that process)."""
-    _, state = _current(ctx, key)
+def kill_container(ctx: Context, key: str, signum: int, by_user: bool = True) -> None:
+    """kill: a signal to the container's PID 1 (only while its PID is still that process);
+    ``by_user``: its restart policy is over until it is started again (as Docker's)."""
+    directory, state = _current(ctx, key)
+    if by_user and (state.status == "running" or state.restarting):
+        mark_user_stopped(directory, True)
     if state.status != "running" or not alive(state.pid, state.pid_start):
         raise ContainerConflict(f"cannot kill container {key}: it is not running")
     if state.pid is not None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(state.pid, signum)
+        events.of_container(ctx.root, "kill", state.id, state.name, state.image, labels_of(ctx, state),
+                            signal=str(signum))
 
 
 def stop_container(ctx: Context, key: str, timeout: float | None = None, signum: int | None = None) -> None:
@@ -221,6 +240,7 @@ def stop_container(ctx: Context, key: str, timeout: float | None = None, signum:
     negative: no SIGKILL); returns once its monitor has recorded the exit. A stopped container
     is left as it is (as Docker); an rm -f meanwhile waits for the stop."""
     directory, state = _current(ctx, key)
+    mark_user_stopped(directory, True)  # its restart policy is over (a restarting one too)
     if state.status != "running":
         return
     settings = settings_or_defaults(directory)
@@ -232,6 +252,7 @@ def stop_container(ctx: Context, key: str, timeout: float | None = None, signum:
     seconds = float(settings.stop_timeout) if timeout is None else timeout
     with changing(directory, key):
         _stop_running(ctx, key, directory, seconds if seconds >= 0 else float("inf"), signum)
+    events.of_container(ctx.root, "stop", state.id, state.name, state.image, labels_of(ctx, state))
 
 
 KILL_WAIT = 10.0  # seconds stop waits after SIGKILL for the monitor to record the end
@@ -242,7 +263,7 @@ def _stop_running(ctx: Context, key: str, directory: Path, timeout: float, signu
     stopped or hung): stop never says a container stopped that it did not see stop."""
     for sig, seconds in ((signum, timeout), (signal.SIGKILL, KILL_WAIT)):
         with contextlib.suppress(ContainerConflict):
-            kill_container(ctx, key, sig)
+            kill_container(ctx, key, sig, by_user=False)
         deadline = time.monotonic() + seconds
         while is_running(directory) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -68,6 +68,27 @@ def in_monitor(work: Callable[[Callable[[str], None]], int]) -> str:
     raise ContainerStartError("the container's monitor ended before the program started", EXIT_RUN_FAILED)
 
 
+def hand_over(work: Callable[[], object]) -> None:
+    """Run ``work`` in a monitor of its own, in the background (a foreground run's restart
+    policy, once the program ended): the caller goes on at once."""
+    if os.fork() != 0:
+        return
+    try:
+        _libc.set_title("minirun-monitor")
+        os.setsid()
+        close_all_but(())
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        if null > 2:
+            os.close(null)
+        notices.hear = None
+        trace.install(None)
+        work()
+    finally:
+        os._exit(0)
+
+
 def _shed() -> None:
     """The monitor from here on only relays and waits: what the making of the container left
     on the heap is freed, and the C heap's free pages given back to the kernel."""

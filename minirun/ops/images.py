@@ -23,6 +23,8 @@ def pull_image(ctx: Context, image: str, platform: str | None, emit: Emit) -> tu
     ref = reference.parse(image)
     creds = credentials.lookup(ref.domain)
     result = pull(ref, ctx.images, ctx.registry_options(), wanted_platform(platform), emit, creds, ctx.snapshots)
+    from ..containers import events
+    events.record(ctx.root, "image", "pull", ref.familiar(), {"name": ref.familiar()})
     mismatch = platform_mismatch(str(ref), result.record, platform)
     if mismatch is not None:  # as Docker: pulled, and said (run refuses to run it)
         from .. import notices

@@ -23,6 +23,11 @@ class Problem(NamedTuple):
     fix: str
 
 
+def _boot_service() -> bool:
+    from .restart import boot_enabled
+    return boot_enabled()
+
+
 def _os_name() -> str:
     try:
         for line in Path("/etc/os-release").read_text().splitlines():
@@ -112,6 +117,7 @@ def gather(ctx: Context) -> tuple[dict[str, object], list[Problem]]:
         "Containers": len(containers), "ContainersRunning": running, "ContainersStopped": len(containers) - running,
         "RegistryMirrors": list(ctx.registry_options().mirrors),
         "Firewall": network.firewall_state(),
+        "BootService": _boot_service(),
         "ConfigFile": config.loaded[0] if os.path.exists(config.loaded[0]) else "",
         "Settings": {var: {"Value": os.environ[var], "Source": source}
                      for var, source in sorted(config.loaded[1].items())},

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 from ..containers.state import docker_time, find, refresh
 from ..errors import ContainerNotFound, ImageNotKnown, ManifestError, StoreError, UsageError
 from ..oci import parse_config
+from ..pids import alive
 from ..remote import reference
 from ..runtime.cgroups import DEFAULT_PARENT
 from ..runtime.plan import cgroup_location
 from ..spec.defaults import INIT_TARGET
 from ..spec.flags import Bind, parse_mount, parse_volume
+from ..spec.restart import name_and_max
 from ..spec.settings import Settings
 from .containers import configured
 from .context import Context
@@ -65,18 +67,20 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
     process = spec["process"]
     record = ctx.images.get(state.reference) if state.reference else None
     running = state.status == "running"
+    restarting = state.status == "exited" and state.restarting and alive(state.monitor, state.monitor_start)
     args = [str(a) for a in process.get("args") or state.command]
     if settings.init and args[:2] == [INIT_TARGET, "--"]:
         args = args[2:]
     binds = _binds(settings)
     return {
         "Id": state.id, "Created": docker_time(state.created), "Path": args[0] if args else "", "Args": args[1:],
-        "State": {"Status": state.status, "Running": running, "Paused": False, "Restarting": False,
+        "State": {"Status": "restarting" if restarting else state.status, "Running": running, "Paused": False,
+                  "Restarting": restarting,
                   "OOMKilled": False, "Dead": state.status == "dead", "Pid": state.pid if running else 0,
                   "ExitCode": state.exit_code or 0, "Error": state.error, "StartedAt": docker_time(state.started_at),
                   "LogDropped": state.log_dropped,
                   "FinishedAt": docker_time(state.finished)},
-        "Image": record.config if record else "", "Name": "/" + state.name,
+        "Image": record.config if record else "", "Name": "/" + state.name, "RestartCount": state.restart_count,
         "Config": {"Hostname": spec.get("hostname") or state.id[:12], "Env": process.get("env") or [],
                    "Cmd": state.command, "Image": state.image, "WorkingDir": process.get("cwd") or "/",
                    "User": settings.user, "StopSignal": settings.stop_signal, "StopTimeout": settings.stop_timeout,
@@ -139,7 +143,9 @@ def _host_config(state: ContainerState, spec: dict[str, Any], settings: Settings
     resources = linux.get("resources") or {}
     parent = cgroup_location(linux)[0]
     cpu = resources.get("cpu") or {}
+    policy, retries = name_and_max(settings.restart)
     return {"NetworkMode": settings.network, "PortBindings": _ports(state),
+            "RestartPolicy": {"Name": policy, "MaximumRetryCount": retries}, "AutoRemove": settings.auto_remove,
             "CgroupParent": "" if parent in ("", DEFAULT_PARENT) else parent,
             "Binds": [f"{b.source}:{b.target}" + (":ro" if b.readonly else "") for b in binds],
             "SecurityOpt": _security_opts(settings, "seccomp" in linux, bool(process.get("noNewPrivileges"))),

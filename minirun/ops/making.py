@@ -64,6 +64,10 @@ def check(a: RunArgs, root: Path) -> Checked:
         network = network._replace(mode=mode)
     if a.hostname is not None:
         _check_hostname(a.hostname)
+    from ..spec import restart
+    policy = restart.parse(a.restart)
+    if a.rm and policy != "no":
+        raise UsageError("Conflicting options: --restart and --rm")
     if a.pull not in ("missing", "always", "never"):
         raise UsageError(f'invalid --pull "{a.pull}": expected missing, always or never')
     # Never more than minirun holds (a sandbox may run it without some): config.json says what
@@ -84,6 +88,7 @@ def check(a: RunArgs, root: Path) -> Checked:
                         log_driver=a.log_driver, log_opt=log_opt, stop_timeout=_stop_timeout(a),
                         interactive=a.interactive, init=a.init, privileged=a.privileged,
                         security_opt=a.security_opt, volume=a.volume, mount=a.mount, auto_remove=a.rm,
+                        restart=policy,
                         labels=spec.parse_labels(list(a.label), _read_files(a.label_file, "label file")))
     binds, tmpfs = _mounts(a)
     return Checked(_environment(a), binds, tmpfs, capabilities,

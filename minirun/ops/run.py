@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import trace
+from ..containers import events
 from ..containers import state as container
 from ..containers.logs import LogWriter
 from ..errors import (
@@ -120,7 +121,22 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
     to the bridge (``netrun.helper_for``). ``started`` (run -d, in the monitor) is told the
     container's ID once its program runs; its output then goes to its log."""
     made, state, directory, wired = _make(ctx, a, flags, record, repair, helper)
-    return _run_created(ctx, a.rm, made, state, directory, wired, warn, started)
+    code = _run_created(ctx, a.rm, made, state, directory, wired, warn, started)
+    return then_policy(ctx, directory, made.settings.restart, code, started is None, warn)
+
+
+def then_policy(ctx: Context, directory: Path, policy: str, code: int, foreground: bool,
+                warn: Callable[[str], None]) -> int:
+    """The container ended with ``code``: its restart policy (ops/restart.py) in this monitor,
+    or, after a foreground run, in a monitor of its own while this command returns the code."""
+    from .restart import keep_restarting, wanted
+    if not wanted(policy, code):
+        return code
+    if foreground:
+        from .detach import hand_over
+        hand_over(lambda: keep_restarting(ctx, directory, code, lambda _: None))
+        return code
+    return keep_restarting(ctx, directory, code, warn)
 
 
 def create_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
@@ -186,7 +202,14 @@ def _make(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
                 "runtime spec) written"
                 + (f", named {a.name}" if a.name else "") + f"; hostname {hostname}", container=cid,
                 directory=str(directory))
+    _event(ctx, "create", state, settings)
     return Made(made[0], settings, flags.program, flags.log, a.interactive, holder), state, directory, wired
+
+
+def _event(ctx: Context, action: str, state: ContainerState, settings: Settings | None, **more: str) -> None:
+    """A container's event in the journal (containers/events.py), as Docker's daemon sends it."""
+    labels = dict(item.partition("=")[::2] for item in settings.labels) if settings else {}
+    events.of_container(ctx.root, action, state.id, state.name, state.image, labels, **more)
 
 
 def write_cidfile(path: str, cid: str) -> None:
@@ -227,6 +250,8 @@ def _run_created(ctx: Context, remove: bool, made: Made, state: ContainerState, 
     finally:
         try:
             unwire(state.id, wired)
+            if code is not None:
+                _event(ctx, "die", state, made.settings, exitCode=str(code))
             if lost:  # said once, and kept for inspect; the program went on regardless
                 warn(f"container {state.id[:12]}: {lost[0][0]} log entries could not be written "
                      f"({lost[0][1]}); its output was still passed on")
@@ -290,6 +315,7 @@ def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wir
 
     def on_started(pid: int) -> None:
         container.save(directory, state.started(pid, os.getpid()))
+        _event(ctx, "start", state, made.settings)
         if running is not None:
             running()
 
@@ -333,6 +359,7 @@ def _record_end(ctx: Context, remove: bool, directory: Path, state: ContainerSta
             if anonymous:  # --rm takes its anonymous volumes with it, as Docker's
                 from .volumes import remove_anonymous
                 remove_anonymous(ctx, anonymous)
+            _event(ctx, "destroy", state, None)
             trace.event("cleanup", "removed", f"--rm: container {state.id[:12]} removed ({directory}); its "
                         "root filesystem mount ended with its mount namespace", container=state.id)
         else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
-from ..containers.state import find, load, refresh
+from ..containers.state import find, load, mark_user_stopped, refresh
 from ..errors import ContainerConflict
 from .containers import changing, configured
 from .context import Context
@@ -20,7 +20,7 @@ def start_container(ctx: Context, key: str, attach: bool, warn: Callable[[str], 
     if it was made with -i). Other commands on it (a second start, stop, rm) wait until its
     state says running."""
     from .detach import in_monitor
-    from .run import restart_container
+    from .run import restart_container, then_policy
     directory, state = find(ctx.root, key)
     spec, settings = configured(ctx, directory)
     with contextlib.ExitStack() as held:
@@ -30,8 +30,12 @@ def start_container(ctx: Context, key: str, attach: bool, warn: Callable[[str], 
             if attach:  # minirun has no attach to a running container's streams
                 raise ContainerConflict(f"container {key} is already running: start -a cannot attach to it")
             return None  # as Docker: starting a running container is done already
+        mark_user_stopped(directory, False)  # a start by the user: its policy holds again
         if attach:
-            return restart_container(ctx, directory, state, spec, settings, interactive, warn, None, held.close)
-        in_monitor(lambda started: restart_container(ctx, directory, state, spec, settings, False, lambda _: None,
-                                                     started))
+            code = restart_container(ctx, directory, state, spec, settings, interactive, warn, None, held.close)
+            return then_policy(ctx, directory, settings.restart, code, True, warn)
+        in_monitor(lambda started: then_policy(
+            ctx, directory, settings.restart,
+            restart_container(ctx, directory, state, spec, settings, False, lambda _: None, started), False,
+            lambda _: None))
         return None

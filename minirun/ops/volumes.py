@@ -82,18 +82,25 @@ def get_volume(ctx: Context, name: str) -> Volume:
 
 
 def create_volume(ctx: Context, name: str, labels: dict[str, str]) -> Volume:
-    return Volumes(ctx.root).create(name, labels)[0]
+    volume, made = Volumes(ctx.root).create(name, labels)
+    if made:
+        from ..containers import events
+        events.record(ctx.root, "volume", "create", volume.name, {"driver": "local"})
+    return volume
 
 
 def remove_volume(ctx: Context, name: str, force: bool) -> int:
     """volume rm: refused while a container uses it (even with ``force``, as Docker); with
     ``force`` a missing volume is no error. Bytes freed."""
     try:
-        return Volumes(ctx.root).remove(name, users(ctx).get(name, []))
+        freed = Volumes(ctx.root).remove(name, users(ctx).get(name, []))
     except NoSuchVolume:
         if force:
             return 0
         raise
+    from ..containers import events
+    events.record(ctx.root, "volume", "destroy", name, {"driver": "local"})
+    return freed
 
 
 def prune_volumes(ctx: Context) -> tuple[list[str], int]:

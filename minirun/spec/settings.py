@@ -38,6 +38,7 @@ class Settings(NamedTuple):
     mount: tuple[str, ...] = ()            # --mount as typed
     labels: tuple[str, ...] = ()           # KEY=VALUE: --label-file's, then --label's
     auto_remove: bool = False              # --rm: removed when it exits (create, then start)
+    restart: str = "no"                    # --restart: no, always, unless-stopped, on-failure[:N]
 
 
 def to_annotations(s: Settings) -> dict[str, str]:
