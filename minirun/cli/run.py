@@ -21,8 +21,12 @@ from ..ops.run import image_for, pull_again, run_container
 from .output import err, line
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     from ..content.images import ImageRecord
     from ..ops.context import Context
+    from ..ops.making import Checked
     from ..pull import PullEvent
     from .progress import Renderer
 
@@ -60,6 +64,14 @@ def _announce(text: str) -> None:
     with contextlib.suppress(OSError):
         sys.stderr.write(text + "\n")
         sys.stderr.flush()
+
+
+def _policy(ctx: Context, flags: Checked) -> Callable[[Path, int], int] | None:
+    """After a foreground run: its restart policy, handed to a monitor (none: nothing to load)."""
+    if flags.settings.restart == "no":
+        return None
+    from ..ops.restart import then_policy
+    return lambda directory, code: then_policy(ctx, directory, flags.settings.restart, code, True, err)
 
 
 def run(words: list[str], ctx: Context, create: bool = False) -> int:
@@ -105,7 +117,7 @@ def run(words: list[str], ctx: Context, create: bool = False) -> int:
             line(run_detached(ctx, args, flags, record, repair))
             return 0
         try:
-            return run_container(ctx, args, flags, record, err, repair, helper)
+            return run_container(ctx, args, flags, record, err, repair, helper, after=_policy(ctx, flags))
         except OutputError as e:  # the program ran; its output could not be written: Docker says 1
             err(str(e))
             return 1

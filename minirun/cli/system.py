@@ -94,6 +94,6 @@ def _words(value: object, sep: str = " ") -> str:
 def boot_cmd(tctx: typer.Context) -> None:
     """Start the containers whose restart policy is always, or unless-stopped and not stopped
     by the user (after a reboot: minirun-boot.service runs this)."""
-    from ..ops.restart import boot
+    from ..ops.boot import boot
     for name in boot(context_of(tctx), err):
         line(name)

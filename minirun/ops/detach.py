@@ -34,9 +34,12 @@ def run_detached(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
                  repair: Callable[[BrokenImage], ImageRecord]) -> str:
     """The container's ID once its program runs; ContainerStartError (125, 126, 127) when it
     could not start, as a foreground run would say."""
+    from .restart import then_policy
     from .run import run_container
-    return in_monitor(lambda started: run_container(ctx, a, flags, record, lambda _: None, repair, None,
-                                                    started=started))
+    return in_monitor(lambda started: run_container(
+        ctx, a, flags, record, lambda _: None, repair, None, started=started,
+        after=lambda directory, code: then_policy(ctx, directory, flags.settings.restart, code, False,
+                                                  lambda _: None)))
 
 
 def in_monitor(work: Callable[[Callable[[str], None]], int]) -> str:
@@ -66,27 +69,6 @@ def in_monitor(work: Callable[[Callable[[str], None]], int]) -> str:
         raise ContainerStartError(message, code)
     os.waitpid(pid, 0)
     raise ContainerStartError("the container's monitor ended before the program started", EXIT_RUN_FAILED)
-
-
-def hand_over(work: Callable[[], object]) -> None:
-    """Run ``work`` in a monitor of its own, in the background (a foreground run's restart
-    policy, once the program ended): the caller goes on at once."""
-    if os.fork() != 0:
-        return
-    try:
-        _libc.set_title("minirun-monitor")
-        os.setsid()
-        close_all_but(())
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        if null > 2:
-            os.close(null)
-        notices.hear = None
-        trace.install(None)
-        work()
-    finally:
-        os._exit(0)
 
 
 def _shed() -> None:

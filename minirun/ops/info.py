@@ -24,7 +24,7 @@ class Problem(NamedTuple):
 
 
 def _boot_service() -> bool:
-    from .restart import boot_enabled
+    from .boot import boot_enabled
     return boot_enabled()
 
 

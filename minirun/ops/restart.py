@@ -31,6 +31,42 @@ def wanted(policy: str, code: int | None) -> bool:
     return code is not None and restart.restarts(policy, code, 0, False)
 
 
+def then_policy(ctx: Context, directory: Path, policy: str, code: int, foreground: bool,
+                warn: Callable[[str], None]) -> int:
+    """The container ended with ``code``: its restart policy (ops/restart.py) in this monitor,
+    or, after a foreground run, in a monitor of its own while this command returns the code."""
+    if not wanted(policy, code):
+        return code
+    if foreground:
+        hand_over(lambda: keep_restarting(ctx, directory, code, lambda _: None))
+        return code
+    return keep_restarting(ctx, directory, code, warn)
+
+
+def hand_over(work: Callable[[], object]) -> None:
+    """Run ``work`` in a monitor of its own, in the background (a foreground run's restart
+    policy, once the program ended): the caller goes on at once."""
+    if os.fork() != 0:
+        return
+    try:
+        from .. import notices, trace
+        from ..runtime import _libc
+        from ..runtime.kernel import close_all_but
+        _libc.set_title("minirun-monitor")
+        os.setsid()
+        close_all_but(())
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        if null > 2:
+            os.close(null)
+        notices.hear = None
+        trace.install(None)
+        work()
+    finally:
+        os._exit(0)
+
+
 def keep_restarting(ctx: Context, directory: Path, code: int, warn: Callable[[str], None]) -> int:
     """Start the container in ``directory`` again each time it ends, while its policy says
     so; the last exit code. Ends when the policy does, when the user stops, kills or removes
@@ -92,36 +128,3 @@ def _wait(seconds: float, directory: Path) -> bool:
             return False
         time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
     return not user_stopped(directory) and directory.exists()
-
-
-BOOT_UNIT = "minirun-boot.service"
-
-
-def boot(ctx: Context, warn: Callable[[str], None]) -> list[str]:
-    """system boot (after a reboot, from the systemd unit): every container whose policy is
-    ``always``, or ``unless-stopped`` and not stopped by the user, started again in a monitor
-    (as Docker's daemon does when it starts); the names of those started."""
-    from ..containers.state import list_all
-    from .containers import settings_or_defaults
-    from .start import start_container
-    out = []
-    for directory, state in list_all(ctx.root):
-        name, _ = restart.name_and_max(settings_or_defaults(directory).restart)
-        if name != "always" and (name != "unless-stopped" or user_stopped(directory)):
-            continue
-        if refresh(state, directory).status == "running":
-            continue
-        try:
-            start_container(ctx, state.id, False, warn)
-        except MiniRunError as e:
-            warn(f"starting container {state.name}: {e}")
-            continue
-        out.append(state.name)
-    return out
-
-
-def boot_enabled() -> bool:
-    """For info: whether systemd starts ``system boot`` at boot (the unit enabled)."""
-    from pathlib import Path
-    return any(Path(d, f"{t}.wants", BOOT_UNIT).exists() for d in ("/etc/systemd/system", "/lib/systemd/system")
-               for t in ("multi-user.target", "default.target"))

@@ -113,30 +113,18 @@ def _unpacked(ctx: Context, a: RunArgs, record: ImageRecord) -> tuple[RunConfig,
 
 def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
                   warn: Callable[[str], None], repair: Callable[[BrokenImage], ImageRecord],
-                  helper: Attacher | None = None, started: Callable[[str], None] | None = None) -> int:
+                  helper: Attacher | None = None, started: Callable[[str], None] | None = None,
+                  after: Callable[[Path, int], int] | None = None) -> int:
     """Run ``a`` (its flags ``check``ed, its image from ``image_for``) to its end: the
     program's exit status (128+N when a signal N ended it). ``warn`` hears of what failed
     after the program ran (the --rm removal), which must not change its status; ``repair``
     gives the image again when it was found broken (``pull_again``); ``helper`` attaches it
     to the bridge (``netrun.helper_for``). ``started`` (run -d, in the monitor) is told the
-    container's ID once its program runs; its output then goes to its log."""
+    container's ID once its program runs; its output then goes to its log. ``after`` is given
+    the container's directory and exit code and returns the code (its restart policy)."""
     made, state, directory, wired = _make(ctx, a, flags, record, repair, helper)
     code = _run_created(ctx, a.rm, made, state, directory, wired, warn, started)
-    return then_policy(ctx, directory, made.settings.restart, code, started is None, warn)
-
-
-def then_policy(ctx: Context, directory: Path, policy: str, code: int, foreground: bool,
-                warn: Callable[[str], None]) -> int:
-    """The container ended with ``code``: its restart policy (ops/restart.py) in this monitor,
-    or, after a foreground run, in a monitor of its own while this command returns the code."""
-    from .restart import keep_restarting, wanted
-    if not wanted(policy, code):
-        return code
-    if foreground:
-        from .detach import hand_over
-        hand_over(lambda: keep_restarting(ctx, directory, code, lambda _: None))
-        return code
-    return keep_restarting(ctx, directory, code, warn)
+    return code if after is None else after(directory, code)
 
 
 def create_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,

@@ -20,7 +20,8 @@ def start_container(ctx: Context, key: str, attach: bool, warn: Callable[[str], 
     if it was made with -i). Other commands on it (a second start, stop, rm) wait until its
     state says running."""
     from .detach import in_monitor
-    from .run import restart_container, then_policy
+    from .restart import then_policy
+    from .run import restart_container
     directory, state = find(ctx.root, key)
     spec, settings = configured(ctx, directory)
     with contextlib.ExitStack() as held:
