@@ -195,11 +195,12 @@ class RunConfig(TypedDict, total=False):
     ExposedPorts: dict[str, object]
     Volumes: dict[str, object]
     Labels: dict[str, str]
+    Healthcheck: dict[str, object]   # Docker's extension: Test, Interval, Timeout, Retries, StartPeriod
 
 
 _STRINGS = ("User", "WorkingDir", "StopSignal")
 _LISTS = ("Env", "Entrypoint", "Cmd")
-_MAPS = ("ExposedPorts", "Volumes", "Labels")
+_MAPS = ("ExposedPorts", "Volumes", "Labels", "Healthcheck")
 
 
 class ImageConfig(NamedTuple):

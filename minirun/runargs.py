@@ -32,6 +32,13 @@ FLAGS: tuple[Flag, ...] = (
          "Log the container's output (json-file, default) or not (none: its output is passed as it is)."),
     Flag(("--log-opt",), "log_opt", "list", "max-size=SIZE|max-file=N", "Bound the container's log (json-file)."),
     Flag(("--name",), "name", "str", "NAME", "Name the container (default: a generated one)."),
+    Flag(("--health-cmd",), "health_cmd", "str", "COMMAND", "Command to run to check health (in a shell)."),
+    Flag(("--health-interval",), "health_interval", "str", "DURATION", "Time between checks (default 30s)."),
+    Flag(("--health-timeout",), "health_timeout", "str", "DURATION", "Longest a check may run (default 30s)."),
+    Flag(("--health-retries",), "health_retries", "int", "N", "Failures in a row to be unhealthy (default 3)."),
+    Flag(("--health-start-period",), "health_start_period", "str", "DURATION",
+         "Time to start in, when failures do not count (default 0s)."),
+    Flag(("--no-healthcheck",), "no_healthcheck", "bool", help="Disable the image's health check."),
     Flag(("--restart",), "restart", "str", "no|always|unless-stopped|on-failure[:N]",
          "Restart the container when it exits (its monitor does, with Docker's backoff)."),
     Flag(("--stop-signal",), "stop_signal", "str", "SIGNAL",
@@ -109,6 +116,12 @@ class RunArgs(NamedTuple):
     log_opt: tuple[str, ...] = ()
     name: str | None = None
     restart: str = "no"
+    health_cmd: str | None = None
+    health_interval: str | None = None
+    health_timeout: str | None = None
+    health_retries: int | None = None
+    health_start_period: str | None = None
+    no_healthcheck: bool = False
     env: tuple[str, ...] = ()
     env_file: tuple[str, ...] = ()
     workdir: str | None = None

@@ -16,6 +16,8 @@ from .options import QuietOpt, context_of
 from .output import err, line, print_rows, since, write
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..containers.logs import Entry
     from ..containers.state import ContainerState
     from ..ops.context import Context
@@ -33,9 +35,10 @@ def create_cmd(tctx: typer.Context) -> int:
     return run(list(tctx.args), context_of(tctx), create=True)
 
 
-def _status(state: ContainerState) -> str:
+def _status(state: ContainerState, root: Path) -> str:
     if state.status == "running":  # since it started (its last start), not since it was made
-        return f"Up {since(state.started_at or state.created).removesuffix(' ago')}"
+        up = since(state.started_at or state.created).removesuffix(" ago")
+        return f"Up {up}{_health(root / 'containers' / state.id)}"
     from ..pids import alive
     if state.status == "exited" and state.restarting and alive(state.monitor, state.monitor_start):
         return f"Restarting ({state.exit_code}) {since(state.finished)}"
@@ -44,6 +47,16 @@ def _status(state: ContainerState) -> str:
     if state.status == "dead":
         return "Dead"
     return "Created"
+
+
+def _health(directory: Path) -> str:
+    """ps's word on a running container's health check, as Docker's."""
+    from ..ops.health import read
+    health = read(directory)
+    if health is None:
+        return ""
+    status = health.get("Status")
+    return " (health: starting)" if status == "starting" else f" ({status})"
 
 
 def ps_cmd(
@@ -66,7 +79,7 @@ def ps_cmd(
     for d in damaged:
         err(f"container {d.id[:12]}: {d.reason}; minirun rm {d.id[:12]} or minirun system prune removes it")
     rows = [{"ID": s.id if no_trunc else s.id[:12], "Image": s.image, "Command": json.dumps(" ".join(s.command)),
-             "CreatedAt": s.created, "RunningFor": since(s.created), "Status": _status(s),
+             "CreatedAt": s.created, "RunningFor": since(s.created), "Status": _status(s, ctx.root),
              "State": s.status, "ExitCode": s.exit_code, "Names": s.name,
              "Networks": ops.network_of(context_of(tctx), s) if "Networks" in format else "",
              "IPAddress": s.address or "",
@@ -152,10 +165,12 @@ def kill_cmd(
 def wait_cmd(
     tctx: typer.Context,
     containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+    condition: Annotated[str, typer.Option("--condition", help="not-running (default), next-exit or removed.")]
+    = "not-running",
 ) -> None:
     """Wait until containers stop; print their exit codes."""
     ctx = context_of(tctx)
-    each(containers, lambda key: ops.wait_container(ctx, key), lambda _, code: str(code))
+    each(containers, lambda key: ops.wait_container(ctx, key, condition), lambda _, code: str(code))
 
 
 def port_cmd(

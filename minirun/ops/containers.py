@@ -274,10 +274,29 @@ def _stop_running(ctx: Context, key: str, directory: Path, timeout: float, signu
                             f"monitor (PID {state.monitor}) has not recorded its end")
 
 
-def wait_container(ctx: Context, key: str) -> int:
-    """wait: until the container is no longer running; its exit code."""
+def wait_container(ctx: Context, key: str, condition: str = "not-running") -> int:
+    """wait: until the container is no longer running (``condition`` as Docker's:
+    ``not-running``; ``next-exit``: until it next exits, even if it is not running now;
+    ``removed``: until it is removed); its exit code."""
+    if condition not in ("not-running", "next-exit", "removed"):
+        raise UsageError(f'invalid --condition "{condition}": expected not-running, next-exit or removed')
     directory, state = _current(ctx, key)
     waiting_on(directory)
+    if condition == "next-exit":
+        before = state.finished
+        while directory.exists():
+            state = _seen(directory, state)
+            if state.status in ("exited", "dead") and state.finished != before:
+                return state.exit_code if state.exit_code is not None else -1
+            time.sleep(0.05)
+        code = exit_code_left(directory)  # a --rm one, removed at its end
+        return code if code is not None else -1
+    if condition == "removed":
+        while directory.exists():
+            state = _seen(directory, state)
+            time.sleep(0.05)
+        code = exit_code_left(directory)
+        return code if code is not None else state.exit_code if state.exit_code is not None else 0
     while is_running(directory):
         time.sleep(0.05)
     try:
@@ -288,6 +307,14 @@ def wait_container(ctx: Context, key: str) -> int:
             raise ContainerNotFound(f"No such container: {key} (removed while waited for)") from None
         return code
     return state.exit_code if state.exit_code is not None else -1
+
+
+def _seen(directory: Path, last: ContainerState) -> ContainerState:
+    """Its state now (a dead monitor seen), or as last seen when it is gone."""
+    try:
+        return refresh(load(directory), directory)
+    except StoreError:
+        return last
 
 
 def ports_of(ctx: Context, key: str) -> list[tuple[str, str]]:

@@ -78,7 +78,7 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
                   "Restarting": restarting,
                   "OOMKilled": False, "Dead": state.status == "dead", "Pid": state.pid if running else 0,
                   "ExitCode": state.exit_code or 0, "Error": state.error, "StartedAt": docker_time(state.started_at),
-                  "LogDropped": state.log_dropped,
+                  "LogDropped": state.log_dropped, **_health(ctx, state),
                   "FinishedAt": docker_time(state.finished)},
         "Image": record.config if record else "", "Name": "/" + state.name, "RestartCount": state.restart_count,
         "Config": {"Hostname": spec.get("hostname") or state.id[:12], "Env": process.get("env") or [],
@@ -93,6 +93,13 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
                     "RW": not b.readonly, "Propagation": "rprivate"} for b in binds if not b.volume]
         + _volume_mounts(ctx, spec),
     }
+
+
+def _health(ctx: Context, state: ContainerState) -> Doc:
+    """State.Health, for a container with a health check (as Docker: absent otherwise)."""
+    from .health import read
+    health = read(ctx.root / "containers" / state.id)
+    return {} if health is None else {"Health": health}
 
 
 def _networks(ctx: Context, state: ContainerState, settings: Settings) -> Doc:

@@ -68,6 +68,7 @@ def check(a: RunArgs, root: Path) -> Checked:
     policy = restart.parse(a.restart)
     if a.rm and policy != "no":
         raise UsageError("Conflicting options: --restart and --rm")
+    health_of(a, None)  # the --health-* flags checked now, before any pull
     if a.pull not in ("missing", "always", "never"):
         raise UsageError(f'invalid --pull "{a.pull}": expected missing, always or never')
     # Never more than minirun holds (a sandbox may run it without some): config.json says what
@@ -211,6 +212,13 @@ def _log_options(a: RunArgs, opts: tuple[str, ...]) -> LogOptions | None:
 
 def log_options(driver: str, opts: tuple[str, ...]) -> LogOptions | None:
     return None if driver == "none" else logs.parse_options(opts)
+
+
+def health_of(a: RunArgs, image: object) -> str:
+    """The container's health check: the image's Healthcheck with the --health-* flags over it."""
+    from ..spec.health import merged
+    return merged(image if isinstance(image, dict) else None, a.health_cmd, a.health_interval, a.health_timeout,
+                  a.health_retries, a.health_start_period, a.no_healthcheck)
 
 
 def network_mode(a: RunArgs) -> str:

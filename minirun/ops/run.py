@@ -40,7 +40,7 @@ from ..spec.flags import command
 from .containers import release
 from .context import Context, platform_mismatch, wanted_platform
 from .images import by_id, by_name, explain_reference
-from .making import Checked, image_config, log_options, merged_labels, request_for, stop_signal_of
+from .making import Checked, health_of, image_config, log_options, merged_labels, request_for, stop_signal_of
 from .netrun import unwire, wire
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from ..runargs import RunArgs
     from ..runtime.net.attacher import Attacher
     from ..spec.settings import Settings
+    from .health import Checker
     from .netrun import Wired
 
 
@@ -158,7 +159,8 @@ def _make(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
         image_labels = [f"{k}={v}" for k, v in (config.get("Labels") or {}).items()]
         settings = flags.settings._replace(stop_signal=stop_signal_of(a, config),
                                            user=a.user if a.user is not None else config.get("User", ""),
-                                           labels=merged_labels(image_labels, flags.settings.labels))
+                                           labels=merged_labels(image_labels, flags.settings.labels),
+                                           health=health_of(a, config.get("Healthcheck")))
         wired, holder = None, None
         made: list[dict[str, Any]] = []
         if any(b.volume for b in flags.binds) or config.get("Volumes"):
@@ -301,9 +303,14 @@ def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wir
     # Docker), and for its limits when there are any.
     cgroup = cgroups.Cgroup(to_run.cgroup_name, to_run.limits, to_run.device_rules, to_run.cgroup_parent)
 
+    checkers: list[Checker] = []
+
     def on_started(pid: int) -> None:
         container.save(directory, state.started(pid, os.getpid()))
         _event(ctx, "start", state, made.settings)
+        checker = _checker(ctx, directory, state, made.settings) if made.settings.health else None
+        if checker is not None:
+            checkers.append(checker)
         if running is not None:
             running()
 
@@ -318,10 +325,24 @@ def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wir
                                     None if started is None else lambda: started(state.id), troubles),
                              made.signals)
     finally:
+        for checker in checkers:
+            checker.stop()
         if log is not None:
             log.close()
             if log.dropped:
                 lost.append((log.dropped, log.failure.strerror or str(log.failure) if log.failure else "?"))
+
+
+def _checker(ctx: Context, directory: Path, state: ContainerState, settings: Settings) -> Checker | None:
+    """Its health check's prober, started (ops/health.py)."""
+    from ..spec.health import check_of
+    from .health import Checker
+    check = check_of(settings.health)
+    if check is None:
+        return None
+    checker = Checker(ctx.root, directory, state, check, dict(i.partition("=")[::2] for i in settings.labels))
+    checker.start()
+    return checker
 
 
 def _current_state(directory: Path, made: ContainerState) -> ContainerState:

@@ -39,6 +39,7 @@ class Settings(NamedTuple):
     labels: tuple[str, ...] = ()           # KEY=VALUE: --label-file's, then --label's
     auto_remove: bool = False              # --rm: removed when it exits (create, then start)
     restart: str = "no"                    # --restart: no, always, unless-stopped, on-failure[:N]
+    health: str = ""                       # its health check (spec/health.py's JSON; "": none)
 
 
 def to_annotations(s: Settings) -> dict[str, str]:
