@@ -30,7 +30,8 @@ def test_health_moves_from_starting_to_healthy_to_unhealthy(mr: Minirun) -> None
     since = str(time.time())
     # Failing until /tmp/ok is made (2 s in): in the start period, which those failures do not count in.
     r = mr("run", "-d", "--name", "svc", "--health-cmd", "test -e /tmp/ok && echo fine", "--health-interval", "300ms",
-           "--health-retries", "2", "--health-start-period", "3s", "busybox", "sh", "-c", "sleep 2; touch /tmp/ok; sleep 3; rm /tmp/ok; sleep 60")
+           "--health-retries", "2", "--health-start-period", "3s", "busybox", "sh", "-c",
+           "sleep 2; touch /tmp/ok; sleep 3; rm /tmp/ok; sleep 60")
     assert r.returncode == 0, r.stderr
     assert _health(mr, "svc")["Status"] == "starting" and "(health: starting)" in mr("ps").stdout
     _until("healthy", lambda: _health(mr, "svc")["Status"] == "healthy")

@@ -70,8 +70,10 @@ def test_the_journal_rotates_and_keeps_its_order(tmp_path: object, monkeypatch: 
     monkeypatch.setattr(events, "LIMIT", 600)
     for i in range(12):
         events.record(root, "volume", "create", f"v{i}", {"driver": "local"})
+    monkeypatch.setattr(events, "LIMIT", 10**6)
+    events.record(root, "volume", "create", "v12", {"driver": "local"})  # in the current file, surely
     kept = [str(e["Actor"]["ID"]) for e in events.past(root)]  # type: ignore[index]
-    assert (root / events.OLDER).exists() and kept == [f"v{i}" for i in range(12 - len(kept), 12)] and len(kept) >= 4
+    assert (root / events.OLDER).exists() and kept == [f"v{i}" for i in range(13 - len(kept), 13)] and len(kept) >= 4
     (root / events.JOURNAL).open("a").write('{"torn": ')  # a torn last line (a full disk) is passed over
     assert [str(e["Actor"]["ID"]) for e in events.past(root)] == kept  # type: ignore[index]
     # The clock is past until_ns: the rotated file's events, oldest first, then the end.
