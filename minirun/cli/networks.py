@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -11,7 +10,7 @@ from ..errors import UsageError
 from ..ops import networks as ops
 from .many import each, print_docs
 from .options import context_of
-from .output import line, print_rows
+from .output import confirmed, line, print_rows
 from .volumes import labels_from
 
 
@@ -101,12 +100,8 @@ def prune_cmd(
     force: Annotated[bool, typer.Option("--force", "-f", help="Do not ask.")] = False,
 ) -> None:
     """Remove every user network no running container is attached to."""
-    if not force and sys.stdin.isatty():
-        sys.stderr.write("WARNING! This will remove all custom networks not used by at least one container.\n"
-                         "Are you sure you want to continue? [y/N] ")
-        sys.stderr.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return
+    if not confirmed(force, "This will remove all custom networks not used by at least one container."):
+        return
     removed = ops.prune_networks(context_of(tctx))
     if removed:
         line("Deleted Networks:")

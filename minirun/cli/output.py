@@ -134,3 +134,12 @@ def human_duration(secs: float) -> str:
         if hours < limit:
             return f"{hours // size} {unit}"
     return f"{int(secs / 3600 / 24 / 365)} years"
+
+
+def confirmed(force: bool, warning: str) -> bool:
+    """Docker's prune question, asked only on a terminal and without -f: go on?"""
+    if force or not sys.stdin.isatty():
+        return True
+    sys.stderr.write(f"WARNING! {warning}\nAre you sure you want to continue? [y/N] ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,7 +10,7 @@ from ..errors import UsageError
 from ..ops import volumes as ops
 from .many import each, print_docs
 from .options import context_of
-from .output import human_size, line, print_rows
+from .output import confirmed, human_size, line, print_rows
 
 if TYPE_CHECKING:
     from ..containers.volumes import Volume
@@ -104,12 +103,8 @@ def prune_cmd(
     force: Annotated[bool, typer.Option("--force", "-f", help="Do not ask.")] = False,
 ) -> None:
     """Remove every volume no container uses."""
-    if not force and sys.stdin.isatty():
-        sys.stderr.write("WARNING! This will remove all local volumes not used by at least one container.\n"
-                         "Are you sure you want to continue? [y/N] ")
-        sys.stderr.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return
+    if not confirmed(force, "This will remove all local volumes not used by at least one container."):
+        return
     removed, freed = ops.prune_volumes(context_of(tctx))
     if removed:
         line("Deleted Volumes:")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,3 +228,12 @@ def fill_disk(directory: Path, leave: int) -> Path:
         f.truncate(0)
         os.posix_fallocate(f.fileno(), 0, max(st.f_bavail * st.f_frsize - leave, 1))
     return filler
+
+
+def until(what: str, check: Callable[[], bool], seconds: float = 30) -> None:
+    """Wait (bounded) until ``check`` holds; ``what`` names it when it never does."""
+    import time
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)

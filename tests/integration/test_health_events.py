@@ -6,16 +6,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 
-from tests.integration.conftest import Minirun
-
-
-def _until(what: str, check: Callable[[], bool], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
+from tests.integration.conftest import Minirun, until
 
 
 def _health(mr: Minirun, name: str) -> dict[str, object]:
@@ -34,10 +26,10 @@ def test_health_moves_from_starting_to_healthy_to_unhealthy(mr: Minirun) -> None
            "sleep 2; touch /tmp/ok; sleep 3; rm /tmp/ok; sleep 60")
     assert r.returncode == 0, r.stderr
     assert _health(mr, "svc")["Status"] == "starting" and "(health: starting)" in mr("ps").stdout
-    _until("healthy", lambda: _health(mr, "svc")["Status"] == "healthy")
+    until("healthy", lambda: _health(mr, "svc")["Status"] == "healthy")
     assert "(healthy)" in mr("ps").stdout
     assert mr("inspect", "-f", "{{.State.Health.Status}}", "svc").stdout == "healthy\n"
-    _until("unhealthy", lambda: _health(mr, "svc")["Status"] == "unhealthy")
+    until("unhealthy", lambda: _health(mr, "svc")["Status"] == "unhealthy")
     health = _health(mr, "svc")
     log = health["Log"]
     assert isinstance(log, list) and 1 < len(log) <= 5, health
@@ -54,7 +46,7 @@ def test_a_probe_that_outlives_its_timeout_fails_and_flags_are_checked(mr: Minir
     r = mr("run", "-d", "--name", "slow", "--health-cmd", "sleep 5", "--health-interval", "200ms",
            "--health-timeout", "300ms", "--health-retries", "1", "busybox", "sleep", "60")
     assert r.returncode == 0, r.stderr
-    _until("unhealthy by timeout", lambda: _health(mr, "slow")["Status"] == "unhealthy")
+    until("unhealthy by timeout", lambda: _health(mr, "slow")["Status"] == "unhealthy")
     entry = _health(mr, "slow")["Log"][0]  # type: ignore[index]
     assert entry["ExitCode"] == -1 and entry["Output"] == "Health check exceeded timeout (0.3s)", entry
     assert mr("rm", "-f", "slow").returncode == 0

@@ -7,19 +7,11 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from tests.integration.conftest import Minirun
+from tests.integration.conftest import Minirun, until
 
 COUNT = "n=$(cat /data/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /data/n; cat /proc/uptime >> /data/at; "
-
-
-def _until(what: str, check: Callable[[], bool], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def _inspect(mr: Minirun, name: str) -> dict[str, object]:
@@ -40,7 +32,7 @@ def test_on_failure_restarts_at_most_max_times_and_keeps_the_last_code(mr: Minir
     r = mr("run", "-d", "--name", "flaky", "--restart", "on-failure:2", "-v", f"{data}:/data", "busybox", "sh",
            "-c", COUNT + "exit 3")
     assert r.returncode == 0, r.stderr
-    _until("three runs and the end", lambda: _runs(data) == 3 and _inspect(mr, "flaky")["State"]["Status"] == "exited")  # type: ignore[index]
+    until("three runs and the end", lambda: _runs(data) == 3 and _inspect(mr, "flaky")["State"]["Status"] == "exited")  # type: ignore[index]
     time.sleep(1.5)  # and no fourth
     doc = _inspect(mr, "flaky")
     assert _runs(data) == 3 and doc["RestartCount"] == 2 and doc["State"]["ExitCode"] == 3, doc  # type: ignore[index]
@@ -51,7 +43,7 @@ def test_on_failure_restarts_at_most_max_times_and_keeps_the_last_code(mr: Minir
     r = mr("run", "-d", "--name", "recovers", "--restart", "on-failure:2", "-v", f"{data2}:/data", "busybox", "sh",
            "-c", COUNT + '[ "$n" -ge 3 ] || exit 5; exec sleep 60')
     assert r.returncode == 0, r.stderr
-    _until("running after two failures", lambda: _runs(data2) == 3 and "Up " in mr("ps").stdout)
+    until("running after two failures", lambda: _runs(data2) == 3 and "Up " in mr("ps").stdout)
     assert _inspect(mr, "recovers")["RestartCount"] == 2
     assert mr("rm", "-f", "flaky", "recovers").returncode == 0
 
@@ -62,12 +54,12 @@ def test_always_restarts_with_backoff_until_stop(mr: Minirun, tmp_path: Path) ->
     r = mr("run", "-d", "--name", "loop", "--restart", "always", "-v", f"{data}:/data", "busybox", "sh", "-c",
            COUNT + "exit 0")
     assert r.returncode == 0, r.stderr
-    _until("six runs", lambda: _runs(data) >= 6)
+    until("six runs", lambda: _runs(data) >= 6)
     starts = [float(line.split()[0]) for line in (data / "at").read_text().splitlines()]
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     # 100 ms doubling (each gap also holds a start): the fifth wait is 1.6 s, the first 0.1 s
     assert gaps[4] > gaps[0] + 1.0 and gaps[4] > 1.5, gaps
-    _until("restarting, as ps and inspect say", lambda: "Restarting (0)" in mr("ps", "-a").stdout, 20)
+    until("restarting, as ps and inspect say", lambda: "Restarting (0)" in mr("ps", "-a").stdout, 20)
     assert _inspect(mr, "loop")["State"]["Restarting"] is True  # type: ignore[index]
     assert mr("stop", "loop").returncode == 0
     after = _runs(data)
@@ -76,7 +68,7 @@ def test_always_restarts_with_backoff_until_stop(mr: Minirun, tmp_path: Path) ->
     assert _inspect(mr, "loop")["State"]["Restarting"] is False  # type: ignore[index]
     # start: the policy holds again
     assert mr("start", "loop").returncode == 0
-    _until("restarted after start", lambda: _runs(data) >= after + 2)
+    until("restarted after start", lambda: _runs(data) >= after + 2)
     assert mr("kill", "loop").returncode in (0, 1)  # (between two runs: not running; kill still ends it)
     time.sleep(0.5)
     stopped = _runs(data)
@@ -92,7 +84,7 @@ def test_a_foreground_run_returns_its_code_and_hands_the_policy_over(mr: Minirun
     r = mr("run", "--name", "fg", "--restart", "on-failure:1", "-v", f"{data}:/data", "busybox", "sh", "-c",
            COUNT + "echo ran; exit 4")
     assert (r.returncode, r.stdout) == (4, "ran\n") and time.monotonic() - began < 20, r
-    _until("its one restart", lambda: _runs(data) == 2 and _inspect(mr, "fg")["State"]["Status"] == "exited")  # type: ignore[index]
+    until("its one restart", lambda: _runs(data) == 2 and _inspect(mr, "fg")["State"]["Status"] == "exited")  # type: ignore[index]
     assert _inspect(mr, "fg")["RestartCount"] == 1
     assert mr("rm", "fg").returncode == 0
 

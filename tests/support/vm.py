@@ -131,5 +131,9 @@ def run_guest(script: str, work: Path, timeout: float = 1200) -> str:
             "-append", f"console=ttyS0 quiet panic=-1 GUEST_SCRIPT={guest}",
             "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
             "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot"]
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:  # what the guest said until then: where it stuck
+        said = (e.stdout or b"").decode(errors="replace")[-6000:]
+        raise AssertionError(f"the VM did not finish in {timeout:.0f} s; its console:\n{said}") from None
     return done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
