@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
     from ..containers.logs import Entry
     from ..containers.state import ContainerState
-    from ..ops.context import Context
 
 
 def run_cmd(tctx: typer.Context) -> int:
@@ -66,16 +65,26 @@ def ps_cmd(
     format: Annotated[str, typer.Option("--format", help="table, json, or a template: {{.ID}} {{.Names}}")]
     = "table",
     filter: Annotated[list[str], typer.Option(
-        "--filter", help="status=running|exited|created|dead, name=NAME, id=PREFIX (repeatable).")]
+        "--filter", "-f", help="status=, name=REGEXP, id=, label=, ancestor=, exited=, before=, since=, volume=, "
+        "network=, health= (repeatable).")]
     = [],  # noqa: B006 - typer reads the default, never mutates it
     no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Full IDs and commands.")] = False,
+    last: Annotated[int, typer.Option("--last", "-n", help="The N last created (all states).")] = -1,
+    latest: Annotated[bool, typer.Option("--latest", "-l", help="The last created (all states).")] = False,
 ) -> None:
     """List containers."""
-    wanted = _filters(filter)
-    states, damaged = ops.list_containers(context_of(tctx), all or bool(wanted))
+    from .psfilter import Matcher, parse
+    wanted = parse(filter)
+    if latest:
+        last = 1
+    states, damaged = ops.list_containers(context_of(tctx), all or bool(wanted) or last >= 0)
     # (``all`` is the flag here)
     ctx = context_of(tctx)
-    states = [s for s in states if not any(not _matches(s, k, vs, ctx) for k, vs in wanted.items())]
+    if wanted:
+        match = Matcher(ctx, wanted, states)
+        states = [s for s in states if match(s)]
+    if last >= 0:
+        states = states[:last]  # (newest first)
     for d in damaged:
         err(f"container {d.id[:12]}: {d.reason}; minirun rm {d.id[:12]} or minirun system prune removes it")
     rows = [{"ID": s.id if no_trunc else s.id[:12], "Image": s.image, "Command": json.dumps(" ".join(s.command)),
@@ -92,29 +101,6 @@ def ps_cmd(
                 for r in rows]
     print_rows(rows, quiet, format, cols, headers={"CreatedAt": "CREATED AT", "State": "STATE", "Networks": "NETWORKS",
                                                    "ExitCode": "EXIT CODE", "IPAddress": "IP ADDRESS"})
-
-
-def _filters(items: list[str]) -> dict[str, list[str]]:
-    """--filter KEY=VALUE: the same key twice is either, different keys are all (as Docker)."""
-    from ..errors import UsageError
-    out: dict[str, list[str]] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or key not in ("status", "name", "id", "label"):
-            raise UsageError(f'invalid --filter "{item}": expected status=, name=, id= or label=')
-        out.setdefault(key, []).append(value)
-    return out
-
-
-def _matches(state: ContainerState, key: str, values: list[str], ctx: Context) -> bool:
-    if key == "label":  # KEY or KEY=VALUE: each must hold (Docker's)
-        labels = ops.labels_of(ctx, state)
-        return all(k in labels and (not eq or labels[k] == v) for k, eq, v in (x.partition("=") for x in values))
-    if key == "status":
-        return state.status in values
-    if key == "name":
-        return any(v in state.name for v in values)  # Docker: a substring (a regular expression)
-    return any(state.id.startswith(v) for v in values)
 
 
 def rm_cmd(
