@@ -66,7 +66,8 @@ def pull_cmd(
         raise Interrupted("pull interrupted: what was downloaded is kept, a pull again resumes it") from None
     finally:
         render.close()
-    line(str(ref))
+    if progress != "json" or quiet:  # JSON lines only: a script reads them with jq
+        line(str(ref))
 
 
 def _repo_tag(ref: Reference) -> tuple[str, str]:
