@@ -169,6 +169,8 @@ def _guarded(call: Callable[[], int], failed: int | None) -> int:
             ctx = getattr(e, "ctx", None)
             where = ctx.command_path if ctx is not None else "minirun"
             err(f"{e.format_message()} (see '{where} --help')")
+            if where.split()[-1:] == ["exec"]:  # as docker exec's (run's and create's are 125 already)
+                return EXIT_RUN_FAILED
             return failed or EXIT_USAGE
         if debug:
             _print_traceback()
