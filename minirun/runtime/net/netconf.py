@@ -230,25 +230,27 @@ def parse_add_host(text: str) -> tuple[str, str]:
     return name, address
 
 
-def resolv_conf(host_text: str, dns: tuple[str, ...] = (), search: tuple[str, ...] = (),
-                options: tuple[str, ...] = ()) -> str:
-    """The host's resolv.conf as Docker rewrites it for a container: loopback nameservers
-    (systemd-resolved's 127.0.0.53) cannot be reached from another network namespace and are
-    dropped, with Docker's fallback when none remain; --dns, --dns-search and --dns-option
-    replace their parts."""
+class _Resolv(NamedTuple):
+    servers: list[str]
+    domains: list[str]
+    options: list[str]
+
+
+def _parse_resolv(host_text: str) -> _Resolv:
+    """The host's resolv.conf: its nameservers (all of them), search domains and options."""
     servers, domains, opts = [], [], []
     for line in host_text.splitlines():
         words = line.split("#", 1)[0].split()
         if len(words) >= 2 and words[0] == "nameserver":
-            if not (words[1].startswith("127.") or words[1] == "::1"):
-                servers.append(words[1])
+            servers.append(words[1])
         elif words and words[0] in ("search", "domain"):
             domains = words[1:]
         elif words and words[0] == "options":
             opts += words[1:]
-    servers = list(dns) or servers or list(FALLBACK_DNS)
-    domains = list(search) if search else domains
-    opts = list(options) if options else opts
+    return _Resolv(servers, domains, opts)
+
+
+def _resolv_text(servers: list[str], domains: list[str], opts: list[str]) -> str:
     lines = [f"nameserver {s}" for s in servers]
     if domains and domains != ["."]:
         lines.append("search " + " ".join(domains))
@@ -257,30 +259,32 @@ def resolv_conf(host_text: str, dns: tuple[str, ...] = (), search: tuple[str, ..
     return "\n".join(lines) + "\n"
 
 
-def _servers(host_text: str) -> list[str]:
-    out = []
-    for line in host_text.splitlines():
-        words = line.split("#", 1)[0].split()
-        if len(words) >= 2 and words[0] == "nameserver":
-            out.append(words[1])
-    return out
+def resolv_conf(host_text: str, dns: tuple[str, ...] = (), search: tuple[str, ...] = (),
+                options: tuple[str, ...] = ()) -> str:
+    """The host's resolv.conf as Docker rewrites it for a container: loopback nameservers
+    (systemd-resolved's 127.0.0.53) cannot be reached from another network namespace and are
+    dropped, with Docker's fallback when none remain; --dns, --dns-search and --dns-option
+    replace their parts."""
+    host = _parse_resolv(host_text)
+    reachable = [s for s in host.servers if not (s.startswith("127.") or s == "::1")]
+    return _resolv_text(list(dns) or reachable or list(FALLBACK_DNS), list(search) or host.domains,
+                        list(options) or host.options)
 
 
 def upstream(host_text: str, dns: tuple[str, ...]) -> list[str]:
     """Where a user network's resolver sends other names: --dns, else the host's nameservers,
     loopback ones included (the resolver asks from the host's namespace, as Docker's)."""
-    return list(dns) or _servers(host_text) or list(FALLBACK_DNS)
+    return list(dns) or _parse_resolv(host_text).servers or list(FALLBACK_DNS)
 
 
 def embedded_resolv_conf(host_text: str, search: tuple[str, ...] = (), options: tuple[str, ...] = ()) -> str:
     """A container on a user network: its resolver, the host's (or --dns-search's) search
     domains, ``ndots:0`` and the options given, as Docker writes it."""
-    text = resolv_conf(host_text, ("127.0.0.11",), search, options)
-    lines = text.splitlines()
-    opts = next((line.split()[1:] for line in lines if line.startswith("options ")), [])
+    host = _parse_resolv(host_text)
+    opts = list(options) or host.options
     if not any(o.startswith("ndots:") for o in opts):
         opts.insert(0, "ndots:0")
-    return "\n".join([*(line for line in lines if not line.startswith("options ")), "options " + " ".join(opts)]) + "\n"
+    return _resolv_text(["127.0.0.11"], list(search) or host.domains, opts)
 
 
 def hosts_file(hostname: str, address: str | None, extra: list[tuple[str, str]]) -> str:
