@@ -10,20 +10,13 @@ import typer
 
 from ..containers import events
 from ..containers.logs import parse_time, stamp
-from ..errors import UsageError
-from .options import context_of
+from .options import context_of, filters
 from .output import line
 from .template import render
 
 
 def _filters(given: list[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for text in given:
-        key, eq, value = text.partition("=")
-        if not eq or key not in events.FILTERS:
-            raise UsageError(f'invalid filter "{text}": expected {"=, ".join(events.FILTERS)}=')
-        out.setdefault(key, []).append(value)
-    return out
+    return filters(given, events.FILTERS, f'{"=, ".join(events.FILTERS)}=')
 
 
 def events_cmd(

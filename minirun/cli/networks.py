@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 
-from ..errors import UsageError
 from ..ops import networks as ops
 from .many import each, print_docs
-from .options import context_of
+from .options import context_of, filters
 from .output import confirmed, line, print_rows
 from .volumes import labels_from
 
@@ -32,13 +31,7 @@ _FILTERS = ("name", "id", "label", "driver", "type")
 
 
 def _filters(given: list[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for text in given:
-        key, eq, value = text.partition("=")
-        if not eq or key not in _FILTERS:
-            raise UsageError(f'invalid filter "{text}": expected name=, id=, label=, driver= or type=custom|builtin')
-        out.setdefault(key, []).append(value)
-    return out
+    return filters(given, _FILTERS, "name=, id=, label=, driver= or type=custom|builtin")
 
 
 def _matches(row: ops.NetworkRow, key: str, values: list[str]) -> bool:

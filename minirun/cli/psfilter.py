@@ -17,19 +17,16 @@ KEYS = ("status", "name", "id", "label", "ancestor", "exited", "before", "since"
 
 
 def parse(items: list[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or key not in KEYS:
-            raise UsageError(f'invalid --filter "{item}": expected {"=, ".join(KEYS)}=')
-        if key == "exited" and not value.lstrip("-").isdigit():
-            raise UsageError(f'invalid --filter "{item}": exited takes an exit code')
-        if key == "name":
-            try:
-                re.compile(value)
-            except re.error as e:
-                raise UsageError(f'invalid --filter "{item}": {e}') from None
-        out.setdefault(key, []).append(value)
+    from .options import filters
+    out = filters(items, KEYS, f'{"=, ".join(KEYS)}=', "--filter")
+    for value in out.get("exited", []):
+        if not value.lstrip("-").isdigit():
+            raise UsageError(f'invalid --filter "exited={value}": exited takes an exit code')
+    for value in out.get("name", []):
+        try:
+            re.compile(value)
+        except re.error as e:
+            raise UsageError(f'invalid --filter "name={value}": {e}') from None
     return out
 
 

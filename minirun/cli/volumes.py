@@ -9,7 +9,7 @@ import typer
 from ..errors import UsageError
 from ..ops import volumes as ops
 from .many import each, print_docs
-from .options import context_of
+from .options import context_of, filters
 from .output import confirmed, human_size, line, print_rows
 
 if TYPE_CHECKING:
@@ -42,13 +42,7 @@ def _doc(v: Volume) -> dict[str, object]:
 
 
 def _filters(given: list[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for text in given:
-        key, eq, value = text.partition("=")
-        if not eq or key not in ("dangling", "name", "label"):
-            raise UsageError(f'invalid filter "{text}": expected dangling=true|false, name=NAME or label=KEY[=VALUE]')
-        out.setdefault(key, []).append(value)
-    return out
+    return filters(given, ("dangling", "name", "label"), "dangling=true|false, name=NAME or label=KEY[=VALUE]")
 
 
 def _matches(row: ops.VolumeRow, key: str, values: list[str]) -> bool:
