@@ -3,7 +3,6 @@ all; ``name`` a regular expression (on the name with and without Docker's leadin
 
 from __future__ import annotations
 
-import json
 import re
 from typing import TYPE_CHECKING
 
@@ -96,8 +95,7 @@ class Matcher:
 
     def _networks(self, s: ContainerState) -> set[str]:
         from ..ops.containers import settings_or_defaults
-        settings = settings_or_defaults(self.ctx.root / "containers" / s.id)
-        return {settings.network, *(json.loads(c)["name"] for c in settings.connected)}
+        return set(settings_or_defaults(self.ctx.root / "containers" / s.id).networks())
 
     def _volumes(self, s: ContainerState) -> set[str]:
         """Its volumes' names and every mount's destination (Docker matches either)."""

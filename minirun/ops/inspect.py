@@ -104,14 +104,12 @@ def _health(ctx: Context, state: ContainerState) -> Doc:
 
 def _networks(ctx: Context, state: ContainerState, settings: Settings) -> Doc:
     """Docker's NetworkSettings.Networks: each network it is on, its address there while it runs."""
-    import json
     import os
 
     from ..containers.networks import builtin_id
     from ..runtime.net.netconf import is_user_network
     from .netrun import find_network
-    wanted = [(settings.network, settings.network_alias)] + [
-        (doc["name"], tuple(doc["aliases"])) for doc in map(json.loads, settings.connected)]
+    wanted = [(settings.network, settings.network_alias)] + [(j.name, j.aliases) for j in settings.joined()]
     leases = {}
     if state.status == "running" and os.geteuid() == 0:
         from ..runtime.net import network

@@ -3,9 +3,8 @@ published ports and /etc files), and back when it ends. Never prints."""
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
     from ..runtime.net.attacher import Attacher
     from ..runtime.net.leases import Lease
     from ..runtime.net.netconf import Choice, Net
+    from ..spec.settings import Joined
 
 
 class Wired(NamedTuple):
@@ -45,7 +45,7 @@ def helper_for(mode: str) -> Attacher | None:
 
 
 def wire(root: Path, choice: Choice, cid: str, hostname: str, config: RunConfig,
-         helper: Attacher | None = None, name: str = "", connected: tuple[str, ...] = ()) -> Wired:
+         helper: Attacher | None = None, name: str = "", connected: Sequence[Joined] = ()) -> Wired:
     """Reserve what the container's network needs (on a bridge: an address on each of its
     networks, published ports); ``unwire`` gives it back. ``helper`` (``helper_for``)
     attaches it; ``name`` and ``connected`` (network connect's, as its settings keep them)
@@ -88,13 +88,12 @@ def wire(root: Path, choice: Choice, cid: str, hostname: str, config: RunConfig,
 
 
 def _reserve(root: Path, choice: Choice, cid: str, config: RunConfig, name: str,
-             connected: tuple[str, ...]) -> list[Lease]:
+             connected: Sequence[Joined]) -> list[Lease]:
     """An address on each of the container's networks (the first with its published ports)."""
     from ..runtime.net import network  # (not for none: it loads socket, 3 ms of a start)
     wanted = [(find_network(root, choice.mode), network.Endpoint(name, choice.aliases, choice.ip))]
-    for text in connected:
-        doc = json.loads(text)
-        wanted.append((find_network(root, doc["name"]), network.Endpoint(name, tuple(doc["aliases"]), doc["ip"])))
+    for joined in connected:
+        wanted.append((find_network(root, joined.name), network.Endpoint(name, joined.aliases, joined.ip)))
     ports = choice.ports + (tuple(netconf.exposed_ports(dict(config))) if choice.publish_all else ())
     leases: list[Lease] = []
     try:

@@ -6,7 +6,6 @@ containers are all stopped can (they fail to start until it is made again)."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..containers import events
@@ -15,7 +14,7 @@ from ..containers.state import find, load
 from ..content.files import text_or_empty
 from ..errors import ContainerConflict, NoSuchNetwork, StoreError, UsageError
 from ..runtime.net import netconf
-from ..spec.settings import to_annotations
+from ..spec.settings import Joined, to_annotations
 from .containers import changing, configured
 
 if TYPE_CHECKING:
@@ -138,10 +137,6 @@ def _save_settings(directory: Path, spec: dict[str, Any], settings: Settings) ->
     save_config(directory, {**spec, "annotations": {**(spec.get("annotations") or {}), **to_annotations(settings)}})
 
 
-def _networks_of(settings: Settings) -> list[str]:
-    return [settings.network] + [json.loads(c)["name"] for c in settings.connected]
-
-
 def connect(ctx: Context, net_key: str, container_key: str, aliases: tuple[str, ...], ip: str) -> None:
     """The container joins the network: at once when it runs (``ethN``), and on every start."""
     net = _user_network(ctx, net_key)
@@ -154,11 +149,11 @@ def connect(ctx: Context, net_key: str, container_key: str, aliases: tuple[str, 
         if settings.network in ("none", "host") or settings.network.startswith("container:"):
             raise ContainerConflict(f"container {state.name} cannot be connected to other networks: "
                                     f"its network is {settings.network}")
-        if net.name in _networks_of(settings):
+        if net.name in settings.networks():
             raise ContainerConflict(f"endpoint with name {state.name} already exists in network {net.name}")
         if state.status == "running" and state.pid is not None:
             _join_now(state.id, state.name, state.pid, state.pid_start, net, aliases, ip)
-        joined = json.dumps({"name": net.name, "aliases": list(aliases), "ip": ip})
+        joined = Joined(net.name, aliases, ip).text()
         _save_settings(directory, spec, settings._replace(connected=(*settings.connected, joined)))
     _event(ctx, "connect", net, container=state.id)
 
@@ -186,7 +181,7 @@ def disconnect(ctx: Context, net_key: str, container_key: str) -> None:
     with changing(directory, container_key):
         state = load(directory)
         spec, settings = configured(ctx, directory)
-        if net.name not in _networks_of(settings):
+        if net.name not in settings.networks():
             raise ContainerConflict(f"container {state.id[:12]} is not connected to network {net.name}")
         if state.status == "running":
             from ..runtime.net import network
@@ -195,8 +190,7 @@ def disconnect(ctx: Context, net_key: str, container_key: str) -> None:
         if settings.network == net.name:  # its first network: it has none left to start on
             settings = settings._replace(network="none", network_alias=(), ip="", publish=())
         else:
-            settings = settings._replace(connected=tuple(c for c in settings.connected
-                                                         if json.loads(c)["name"] != net.name))
+            settings = settings._replace(connected=tuple(j.text() for j in settings.joined() if j.name != net.name))
         _save_settings(directory, spec, settings)
     _event(ctx, "disconnect", net, container=state.id)
 

@@ -276,7 +276,7 @@ def restart_container(ctx: Context, directory: Path, state: ContainerState, spec
         made = Made(spec, settings, program, log, interactive and settings.interactive, Forwarder())
         try:
             wired = wire(ctx.root, choice, state.id, str(spec.get("hostname") or state.id[:12]),
-                         image_config(ctx, record), name=state.name, connected=settings.connected)
+                         image_config(ctx, record), name=state.name, connected=settings.joined())
             container.write_etc(directory, wired.etc)
             state = state.restarted(wired.address, wired.ports)
             container.save(directory, state)

@@ -14,6 +14,17 @@ from ..errors import StoreError
 PREFIX = "io.minirun."
 
 
+class Joined(NamedTuple):
+    """A network ``network connect`` added: its name, and the aliases and address asked for."""
+    name: str
+    aliases: tuple[str, ...] = ()
+    ip: str = ""
+
+    def text(self) -> str:
+        """As ``Settings.connected`` keeps it."""
+        return json.dumps({"name": self.name, "aliases": list(self.aliases), "ip": self.ip})
+
+
 class Settings(NamedTuple):
     network: str = "none"                  # bridge, none, host, container:NAME|ID, a user network's name
     network_alias: tuple[str, ...] = ()    # on that user network
@@ -40,6 +51,15 @@ class Settings(NamedTuple):
     auto_remove: bool = False              # --rm: removed when it exits (create, then start)
     restart: str = "no"                    # --restart: no, always, unless-stopped, on-failure[:N]
     health: str = ""                       # its health check (spec/health.py's JSON; "": none)
+
+    def joined(self) -> list[Joined]:
+        """The networks ``network connect`` added (``connected``), read."""
+        docs = [json.loads(text) for text in self.connected]
+        return [Joined(str(d["name"]), tuple(d.get("aliases") or ()), str(d.get("ip") or "")) for d in docs]
+
+    def networks(self) -> list[str]:
+        """Every network it is on: the one it was made on, then those connected."""
+        return [self.network, *(j.name for j in self.joined())]
 
 
 def to_annotations(s: Settings) -> dict[str, str]:
