@@ -23,14 +23,11 @@ from ...pids import alive, start_time
 from .netconf import BRIDGE, Net, PortMapping, Subnet, default_net
 
 RUN_DIR = Path("/run/minirun")
-
-
 NAMES = "names.json"   # in the ``dns`` directory: what the resolvers answer (see resolver.py)
-
-
-# What was added to the host's other firewalls for the bridge (see firewall.py).
 BRIDGES = "bridges.json"   # the user networks' bridges made here (their rules are in the table)
 
+# What was added to the host's other firewalls for the default bridge (see firewall.py); a user
+# network's bridge has firewall-BRIDGE.json.
 FIREWALL_RECORD = "firewall.json"
 
 
@@ -61,7 +58,7 @@ class Owner(NamedTuple):
 
     @classmethod
     def me(cls) -> "Owner":
-        return cls(os.getpid(), _start_time(os.getpid()))
+        return cls(os.getpid(), start_time(os.getpid()))
 
 
 def link_name(container: str, ifname: str) -> str:
@@ -84,10 +81,6 @@ def nft_path() -> str | None:
     """Debian's nftables command, found on PATH (sudo's has /usr/sbin)."""
     import shutil  # here and subprocess below: only when the table is written, not every run
     return shutil.which("nft")
-
-
-def _start_time(pid: int) -> int | None:
-    return start_time(pid)
 
 
 def _owner_alive(doc: dict[str, object]) -> bool:
@@ -192,8 +185,7 @@ class Locked:
         """A user network's bridge is there (``made``) or gone: the table is written again."""
         kept = [d for d in self.bridges() if d.get("bridge") != net.bridge]
         if made:
-            kept.append({"net": net.id, "netname": net.name, "bridge": net.bridge, "subnet": str(net.subnet),
-                         "internal": net.internal, "names": net.names})
+            kept.append(net_doc(net))
         tmp = self.dir / f".{BRIDGES}.{os.getpid()}"
         tmp.write_text(json.dumps(kept))
         os.replace(tmp, self.dir / BRIDGES)
@@ -233,11 +225,15 @@ class Locked:
         self.dirty = False
 
 
+def net_doc(n: Net) -> dict[str, object]:
+    """A user network as leases and bridges.json keep it (``net_of`` reads it back)."""
+    return {"net": n.id, "netname": n.name, "bridge": n.bridge, "subnet": str(n.subnet), "internal": n.internal,
+            "names": n.names}
+
+
 def lease_doc(lease: Lease) -> dict[str, object]:
-    n = lease.net
     return {"container": lease.container, "address": lease.address, "ports": [list(p) for p in lease.ports],
-            "ifname": lease.ifname, "link": lease.link, "net": n.id, "netname": n.name, "bridge": n.bridge,
-            "subnet": str(n.subnet), "internal": n.internal, "names": n.names}
+            "ifname": lease.ifname, "link": lease.link, **net_doc(lease.net)}
 
 
 def lease_from(doc: dict[str, object]) -> Lease:

@@ -20,6 +20,7 @@ from .leases import (
     Owner,
     firewall_record,
     link_name,
+    net_doc,
     net_of,
     nft_path,
     state_path,
@@ -155,9 +156,7 @@ def reserve(container: str, ports: tuple[PortMapping, ...], net: Net | None = No
                                   "start": owner.start, "ports": [list(p) for p in claimed]}
         if not net.builtin:
             names = [n for n in (endpoint.name, *endpoint.aliases, container[:12]) if n]
-            doc.update({"net": net.id, "netname": net.name, "bridge": net.bridge, "subnet": str(net.subnet),
-                        "internal": net.internal, "names": net.names, "aliases": names,
-                        "ifname": endpoint.ifname, "link": lease.link})
+            doc.update({**net_doc(net), "aliases": names, "ifname": endpoint.ifname, "link": lease.link})
         path = locked.add(lease, doc)
         if claimed or locked.dirty:
             try:
@@ -206,14 +205,8 @@ def release(container: str, net_id: str | None = None) -> None:
 def detach(lease: Lease) -> None:
     """network disconnect: the container's interface on the network goes (with the veth's
     host end), and its lease."""
-    from .netlink import Netlink
-    with contextlib.suppress(OSError):
-        index = socket.if_nametoindex(lease.link)
-        nl = Netlink()
-        try:
-            nl.delete_link(index, f"removing {lease.link}")
-        finally:
-            nl.close()
+    with contextlib.suppress(OSError):  # gone already (the container ended meanwhile)
+        _delete_link(lease.link, "veth")
     release(lease.container, lease.net.id)
 
 
@@ -226,15 +219,16 @@ def remove_bridge(locked: Locked, net: Net) -> None:
             locked.apply_rules(required=False)
 
 
-def _delete_link(bridge: str) -> bool:
+def _delete_link(link: str, what: str = "bridge") -> bool:
+    """Remove a link of the host's (a bridge, a veth's host end) if it is there."""
     try:
-        index = socket.if_nametoindex(bridge)
+        index = socket.if_nametoindex(link)
     except OSError:
         return False
     from .netlink import Netlink
     nl = Netlink()
     try:
-        nl.delete_link(index, f"removing bridge {bridge}")
+        nl.delete_link(index, f"removing {what} {link}")
     finally:
         nl.close()
     return True
