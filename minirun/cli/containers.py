@@ -38,8 +38,7 @@ def _status(state: ContainerState, root: Path) -> str:
     if state.status == "running":  # since it started (its last start), not since it was made
         up = since(state.started_at or state.created).removesuffix(" ago")
         return f"Up {up}{_health(root / 'containers' / state.id)}"
-    from ..pids import alive
-    if state.status == "exited" and state.restarting and alive(state.monitor, state.monitor_start):
+    if state.waiting_to_restart():
         return f"Restarting ({state.exit_code}) {since(state.finished)}"
     if state.status == "exited":
         return f"Exited ({state.exit_code}) {since(state.finished)}"

@@ -86,6 +86,10 @@ class ContainerState(NamedTuple):
                              pid_start=None, monitor_start=None, address=address, ports=ports, error="",
                              log_dropped=0)
 
+    def waiting_to_restart(self) -> bool:
+        """Exited, and its monitor (alive) restarts it after the backoff (ps: Restarting)."""
+        return self.status == "exited" and self.restarting and alive(self.monitor, self.monitor_start)
+
     def dead(self) -> "ContainerState":
         """Its removal failed part way (Docker's "Dead"): listed until a later rm succeeds."""
         return self._replace(status="dead")

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from ..containers.state import docker_time, find, refresh
 from ..errors import ContainerNotFound, ImageNotKnown, ManifestError, StoreError, UsageError
 from ..oci import parse_config
-from ..pids import alive
 from ..remote import reference
 from ..runtime.cgroups import DEFAULT_PARENT
 from ..runtime.plan import cgroup_location
@@ -67,7 +66,7 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
     process = spec["process"]
     record = ctx.images.get(state.reference) if state.reference else None
     running = state.status == "running"
-    restarting = state.status == "exited" and state.restarting and alive(state.monitor, state.monitor_start)
+    restarting = state.waiting_to_restart()
     args = [str(a) for a in process.get("args") or state.command]
     if settings.init and args[:2] == [INIT_TARGET, "--"]:
         args = args[2:]
