@@ -19,7 +19,7 @@ from .. import notices, trace
 from ..errors import EXIT_RUN_FAILED, ContainerStartError, MiniRunError
 from ..runtime import _libc, channel
 from ..runtime.channel import FAILED, STARTED, failed
-from ..runtime.kernel import close_all_but
+from ..runtime.kernel import leave_caller
 
 if TYPE_CHECKING:
     from ..content.images import ImageRecord
@@ -90,14 +90,9 @@ def _monitor(work: Callable[[Callable[[str], None]], int], report: Channel) -> i
     # Its command line is the CLI's (``-e DB_PASSWORD=...``) until rewritten: /proc/PID/cmdline
     # is readable by every local user, for as long as the container runs.
     _libc.set_title("minirun-monitor")
-    os.setsid()
     # None of the CLI's descriptors: not a lock it holds (start's, on the container), which
     # would be held as long as the container runs. --explain's goes on until the start is told.
-    close_all_but((report.fd, trace.descriptor()))
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (1, 2):
-        os.dup2(null, fd)
-    os.close(null)
+    leave_caller((report.fd, trace.descriptor()), stdin=False)
     # Stdin: a pipe that stays open and never carries a byte, so that run -d -i keeps a shell
     # waiting for input (as Docker's detached -i does) instead of ending it at once.
     quiet, _ = os.pipe()  # the write end is held (never closed) until the monitor exits

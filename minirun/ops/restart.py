@@ -51,15 +51,9 @@ def hand_over(work: Callable[[], object]) -> None:
     try:
         from .. import notices, trace
         from ..runtime import _libc
-        from ..runtime.kernel import close_all_but
+        from ..runtime.kernel import leave_caller
         _libc.set_title("minirun-monitor")
-        os.setsid()
-        close_all_but(())
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        if null > 2:
-            os.close(null)
+        leave_caller((), stdin=True)
         notices.hear = None
         trace.install(None)
         work()

@@ -56,6 +56,18 @@ def close_all_but(keep: Iterable[int], low: int = 3) -> None:
     os.closerange(start, 1 << 20)
 
 
+def leave_caller(keep: Iterable[int], stdin: bool) -> None:
+    """A monitor's start: a session of its own, none of the caller's descriptors but ``keep``
+    (not a lock it holds, not its terminal), stdout and stderr on /dev/null (and stdin, with
+    ``stdin``)."""
+    os.setsid()
+    close_all_but(keep)
+    null = os.open(os.devnull, os.O_RDWR)  # (3 or above: close_all_but leaves 0-2 open)
+    for fd in (0, 1, 2) if stdin else (1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
 PASSWD_MAX = 4 << 20  # bytes of the image's /etc/passwd or /etc/group read at most
 
 
