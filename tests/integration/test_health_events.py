@@ -33,7 +33,8 @@ def test_health_moves_from_starting_to_healthy_to_unhealthy(mr: Minirun) -> None
     health = _health(mr, "svc")
     log = health["Log"]
     assert isinstance(log, list) and 1 < len(log) <= 5, health
-    assert health["FailingStreak"] == 2 and [e["ExitCode"] for e in log[-2:]] == [1, 1], health
+    # unhealthy at the second failure in a row; the probes go on meanwhile (every 300 ms)
+    assert int(health["FailingStreak"]) >= 2 and [e["ExitCode"] for e in log[-2:]] == [1, 1], health  # type: ignore[call-overload]
     assert any(e["Output"] == "fine\n" and e["ExitCode"] == 0 for e in log) or len(log) == 5, health
     assert "(unhealthy)" in mr("ps").stdout
     r = mr("events", "--since", since, "--until", str(time.time()), "--filter", "event=health_status",
