@@ -266,8 +266,8 @@ class ImageStore:
             return list(references), deleted, freed
 
     def _remove_stale_ingests(self) -> int:
-        """Partial downloads and their locks (nobody holds those while we hold the GC lock: every
-        pull holds it shared first), and the work files of a load or save that was killed
+        """Partial downloads and their locks, half-written blobs (nobody holds those while we
+        hold the GC lock: every pull holds it shared first), and the work files of a load or save that was killed
         (``load-PID-START``, ``save-PID-START-DIGEST``: removed once that process is gone)."""
         freed = 0
         for p in self.content.ingest_dir.iterdir():
@@ -276,6 +276,10 @@ class ImageStore:
                 kind in ("load", "save") and owner_gone(rest if kind == "load" else "-".join(rest.split("-")[:2])))
             if stale:
                 freed += _remove_tree(p)
+        # a blob written whole in memory (a manifest, a config) goes through ``.HEX.PID.tmp``,
+        # left behind when its writer was killed; every writer holds the GC lock shared
+        freed += sum(_remove_tree(p) for p in self.content.blob_dir.iterdir()
+                     if p.name.startswith(".") and p.name.endswith(".tmp"))
         return freed
 
 

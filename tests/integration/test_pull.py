@@ -374,8 +374,10 @@ def test_pull_unpacks_shared_snapshots_and_rmi_prune_collect_them(env: Env, mini
     assert snapshots(minirun.root) == {chains[0]}
     # Prune removes what no image references (here: nothing is left unreferenced but stale files).
     (minirun.root / "ingest" / ("0" * 64 + ".partial")).write_bytes(b"stale")
+    # a manifest's writer killed between writing and renaming (CI's random kills left one)
+    (minirun.root / "blobs" / "sha256" / f".{'1' * 64}.99999.tmp").write_bytes(b"torn")
     r = minirun("system", "prune")
-    assert r.returncode == 0 and r.stdout.endswith("Total reclaimed space: 5B\n")
+    assert r.returncode == 0 and r.stdout.endswith("Total reclaimed space: 9B\n")
     assert snapshots(minirun.root) == {chains[0]}
     minirun("rmi", f"{host}/library/busybox")
     assert snapshots(minirun.root) == set() and verify_store(minirun.root) == set()
