@@ -147,7 +147,8 @@ def test_isolation_internal_and_published_ports(host: HostSide, tmp_path: object
                             f"busybox timeout 3 busybox wget -qO- {url} || exit 1")
 
         # (busybox-static's wget cannot look names up: its glibc has no NSS modules to load)
-        assert fetch("one", f"http://{address}/").stdout == "in one\n"           # same network
+        r = fetch("one", f"http://{address}/")
+        assert r.stdout == "in one\n", (address, r, host.leases(), host.sh("nft list table ip minirun").stdout)
         assert fetch("two", f"http://{address}/").returncode != 0                  # another network: no reach
         assert fetch("bridge", f"http://{address}/").returncode != 0               # nor the default bridge
         assert fetch("two", f"http://{OTHER}:8088/").stdout == "in one\n"          # published: as from outside
