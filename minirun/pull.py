@@ -45,7 +45,7 @@ class PullEvent:
     @property
     def progress_only(self) -> bool:
         """A byte count (shown as a bar or JSON), not a line of Docker's plain output."""
-        return self.status in ("Downloading", "Extracting")
+        return self.status in ("Downloading", "Extracting", "Pushing")
 
 
 Emit = Callable[[PullEvent], None]

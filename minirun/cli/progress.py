@@ -93,7 +93,7 @@ class TtyRenderer:
                 fields["total"] = self.totals[event.id] = event.total
             if event.current is not None:
                 fields["completed"] = event.current
-            if event.status in ("Download complete", "Pull complete") and event.id in self.totals:
+            if event.status in ("Download complete", "Pull complete", "Pushed") and event.id in self.totals:
                 fields["completed"] = self.totals[event.id]
             self.progress.update(task, **fields)
 

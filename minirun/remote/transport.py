@@ -9,7 +9,7 @@ import random
 import re
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 
@@ -23,6 +23,9 @@ from .reference import Reference
 MAX_ATTEMPTS = 5            # per request, for connection errors, 5xx and 429
 MAX_RETRY_AFTER = 60.0      # seconds; a longer Retry-After is reported, not waited for
 BACKOFF_BASE = 0.25
+
+# A request's body: bytes, or a function giving a fresh stream of it for each try.
+Body = bytes | Callable[[], Iterator[bytes]] | None
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -89,9 +92,12 @@ class Transport:
     codes turned into RegistryErrors, and falling back from a mirror to the origin."""
 
     def __init__(self, ref: Reference, options: RegistryOptions,
-                 creds: credentials.Credentials | None = None) -> None:
+                 creds: credentials.Credentials | None = None, push_from: tuple[str, ...] | None = None) -> None:
+        """``push_from``: this repository is pushed to (its token asks for pull and push),
+        mounting blobs from these repositories of the same registry (pull on each)."""
         self.ref = ref
         self.options = options
+        self.push_from = push_from
         self.endpoints = endpoints_for(ref, options)
         if trace.active():
             _trace_endpoints(ref, self.endpoints)
@@ -108,7 +114,7 @@ class Transport:
             creds = self._creds if not ep.mirror else None
             if creds is None and ep.mirror:
                 creds = credentials.lookup(ep.host)
-            auth = RegistryAuth(creds, [f"repository:{self.ref.path}:pull"] if self.ref.path else [])
+            auth = RegistryAuth(creds, self._scopes())
             client = httpx.Client(
                 verify=verify, auth=auth, follow_redirects=True, trust_env=False,
                 timeout=httpx.Timeout(self.options.timeout, connect=10.0),
@@ -116,20 +122,35 @@ class Transport:
             self._clients[ep] = client
         return client
 
+    def _scopes(self) -> list[str]:
+        if not self.ref.path:
+            return []
+        if self.push_from is None:
+            return [f"repository:{self.ref.path}:pull"]
+        return [f"repository:{self.ref.path}:pull,push", *(f"repository:{p}:pull" for p in self.push_from)]
+
     def close(self) -> None:
         for c in self._clients.values():
             c.close()
 
     def _send_once(self, ep: Endpoint, method: str, path: str, headers: dict[str, str],
-                   what: str, fast_fail: bool = False) -> httpx.Response:
-        """Send with bounded retries on connection errors, 5xx and 429."""
+                   what: str, fast_fail: bool = False, body: Body = None) -> httpx.Response:
+        """Send with bounded retries on connection errors, 5xx and 429. ``path``: under the
+        repository's /v2/ path, or an upload's Location (a URL, or a path from the host's root)."""
         client = self._client(ep)
-        url = f"{ep.base}/v2/{self.ref.path}/{path}" if path else f"{ep.base}/v2/"
+        if path.startswith(("http://", "https://")):
+            url = path
+        elif path.startswith("/"):
+            url = f"{ep.base}{path}"
+        else:
+            url = f"{ep.base}/v2/{self.ref.path}/{path}" if path else f"{ep.base}/v2/"
         last = ""
         for attempt in range(MAX_ATTEMPTS):
             delay = BACKOFF_BASE * (2 ** attempt) * (0.75 + random.random() / 2)
             try:
-                response = client.send(client.build_request(method, url, headers=headers), stream=True)
+                content = body() if callable(body) else body  # a stream is made anew for each try
+                request = client.build_request(method, url, headers=headers, content=content)
+                response = client.send(request, stream=True)
             except httpx.TransportError as e:
                 last = _reason(e)
                 if isinstance(e, httpx.ConnectError) and (
@@ -166,6 +187,9 @@ class Transport:
         detail = _error_detail(response)
         if response.status_code == 401 and not self.ref.path:
             raise AuthenticationFailed(f"{what}: unauthorized: incorrect username or password")
+        if self.push_from is not None and response.status_code in (401, 403):
+            raise AuthenticationFailed(f"{what}: {detail or 'denied: requested access to the resource is denied'}"
+                                       f" (log in first: minirun login {self.ref.domain})")
         if response.status_code == 401 or (response.status_code == 403 and "denied" in detail):
             raise AuthenticationFailed(
                 f"pull access denied for {self.ref.familiar_name}, repository does not exist "
@@ -174,7 +198,7 @@ class Transport:
             raise NotFound(f"{what.removeprefix('pulling ')} not found: {detail}")
         raise BadResponse(f"{what}: {response.status_code} {response.reason_phrase} ({detail})")
 
-    def open(self, method: str, path: str, headers: dict[str, str], what: str) -> httpx.Response:
+    def open(self, method: str, path: str, headers: dict[str, str], what: str, body: Body = None) -> httpx.Response:
         """Send on the first endpoint that works; a failing mirror falls back to the origin."""
         error: RegistryError | None = None
         for i in range(self._active, len(self.endpoints)):
@@ -184,7 +208,7 @@ class Transport:
                 # plain http for an insecure registry), a refused connection moves on at once.
                 fast = i + 1 < len(self.endpoints) and (ep.mirror or (
                     not ep.verify and ep.base.startswith("https://")))
-                response = self._send_once(ep, method, path, headers, what, fast_fail=fast)
+                response = self._send_once(ep, method, path, headers, what, fast_fail=fast, body=body)
                 self._check(response, what)
             except RateLimited:
                 raise
