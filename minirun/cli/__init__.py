@@ -49,8 +49,8 @@ def _exit_code(e: MiniRunError) -> int:
 
 
 def _run_words(argv: list[str]) -> tuple[str | None, list[str], str] | None:
-    """``[--storage-driver X] run|create WORDS...``: (X, WORDS, the verb); None for anything
-    else (typer's). ``create`` takes run's flags: it is run's first half."""
+    """``[--storage-driver X] [container] run|create WORDS...``: (X, WORDS, the verb); None for
+    anything else (typer's). ``create`` takes run's flags: it is run's first half."""
     driver = None
     i = 0
     while i < len(argv):
@@ -61,6 +61,8 @@ def _run_words(argv: list[str]) -> tuple[str | None, list[str], str] | None:
             driver, i = word.partition("=")[2], i + 1
         elif word in ("run", "create"):
             return driver, argv[i + 1:], word
+        elif word == "container" and argv[i + 1:i + 2] in (["run"], ["create"]):  # Docker's long form
+            return driver, argv[i + 2:], argv[i + 1]
         else:
             return None
     return None
@@ -90,6 +92,8 @@ def _run(driver: str | None, words: list[str], verb: str = "run") -> int:
 
 def _app(argv: list[str]) -> int:
     from .app import run_app
+    from .completion import asked
+    asked()  # a shell asking for completions: typer's shells answer it
     _hear_notices()
     if "pull" in argv[:3]:
         # A bare --explain would take the image name as its value (click's optional values).

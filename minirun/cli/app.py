@@ -6,6 +6,7 @@ The commands are plain functions in their verb modules (``images``, ``auth``,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -13,7 +14,7 @@ import typer
 from .. import __version__
 from ..ops.context import Context
 from ..runargs import SUMMARY
-from . import auth, containers, events, images, networks, system, transfer, volumes
+from . import auth, completion, containers, events, images, networks, system, transfer, volumes
 
 app = typer.Typer(
     name="minirun", add_completion=False,
@@ -57,12 +58,23 @@ def main_options(
 app.command("pull")(images.pull_cmd)
 app.command("images")(images.images_cmd)
 app.command("rmi")(images.rmi_cmd)
+app.command("tag")(images.tag_cmd)
+app.command("push")(images.push_cmd)
+app.command("history")(images.history_cmd)
 system_app = typer.Typer(help="Manage minirun's store.", invoke_without_command=True,
                          callback=_help_without_command)
 app.add_typer(system_app, name="system")
 system_app.command("prune")(system.prune_cmd)
 system_app.command("boot")(system.boot_cmd)
+system_app.command("df")(system.df_cmd)
+system_app.command("info")(system.info_cmd)
+app.command("version")(system.version_cmd)
+app.command("completion")(system.completion_cmd)
+app.command("manual")(system.manual_cmd)
 app.command("info")(system.info_cmd)
+app.command("version")(system.version_cmd)
+app.command("completion")(system.completion_cmd)
+app.command("manual")(system.manual_cmd)
 volume_app = typer.Typer(help="Manage volumes.", invoke_without_command=True, callback=_help_without_command)
 app.add_typer(volume_app, name="volume")
 for _verb in ("create", "ls", "inspect", "rm", "prune"):
@@ -91,13 +103,47 @@ app.command("inspect")(containers.inspect_cmd)
 app.command("start")(containers.start_cmd)
 app.command("restart")(containers.restart_cmd)
 app.command("exec", context_settings={"allow_interspersed_args": False})(containers.exec_cmd)
-# run is parsed and carried out by cli.run, without typer; listed here for help.
-app.command("run", help=SUMMARY, add_help_option=False, context_settings={
-    "ignore_unknown_options": True, "allow_extra_args": True,
-    "allow_interspersed_args": False})(containers.run_cmd)
-app.command("create", help="Create a new container (run's flags; start runs it).", add_help_option=False,
-            context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                              "allow_interspersed_args": False})(containers.create_cmd)
+# run and create are parsed and carried out by cli.run, without typer; listed here for help,
+# completion and the manual (and reached through typer only after other global flags).
+_RUN_SETTINGS = {"ignore_unknown_options": True, "allow_extra_args": True, "allow_interspersed_args": False}
+_CREATE_HELP = "Create a new container (run's flags; start runs it)."
+
+
+def _run_like(where: typer.Typer) -> None:
+    for name, help_text, command in (("run", SUMMARY, containers.run_cmd), ("create", _CREATE_HELP,
+                                                                          containers.create_cmd)):
+        where.command(name, cls=completion.run_command_class(), help=help_text, add_help_option=False,
+                      context_settings=_RUN_SETTINGS)(command)
+
+
+_run_like(app)
+
+
+# Docker's management commands: the same commands under `container` and `image`.
+_Verbs = tuple[tuple[str, Callable[..., None]], ...]
+container_app = typer.Typer(help="Manage containers.", invoke_without_command=True, callback=_help_without_command)
+app.add_typer(container_app, name="container")
+_container_verbs: _Verbs = (
+    ("ls", containers.ps_cmd), ("ps", containers.ps_cmd), ("list", containers.ps_cmd), ("rm", containers.rm_cmd),
+    ("logs", containers.logs_cmd), ("port", containers.port_cmd), ("stop", containers.stop_cmd),
+    ("kill", containers.kill_cmd), ("wait", containers.wait_cmd), ("inspect", containers.inspect_cmd),
+    ("start", containers.start_cmd), ("restart", containers.restart_cmd), ("export", transfer.export_cmd),
+    ("cp", transfer.cp_cmd), ("prune", system.container_prune_cmd))
+for _verb, _cmd in _container_verbs:
+    container_app.command(_verb)(_cmd)
+container_app.command("top", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})(
+    containers.top_cmd)
+container_app.command("exec", context_settings={"allow_interspersed_args": False})(containers.exec_cmd)
+_run_like(container_app)
+image_app = typer.Typer(help="Manage images.", invoke_without_command=True, callback=_help_without_command)
+app.add_typer(image_app, name="image")
+_image_verbs: _Verbs = (
+    ("ls", images.images_cmd), ("list", images.images_cmd), ("rm", images.rmi_cmd),
+    ("inspect", containers.inspect_cmd), ("pull", images.pull_cmd), ("push", images.push_cmd),
+    ("tag", images.tag_cmd), ("save", transfer.save_cmd), ("load", transfer.load_cmd),
+    ("history", images.history_cmd), ("prune", system.image_prune_cmd))
+for _verb, _cmd in _image_verbs:
+    image_app.command(_verb)(_cmd)
 
 
 def run_app(argv: list[str]) -> int:

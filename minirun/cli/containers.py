@@ -11,6 +11,7 @@ import typer
 
 from ..ops import containers as ops
 from ..ops.start import start_container
+from . import completion as complete
 from .many import each, print_docs
 from .options import QuietOpt, context_of
 from .output import err, line, print_rows, since, write
@@ -22,16 +23,20 @@ if TYPE_CHECKING:
     from ..containers.state import ContainerState
 
 
-def run_cmd(tctx: typer.Context) -> int:
+RunWords = Annotated[list[str] | None, typer.Argument(metavar="[OPTIONS] IMAGE [COMMAND] [ARG...]",
+                                                     autocompletion=complete.run_words)]
+
+
+def run_cmd(tctx: typer.Context, words: RunWords = None) -> int:
     """Reached only when global flags other than --storage-driver precede ``run``."""
     from .run import run
-    return run(list(tctx.args), context_of(tctx))
+    return run([*(words or []), *tctx.args], context_of(tctx))
 
 
-def create_cmd(tctx: typer.Context) -> int:
+def create_cmd(tctx: typer.Context, words: RunWords = None) -> int:
     """Reached only when global flags other than --storage-driver precede ``create``."""
     from .run import run
-    return run(list(tctx.args), context_of(tctx), create=True)
+    return run([*(words or []), *tctx.args], context_of(tctx), create=True)
 
 
 def _status(state: ContainerState, root: Path) -> str:
@@ -104,13 +109,16 @@ def ps_cmd(
 
 def rm_cmd(
     tctx: typer.Context,
-    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...", autocompletion=complete.containers)],
     force: Annotated[bool, typer.Option("--force", "-f", help="Kill a running container first.")] = False,
     volumes: Annotated[bool, typer.Option("--volumes", "-v", help="Remove its anonymous volumes too.")] = False,
 ) -> None:
     """Remove containers and their root filesystems."""
+    from ..errors import ContainerNotFound
     ctx = context_of(tctx)
-    each(containers, lambda key: ops.remove_container(ctx, key, force, volumes))
+    # -f: one that is not there is said, and is no failure (as Docker 20.10's, and rm -f's)
+    each(containers, lambda key: ops.remove_container(ctx, key, force, volumes),
+         harmless=(ContainerNotFound,) if force else ())
 
 
 def _check_time(seconds: float | None) -> None:
@@ -123,7 +131,7 @@ def _check_time(seconds: float | None) -> None:
 
 def stop_cmd(
     tctx: typer.Context,
-    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...", autocompletion=complete.containers)],
     time: Annotated[float | None, typer.Option(
         "--time", "-t", help="Seconds before SIGKILL (default: its --stop-timeout, 10).")] = None,
     signal_name: Annotated[str | None, typer.Option(
@@ -138,7 +146,7 @@ def stop_cmd(
 
 def kill_cmd(
     tctx: typer.Context,
-    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...", autocompletion=complete.containers)],
     signal_name: Annotated[str, typer.Option("--signal", "-s", help="Signal to send.")] = "SIGKILL",
 ) -> None:
     """Send a signal (SIGKILL) to running containers."""
@@ -149,7 +157,7 @@ def kill_cmd(
 
 def wait_cmd(
     tctx: typer.Context,
-    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...", autocompletion=complete.containers)],
     condition: Annotated[str, typer.Option("--condition", help="not-running (default), next-exit or removed.")]
     = "not-running",
 ) -> None:
@@ -160,7 +168,7 @@ def wait_cmd(
 
 def port_cmd(
     tctx: typer.Context,
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     private: Annotated[str | None, typer.Argument(metavar="[PRIVATE_PORT[/PROTO]]")] = None,
 ) -> None:
     """The host addresses a running container's ports are published on."""
@@ -183,7 +191,7 @@ def port_cmd(
 
 def top_cmd(
     tctx: typer.Context,
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     ps_args: Annotated[list[str] | None, typer.Argument(metavar="[ps OPTIONS]")] = None,
 ) -> None:
     """A running container's processes, as the host's ps shows them (-ef unless given)."""
@@ -193,7 +201,7 @@ def top_cmd(
 
 def logs_cmd(
     tctx: typer.Context,
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Follow until the container exits.")] = False,
     tail: Annotated[str, typer.Option("--tail", "-n", help="Lines from the end (all).")] = "all",
     timestamps: Annotated[bool, typer.Option("--timestamps", "-t", help="Show each line's time.")] = False,
@@ -232,7 +240,7 @@ def _show(entry: Entry, timestamps: bool) -> None:
 
 def exec_cmd(
     tctx: typer.Context,
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     command: Annotated[list[str], typer.Argument(metavar="COMMAND [ARG...]")],
     interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Keep stdin open.")] = False,
     tty: Annotated[bool, typer.Option("--tty", "-t", help="Allocate a pseudo-terminal.")] = False,
@@ -240,16 +248,21 @@ def exec_cmd(
     user: Annotated[str | None, typer.Option("--user", "-u", help="User (name|uid[:group|gid]).")] = None,
     workdir: Annotated[str | None, typer.Option("--workdir", "-w", help="Working directory.")] = None,
     privileged: Annotated[bool, typer.Option("--privileged", help="All capabilities.")] = False,
+    env_file: Annotated[list[str], typer.Option("--env-file", help="Read environment variables from a file.")]
+    = [],  # noqa: B006 - typer reads the default, never mutates it
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run it in the background (output dropped).")]
+    = False,
 ) -> None:
     """Run a command in a running container; exits with its code (126/127 as run)."""
-    code = ops.exec_container(context_of(tctx), container, command, env, user, workdir, interactive, privileged,
-                              tty)
+    from ..ops.making import read_env_files
+    code = ops.exec_container(context_of(tctx), container, command, [*read_env_files(env_file), *env], user,
+                              workdir, interactive, privileged, tty, detach)
     raise typer.Exit(code)
 
 
 def inspect_cmd(
     tctx: typer.Context,
-    names: Annotated[list[str], typer.Argument(metavar="CONTAINER|IMAGE...")],
+    names: Annotated[list[str], typer.Argument(metavar="CONTAINER|IMAGE...", autocompletion=complete.any_name)],
     format: Annotated[str | None, typer.Option("--format", "-f", help="json, or a template: {{.State.Status}}")]
     = None,
 ) -> None:
@@ -261,7 +274,7 @@ def inspect_cmd(
 
 def start_cmd(
     tctx: typer.Context,
-    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...", autocompletion=complete.containers)],
     attach: Annotated[bool, typer.Option("--attach", "-a", help="Stay with it: its output, its exit code.")]
     = False,
     interactive: Annotated[bool, typer.Option("--interactive", "-i", help="Attached, with stdin (if run with -i).")]
@@ -284,7 +297,7 @@ def start_cmd(
 
 def restart_cmd(
     tctx: typer.Context,
-    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+    containers: Annotated[list[str], typer.Argument(metavar="CONTAINER...", autocompletion=complete.containers)],
     time: Annotated[float | None, typer.Option(
         "--time", "-t", help="Seconds before SIGKILL (default: its --stop-timeout, 10).")] = None,
 ) -> None:

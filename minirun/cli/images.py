@@ -10,6 +10,7 @@ import typer
 from ..errors import Interrupted, MiniRunError, ReferenceFormatError, UsageError
 from ..ops import images as ops
 from ..ops.context import Context
+from . import completion as complete
 from .options import FormatOpt, InsecureOpt, MirrorOpt, PlatformOpt, context_of
 from .output import err, human_size, line, print_rows, since
 
@@ -77,7 +78,7 @@ def _repo_tag(ref: Reference) -> tuple[str, str]:
 def _image_rows(ctx: Context) -> list[dict[str, object]]:
     """One row per sound image; each damaged one is named on stderr and left out."""
     from ..errors import ManifestError, ReferenceFormatError, StoreError
-    from ..oci import chain_ids, parse_config
+    from ..oci import parse_config
     from ..remote import reference
     images = ctx.images
     rows: list[dict[str, object]] = []
@@ -96,12 +97,10 @@ def _image_rows(ctx: Context) -> list[dict[str, object]]:
         except (StoreError, ManifestError, ReferenceFormatError) as e:
             err(f"image {rec.reference}: {e}; pull it again or remove it (minirun rmi)")
             continue
-        size = sum(layer.size for layer in manifest.layers) + manifest.config.size  # not unpacked (not root)
-        if ctx.snapshots is not None:
-            size = ctx.snapshots.unpacked_size(chain_ids(config.diff_ids)) or size
+        size = ops.image_size(ctx, manifest, config.diff_ids)
         rows.append({
             "Repository": repo, "Tag": tag,
-            "ID": rec.config.split(":", 1)[1][:12], "Digest": rec.digest,
+            "ID": rec.config.split(":", 1)[1][:12], "FullID": rec.config, "Digest": rec.digest,
             "CreatedAt": config.created or "", "CreatedSince": since(config.created),
             "Size": human_size(size), "Platform": rec.platform, "Reference": rec.reference,
             "Labels": ",".join(f"{k}={v}" for k, v in (config.run_config.get("Labels") or {}).items()),
@@ -109,33 +108,39 @@ def _image_rows(ctx: Context) -> list[dict[str, object]]:
     return rows
 
 
-def _labelled(row: dict[str, object], wanted: list[str]) -> bool:
-    """--filter label=KEY[=VALUE]: each must hold (Docker's)."""
-    labels = dict(x.partition("=")[::2] for x in str(row["Labels"]).split(",") if x)
-    return all(k in labels and (not eq or labels[k] == v) for k, eq, v in (w.partition("=") for w in wanted))
-
-
 def images_cmd(
     tctx: typer.Context,
+    repository: Annotated[str | None, typer.Argument(metavar="[REPOSITORY[:TAG]]")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only show image IDs.")] = False,
+    all_: Annotated[bool, typer.Option(  # Docker's flag: minirun keeps no intermediate images
+        "--all", "-a", help="Show all images (there are no intermediate ones).")] = False,
+    digests: Annotated[bool, typer.Option("--digests", help="Show digests.")] = False,
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Don't truncate output.")] = False,
     format: FormatOpt = "table",
-    filter: Annotated[list[str], typer.Option("--filter", "-f", help="label=KEY[=VALUE] (repeatable).")]
+    filter: Annotated[list[str], typer.Option(
+        "--filter", "-f", help="dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE, "
+                               "reference=PATTERN (repeatable).")]
     = [],  # noqa: B006 - typer reads the default, never mutates it
 ) -> None:
     """List images in the local store."""
-    bad = [f for f in filter if not f.startswith("label=")]
-    if bad:
-        raise UsageError(f'invalid --filter "{bad[0]}": expected label=KEY[=VALUE]')
+    from . import imagefilter
+    wanted = imagefilter.parse(filter, repository)
     rows = _image_rows(context_of(tctx))
-    wanted = [f.partition("=")[2] for f in filter]
-    print_rows([r for r in rows if _labelled(r, wanted)], quiet, format,
-               [("REPOSITORY", "Repository"), ("TAG", "Tag"), ("IMAGE ID", "ID"), ("CREATED", "CreatedSince"),
-                ("SIZE", "Size")], headers={"CreatedAt": "CREATED AT", "Digest": "DIGEST"})
+    for row in rows:  # the full ID is for --no-trunc only (not a field of Docker's rows)
+        full = row.pop("FullID")
+        if no_trunc:
+            row["ID"] = full
+    cols = [("REPOSITORY", "Repository"), ("TAG", "Tag"), ("IMAGE ID", "ID"), ("CREATED", "CreatedSince"),
+            ("SIZE", "Size")]
+    if digests:
+        cols.insert(2, ("DIGEST", "Digest"))
+    print_rows(imagefilter.select(rows, wanted), quiet, format, cols,
+               headers={"CreatedAt": "CREATED AT", "Digest": "DIGEST"})
 
 
 def rmi_cmd(
     tctx: typer.Context,
-    images: Annotated[list[str], typer.Argument(metavar="IMAGE...")],
+    images: Annotated[list[str], typer.Argument(metavar="IMAGE...", autocompletion=complete.images)],
     force: Annotated[bool, typer.Option("--force", "-f", help="Remove even if containers use it.")] = False,
 ) -> None:
     """Remove images; blobs no other image uses are deleted."""
@@ -163,3 +168,63 @@ def rmi_cmd(
             line(f"Deleted: {digest}")
     if failed:
         raise typer.Exit(1)
+
+
+def tag_cmd(
+    tctx: typer.Context,
+    source: Annotated[str, typer.Argument(metavar="SOURCE_IMAGE[:TAG]", autocompletion=complete.images)],
+    target: Annotated[str, typer.Argument(metavar="TARGET_IMAGE[:TAG]")],
+) -> None:
+    """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE."""
+    ops.tag_image(context_of(tctx), source, target)
+
+
+def push_cmd(
+    tctx: typer.Context,
+    image: Annotated[str, typer.Argument(metavar="NAME[:TAG]", autocompletion=complete.images)],
+    all_tags: Annotated[bool, typer.Option("--all-tags", "-a", help="Push all tagged images in the repository.")]
+    = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Suppress verbose output.")] = False,
+    progress: Annotated[str, typer.Option("--progress", help="auto, plain, tty or json.")] = "auto",
+    insecure_registry: InsecureOpt = [],  # noqa: B006 - typer reads the default, never mutates it
+) -> None:
+    """Push an image to a registry (the credentials of minirun login or docker login)."""
+    from .progress import renderer
+    if progress not in ("auto", "plain", "tty", "json"):
+        raise UsageError(f'invalid --progress "{progress}": expected auto, plain, tty or json')
+    ctx = context_of(tctx).with_registry((), tuple(insecure_registry))
+    targets = ops.push_targets(ctx, image, all_tags)
+    if targets[0].tag_defaulted and not all_tags and not quiet and progress != "json":
+        line("Using default tag: latest")
+    if not quiet and progress != "json":
+        line(f"The push refers to repository [{targets[0].name}]")
+    render = renderer("quiet" if quiet else progress, sys.stdout)
+    try:
+        for ref in targets:
+            ops.push_image(ctx, ref, render)
+    finally:
+        render.close()
+    if quiet:
+        line(str(targets[0].familiar()))
+
+
+def history_cmd(
+    tctx: typer.Context,
+    image: Annotated[str, typer.Argument(metavar="IMAGE", autocompletion=complete.images)],
+    human: Annotated[bool, typer.Option("--human", "-H", help="Sizes and dates in human readable format.")]
+    = True,
+    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Don't truncate output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only show image IDs.")] = False,
+    format: FormatOpt = "table",
+) -> None:
+    """Show the history of an image."""
+    rows = []
+    for step in ops.history(context_of(tctx), image):
+        created_by = step.created_by if no_trunc or len(step.created_by) <= 45 else step.created_by[:44] + "…"
+        image_id = step.image_id if no_trunc or step.image_id == "<missing>" else step.image_id[7:19]
+        rows.append({"ID": image_id, "CreatedAt": step.created, "CreatedSince": since(step.created) if human
+                     else step.created, "CreatedBy": created_by, "Size": human_size(step.size) if human
+                     else str(step.size), "Comment": step.comment})
+    print_rows(rows, quiet, format, [("IMAGE", "ID"), ("CREATED", "CreatedSince"), ("CREATED BY", "CreatedBy"),
+                                     ("SIZE", "Size"), ("COMMENT", "Comment")],
+               headers={"CreatedAt": "CREATED AT"})

@@ -13,10 +13,11 @@ from ..errors import Interrupted, MiniRunError
 from .output import err, line
 
 
-def each(keys: list[str], act: Callable[[str], object], said: Callable[[str, object], str] = lambda k, _: k) -> None:
+def each(keys: list[str], act: Callable[[str], object], said: Callable[[str, object], str] = lambda k, _: k,
+         harmless: tuple[type[MiniRunError], ...] = ()) -> None:
     """Docker's way with several containers: each one's name once done (or what ``said``
     makes of the key and what ``act`` returned), an error line for each that failed, exit 1
-    if any did."""
+    if any did (an error of a ``harmless`` kind is said, and is no failure)."""
     failed = False
     for key in keys:
         try:
@@ -25,7 +26,7 @@ def each(keys: list[str], act: Callable[[str], object], said: Callable[[str, obj
             raise
         except MiniRunError as e:
             err(str(e))
-            failed = True
+            failed = failed or not isinstance(e, harmless)
     if failed:
         raise typer.Exit(1)
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ..ops import networks as ops
+from . import completion as complete
 from .many import each, print_docs
 from .options import context_of, filters
 from .output import confirmed, line, print_rows
@@ -106,7 +107,7 @@ def prune_cmd(
 def connect_cmd(
     tctx: typer.Context,
     network: Annotated[str, typer.Argument(metavar="NETWORK")],
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     alias: Annotated[list[str], typer.Option("--alias", help="Another name on the network.")] = [],  # noqa: B006
     ip: Annotated[str, typer.Option("--ip", help="Its address on the network.")] = "",
 ) -> None:
@@ -117,7 +118,7 @@ def connect_cmd(
 def disconnect_cmd(
     tctx: typer.Context,
     network: Annotated[str, typer.Argument(metavar="NETWORK")],
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     force: Annotated[bool, typer.Option("--force", "-f", help="Accepted, as Docker's.")] = False,
 ) -> None:
     """Disconnect a container from a network."""

@@ -10,6 +10,7 @@ from typing import Annotated, BinaryIO
 import typer
 
 from ..errors import InputError, OutputError, UsageError
+from . import completion as complete
 from .options import context_of
 from .output import line
 
@@ -46,7 +47,7 @@ def load_cmd(
 
 def save_cmd(
     tctx: typer.Context,
-    images: Annotated[list[str], typer.Argument(metavar="IMAGE...")],
+    images: Annotated[list[str], typer.Argument(metavar="IMAGE...", autocompletion=complete.images)],
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write to a file (stdout).")] = None,
 ) -> None:
     """Save images to a tar archive (docker-archive and OCI layout at once, as Docker 25)."""
@@ -74,7 +75,7 @@ def _archive_to(output: str | None, doing: str, write: Callable[[BinaryIO, str],
 
 def export_cmd(
     tctx: typer.Context,
-    container: Annotated[str, typer.Argument(metavar="CONTAINER")],
+    container: Annotated[str, typer.Argument(metavar="CONTAINER", autocompletion=complete.containers)],
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write to a file (stdout).")] = None,
 ) -> None:
     """A container's root filesystem as a tar archive."""

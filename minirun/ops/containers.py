@@ -390,10 +390,12 @@ def logs_of(ctx: Context, key: str) -> tuple[Path, ContainerState]:
 
 
 def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user: str | None,
-                   workdir: str | None, interactive: bool, privileged: bool, tty: bool = False) -> int:
+                   workdir: str | None, interactive: bool, privileged: bool, tty: bool = False,
+                   detach: bool = False) -> int:
     """exec: ``argv`` in the running container, as its config.json's process (its environment
     and ``env``, working directory, user, capabilities (all with ``privileged``), limits,
-    no_new_privs and seccomp filter), on a terminal of its own with ``tty``; its exit status."""
+    no_new_privs and seccomp filter), on a terminal of its own with ``tty``; its exit status
+    (``detach``: 0 once it runs, its output dropped, as docker exec -d)."""
     directory, state = _current(ctx, key)
     if state.status != "running" or not state.pid or not alive(state.pid, state.pid_start):
         raise ContainerConflict(f"container {key} is not running")
@@ -405,7 +407,15 @@ def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user
     program = program_for(ctx.root, made.seccomp)
     capabilities = caps.capability_set(True, (), (), caps.last_cap()) if privileged else made.capabilities
     merged = environment({"Env": list(made.env)}, env, os.environ, made.hostname)
-    return exec_in(state.pid, cgroup_of(directory, state.id),
-                   ExecSpec(tuple(argv), merged, workdir or made.cwd, user if user is not None else made.user,
-                            capabilities, interactive, tty, program, made.no_new_privileges, made.rlimits),
-                   still_running=lambda: alive(state.pid, state.pid_start))
+    spec_ = ExecSpec(tuple(argv), merged, workdir or made.cwd, user if user is not None else made.user,
+                     capabilities, interactive and not detach, tty and not detach, program, made.no_new_privileges,
+                     made.rlimits)
+    cgroup, pid, pid_start = cgroup_of(directory, state.id), state.pid, state.pid_start
+
+    def running() -> bool:
+        return alive(pid, pid_start)
+
+    if detach:
+        from .monitor import exec_detached
+        return exec_detached(lambda started: exec_in(pid, cgroup, spec_, running, started))
+    return exec_in(pid, cgroup, spec_, running)

@@ -3,7 +3,8 @@ pull's events; the CLI prints."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import contextlib
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import ImageNotKnown, ReferenceFormatError, StoreError
@@ -12,6 +13,7 @@ from .gc import collect_snapshots, remove_damaged_containers
 
 if TYPE_CHECKING:
     from ..content.images import ImageRecord
+    from ..oci import Manifest
     from ..pull import Emit, PullResult
     from ..remote.reference import Reference
 
@@ -121,3 +123,99 @@ def prune(ctx: Context) -> Removed:
     network.remove_unused()  # the bridge and minirun's nftables table, when no container has a lease
     untagged, deleted, freed = store.remove([], lambda records: collect_snapshots(store, records), drop_damaged=True)
     return Removed(untagged, deleted, freed + seccomp_bpf.prune_cache(ctx.root), containers)
+
+
+def tag_image(ctx: Context, source: str, target: str) -> Reference:
+    """tag: ``target`` names the image ``source`` names (by reference or ID), as Docker's tag;
+    a name ``target`` had before now names this image."""
+    from ..content.files import now_iso
+    from ..remote import reference
+    ref = reference.parse(target)
+    if ref.digest:
+        raise ReferenceFormatError(f'tagging {source} as "{target}": refusing to create a tag with a digest reference')
+    found = matching(ctx.images.records(), source)
+    if not found:
+        raise ImageNotKnown(f"No such image: {source}")
+    record = found[0]
+    ctx.images.put(record._replace(reference=str(ref), pulled=now_iso()))
+    from ..containers import events
+    events.record(ctx.root, "image", "tag", record.config, {"name": ref.familiar()})
+    return ref
+
+
+def push_targets(ctx: Context, name: str, all_tags: bool) -> list[Reference]:
+    """What ``push NAME`` pushes: NAME (``:latest`` where it has no tag), or with ``all_tags``
+    every tag of NAME's repository held here (Docker's -a)."""
+    from ..remote import reference
+    ref = reference.parse(name)
+    if ref.digest:
+        raise ReferenceFormatError(f'pushing "{name}": a digest reference cannot be pushed (push a tag)')
+    if not all_tags:
+        return [ref]
+    if not ref.tag_defaulted:
+        raise ReferenceFormatError(f'pushing "{name}": a tag cannot be used with --all-tags/-a')
+    tags = []
+    for record in ctx.images.records():
+        with contextlib.suppress(ReferenceFormatError):
+            other = reference.parse(record.reference)
+            if (other.domain, other.path) == (ref.domain, ref.path) and other.tag and not other.digest:
+                tags.append(other)
+    if not tags:
+        raise ImageNotKnown(f"An image does not exist locally with the tag: {ref.familiar_name}")
+    return sorted(tags, key=lambda r: r.tag or "")
+
+
+def push_image(ctx: Context, ref: Reference, emit: Emit) -> None:
+    """Push one tag of an image held here, with the credentials ``login`` stored."""
+    from ..push import push
+    from ..remote import credentials
+    push(ref, ctx.images, ctx.registry_options(), emit, credentials.lookup(ref.domain))
+    from ..containers import events
+    events.record(ctx.root, "image", "push", ref.familiar(), {"name": ref.familiar()})
+
+
+def image_size(ctx: Context, manifest: Manifest, diff_ids: Sequence[str]) -> int:
+    """Docker's image size (images SIZE, inspect .Size): its layers' files once unpacked (as
+    root); else, with nothing unpacked to measure, what its compressed layers take."""
+    from ..oci import chain_ids
+    if ctx.snapshots is not None and diff_ids:
+        size = ctx.snapshots.unpacked_size(chain_ids(list(diff_ids)))
+        if size is not None:
+            return size
+    return sum(layer.size for layer in manifest.layers)
+
+
+class Step(NamedTuple):
+    """One entry of an image's history, as docker history lists it."""
+    image_id: str        # the image's ID on its newest step, else "<missing>"
+    created: str
+    created_by: str
+    size: int
+    comment: str
+
+
+def history(ctx: Context, name: str) -> list[Step]:
+    """The image's build steps, newest first; each step that made a layer has its size."""
+    from ..oci import chain_ids, parse_config
+    found = matching(ctx.images.records(), name)
+    if not found:
+        raise ImageNotKnown(f"No such image: {name}")
+    record = found[0]
+    config = parse_config(ctx.images.content.read(record.config), record.reference)
+    manifest = ctx.images.manifest_of(record)
+    chains = chain_ids(list(config.diff_ids))
+    measured = [(ctx.snapshots.layer_size(c) if ctx.snapshots else None) for c in chains]
+    sizes = [s if s is not None else layer.size for s, layer in zip(measured, manifest.layers, strict=False)]
+    entries = config.raw.get("history") or [{} for _ in manifest.layers]
+    steps, layer = [], 0
+    for entry in entries if isinstance(entries, list) else []:
+        entry = entry if isinstance(entry, dict) else {}
+        size = 0
+        if not entry.get("empty_layer") and layer < len(sizes):
+            size, layer = sizes[layer], layer + 1
+        steps.append(Step("<missing>", str(entry.get("created") or ""), str(entry.get("created_by") or ""),
+                          size, str(entry.get("comment") or "")))
+    steps.reverse()
+    if steps:
+        steps[0] = steps[0]._replace(image_id=record.config)
+    return steps

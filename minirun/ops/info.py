@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import NamedTuple
 
+from .. import __version__
 from .context import Context
 
 NAMESPACES = ("mnt", "uts", "ipc", "pid", "net", "cgroup", "user")
@@ -65,7 +66,8 @@ def _seccomp() -> tuple[str, Problem | None]:
     return f"libseccomp {v.major}.{v.minor}.{v.micro}, Docker's default profile", None
 
 
-def _storage(ctx: Context) -> tuple[str, Problem | None]:
+def _storage(ctx: Context) -> tuple[str, str, Problem | None]:
+    """The storage driver (Docker's plain ``overlay``-style value), why, and its problem."""
     from ..snapshots.rootfs import _overlay_works, choose_driver
     base = ctx.root / "snapshots"
     try:
@@ -73,13 +75,13 @@ def _storage(ctx: Context) -> tuple[str, Problem | None]:
         works = _overlay_works(base)
         driver = choose_driver(ctx.root, ctx.driver)
     except OSError as e:
-        return "none", Problem(f"the store {ctx.root} cannot be written: {e.strerror}",
-                               "set MINIRUN_ROOT to a writable directory")
-    said = f"{driver} (overlayfs {'works' if works else 'does not work'} on {ctx.root})"
+        return "none", "the store cannot be written", Problem(
+            f"the store {ctx.root} cannot be written: {e.strerror}", "set MINIRUN_ROOT to a writable directory")
+    said = f"overlayfs {'works' if works else 'does not work'} on {ctx.root}"
     if driver == "overlay" and not works:
-        return said, Problem(f"the overlay storage driver does not work on {ctx.root} (a store on overlayfs?)",
-                             "use --storage-driver vfs, or MINIRUN_ROOT on another filesystem")
-    return said, None
+        return driver, said, Problem(f"the overlay storage driver does not work on {ctx.root} (a store on "
+                                     "overlayfs?)", "use --storage-driver vfs, or MINIRUN_ROOT on another filesystem")
+    return driver, said, None
 
 
 def gather(ctx: Context) -> tuple[dict[str, object], list[Problem]]:
@@ -102,7 +104,7 @@ def gather(ctx: Context) -> tuple[dict[str, object], list[Problem]]:
                                 "mount it under /sys/fs/cgroup/devices"))
     seccomp, trouble = _seccomp()
     problems += [trouble] if trouble else []
-    storage, trouble = (_storage(ctx) if os.geteuid() == 0 else ("unknown (not root)", None))
+    storage, why, trouble = (_storage(ctx) if os.geteuid() == 0 else ("unknown", "not root", None))
     problems += [trouble] if trouble else []
     containers = [s for _, s in list_all(ctx.root)] if (ctx.root / "containers").is_dir() else []
     running = sum(1 for s in containers if s.status == "running")
@@ -110,6 +112,10 @@ def gather(ctx: Context) -> tuple[dict[str, object], list[Problem]]:
         "KernelVersion": os.uname().release, "OperatingSystem": _os_name(), "Architecture": os.uname().machine,
         "NCPU": os.cpu_count(), "MemTotal": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
         "CgroupVersion": str(version), "CgroupControllers": controllers, "Driver": storage,
+        "DriverStatus": [["Why", why]], "ServerVersion": __version__, "Name": os.uname().nodename,
+        "OSType": "linux", "CgroupDriver": "cgroupfs", "LoggingDriver": "json-file", "DockerRootDir": str(ctx.root),
+        "IndexServerAddress": "https://index.docker.io/v1/", "ContainersPaused": 0,
+        "SecurityOptions": ["name=seccomp,profile=default"] if seccomp.startswith("libseccomp") else [],
         "Namespaces": spaces, "Seccomp": seccomp,
         "Nftables": shutil.which("nft") is not None, "MinirunRootDir": str(ctx.root),
         "StoreBytes": tree_size(ctx.root) if ctx.root.is_dir() else 0,

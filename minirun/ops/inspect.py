@@ -17,6 +17,7 @@ from ..spec.restart import name_and_max
 from ..spec.settings import Settings
 from .containers import configured
 from .context import Context
+from .images import image_size
 
 if TYPE_CHECKING:
     from ..containers.state import ContainerState
@@ -197,5 +198,5 @@ def image_doc(ctx: Context, record: ImageRecord, tags: list[ImageRecord]) -> Doc
         "RepoDigests": sorted({f"{n.familiar_name}@{r.digest}" for n, r in zip(names, tags, strict=True)}),
         "Created": config.created or "", "Architecture": raw.get("architecture", ""), "Os": raw.get("os", ""),
         "Config": raw.get("config") or {}, "RootFS": {"Type": "layers", "Layers": list(config.diff_ids)},
-        "Size": sum(layer.size for layer in manifest.layers),
+        "Size": image_size(ctx, manifest, config.diff_ids), "VirtualSize": image_size(ctx, manifest, config.diff_ids),
     }

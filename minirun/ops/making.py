@@ -5,6 +5,7 @@ builds config.json from these; ``upgrade`` does for a container of an older mini
 # No postponed annotations: NamedTuple compiles string ones at import (run's start path).
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -155,17 +156,23 @@ def _check_hostname(name: str) -> None:
         raise UsageError(f"invalid hostname {name!r}: expected at most 64 printable ASCII characters, no spaces")
 
 
+def read_env_files(paths: Sequence[str]) -> list[str]:
+    """--env-file (run, create, exec): each file's variables, in order (see parse_env_file)."""
+    lines: list[str] = []
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise UsageError(f"reading env file {path}: {e.strerror}") from None
+        lines += parse_env_file(data, path, os.environ)
+    return lines
+
+
 def _environment(a: RunArgs) -> tuple[str, ...]:
     """-e and env files, each ``K`` alone given the caller's value now (or left as ``K``, which
     leaves K out): the container keeps them as they are now."""
-    lines: list[str] = []
-    for path in a.env_file:
-        try:
-            with open(path) as f:
-                text = f.read()
-        except OSError as e:
-            raise UsageError(f"reading env file {path}: {e.strerror}") from None
-        lines += parse_env_file(text, path, os.environ)
+    lines = read_env_files(a.env_file)
     return tuple(item if "=" in item or item not in os.environ else f"{item}={os.environ[item]}"
                  for item in [*lines, *a.env])
 

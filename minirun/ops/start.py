@@ -19,7 +19,7 @@ def start_container(ctx: Context, key: str, attach: bool, warn: Callable[[str], 
     runs), or attached (``attach``: returns its exit status; ``interactive``: with our stdin,
     if it was made with -i). Other commands on it (a second start, stop, rm) wait until its
     state says running."""
-    from .detach import in_monitor
+    from .monitor import in_monitor
     from .restart import then_policy
     from .run import restart_container
     directory, state = find(ctx.root, key)

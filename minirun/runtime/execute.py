@@ -71,10 +71,12 @@ class _Joining(NamedTuple):
     tty: bool                 # -t: a terminal, whose master goes back over the channel
 
 
-def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec, still_running: Callable[[], bool] | None = None) -> int:
+def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec, still_running: Callable[[], bool] | None = None,
+            started: Callable[[], None] | None = None) -> int:
     """Run ``spec`` in the container whose PID 1 is ``pid`` (on the host); its exit status
     (128+N for a signal N), or ContainerStartError (126, 127 as run; 125 for the rest).
-    ``still_running`` is asked once the namespaces are open: ``pid`` may have been reused."""
+    ``still_running`` is asked once the namespaces are open: ``pid`` may have been reused.
+    ``started`` is told once the program was exec'd (exec -d's caller goes then)."""
     try:
         fds = [(os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), kind, name)
                for name, kind in _NAMESPACES]
@@ -106,6 +108,8 @@ def exec_in(pid: int, cgroup: Cgroup, spec: ExecSpec, still_running: Callable[[]
             close_fds(master, *([] if pipes is None else pipes.ours.values()))
         else:
             forwarder.target(child)
+            if started is not None:
+                started()
             _follow(child, pipes, master, spec.interactive)
         _, status = os.waitpid(child, 0)
     finally:

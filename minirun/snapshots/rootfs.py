@@ -27,6 +27,7 @@ from ..oci import Descriptor, chain_ids, parse_config
 from ..runtime.mount import Mount, mount, unmount
 
 DRIVERS = ("overlay", "vfs")
+DIFF_SIZE = "diffsize"  # in a snapshot's directory: its layer's size as Docker counts it
 _SHORT = 16
 
 
@@ -134,8 +135,8 @@ class Snapshotter:
                 size = self._apply(work, parents, blob, layer, diff_id, limit)
                 final = self.dir / hexid
                 final.mkdir(exist_ok=True)  # may be left empty by a kill just after this line
-                with contextlib.suppress(OSError):  # for images' SIZE (unpacked, as Docker's)
-                    (final / "size").write_text(str(size))
+                with contextlib.suppress(OSError):  # for images' SIZE (as Docker's)
+                    (final / DIFF_SIZE).write_text(str(size))
                 os.rename(work / "fs", final / "fs")
                 link = self.links / hexid[:_SHORT]
                 with contextlib.suppress(FileNotFoundError):
@@ -172,20 +173,31 @@ class Snapshotter:
             if self.driver == "overlay" and parents else Applier(str(fs))
         try:
             with open(blob, "rb") as raw:
-                return apply_layer(applier, raw, layer.media_type, diff_id, limit, free_in)
+                apply_layer(applier, raw, layer.media_type, diff_id, limit, free_in)
+            return applier.content_size
         except LayerError as e:
             raise LayerError(f"unpacking layer {layer.digest}: {e}") from None
 
     def unpacked_size(self, chains: list[str]) -> int | None:
-        """The image's size as its layers' uncompressed tars (as Docker's SIZE); None when a
-        snapshot is missing or older than the size it keeps."""
-        total = 0
-        for chain in chains:
-            try:
-                total += int((self.dir / chain.split(":", 1)[1] / "size").read_text())
-            except (OSError, ValueError):
+        """The image's size as Docker's SIZE: its layers' (see ``layer_size``); None when a
+        snapshot is missing."""
+        sizes = [self.layer_size(chain) for chain in chains]
+        return None if None in sizes else sum(s for s in sizes if s is not None)
+
+    def layer_size(self, chain: str) -> int | None:
+        """A layer's files as Docker counts them (see ``Applier.content_size``); None when its
+        snapshot is missing. One an older minirun made is measured now (overlay: its directory
+        holds its layer alone) and the figure kept."""
+        directory = self.dir / chain.split(":", 1)[1]
+        try:
+            return int((directory / DIFF_SIZE).read_text())
+        except (OSError, ValueError):
+            if self.driver != "overlay" or not (directory / "fs").is_dir():
                 return None
-        return total
+        size = tree_size(directory / "fs")
+        with contextlib.suppress(OSError):
+            (directory / DIFF_SIZE).write_text(str(size))
+        return size
 
     def prepare(self, chains: list[str], container_dir: Path) -> list[Mount]:
         """The container's root filesystem as mounts (applied by the runtime)."""

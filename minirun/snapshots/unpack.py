@@ -63,6 +63,9 @@ class Applier:
         self.dir_times: list[tuple[tuple[str, ...], int]] = []
         self.umask = _umask()
         self.stream: TarStream | None = None
+        # Docker's size of a layer (its overlay2 DiffSize): the bytes of its files and symlinks,
+        # a hardlink's inode once; directories and whiteouts count nothing.
+        self.content_size = 0
 
     def close(self) -> None:
         self.root.close()
@@ -70,6 +73,7 @@ class Applier:
     def apply(self, stream: TarStream) -> None:
         self.stream = stream
         for info in stream:
+            self.content_size += info.size if info.isreg() else len(info.linkname.encode()) if info.issym() else 0
             if len(self.root._cache) > 256:
                 self.root.trim()  # bound open fds; only here, where no fd is in use
             try:

@@ -79,17 +79,33 @@ def working_dir(config: RunConfig, flag: str | None) -> str:
     return str(config.get("WorkingDir") or "/")
 
 
-def parse_env_file(text: str, source: str, caller: Mapping[str, str]) -> list[str]:
+def parse_env_file(data: bytes, source: str, caller: Mapping[str, str]) -> list[str]:
+    """An --env-file as Docker 20.10 reads it: lines (a CR before the LF dropped, a BOM at the
+    start), leading whitespace trimmed, ``#`` comments; ``K=V`` kept byte for byte after the
+    name (trailing spaces and quotes included); ``K`` alone takes the caller's value, or is
+    left out where the caller has none."""
     out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
+    for n, raw in enumerate(data.split(b"\n"), 1):
+        raw = raw.removesuffix(b"\r")
+        if n == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            raise UsageError(f"env file {source} contains invalid utf8 bytes at line {n}") from None
+        line = text.lstrip()
         if not line or line.startswith("#"):
             continue
-        if "=" not in line and line not in caller:
-            continue
-        if line.split("=", 1)[0] == "" or any(c.isspace() for c in line.split("=", 1)[0]):
-            raise UsageError(f"{source}:{n}: invalid variable name in {line!r}")
-        out.append(line)
+        name, eq, value = line.partition("=")
+        name = name.lstrip(" \t")
+        if " " in name or "\t" in name:
+            raise UsageError(f"poorly formatted environment: variable '{name}' contains whitespaces")
+        if not name:
+            raise UsageError(f"poorly formatted environment: no variable name on line '{line}'")
+        if eq:
+            out.append(f"{name}={value}")
+        elif line in caller:
+            out.append(f"{line.strip()}={caller[line]}")
     return out
 
 

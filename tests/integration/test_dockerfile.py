@@ -27,7 +27,7 @@ mkdir /data && echo from-the-host > /data/note
 for root in /var/lib/minirun /root/store; do
     echo "== $root"
     export MINIRUN_ROOT=$root
-    .venv/bin/minirun info --format '{{.Driver}}'; echo "info=$?"
+    .venv/bin/minirun info --format '{{.Driver}} ({{index .DriverStatus 0 1}})'; echo "info=$?"
     .venv/bin/minirun load -i /archives/busybox.tar
     echo piped | .venv/bin/minirun run --rm -i -v /data:/data busybox sh -c 'cat; cat /data/note; exit 3'
     echo "run=$?"

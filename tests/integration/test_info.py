@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import minirun
 from minirun.runtime import cgroups
 from tests.integration.conftest import Minirun
 
@@ -17,7 +18,8 @@ def test_info_says_what_this_host_has(mr: Minirun) -> None:
     assert doc["KernelVersion"] == os.uname().release and doc["Architecture"] == os.uname().machine
     assert doc["CgroupVersion"] == str(cgroups.version()) and "devices" in doc["CgroupControllers"]
     assert set(doc["Namespaces"]) >= {"mnt", "uts", "ipc", "pid", "net", "cgroup"}
-    assert doc["Driver"].startswith("overlay (overlayfs works on") and doc["Seccomp"].startswith("libseccomp 2.")
+    assert doc["Driver"] == "overlay" and doc["DriverStatus"][0][1].startswith("overlayfs works on")
+    assert doc["Seccomp"].startswith("libseccomp 2.") and doc["SecurityOptions"] == ["name=seccomp,profile=default"]
     assert (doc["Images"], doc["Containers"], doc["Problems"]) == (0, 0, [])
     assert doc["RegistryMirrors"] == [mr.extra_env["MINIRUN_REGISTRY_MIRROR"]]
     assert mr("pull", "-q", "busybox").returncode == 0
@@ -27,6 +29,10 @@ def test_info_says_what_this_host_has(mr: Minirun) -> None:
     text = mr("info").stdout
     assert f" Kernel Version: {os.uname().release}\n" in text and " Images: 1\n" in text
     assert mr("info", "-f", "{{.Images}}").stdout == "1\n"
+    # Docker's plain values, for scripts: `docker info -f '{{.Driver}}'` is overlay2, not a sentence.
+    r = mr("info", "-f", "{{.Driver}} {{.ServerVersion}} {{.OSType}} {{.CgroupVersion}} {{.NCPU}} {{.MemTotal}}")
+    assert r.stdout == f"overlay {minirun.__version__} linux {cgroups.version()} {os.cpu_count()} " \
+                       f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')}\n", r
     assert mr("rm", "one").returncode == 0
 
 

@@ -56,7 +56,8 @@ def test_two_rm_of_one_container_one_succeeds(mr: Minirun) -> None:
             time.sleep(0.05)
         removers = [mr.popen("rm", "-f", "target") for _ in range(2)]
         results = sorted((p.wait(timeout=60), p.stdout.read(), p.stderr.read()) for p in removers)  # type: ignore[union-attr]
-        assert results == [(0, "target\n", ""), (1, "", "minirun: No such container: target\n")], results
+        # (rm -f of one gone: said, exit 0, as Docker 20.10's)
+        assert results == [(0, "", "minirun: No such container: target\n"), (0, "target\n", "")], results
         assert run.wait(timeout=30) == 137
         run.stdout.close()  # type: ignore[union-attr]
         run.stderr.close()  # type: ignore[union-attr]
@@ -111,7 +112,7 @@ def test_prune_removes_pull_leftovers_and_counts_snapshots(mr: Minirun) -> None:
     assert mr("rmi", "-f", "busybox-app").returncode == 0  # snapshots stay: the container uses them
     assert mr("rm", "user").returncode == 0
     r = mr("system", "prune")
-    assert r.returncode == 0 and r.stdout.count("Deleted: sha256:") == 2, r  # its two snapshots
+    assert r.returncode == 0 and r.stdout.count("deleted: sha256:") == 2, r  # its two snapshots
     freed = r.stdout.splitlines()[-1]
     assert freed.startswith("Total reclaimed space: ") and freed.endswith("MB"), freed  # busybox: ~2 MB
     assert list(ingest.iterdir()) == [] and list((mr.root / "snapshots" / "overlay").glob("*/fs")) == []

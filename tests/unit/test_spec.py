@@ -41,11 +41,20 @@ def test_environment_merge() -> None:
         environment({}, ["=x"], {}, "h")
 
 
-def test_env_file() -> None:
-    text = "# c\n\nA=1\nB\nUNSET\n"
-    assert parse_env_file(text, "f", {"B": "2"}) == ["A=1", "B"]
-    with pytest.raises(UsageError, match="f:1"):
-        parse_env_file("BAD NAME=1", "f", {})
+def test_env_file_as_docker_20_10_reads_it() -> None:
+    # (Docker's opts.ParseEnvFile: values byte for byte after the first "=", quotes and trailing
+    # spaces kept; leading whitespace of a line trimmed; CRLF and a BOM taken off; K alone: the
+    # caller's value, or nothing)
+    data = "\ufeff# c\n\n  A=1 \nB\r\nUNSET\nQ=\"quoted\" # not a comment\nE=\nS==x=\n\tT=a\tb\n".encode()
+    assert parse_env_file(data, "f", {"B": "2"}) == [
+        "A=1 ", "B=2", 'Q="quoted" # not a comment', "E=", "S==x=", "T=a\tb"]
+    with pytest.raises(UsageError, match="^poorly formatted environment: variable 'BAD NAME' contains whitespaces$"):
+        parse_env_file(b"BAD NAME=1", "f", {})
+    with pytest.raises(UsageError, match="no variable name on line '=1'"):
+        parse_env_file(b"=1", "f", {})
+    with pytest.raises(UsageError, match="^env file f contains invalid utf8 bytes at line 2$"):
+        parse_env_file(b"A=1\nB=\xff\n", "f", {})
+    assert parse_env_file(b"A=\x0bx\x0cy", "f", {}) == ["A=\x0bx\x0cy"]  # only \n ends a line
 
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"
