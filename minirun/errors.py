@@ -5,6 +5,7 @@ print ``str(error)`` as the single line a user sees::
 
     MiniRunError
     ├── UsageError                 bad flag values, bad environment settings
+    │   └── ArgumentsError         too few or too many arguments (exit 1, as Docker's)
     ├── ReferenceFormatError       an image reference that does not parse
     ├── RegistryError              anything the registry (or the way to it) said
     │   ├── ConnectionFailed       no route, refused, TLS failure, timeouts
@@ -47,6 +48,11 @@ class MiniRunError(Exception):
 
 class UsageError(MiniRunError):
     pass
+
+
+class ArgumentsError(UsageError):
+    """A command given too few or too many arguments: Docker's CLI exits 1 for these (run's
+    too), where a flag it cannot parse is 125."""
 
 
 class ConfigError(MiniRunError):

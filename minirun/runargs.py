@@ -10,7 +10,7 @@ short flags; ``--name=x`` or ``--name x``; ``-eK=V``, ``-e=K=V`` or ``-e K=V``;
 
 from typing import Any, Literal, NamedTuple
 
-from .errors import UsageError
+from .errors import ArgumentsError, UsageError
 
 Kind = Literal["bool", "str", "list", "int", "opt"]  # opt: a value only after "=" (--explain=json)
 
@@ -235,7 +235,7 @@ def parse(argv: list[str]) -> RunArgs:
     if values.get("help"):
         return RunArgs(**values)
     if i >= len(words):
-        raise _usage("Missing argument 'IMAGE'.")
+        raise ArgumentsError("Missing argument 'IMAGE'. (see 'minirun run --help')")
     return RunArgs(image=words[i], command=tuple(words[i + 1:]), **values)
 
 

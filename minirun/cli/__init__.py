@@ -1,7 +1,8 @@
 """The ``minirun`` command line: where it starts, what it prints on failure, its exit codes.
 
-Exit codes: 0 success; 1 an operation failed; 2 bad usage (flags, references);
-3 the registry's rate limit (Docker Hub's 429), so scripts can wait and retry.
+Exit codes, as Docker's CLI gives them: 0 success; 1 an operation failed, or bad usage (a
+value refused, arguments missing or extra); 125 a flag that does not parse; and 3 the
+registry's rate limit (Docker Hub's 429), so scripts can wait and retry.
 ``run`` exits with its program's code, 125 for any failure of its own and 126/127 when
 the command cannot be run or is not found (as docker run).
 
@@ -21,17 +22,16 @@ from collections.abc import Callable
 
 from ..errors import (
     EXIT_RUN_FAILED,
+    ArgumentsError,
     ContainerStartError,
     Interrupted,
     MiniRunError,
     RateLimited,
-    ReferenceFormatError,
-    UsageError,
 )
 from .output import ensure_stdio, err
 
 EXIT_FAILURE = 1
-EXIT_USAGE = 2
+EXIT_FLAG = 125   # a flag that does not parse, for every command (Docker's CLI)
 EXIT_RATE_LIMITED = 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
@@ -43,9 +43,7 @@ def _exit_code(e: MiniRunError) -> int:
         return EXIT_INTERRUPTED
     if isinstance(e, RateLimited):
         return EXIT_RATE_LIMITED
-    if isinstance(e, UsageError | ReferenceFormatError):
-        return EXIT_USAGE
-    return EXIT_FAILURE
+    return EXIT_FAILURE  # bad usage too (a value refused, a reference, an argument missing): Docker's 1
 
 
 def _run_words(argv: list[str]) -> tuple[str | None, list[str], str] | None:
@@ -151,6 +149,8 @@ def _guarded(call: Callable[[], int], failed: int | None) -> int:
         if e.remaining is not None:
             err(f"ratelimit-remaining: {e.remaining}")
         return code
+    except ArgumentsError as e:  # (run and create too: Docker's CLI checks their arguments first)
+        return _failed(str(e), EXIT_FAILURE)
     except MiniRunError as e:
         if debug:
             _print_traceback()
@@ -169,13 +169,14 @@ def _guarded(call: Callable[[], int], failed: int | None) -> int:
         return failed or EXIT_FAILURE
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
         if hasattr(e, "format_message") and hasattr(e, "exit_code"):
-            # A usage error from the (vendored) click parser: bad flag, missing argument.
+            # A usage error from the (vendored) click parser. Docker's CLI: a flag it does not
+            # know or cannot parse is 125 for every command; arguments missing, extra or not
+            # a command, 1.
             ctx = getattr(e, "ctx", None)
             where = ctx.command_path if ctx is not None else "minirun"
             err(f"{e.format_message()} (see '{where} --help')")
-            if where.split()[-1:] == ["exec"]:  # as docker exec's (run's and create's are 125 already)
-                return EXIT_RUN_FAILED
-            return failed or EXIT_USAGE
+            flag = type(e).__name__ in ("NoSuchOption", "BadOptionUsage", "BadParameter")
+            return EXIT_FLAG if flag else EXIT_FAILURE
         if debug:
             _print_traceback()
         err(f"internal error: {type(e).__name__}: {e} (set MINIRUN_DEBUG=1 for details)")

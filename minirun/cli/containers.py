@@ -124,9 +124,8 @@ def rm_cmd(
 def _check_time(seconds: float | None) -> None:
     """-t: seconds, a number (nan and inf are not; negative: no SIGKILL)."""
     import math
-    if seconds is not None and not math.isfinite(seconds):
-        from ..errors import UsageError
-        raise UsageError(f'invalid --time "{seconds}": expected seconds (negative: no SIGKILL)')
+    if seconds is not None and not math.isfinite(seconds):  # a flag that does not parse: 125, as Docker's
+        raise typer.BadParameter(f'"{seconds}": expected seconds (negative: no SIGKILL)', param_hint="'--time'")
 
 
 def stop_cmd(

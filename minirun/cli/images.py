@@ -11,6 +11,7 @@ from ..errors import Interrupted, MiniRunError, ReferenceFormatError, UsageError
 from ..ops import images as ops
 from ..ops.context import Context
 from . import completion as complete
+from . import imagefilter
 from .options import FormatOpt, InsecureOpt, MirrorOpt, PlatformOpt, context_of
 from .output import err, human_size, line, print_rows, since
 
@@ -82,7 +83,7 @@ def _image_rows(ctx: Context) -> list[dict[str, object]]:
     from ..remote import reference
     images = ctx.images
     rows: list[dict[str, object]] = []
-    records = sorted(images.records(), key=lambda r: r.pulled, reverse=True)
+    records = sorted(images.records(), key=lambda r: r.reference)
     for key, why in images.damaged().items():
         err(f"image {key}: its record in {images.records_dir} is damaged ({why}); "
             "minirun rmi or system prune removes it")
@@ -105,6 +106,8 @@ def _image_rows(ctx: Context) -> list[dict[str, object]]:
             "Size": human_size(size), "Platform": rec.platform, "Reference": rec.reference,
             "Labels": ",".join(f"{k}={v}" for k, v in (config.run_config.get("Labels") or {}).items()),
         })
+    # Docker's order: newest image first (by its config's creation), ties by name
+    rows.sort(key=lambda row: imagefilter.created(row), reverse=True)
     return rows
 
 
@@ -123,7 +126,6 @@ def images_cmd(
     = [],  # noqa: B006 - typer reads the default, never mutates it
 ) -> None:
     """List images in the local store."""
-    from . import imagefilter
     wanted = imagefilter.parse(filter, repository)
     rows = _image_rows(context_of(tctx))
     for row in rows:  # the full ID is for --no-trunc only (not a field of Docker's rows)

@@ -244,6 +244,7 @@ class ImageStore:
             missing = [r for r in references if r not in known and not self.path_of(r).exists()]
             if missing:
                 raise ImageNotKnown(f"removing image {missing[0]}: no such image")
+            ids = {index.records[key].config for key in references if key in index.records}
             for key in references:
                 index.records.pop(key, None)
                 _unlink(index.damaged.pop(key, (self.path_of(key), ""))[0])
@@ -255,7 +256,8 @@ class ImageStore:
             for rec in index.records.values():
                 keep |= self.blobs_of(rec)
             deleted, freed = [], 0
-            for digest in sorted(self.content.digests() - keep):
+            # (the image's ID first, then its other blobs, as Docker's "Deleted:" lines go)
+            for digest in sorted(self.content.digests() - keep, key=lambda d: (d not in ids, d)):
                 freed += self.content.remove(digest)
                 deleted.append(digest)
             freed += self._remove_stale_ingests()

@@ -113,16 +113,17 @@ def remove_images(ctx: Context, names: list[str], force: bool) -> Removed:
     return Removed(*store.remove(targets, lambda records: collect_snapshots(store, records)))
 
 
-def prune(ctx: Context) -> Removed:
+def prune(ctx: Context, caches: bool = True) -> Removed:
     """Blobs, snapshots and partial downloads that no image references; damaged image entries,
-    blobs (a damaged index, manifest or config is found by reading it) and containers."""
+    blobs (a damaged index, manifest or config is found by reading it) and containers; with
+    ``caches``, the compiled seccomp programs (made again when needed)."""
     from ..runtime import seccomp_bpf
     from ..runtime.net import network
     store = ctx.images
     containers = remove_damaged_containers(ctx.root)
     network.remove_unused()  # the bridge and minirun's nftables table, when no container has a lease
     untagged, deleted, freed = store.remove([], lambda records: collect_snapshots(store, records), drop_damaged=True)
-    return Removed(untagged, deleted, freed + seccomp_bpf.prune_cache(ctx.root), containers)
+    return Removed(untagged, deleted, freed + (seccomp_bpf.prune_cache(ctx.root) if caches else 0), containers)
 
 
 def tag_image(ctx: Context, source: str, target: str) -> Reference:

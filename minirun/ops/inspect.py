@@ -107,7 +107,7 @@ def _networks(ctx: Context, state: ContainerState, settings: Settings) -> Doc:
     import os
 
     from ..containers.networks import builtin_id
-    from ..runtime.net.netconf import is_user_network
+    from ..runtime.net.netconf import is_user_network, mac_of
     from .netrun import find_network
     wanted = [(settings.network, settings.network_alias)] + [(j.name, j.aliases) for j in settings.joined()]
     leases = {}
@@ -126,7 +126,8 @@ def _networks(ctx: Context, state: ContainerState, settings: Settings) -> Doc:
         out[name] = {"Aliases": [*aliases, state.id[:12]] if net.names else None,
                      "NetworkID": builtin_id("bridge") if net.builtin else net.id,
                      "IPAddress": lease.address if lease else "", "IPPrefixLen": net.subnet.prefix if lease else 0,
-                     "Gateway": net.subnet.gateway if lease else "", "MacAddress": ""}
+                     "Gateway": net.subnet.gateway if lease else "",
+                     "MacAddress": mac_of(lease.address) if lease else ""}
     return out
 
 

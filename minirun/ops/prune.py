@@ -82,7 +82,8 @@ def prune_containers(ctx: Context, filters: Filters) -> tuple[list[str], int]:
             continue
         if not filters.keeps(state.created, labels_of(ctx, state)):
             continue
-        size = tree_size(ctx.root / "containers" / state.id)
+        upper = ctx.root / "containers" / state.id / "upper"  # its writable layer: Docker's SizeRw
+        size = tree_size(upper) if upper.is_dir() else 0
         try:
             remove_container(ctx, state.id, force=False)
         except (ContainerError, StoreError):
@@ -111,9 +112,10 @@ def unused_images(ctx: Context, all_images: bool, filters: Filters) -> list[str]
     return out
 
 
-def prune_images(ctx: Context, all_images: bool, filters: Filters) -> Removed:
+def prune_images(ctx: Context, all_images: bool, filters: Filters, caches: bool = False) -> Removed:
     """image prune: the unused images' references untagged, then what nothing uses deleted
-    (and damaged entries and containers: ``images.prune``)."""
+    (and damaged entries and containers: ``images.prune``; ``caches``: the compiled seccomp
+    programs too, as system prune empties them)."""
     from .images import prune as collect
     from .images import remove_images
     untagged: list[str] = []
@@ -127,7 +129,7 @@ def prune_images(ctx: Context, all_images: bool, filters: Filters) -> Removed:
         untagged += removed.untagged
         deleted += removed.deleted
         freed += removed.freed
-    rest = collect(ctx)
+    rest = collect(ctx, caches)
     return Removed(untagged + rest.untagged, deleted + rest.deleted, freed + rest.freed, rest.containers)
 
 
@@ -141,6 +143,6 @@ def prune_system(ctx: Context, all_images: bool, volumes: bool, filters: Filters
         from .volumes import prune_volumes
         names, more = prune_volumes(ctx)
         freed += more
-    images = prune_images(ctx, all_images, filters)
+    images = prune_images(ctx, all_images, filters, caches=True)
     return Pruned(containers + images.containers, networks, names, images.untagged, images.deleted,
                   freed + images.freed)

@@ -59,9 +59,9 @@ def test_login_flags(env: Env, minirun: Minirun) -> None:
     r = minirun("login", "-u", USER, "-p", PASSWORD, env.basic.host)
     assert r.returncode == 0 and r.stdout == "Login Succeeded\n"
     r = minirun("login", "-p", "x", "--password-stdin", env.basic.host, input=b"")
-    assert r.returncode == 2 and "mutually exclusive" in r.stderr
+    assert r.returncode == 1 and "mutually exclusive" in r.stderr
     r = minirun("login", env.basic.host, input=b"")
-    assert r.returncode == 2 and "stdin is not a terminal" in r.stderr
+    assert r.returncode == 1 and "stdin is not a terminal" in r.stderr
     r = minirun("logout", "127.0.0.1:9")
     assert (r.returncode, r.stdout) == (0, "Not logged in to 127.0.0.1:9\n")
 

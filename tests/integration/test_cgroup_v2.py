@@ -35,12 +35,15 @@ def test_limits_on_a_cgroup_v2_kernel(tmp_path: Path, mr: Minirun) -> None:
 echo "guest controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 {sys.executable} -c "from minirun.runtime import cgroups; print('guest cgroup version', cgroups.version())"
 cd {REPO}
-{sys.executable} -m pytest -p no:cacheprovider -q --color=no --basetemp /mnt/tmp/pytest {" ".join(TESTS)}
+{sys.executable} -m pytest -p no:cacheprovider -v --color=no -o faulthandler_timeout=240 --basetemp /mnt/tmp/pytest \
+    {" ".join(TESTS)}
 echo "guest pytest exit $?"
 MINIRUN_ROOT=/mnt/smoke-store {sys.executable} {REPO}/scripts/smoke --minirun "{sys.executable} -m minirun" \
     --load {" ".join(archives)}
 echo "guest smoke exit $?"
 """
+    # (-v names each test as it starts, and faulthandler_timeout dumps every thread's stack when
+    # one takes over 4 minutes: a hang in the guest, seen twice, then shows where it is)
     out = vm.run_guest(script, tmp_path)
     tail = out[-3000:]
     controllers = re.search(r"guest controllers: (.*)", out)

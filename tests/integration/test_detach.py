@@ -272,7 +272,7 @@ def test_inspect_and_ps_filters(mr: Minirun) -> None:
     assert sorted(mr("ps", "-a", "--format", "{{.Names}}\\t{{.State}}").stdout.splitlines()) == \
         ["done1\texited", "probe1\trunning"]
     r = mr("ps", "--filter", "colour=red")
-    assert r.returncode == 2 and "invalid --filter" in r.stderr
+    assert r.returncode == 1 and "invalid --filter" in r.stderr
     assert mr("rm", "-f", "probe1", "done1").returncode == 0
 
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
+import sys
+from pathlib import Path
 
 import minirun
 from minirun.cli.output import human_size
-from tests.integration.conftest import Minirun
+from tests.integration.conftest import Minirun, until
 
 
 def _id(mr: Minirun, name: str) -> str:
@@ -34,7 +37,7 @@ def test_prunes_remove_what_docker_s_remove(mr: Minirun) -> None:
     r = mr("container", "prune", "-f", "--filter", "until=1h")  # made now: not before an hour ago
     assert (r.returncode, r.stdout) == (0, "Total reclaimed space: 0B\n"), r
     r = mr("container", "prune", "--filter", "since=1h")
-    assert r.returncode == 2 and "until=, label= and label!=" in r.stderr, r
+    assert r.returncode == 1 and "until=, label= and label!=" in r.stderr, r
     # Images: dangling ones only (none here), then -a: every one no container uses.
     assert mr("image", "prune", "-f").stdout == "Total reclaimed space: 0B\n"
     hello = _id(mr, "hello-world")
@@ -102,3 +105,66 @@ def test_history_df_and_version(mr: Minirun) -> None:
     doc = json.loads(mr("version", "--format", "json").stdout)
     assert doc["Server"]["KernelVersion"] == os.uname().release and doc["Client"]["Os"] == "linux"
     assert mr("version").stdout.splitlines()[0] == "Client:"
+
+
+def _shell_env(mr: Minirun) -> dict[str, str]:
+    """A shell that finds `minirun` (the one installed beside this Python) on PATH."""
+    env = mr.env()
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+    return env
+
+
+def _bash_complete(mr: Minirun, words: str) -> list[str]:
+    script = mr("completion", "bash").stdout
+    line = f'{script}\nCOMP_WORDS=({words}); COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 )); _minirun_completion; ' \
+           'printf "%s\\n" "${COMPREPLY[@]}"'
+    r = subprocess.run(["bash", "-c", line], env=_shell_env(mr), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r
+    return r.stdout.split()
+
+
+def test_completion_scripts_complete_commands_flags_and_names(mr: Minirun) -> None:
+    assert mr("pull", "-q", "busybox").returncode == 0
+    assert mr("run", "-d", "--name", "webby", "busybox", "sleep", "60").returncode == 0
+    assert _bash_complete(mr, "minirun ima") == ["images", "image"]
+    assert _bash_complete(mr, "minirun image hi") == ["history"]
+    assert _bash_complete(mr, "minirun stop we") == ["webby"]            # container names
+    assert _bash_complete(mr, "minirun container exec we") == ["webby"]
+    assert _bash_complete(mr, "minirun rmi bu") == ["busybox:latest"]    # image names
+    assert _bash_complete(mr, "minirun run --netw") == ["--network", "--network-alias"]  # run's own flags
+    assert _bash_complete(mr, "minirun run --rm bus") == ["busybox:latest"]
+    assert _bash_complete(mr, "minirun ps --fo") == ["--format"]
+    for shell in ("zsh", "fish"):
+        assert "_MINIRUN_COMPLETE=complete_" + shell in mr("completion", shell).stdout
+    r = mr("completion", "tcsh")
+    assert r.returncode == 1 and r.stderr == 'minirun: invalid shell "tcsh": expected bash, zsh or fish\n'
+    assert mr("rm", "-f", "webby").returncode == 0
+
+
+def test_the_manual_page_covers_every_command(mr: Minirun, tmp_path: Path) -> None:
+    page = tmp_path / "minirun.1"
+    page.write_text(mr("manual").stdout)
+    r = subprocess.run(["nroff", "-man", "-Tutf8", str(page)], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "LC_ALL": "C.UTF-8"})
+    assert r.returncode == 0 and "warning" not in r.stderr, r
+    text = re.sub(r".\x08", "", r.stdout)  # nroff's overstrikes (bold)
+    for command in ("minirun run", "minirun container prune", "minirun image push", "minirun system df",
+                    "minirun network connect", "minirun volume create", "minirun completion"):
+        assert command in text, command
+    assert "--network-alias" in text and "--health-cmd" in text and "--filter" in text  # run's table, options
+
+
+def test_exec_env_file_and_detached(mr: Minirun, tmp_path: Path) -> None:
+    assert mr("run", "-d", "--name", "box", "busybox", "sleep", "60").returncode == 0
+    env_file = tmp_path / "env"
+    env_file.write_bytes(b"# settings\nGREETING=hello there  \nQUOTED=\"as is\"\n")
+    r = mr("exec", "--env-file", str(env_file), "-e", "EXTRA=1", "box", "sh", "-c",
+           'printf "[%s][%s][%s]" "$GREETING" "$QUOTED" "$EXTRA"')
+    assert (r.returncode, r.stdout) == (0, '[hello there  ]["as is"][1]'), r
+    r = mr("exec", "-d", "box", "sh", "-c", "sleep 1; echo later > /tmp/done")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", ""), r
+    assert mr("exec", "box", "cat", "/tmp/done").stdout == ""  # it runs on after exec -d returned
+    until("the detached exec's write", lambda: mr("exec", "box", "cat", "/tmp/done").stdout == "later\n")
+    r = mr("exec", "-d", "box", "nosuchprogram")
+    assert r.returncode in (126, 127) and "nosuchprogram" in r.stderr, r
+    assert mr("rm", "-f", "box").returncode == 0

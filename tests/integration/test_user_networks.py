@@ -146,18 +146,28 @@ def test_isolation_internal_and_published_ports(host: HostSide, tmp_path: object
             return host.run("run", "--rm", "--network", network, "busybox", "sh", "-c",
                             f"busybox timeout 3 busybox wget -qO- {url} || exit 1")
 
+        def said(network: str, url: str, expected: str) -> None:
+            r = fetch(network, url)
+            assert r.stdout == expected, (network, url, r, host.leases(), host.sh("ip neigh; ip -br link").stdout,
+                                          host.sh("nft list table ip minirun").stdout)
+
         # (busybox-static's wget cannot look names up: its glibc has no NSS modules to load)
-        r = fetch("one", f"http://{address}/")
-        assert r.stdout == "in one\n", (address, r, host.leases(), host.sh("nft list table ip minirun").stdout)
+        said("one", f"http://{address}/", "in one\n")                          # same network
         assert fetch("two", f"http://{address}/").returncode != 0                  # another network: no reach
         assert fetch("bridge", f"http://{address}/").returncode != 0               # nor the default bridge
-        assert fetch("two", f"http://{OTHER}:8088/").stdout == "in one\n"          # published: as from outside
-        assert fetch("one", f"http://{OTHER}:8000/").stdout == "host side\n"       # a way out
+        said("two", f"http://{OTHER}:8088/", "in one\n")                        # published: as from outside
+        said("one", f"http://{OTHER}:8000/", "host side\n")                     # a way out
         assert fetch("shut", f"http://{OTHER}:8000/").returncode != 0              # internal: none
         assert fetch("shut", f"http://{address}/").returncode != 0
         r = host.run("run", "--rm", "--network", "shut", "--ip", "10.99.5.42", "busybox", "sh", "-c",
-                     "busybox ip -o -4 addr show eth0; busybox ip route")
+                     "busybox ip -o -4 addr show eth0; busybox ip route; cat /sys/class/net/eth0/address")
         assert "inet 10.99.5.42/24" in r.stdout and "default" not in r.stdout, r
+        # Docker's MACs: from the address (one given again comes with the MAC the others cached
+        # for it), and the bridge's own, fixed (not its lowest port's, which changes as they go).
+        assert r.stdout.endswith("\n02:42:0a:63:05:2a\n"), r
+        options = json.loads(host.run("network", "inspect", "shut").stdout)[0]["Options"]
+        bridge = options["com.docker.network.bridge.name"]
+        assert host.sh(f"cat /sys/class/net/{bridge}/address").stdout == "02:42:0a:63:05:01\n"
         r = host.run("run", "--rm", "--network", "shut", "--ip", "10.99.6.1", "busybox", "true")
         assert r.returncode == 125 and "not a host address of network shut" in r.stderr, r
         r = host.run("run", "--rm", "--ip", "10.77.0.9", "busybox", "true")

@@ -48,11 +48,11 @@ def test_env_file_as_docker_20_10_reads_it() -> None:
     data = "\ufeff# c\n\n  A=1 \nB\r\nUNSET\nQ=\"quoted\" # not a comment\nE=\nS==x=\n\tT=a\tb\n".encode()
     assert parse_env_file(data, "f", {"B": "2"}) == [
         "A=1 ", "B=2", 'Q="quoted" # not a comment', "E=", "S==x=", "T=a\tb"]
-    with pytest.raises(UsageError, match="^poorly formatted environment: variable 'BAD NAME' contains whitespaces$"):
+    with pytest.raises(UsageError, match=r"^poorly formatted environment: variable 'BAD NAME' contains whitespaces$"):
         parse_env_file(b"BAD NAME=1", "f", {})
     with pytest.raises(UsageError, match="no variable name on line '=1'"):
         parse_env_file(b"=1", "f", {})
-    with pytest.raises(UsageError, match="^env file f contains invalid utf8 bytes at line 2$"):
+    with pytest.raises(UsageError, match=r"^env file f contains invalid utf8 bytes at line 2$"):
         parse_env_file(b"A=1\nB=\xff\n", "f", {})
     assert parse_env_file(b"A=\x0bx\x0cy", "f", {}) == ["A=\x0bx\x0cy"]  # only \n ends a line
 

@@ -31,6 +31,13 @@ def ip_text(value: int) -> str:
     return ".".join(str(b) for b in struct.pack("!I", value))
 
 
+def mac_of(address: str) -> str:
+    """The MAC address an interface with ``address`` gets, as Docker's (02:42 and the IPv4
+    address; locally administered): an address given again comes with the same MAC, so
+    what a neighbour cached for it (the host's ARP entry, valid for ~30 s) stays right."""
+    return "02:42:" + ":".join(f"{(ip_int(address) >> shift) & 0xFF:02x}" for shift in (24, 16, 8, 0))
+
+
 class Subnet(NamedTuple):
     network: int
     prefix: int

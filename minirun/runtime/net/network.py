@@ -25,7 +25,7 @@ from .leases import (
     nft_path,
     state_path,
 )
-from .netconf import BRIDGE, TABLE, Net, PortMapping, allocate, default_net, overlapping_route
+from .netconf import BRIDGE, TABLE, Net, PortMapping, allocate, default_net, mac_of, overlapping_route
 from .wiring import no_router_advertisements, sysctl
 
 
@@ -61,8 +61,10 @@ def _ensure_bridge(locked: Locked, net: Net) -> None:
     from .netlink import Netlink
     nl = Netlink()
     try:
-        nl.new_link([["IFLA_IFNAME", bridge], ["IFLA_LINKINFO", {"attrs": [["IFLA_INFO_KIND", "bridge"]]}]],
-                    f"creating bridge {bridge}")
+        # A MAC of its own, set: else the bridge takes its lowest port's, and changes it as
+        # containers come and go, while the others still send to the one they cached.
+        nl.new_link([["IFLA_IFNAME", bridge], ["IFLA_ADDRESS", mac_of(net.subnet.gateway)],
+                     ["IFLA_LINKINFO", {"attrs": [["IFLA_INFO_KIND", "bridge"]]}]], f"creating bridge {bridge}")
         index = socket.if_nametoindex(bridge)
         nl.add_address(index, net.subnet.gateway, net.subnet.prefix, f"adding {net.subnet.gateway} to {bridge}")
         nl.set_up(index, f"bringing {bridge} up")

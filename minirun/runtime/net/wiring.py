@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from .leases import Lease, link_name, state_dir
+from .netconf import mac_of
 from .netns import in_netns
 
 
@@ -52,7 +53,7 @@ def attach(lease: Lease, pid: int) -> None:
     nl = Netlink()
     try:
         bridge = socket.if_nametoindex(lease.net.bridge)
-        peer = {"attrs": [["IFLA_IFNAME", inside], ["IFLA_NET_NS_PID", pid]]}
+        peer = {"attrs": [["IFLA_IFNAME", inside], ["IFLA_NET_NS_PID", pid], ["IFLA_ADDRESS", mac_of(lease.address)]]}
         nl.new_link([["IFLA_IFNAME", host_end], ["IFLA_MASTER", bridge],
                      ["IFLA_LINKINFO", {"attrs": [["IFLA_INFO_KIND", "veth"],
                                                   ["IFLA_INFO_DATA", {"attrs": [["VETH_INFO_PEER", peer]]}]]}]],
