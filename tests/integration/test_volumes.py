@@ -116,7 +116,7 @@ def test_volume_verbs_labels_filters_and_bad_names(mr: Minirun, pgish: str) -> N
     assert r.returncode == 1 and "invalid filter" in r.stderr, r
     assert mr("system", "prune").returncode == 0 and len(_volumes(mr)) == 2  # volumes survive a prune
     r = mr("system", "prune", "--volumes")
-    assert r.returncode == 0 and "Deleted Volumes:\nnamed\n" in r.stdout and _volumes(mr) == [], r
+    assert r.returncode == 0 and "Deleted Volumes:\n" in r.stdout and "\nnamed\n" in r.stdout and _volumes(mr) == [], r
 
 
 def test_copy_up_follows_the_images_links_only_inside_the_image(env: Env, mr: Minirun, tmp_path: Path) -> None:
