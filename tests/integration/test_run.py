@@ -96,8 +96,8 @@ def test_no_internal_errors_for_odd_input(mr: Minirun) -> None:
     cases: list[tuple[list[str | bytes], int, str]] = [
         (["run", "--rm", "--log-opt", "max-size=1e400", "busybox", "true"], 125, "invalid --log-opt"),
         (["run", "--rm", "-h", b"h\xff", "busybox", "true"], 125, "invalid hostname"),
-        (["logs", "--since", "99999999999999999999999", "x"], 2, 'invalid --since "99999999999999999999999"'),
-        (["logs", "--since", "99999999999999h", "x"], 2, "out of range"),
+        (["logs", "--since", "99999999999999999999999", "x"], 1, 'invalid --since "99999999999999999999999"'),
+        (["logs", "--since", "99999999999999h", "x"], 1, "out of range"),
     ]
     for words, code, said in cases:
         r = subprocess.run([*mr.argv(), *words], env=mr.env(), capture_output=True, timeout=60)
