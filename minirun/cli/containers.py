@@ -14,13 +14,14 @@ from ..ops.start import start_container
 from . import completion as complete
 from .many import each, print_docs
 from .options import QuietOpt, context_of
-from .output import err, line, print_rows, since, write
+from .output import docker_created, err, human_size, line, print_rows, since, write
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from ..containers.logs import Entry
     from ..containers.state import ContainerState
+    from ..ops.context import Context
 
 
 RunWords = Annotated[list[str] | None, typer.Argument(metavar="[OPTIONS] IMAGE [COMMAND] [ARG...]",
@@ -75,6 +76,7 @@ def ps_cmd(
     no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Full IDs and commands.")] = False,
     last: Annotated[int, typer.Option("--last", "-n", help="The N last created (all states).")] = -1,
     latest: Annotated[bool, typer.Option("--latest", "-l", help="The last created (all states).")] = False,
+    size: Annotated[bool, typer.Option("--size", "-s", help="Display total file sizes.")] = False,
 ) -> None:
     """List containers."""
     from .psfilter import Matcher, parse
@@ -91,20 +93,28 @@ def ps_cmd(
         states = states[:last]  # (newest first)
     for d in damaged:
         err(f"container {d.id[:12]}: {d.reason}; minirun rm {d.id[:12]} or minirun system prune removes it")
-    rows = [{"ID": s.id if no_trunc else s.id[:12], "Image": s.image, "Command": json.dumps(" ".join(s.command)),
-             "CreatedAt": s.created, "RunningFor": since(s.created), "Status": _status(s, ctx.root),
-             "State": s.status, "ExitCode": s.exit_code, "Names": s.name,
-             "Networks": ops.network_of(context_of(tctx), s) if "Networks" in format else "",
-             "IPAddress": s.address or "",
-             "Ports": ", ".join(s.ports) if s.status == "running" else ""}
-            for s in states]
+    size = size or ".Size" in format  # (as Docker's: a format that shows the size asks for it)
+    rows = [_ps_row(ctx, s, no_trunc, "Networks" in format, size) for s in states]
     cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"), ("CREATED", "RunningFor"),
-            ("STATUS", "Status"), ("PORTS", "Ports"), ("NAMES", "Names")]
+            ("STATUS", "Status"), ("PORTS", "Ports"), ("NAMES", "Names")] + ([("SIZE", "Size")] if size else [])
     if format == "table" and not no_trunc:  # Docker shortens the command in its table only
         rows = [{k: (str(v)[:22] + "…\"" if k == "Command" and len(str(v)) > 24 else v) for k, v in r.items()}
                 for r in rows]
     print_rows(rows, quiet, format, cols, headers={"CreatedAt": "CREATED AT", "State": "STATE", "Networks": "NETWORKS",
                                                    "ExitCode": "EXIT CODE", "IPAddress": "IP ADDRESS"})
+
+
+def _ps_row(ctx: Context, s: ContainerState, no_trunc: bool, networks: bool, size: bool) -> dict[str, object]:
+    row: dict[str, object] = {
+        "ID": s.id if no_trunc else s.id[:12], "Image": s.image, "Command": json.dumps(" ".join(s.command)),
+        "CreatedAt": docker_created(s.created), "RunningFor": since(s.created), "Status": _status(s, ctx.root),
+        "State": s.status, "ExitCode": s.exit_code, "Names": s.name,
+        "Networks": ops.network_of(ctx, s) if networks else "", "IPAddress": s.address or "",
+        "Ports": ", ".join(s.ports) if s.status == "running" else ""}
+    if size:  # its writable layer, and with its image's (Docker's "virtual")
+        own, image = ops.sizes_of(ctx, s)
+        row["Size"] = f"{human_size(own)} (virtual {human_size(own + image)})"
+    return row
 
 
 def rm_cmd(
@@ -266,9 +276,9 @@ def inspect_cmd(
     = None,
 ) -> None:
     """Containers and images as JSON, with Docker's field names."""
-    from ..ops.inspect import inspect
+    from ..ops.inspect import as_json, inspect
     ctx = context_of(tctx)
-    print_docs(names, lambda name: inspect(ctx, name), format)
+    print_docs(names, lambda name: inspect(ctx, name), format, as_json)
 
 
 def start_cmd(

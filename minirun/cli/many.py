@@ -31,7 +31,8 @@ def each(keys: list[str], act: Callable[[str], object], said: Callable[[str, obj
         raise typer.Exit(1)
 
 
-def print_docs(names: list[str], get: Callable[[str], dict[str, object]], format: str | None) -> None:
+def print_docs(names: list[str], get: Callable[[str], dict[str, object]], format: str | None,
+               as_json: Callable[[dict[str, object]], dict[str, object]] = lambda doc: doc) -> None:
     """inspect's way (containers, images, volumes): every name, as one JSON array or a
     template per object, the unknown ones said after, then exit 1 if there were any."""
     docs: list[dict[str, object]] = []
@@ -44,7 +45,7 @@ def print_docs(names: list[str], get: Callable[[str], dict[str, object]], format
         except MiniRunError as e:
             failed.append(str(e))
     if format is None or format == "json":
-        line(json.dumps(docs, indent=4))
+        line(json.dumps([as_json(doc) for doc in docs], indent=4))
     else:
         from .template import render
         for doc in docs:

@@ -118,6 +118,17 @@ def since(created: str | None) -> str:
     return human_duration((_dt.datetime.now(_dt.UTC) - when).total_seconds()) + " ago"
 
 
+def docker_created(created: str) -> str:
+    """ps's CreatedAt as Docker prints it (Go's time.String in local time):
+    ``2026-12-06 07:10:41 +0000 UTC``."""
+    import datetime as _dt
+    try:
+        when = _dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return created
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S %z %Z")
+
+
 def human_duration(secs: float) -> str:
     """Docker's words for a duration (go-units' HumanDuration)."""
     seconds, minutes, hours = int(secs), int(secs / 60), int(secs / 3600 + 0.5)

@@ -419,3 +419,21 @@ def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user
         from .monitor import exec_detached
         return exec_detached(lambda started: exec_in(pid, cgroup, spec_, running, started))
     return exec_in(pid, cgroup, spec_, running)
+
+
+def sizes_of(ctx: Context, state: ContainerState) -> tuple[int, int]:
+    """ps -s: the bytes of its writable layer, and of its image (0 where the image is gone)."""
+    from ..content.files import tree_size
+    from ..errors import MiniRunError
+    from ..oci import parse_config
+    from .images import image_size
+    upper = ctx.root / "containers" / state.id / "upper"
+    own = tree_size(upper) if upper.is_dir() else 0
+    record = ctx.images.get(state.reference) if state.reference else None
+    if record is None:
+        return own, 0
+    try:
+        config = parse_config(ctx.images.content.read(record.config), record.reference)
+        return own, image_size(ctx, ctx.images.manifest_of(record), config.diff_ids)
+    except MiniRunError:
+        return own, 0

@@ -96,10 +96,12 @@ def container_doc(ctx: Context, state: ContainerState) -> Doc:
 
 
 def _health(ctx: Context, state: ContainerState) -> Doc:
-    """State.Health, for a container with a health check (as Docker: absent otherwise)."""
+    """State.Health: the health check's record, None for a container without one."""
     from .health import read
     health = read(ctx.root / "containers" / state.id)
-    return {} if health is None else {"Health": health}
+    # (None: Docker's State.Health is a nil pointer then: a template prints <nil>, its JSON
+    # leaves the field out; see as_json)
+    return {"Health": health}
 
 
 def _networks(ctx: Context, state: ContainerState, settings: Settings) -> Doc:
@@ -201,3 +203,12 @@ def image_doc(ctx: Context, record: ImageRecord, tags: list[ImageRecord]) -> Doc
         "Config": raw.get("config") or {}, "RootFS": {"Type": "layers", "Layers": list(config.diff_ids)},
         "Size": image_size(ctx, manifest, config.diff_ids), "VirtualSize": image_size(ctx, manifest, config.diff_ids),
     }
+
+
+def as_json(doc: Doc) -> Doc:
+    """A document as Docker's inspect prints it as JSON: the fields its Go structs omit when
+    empty left out (a container's State.Health without a health check)."""
+    state = doc.get("State")
+    if isinstance(state, dict) and state.get("Health", 0) is None:
+        return {**doc, "State": {k: v for k, v in state.items() if k != "Health"}}
+    return doc

@@ -168,3 +168,17 @@ def test_exec_env_file_and_detached(mr: Minirun, tmp_path: Path) -> None:
     r = mr("exec", "-d", "box", "nosuchprogram")
     assert r.returncode in (126, 127) and "nosuchprogram" in r.stderr, r
     assert mr("rm", "-f", "box").returncode == 0
+
+
+def test_ps_size_created_at_and_a_nil_health(mr: Minirun) -> None:
+    assert mr("run", "--name", "wrote", "busybox", "sh", "-c", "echo hello > /greeting").returncode == 0
+    image = int(mr("inspect", "-f", "{{.Size}}", "busybox").stdout)
+    r = mr("ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}")
+    assert r.stdout == f"wrote 6B (virtual {human_size(6 + image)})\n", r  # its upper layer: /greeting
+    assert mr("ps", "-as").stdout.splitlines()[0].split()[-1] == "SIZE"
+    created = mr("ps", "-a", "--format", "{{.CreatedAt}}").stdout
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} \S+\n", created), created  # Go's time.String
+    r = mr("inspect", "-f", "{{.State.Health}} {{.RestartCount}} {{.HostConfig.RestartPolicy.Name}}", "wrote")
+    assert r.stdout == "<nil> 0 no\n", r
+    assert "Health" not in json.loads(mr("inspect", "wrote").stdout)[0]["State"]  # omitted, as Docker's JSON
+    assert mr("rm", "wrote").returncode == 0
