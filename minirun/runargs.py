@@ -100,7 +100,7 @@ _TRUE = ("1", "t", "T", "true", "TRUE", "True")
 _FALSE = ("0", "f", "F", "false", "FALSE", "False")
 
 SUMMARY = "Run a command in a new container (pulling the image if it is not here)."
-USAGE = "Usage: minirun run [OPTIONS] IMAGE [COMMAND] [ARG...]"
+USAGE = "Usage:  minirun run [OPTIONS] IMAGE [COMMAND] [ARG...]"  # (Docker's two spaces)
 
 
 class RunArgs(NamedTuple):
@@ -247,9 +247,11 @@ def help_text(create: bool = False) -> str:
         indent = "    " if flag.names[0].startswith("--") else ""  # long names in one column
         shown = indent + ", ".join(flag.names) + (f" {flag.metavar}" if flag.metavar else "")
         rows.append((shown, flag.help))
-    width = max(len(s) for s, _ in rows) + 2
+    width = min(max(len(s) for s, _ in rows), 40) + 3  # a longer one has its help on the next line
     usage, summary = (USAGE.replace(" run ", " create "), "Create a new container (run's flags; start runs it).") \
         if create else (USAGE, SUMMARY)
-    lines = [usage, "", f"  {summary}", "", "Options:"]
-    lines += [f"  {s.ljust(width)}{h}".rstrip() for s, h in rows]
+    lines = [usage, "", summary, "", "Options:"]
+    for shown, text in rows:
+        lines += [f"  {shown.ljust(width)}{text}".rstrip()] if len(shown) < width else \
+            [f"  {shown}", f"  {' ' * width}{text}".rstrip()]
     return "\n".join(lines) + "\n"

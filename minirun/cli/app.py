@@ -147,9 +147,25 @@ for _verb, _cmd in _image_verbs:
     image_app.command(_verb)(_cmd)
 
 
+class DockerHelpContext(typer.Context):
+    """A command's context whose --help reads as Docker's (see ``helpshape``)."""
+
+    def get_help(self) -> str:
+        from .helpshape import docker_help
+        return docker_help(super().get_help(), hasattr(self.command, "commands"), self.command_path)
+
+
+def _docker_help_everywhere(command: object) -> None:
+    """Every command of the tree makes its contexts (and so its help) the Docker way."""
+    command.context_class = DockerHelpContext  # type: ignore[attr-defined]
+    for sub in getattr(command, "commands", {}).values():
+        _docker_help_everywhere(sub)
+
+
 def run_app(argv: list[str]) -> int:
     """Parse and run one command line; errors propagate to ``cli.main``'s guard."""
     command = typer.main.get_command(app)
+    _docker_help_everywhere(command)
     try:
         result = command.main(args=argv, prog_name="minirun", standalone_mode=False)
     except typer.Exit as e:

@@ -181,9 +181,9 @@ def test_failures_are_one_line(env: Env, minirun: Minirun, tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(("args", "first"), [
-    ((), "Usage: minirun [OPTIONS] COMMAND [ARGS]..."),
-    (("system",), "Usage: minirun system [OPTIONS] COMMAND [ARGS]..."),
-    (("run", "--help"), "Usage: minirun run [OPTIONS] IMAGE [COMMAND] [ARG...]")])
+    ((), "Usage:  minirun [OPTIONS] COMMAND [ARGS]..."),   # (Docker's shape: two spaces)
+    (("system",), "Usage:  minirun system [OPTIONS] COMMAND [ARGS]..."),
+    (("run", "--help"), "Usage:  minirun run [OPTIONS] IMAGE [COMMAND] [ARG...]")])
 def test_a_command_alone_shows_its_help(minirun: Minirun, args: tuple[str, ...], first: str) -> None:
     """On stdout, exit 0, as Docker."""
     r = minirun(*args)

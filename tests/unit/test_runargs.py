@@ -68,7 +68,7 @@ def test_bad_flags_are_one_clear_line(words: list[str], message: str) -> None:
 def test_help_lists_every_flag() -> None:
     assert runargs.parse(["--help"]).help and runargs.parse(["--rm", "--help"]).help
     text = runargs.help_text()
-    assert text.startswith("Usage: minirun run [OPTIONS] IMAGE [COMMAND] [ARG...]\n")
+    assert text.startswith("Usage:  minirun run [OPTIONS] IMAGE [COMMAND] [ARG...]\n")
     for flag in runargs.FLAGS:
         assert all(name in text for name in flag.names) and flag.help in text, flag
 
