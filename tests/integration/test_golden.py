@@ -27,6 +27,8 @@ def _clean(mr: Minirun) -> None:
     for cid in mr("ps", "-aq").stdout.split():
         mr("rm", "-f", cid)
     mr("rmi", "mine:1", "mine:2")
+    for volume in mr("volume", "ls", "-q").stdout.split():
+        mr("volume", "rm", "-f", volume)
 
 
 @pytest.mark.parametrize("family", sorted({c.family for c in golden.CASES}))

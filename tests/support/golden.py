@@ -62,6 +62,13 @@ CASES: list[Case] = [
     _c("rm", "inspect -f '{{.State.ExitCode}}|{{.Config.Image}}|{{json .Config.Cmd}}' one",
        "run --name one busybox sh -c 'exit 6'"),
     _c("rm", "container prune -f", "run --name one busybox true"),
+    # volumes
+    _c("volume", "volume ls --format {{.Name}}|{{.Driver}}", "volume create v1", "volume create --label a=b v2"),
+    _c("volume", "volume ls -q --filter label=a=b", "volume create v1", "volume create --label a=b v2"),
+    _c("volume", "volume inspect -f {{.Name}}|{{.Driver}}|{{.Labels}} v2 nosuch", "volume create --label a=b v2",
+       compare="out"),
+    _c("volume", "volume rm v1 nosuch v2", "volume create v1", "volume create v2", compare="out"),
+    _c("volume", "volume rm v1", "volume create v1", "run --name one -v v1:/data busybox true", compare="out"),
     # exec and env files
     _c("exec", "exec one sh -c 'echo $A; exit 3'", "run -d --name one busybox sleep 60", "exec one true"),
     _c("exec", "exec -e A=1 -e B one sh -c 'echo [$A][$B]'", "run -d --name one busybox sleep 60"),
