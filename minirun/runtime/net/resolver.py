@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from dnslib import DNSRecord
 
 ADDRESS = "127.0.0.11"
+IP_FREEBIND = 15  # (linux/in.h; not in Python 3.11's socket module)
 TTL = 600                   # Docker's
 UPSTREAM_SECONDS = 2.0      # per upstream server, as resolv.conf's default timeout... halved
 MAX_QUERIES = 64            # in flight at once; more are dropped (the client asks again)
@@ -209,9 +210,17 @@ def spawn(pid: int, container: str, upstream: list[str], dns_dir: str, ready: Ca
     with in_netns(pid):
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        udp.bind((ADDRESS, 53))
-        tcp.bind((ADDRESS, 53))
-        tcp.listen(16)
+        try:
+            for sock in (udp, tcp):
+                # Maybe bound before the container's own setup has brought its lo up (its start
+                # does not wait for that): allowed whether 127.0.0.11 is local yet or not (an
+                # EADDRNOTAVAIL once in CI, 1 of 20 joining at once); served once lo is up,
+                # which is before its program runs.
+                sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+                sock.bind((ADDRESS, 53))
+            tcp.listen(16)
+        except OSError as e:
+            raise OSError(e.errno, f"binding the resolver to {ADDRESS}:53 in the container: {e.strerror}") from None
     os.makedirs(dns_dir, mode=0o755, exist_ok=True)
     dirfd = os.open(dns_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     fds = (udp.fileno(), tcp.fileno(), pidfd, dirfd)

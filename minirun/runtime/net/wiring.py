@@ -52,19 +52,19 @@ def attach(lease: Lease, pid: int) -> None:
     host_end, inside = lease.link or link_name(lease.container, lease.ifname), lease.ifname
     nl = Netlink()
     try:
-        bridge = socket.if_nametoindex(lease.net.bridge)
+        bridge = _index(lease.net.bridge)
         peer = {"attrs": [["IFLA_IFNAME", inside], ["IFLA_NET_NS_PID", pid], ["IFLA_ADDRESS", mac_of(lease.address)]]}
         nl.new_link([["IFLA_IFNAME", host_end], ["IFLA_MASTER", bridge],
                      ["IFLA_LINKINFO", {"attrs": [["IFLA_INFO_KIND", "veth"],
                                                   ["IFLA_INFO_DATA", {"attrs": [["VETH_INFO_PEER", peer]]}]]}]],
                     f"creating veth {host_end}")
         no_router_advertisements(host_end)
-        nl.set_up(socket.if_nametoindex(host_end), f"bringing {host_end} up")
+        nl.set_up(_index(host_end), f"bringing {host_end} up")
     finally:
         nl.close()
     with in_netns(pid):
         inner = Netlink()
-        index = socket.if_nametoindex(inside)
+        index = _index(inside)
     try:
         inner.add_address(index, lease.address, lease.subnet.prefix, f"adding {lease.address} to {inside}")
         inner.set_up(index, f"bringing {inside} up")
@@ -72,3 +72,11 @@ def attach(lease: Lease, pid: int) -> None:
             inner.add_default_route(lease.subnet.gateway, f"adding the default route via {lease.subnet.gateway}")
     finally:
         inner.close()
+
+
+def _index(name: str) -> int:
+    """The interface's index; an OSError naming it when there is none (yet, or any more)."""
+    try:
+        return socket.if_nametoindex(name)
+    except OSError as e:
+        raise OSError(e.errno, f"finding interface {name}: {e.strerror}") from None
