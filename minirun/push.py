@@ -14,7 +14,7 @@ from typing import NamedTuple
 from .content.blobs import ContentStore
 from .content.images import ImageRecord, ImageStore
 from .errors import BrokenImage, ImageNotKnown, ManifestError, MiniRunError, StoreError, VerificationError
-from .oci import Descriptor, Manifest, parse_config, parse_manifest
+from .oci import OCI_MANIFEST, Descriptor, Manifest, parse_config, parse_manifest
 from .pull import Emit, PullEvent
 from .remote.credentials import Credentials
 from .remote.endpoints import RegistryOptions
@@ -51,7 +51,8 @@ def push(ref: Reference, images: ImageStore, options: RegistryOptions, emit: Emi
             for short, layer in dict(zip(ids, manifest.layers, strict=True)).items():
                 _push_blob(uploads, content, layer, sources.get(layer.digest), short, emit)
             _push_blob(uploads, content, manifest.config, None, None, emit)
-            digest = uploads.put_manifest(ref.tag or "latest", body, manifest.media_type)
+            # (an OCI manifest may leave its mediaType out: it is one by its shape then)
+            digest = uploads.put_manifest(ref.tag or "latest", body, manifest.media_type or OCI_MANIFEST)
         finally:
             uploads.close()
     emit(PullEvent(f"{ref.tag or 'latest'}: digest: {digest} size: {len(body)}"))
