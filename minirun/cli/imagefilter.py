@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from ..errors import UsageError
+from ..spec.flags import label_matches
 
 KEYS = ("dangling", "label", "before", "since", "reference")
 Row = Mapping[str, object]
@@ -106,4 +107,4 @@ def select(rows: Sequence[Row], wanted: dict[str, list[str]]) -> list[Row]:
 def _labelled(row: Row, wanted: list[str]) -> bool:
     """label=KEY[=VALUE]: each must hold (Docker's)."""
     labels = dict(x.partition("=")[::2] for x in str(row["Labels"]).split(",") if x)
-    return all(k in labels and (not eq or labels[k] == v) for k, eq, v in (w.partition("=") for w in wanted))
+    return all(label_matches(labels, w) for w in wanted)

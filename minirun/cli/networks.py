@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ..ops import networks as ops
+from ..spec.flags import label_matches
 from . import completion as complete
 from .many import each, print_docs
 from .options import context_of, filters
@@ -45,8 +46,7 @@ def _matches(row: ops.NetworkRow, key: str, values: list[str]) -> bool:
     if key == "type":
         return any((v == "custom") == (row.record is not None) for v in values)
     labels = row.record.labels if row.record else {}
-    return any(v.partition("=")[0] in labels and (not v.partition("=")[1] or labels[v.partition("=")[0]]
-                                                   == v.partition("=")[2]) for v in values)
+    return any(label_matches(labels, v) for v in values)
 
 
 def ls_cmd(

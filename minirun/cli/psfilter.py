@@ -7,6 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+from ..spec.flags import label_matches
 
 if TYPE_CHECKING:
     from ..containers.state import ContainerState
@@ -43,7 +44,7 @@ class Matcher:
         if key == "label":  # KEY or KEY=VALUE: each must hold (Docker's)
             from ..ops.containers import labels_of
             labels = labels_of(self.ctx, s)
-            return all(k in labels and (not eq or labels[k] == v) for k, eq, v in (x.partition("=") for x in values))
+            return all(label_matches(labels, x) for x in values)
         if key in ("before", "since"):
             return all(self._ordered(s, key, v) for v in values)
         return any(self._test(s, key, v) for v in values)

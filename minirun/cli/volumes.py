@@ -8,6 +8,7 @@ import typer
 
 from ..errors import UsageError
 from ..ops import volumes as ops
+from ..spec.flags import label_matches
 from .many import each, print_docs
 from .options import context_of, filters
 from .output import confirmed, human_size, line, print_rows
@@ -51,8 +52,7 @@ def _matches(row: ops.VolumeRow, key: str, values: list[str]) -> bool:
         return any((not row.users) == (x.lower() in ("true", "1")) for x in values)
     if key == "name":
         return any(x in v.name for x in values)
-    return any(x.partition("=")[0] in v.labels and (not x.partition("=")[1] or v.labels[x.partition("=")[0]]
-                                                     == x.partition("=")[2]) for x in values)
+    return any(label_matches(v.labels, x) for x in values)
 
 
 def ls_cmd(

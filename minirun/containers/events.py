@@ -110,6 +110,7 @@ FILTERS = ("container", "event", "image", "label", "type", "network", "volume")
 
 def matches(doc: dict[str, object], wanted: dict[str, list[str]]) -> bool:
     """Docker's event filters: every kind given must match one of its values (pure)."""
+    from ..spec.flags import label_matches  # (here: appending to the journal needs none of it)
     actor = doc.get("Actor") if isinstance(doc.get("Actor"), dict) else {}
     assert isinstance(actor, dict)
     attrs = actor.get("Attributes") if isinstance(actor.get("Attributes"), dict) else {}
@@ -121,7 +122,7 @@ def matches(doc: dict[str, object], wanted: dict[str, list[str]]) -> bool:
         elif key == "type":
             ok = kind in values
         elif key == "label":
-            ok = any(_has_label(attrs, v) for v in values)
+            ok = any(label_matches(attrs, v) for v in values)
         elif key == "image":
             ok = any(v in (attrs.get("image"), actor_id if kind == "image" else None) for v in values)
         else:  # container, network, volume: by ID (or its prefix) or name
@@ -129,11 +130,6 @@ def matches(doc: dict[str, object], wanted: dict[str, list[str]]) -> bool:
         if not ok:
             return False
     return True
-
-
-def _has_label(attrs: dict[str, object], wanted: str) -> bool:
-    key, eq, value = wanted.partition("=")
-    return key in attrs and (not eq or attrs[key] == value)
 
 
 def text(doc: dict[str, object], stamp: str) -> str:

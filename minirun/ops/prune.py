@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from ..errors import ContainerError, ImageNotKnown, StoreError, UsageError
+from ..spec.flags import label_matches
 from .context import Context
 from .images import Removed
 
@@ -34,9 +35,9 @@ class Filters(NamedTuple):
         """Whether a thing created at ``created`` with ``labels`` is to be pruned."""
         if self.until is not None and _seconds(created) >= self.until:
             return False
-        if not all(_has(labels, want) for want in self.labels):
+        if not all(label_matches(labels, want) for want in self.labels):
             return False
-        return not any(_has(labels, want) for want in self.not_labels)
+        return not any(label_matches(labels, want) for want in self.not_labels)
 
 
 def parse_filters(given: list[str]) -> Filters:
@@ -54,11 +55,6 @@ def parse_filters(given: list[str]) -> Filters:
         else:
             (labels if key == "label" else not_labels).append(value)
     return Filters(until, labels, not_labels)
-
-
-def _has(labels: dict[str, str], want: str) -> bool:
-    key, eq, value = want.partition("=")
-    return key in labels and (not eq or labels[key] == value)
 
 
 def _seconds(stamp: str) -> float:

@@ -251,6 +251,13 @@ TMPFS_BASE = "noexec,nosuid,nodev"   # Docker's, before the user's options (whic
 TMPFS_SIZE = "size=65536k"           # when the user gives no options at all
 
 
+def label_matches(labels: Mapping[str, object], wanted: str) -> bool:
+    """A ``--filter label=`` value against an object's labels, as Docker reads it: ``KEY``
+    (the label is there) or ``KEY=VALUE`` (and has that value)."""
+    key, eq, value = wanted.partition("=")
+    return key in labels and (not eq or labels[key] == value)
+
+
 def parse_tmpfs(text: str) -> tuple[str, str]:
     """``--tmpfs /path[:options]``: Docker starts from noexec,nosuid,nodev and applies the
     user's options on top, so ``size=1m`` alone keeps all three."""
