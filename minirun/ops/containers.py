@@ -421,14 +421,19 @@ def exec_container(ctx: Context, key: str, argv: list[str], env: list[str], user
     return exec_in(pid, cgroup, spec_, running)
 
 
+def writable_size(ctx: Context, cid: str) -> int:
+    """The bytes of a container's writable layer (overlay's upper directory): Docker's SizeRw."""
+    from ..content.files import tree_size
+    upper = ctx.root / "containers" / cid / "upper"
+    return tree_size(upper) if upper.is_dir() else 0
+
+
 def sizes_of(ctx: Context, state: ContainerState) -> tuple[int, int]:
     """ps -s: the bytes of its writable layer, and of its image (0 where the image is gone)."""
-    from ..content.files import tree_size
     from ..errors import MiniRunError
     from ..oci import parse_config
     from .images import image_size
-    upper = ctx.root / "containers" / state.id / "upper"
-    own = tree_size(upper) if upper.is_dir() else 0
+    own = writable_size(ctx, state.id)
     record = ctx.images.get(state.reference) if state.reference else None
     if record is None:
         return own, 0

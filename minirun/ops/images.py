@@ -186,6 +186,13 @@ def image_size(ctx: Context, manifest: Manifest, diff_ids: Sequence[str]) -> int
     return sum(layer.size for layer in manifest.layers)
 
 
+def layer_sizes(ctx: Context, manifest: Manifest, chains: Sequence[str]) -> list[int]:
+    """Each layer's size (history, system df): its files as its snapshot measured them (see
+    ``Snapshotter.layer_size``), else what its compressed blob takes."""
+    measured = [ctx.snapshots.layer_size(c) if ctx.snapshots else None for c in chains]
+    return [size if size is not None else layer.size for size, layer in zip(measured, manifest.layers, strict=False)]
+
+
 class Step(NamedTuple):
     """One entry of an image's history, as docker history lists it."""
     image_id: str        # the image's ID on its newest step, else "<missing>"
@@ -204,9 +211,7 @@ def history(ctx: Context, name: str) -> list[Step]:
     record = found[0]
     config = parse_config(ctx.images.content.read(record.config), record.reference)
     manifest = ctx.images.manifest_of(record)
-    chains = chain_ids(list(config.diff_ids))
-    measured = [(ctx.snapshots.layer_size(c) if ctx.snapshots else None) for c in chains]
-    sizes = [s if s is not None else layer.size for s, layer in zip(measured, manifest.layers, strict=False)]
+    sizes = layer_sizes(ctx, manifest, chain_ids(list(config.diff_ids)))
     entries = config.raw.get("history") or [{} for _ in manifest.layers]
     steps, layer = [], 0
     for entry in entries if isinstance(entries, list) else []:

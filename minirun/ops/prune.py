@@ -68,8 +68,7 @@ def prune_containers(ctx: Context, filters: Filters) -> tuple[list[str], int]:
     """Every container that is not running (nor waiting for its restart) and passes the
     filters, removed as ``rm`` removes it; one started or removed meanwhile is left to that.
     Returns their IDs and the bytes their writable layers held."""
-    from ..content.files import tree_size
-    from .containers import labels_of, list_containers, remove_container
+    from .containers import labels_of, list_containers, remove_container, writable_size
     states, _ = list_containers(ctx, every=True)
     removed: list[str] = []
     freed = 0
@@ -78,8 +77,7 @@ def prune_containers(ctx: Context, filters: Filters) -> tuple[list[str], int]:
             continue
         if not filters.keeps(state.created, labels_of(ctx, state)):
             continue
-        upper = ctx.root / "containers" / state.id / "upper"  # its writable layer: Docker's SizeRw
-        size = tree_size(upper) if upper.is_dir() else 0
+        size = writable_size(ctx, state.id)
         try:
             remove_container(ctx, state.id, force=False)
         except (ContainerError, StoreError):

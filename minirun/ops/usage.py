@@ -32,6 +32,7 @@ def _images(ctx: Context, used: set[str]) -> Usage:
     """Each image (by ID) once; its layers' sizes (see ``image_size``), each layer once; the
     reclaimable part: layers no image in use has."""
     from ..oci import chain_ids, parse_config
+    from .images import layer_sizes
     layers: dict[str, int] = {}
     active_layers: set[str] = set()
     ids: set[str] = set()
@@ -44,9 +45,7 @@ def _images(ctx: Context, used: set[str]) -> Usage:
             continue
         ids.add(record.config)
         chains = chain_ids(list(config.diff_ids)) if config.diff_ids else [d.digest for d in manifest.layers]
-        for chain, layer in zip(chains, manifest.layers, strict=False):
-            size = ctx.snapshots.layer_size(chain) if ctx.snapshots else None
-            layers[chain] = size if size is not None else layer.size
+        layers.update(zip(chains, layer_sizes(ctx, manifest, chains), strict=False))
         if record.reference in used:
             active.add(record.config)
             active_layers.update(chains)
@@ -56,11 +55,10 @@ def _images(ctx: Context, used: set[str]) -> Usage:
 
 def _containers(ctx: Context, states: list[ContainerState]) -> Usage:
     """Their writable layers (overlay's upper directories); the stopped ones' reclaimable."""
-    from ..content.files import tree_size
+    from .containers import writable_size
     size = reclaimable = running = 0
     for state in states:
-        upper = ctx.root / "containers" / state.id / "upper"
-        mine = tree_size(upper) if upper.is_dir() else 0
+        mine = writable_size(ctx, state.id)
         size += mine
         if state.status == "running":
             running += 1
