@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+from ..containers.state import parse_stamp
 from ..errors import UsageError
 from ..spec.flags import label_matches
 
@@ -58,12 +59,8 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
 
 
 def created(row: Row) -> datetime:
-    text = str(row.get("CreatedAt") or "")
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    """The image's creation time (the earliest time where it has none, as an ordering wants)."""
+    return parse_stamp(str(row.get("CreatedAt") or "")) or datetime.min.replace(tzinfo=UTC)
 
 
 def _names(row: Row) -> list[str]:

@@ -106,27 +106,19 @@ def human_size(n: float) -> str:
 
 def since(created: str | None) -> str:
     """``5 minutes ago``, as Docker words it."""
-    import datetime as _dt  # not at load: run prints through this module, and datetime costs it 2 ms
-    if not created:
+    from ..containers.state import parse_stamp  # not at load: run prints through this module
+    when = parse_stamp(created)
+    if when is None:
         return "N/A"
-    try:
-        when = _dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
-    except ValueError:
-        return "N/A"
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=_dt.UTC)
-    return human_duration((_dt.datetime.now(_dt.UTC) - when).total_seconds()) + " ago"
+    return human_duration((when.now(when.tzinfo) - when).total_seconds()) + " ago"
 
 
 def docker_created(created: str) -> str:
     """ps's CreatedAt as Docker prints it (Go's time.String in local time):
     ``2026-12-06 07:10:41 +0000 UTC``."""
-    import datetime as _dt
-    try:
-        when = _dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
-    except ValueError:
-        return created
-    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S %z %Z")
+    from ..containers.state import parse_stamp
+    when = parse_stamp(created)
+    return created if when is None else when.astimezone().strftime("%Y-%m-%d %H:%M:%S %z %Z")
 
 
 def human_duration(secs: float) -> str:

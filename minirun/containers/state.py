@@ -15,11 +15,14 @@ import re
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
 
 from ..content.files import atomic_write, file_lock
 from ..errors import ContainerConflict, ContainerNotFound, StoreError
 from ..pids import alive, start_time
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 _ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "quiet", "sharp", "vivid", "wise")
 _NAMES = ("curie", "hopper", "lovelace", "noether", "ritchie", "shannon", "thompson", "turing")
@@ -36,6 +39,17 @@ def now_rfc3339() -> str:
     import time
     ns = time.time_ns()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def parse_stamp(text: str | None) -> "datetime | None":
+    """An RFC 3339 time as minirun and images record them (``...Z`` or ``+00:00``), aware (one
+    without a zone taken as UTC); None when there is none or it does not parse."""
+    import datetime as dt  # (here: the run path formats no time)
+    try:
+        when = dt.datetime.fromisoformat((text or "").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def docker_time(text: str | None) -> str:

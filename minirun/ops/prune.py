@@ -6,9 +6,9 @@ garbage (blobs and snapshots no image uses, partial downloads, damaged entries).
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import NamedTuple
 
+from ..containers.state import parse_stamp
 from ..errors import ContainerError, ImageNotKnown, StoreError, UsageError
 from ..spec.flags import label_matches
 from .context import Context
@@ -58,10 +58,8 @@ def parse_filters(given: list[str]) -> Filters:
 
 
 def _seconds(stamp: str) -> float:
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+    when = parse_stamp(stamp)
+    return 0.0 if when is None else when.timestamp()
 
 
 def prune_containers(ctx: Context, filters: Filters) -> tuple[list[str], int]:
