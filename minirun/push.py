@@ -7,10 +7,10 @@ It reports what happens as ``PullEvent``s with Docker's push words (``Preparing`
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from . import sha256
 from .content.blobs import ContentStore
 from .content.images import ImageRecord, ImageStore
 from .errors import BrokenImage, ImageNotKnown, ManifestError, MiniRunError, StoreError, VerificationError
@@ -96,7 +96,7 @@ def _push_blob(uploads: Uploads, content: ContentStore, desc: Descriptor, source
 
     def chunks() -> Iterator[bytes]:
         """The blob's bytes as they are read, checked: a blob damaged on disk is never pushed."""
-        h, sent = hashlib.sha256(), 0
+        h, sent = sha256.stream(), 0
         try:
             with open(content.path(desc.digest), "rb") as f:
                 while chunk := f.read(CHUNK):

@@ -5,12 +5,12 @@ closing PUT with its digest, as Docker's client), put a manifest. Statuses and r
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
 import httpx
 
+from .. import sha256
 from ..errors import BadResponse, ConnectionFailed, NotFound, VerificationError
 from . import credentials
 from .endpoints import RegistryOptions
@@ -78,7 +78,7 @@ class Uploads:
 
     def put_manifest(self, tag: str, body: bytes, media_type: str) -> str:
         """PUT the manifest under ``tag``; its digest (what the registry answers must agree)."""
-        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        digest = "sha256:" + sha256.hexdigest(body)
         what = f"pushing manifest for {self.ref.familiar()}"
         response = self.transport.open("PUT", f"manifests/{tag}", {"Content-Type": media_type}, what, body)
         response.close()
