@@ -55,59 +55,27 @@ def main_options(
     _help_without_command(tctx)
 
 
-app.command("pull")(images.pull_cmd)
-app.command("images")(images.images_cmd)
-app.command("rmi")(images.rmi_cmd)
-app.command("tag")(images.tag_cmd)
-app.command("push")(images.push_cmd)
-app.command("history")(images.history_cmd)
-system_app = typer.Typer(help="Manage minirun's store.", invoke_without_command=True,
-                         callback=_help_without_command)
-app.add_typer(system_app, name="system")
-system_app.command("prune")(system.prune_cmd)
-system_app.command("boot")(system.boot_cmd)
-system_app.command("df")(system.df_cmd)
-system_app.command("info")(system.info_cmd)
-system_app.command("events")(events.events_cmd)
-app.command("version")(system.version_cmd)
-app.command("completion")(system.completion_cmd)
-app.command("manual")(system.manual_cmd)
-app.command("info")(system.info_cmd)
-app.command("version")(system.version_cmd)
-app.command("completion")(system.completion_cmd)
-app.command("manual")(system.manual_cmd)
-volume_app = typer.Typer(help="Manage volumes.", invoke_without_command=True, callback=_help_without_command)
-app.add_typer(volume_app, name="volume")
-for _verb in ("create", "ls", "inspect", "rm", "prune"):
-    volume_app.command(_verb)(getattr(volumes, f"{_verb}_cmd"))
-network_app = typer.Typer(help="Manage networks.", invoke_without_command=True, callback=_help_without_command)
-app.add_typer(network_app, name="network")
-for _verb in ("create", "ls", "inspect", "rm", "prune", "connect", "disconnect"):
-    network_app.command(_verb)(getattr(networks, f"{_verb}_cmd"))
-app.command("events")(events.events_cmd)
-app.command("load")(transfer.load_cmd)
-app.command("save")(transfer.save_cmd)
-app.command("export")(transfer.export_cmd)
-app.command("cp")(transfer.cp_cmd)
-app.command("login")(auth.login_cmd)
-app.command("logout")(auth.logout_cmd)
-app.command("ps")(containers.ps_cmd)
-app.command("rm")(containers.rm_cmd)
-app.command("logs")(containers.logs_cmd)
-app.command("port")(containers.port_cmd)
-app.command("top", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})(
-    containers.top_cmd)
-app.command("stop")(containers.stop_cmd)
-app.command("kill")(containers.kill_cmd)
-app.command("wait")(containers.wait_cmd)
-app.command("inspect")(containers.inspect_cmd)
-app.command("start")(containers.start_cmd)
-app.command("restart")(containers.restart_cmd)
-app.command("exec", context_settings={"allow_interspersed_args": False})(containers.exec_cmd)
+# A verb: its name, its command and, for some, click's context settings.
+_Verbs = tuple[tuple[str, Callable[..., object]] | tuple[str, Callable[..., object], dict[str, bool]], ...]
+_TOP = {"ignore_unknown_options": True, "allow_interspersed_args": False}  # top's ps options are ps's
+_EXEC = {"allow_interspersed_args": False}  # what follows the container is the command's
 # run and create are parsed and carried out by cli.run, without typer; listed here for help,
 # completion and the manual (and reached through typer only after other global flags).
 _RUN_SETTINGS = {"ignore_unknown_options": True, "allow_extra_args": True, "allow_interspersed_args": False}
 _CREATE_HELP = "Create a new container (run's flags; start runs it)."
+
+
+def _register(where: typer.Typer, verbs: _Verbs) -> None:
+    for verb, command, *settings in verbs:
+        where.command(verb, context_settings=settings[0] if settings else None)(command)
+
+
+def _group(name: str, help_text: str, verbs: _Verbs) -> typer.Typer:
+    """A command group (``minirun system ...``): alone, its help on stdout, as Docker's."""
+    group = typer.Typer(help=help_text, invoke_without_command=True, callback=_help_without_command)
+    app.add_typer(group, name=name)
+    _register(group, verbs)
+    return group
 
 
 def _run_like(where: typer.Typer) -> None:
@@ -117,34 +85,39 @@ def _run_like(where: typer.Typer) -> None:
                       context_settings=_RUN_SETTINGS)(command)
 
 
+_register(app, (("pull", images.pull_cmd), ("images", images.images_cmd), ("rmi", images.rmi_cmd),
+                ("tag", images.tag_cmd), ("push", images.push_cmd), ("history", images.history_cmd)))
+_group("system", "Manage minirun's store.", (
+    ("prune", system.prune_cmd), ("boot", system.boot_cmd), ("df", system.df_cmd), ("info", system.info_cmd),
+    ("events", events.events_cmd)))
+_register(app, (("version", system.version_cmd), ("completion", system.completion_cmd),
+                ("manual", system.manual_cmd), ("info", system.info_cmd)))
+_group("volume", "Manage volumes.", tuple((verb, getattr(volumes, f"{verb}_cmd"))
+                                          for verb in ("create", "ls", "inspect", "rm", "prune")))
+_group("network", "Manage networks.", tuple((verb, getattr(networks, f"{verb}_cmd")) for verb in (
+    "create", "ls", "inspect", "rm", "prune", "connect", "disconnect")))
+_register(app, (
+    ("events", events.events_cmd), ("load", transfer.load_cmd), ("save", transfer.save_cmd),
+    ("export", transfer.export_cmd), ("cp", transfer.cp_cmd), ("login", auth.login_cmd),
+    ("logout", auth.logout_cmd), ("ps", containers.ps_cmd), ("rm", containers.rm_cmd),
+    ("logs", containers.logs_cmd), ("port", containers.port_cmd), ("top", containers.top_cmd, _TOP),
+    ("stop", containers.stop_cmd), ("kill", containers.kill_cmd), ("wait", containers.wait_cmd),
+    ("inspect", containers.inspect_cmd), ("start", containers.start_cmd), ("restart", containers.restart_cmd),
+    ("exec", containers.exec_cmd, _EXEC)))
 _run_like(app)
-
-
 # Docker's management commands: the same commands under `container` and `image`.
-_Verbs = tuple[tuple[str, Callable[..., None]], ...]
-container_app = typer.Typer(help="Manage containers.", invoke_without_command=True, callback=_help_without_command)
-app.add_typer(container_app, name="container")
-_container_verbs: _Verbs = (
+_run_like(_group("container", "Manage containers.", (
     ("ls", containers.ps_cmd), ("ps", containers.ps_cmd), ("list", containers.ps_cmd), ("rm", containers.rm_cmd),
     ("logs", containers.logs_cmd), ("port", containers.port_cmd), ("stop", containers.stop_cmd),
     ("kill", containers.kill_cmd), ("wait", containers.wait_cmd), ("inspect", containers.inspect_cmd),
     ("start", containers.start_cmd), ("restart", containers.restart_cmd), ("export", transfer.export_cmd),
-    ("cp", transfer.cp_cmd), ("prune", system.container_prune_cmd))
-for _verb, _cmd in _container_verbs:
-    container_app.command(_verb)(_cmd)
-container_app.command("top", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})(
-    containers.top_cmd)
-container_app.command("exec", context_settings={"allow_interspersed_args": False})(containers.exec_cmd)
-_run_like(container_app)
-image_app = typer.Typer(help="Manage images.", invoke_without_command=True, callback=_help_without_command)
-app.add_typer(image_app, name="image")
-_image_verbs: _Verbs = (
+    ("cp", transfer.cp_cmd), ("prune", system.container_prune_cmd), ("top", containers.top_cmd, _TOP),
+    ("exec", containers.exec_cmd, _EXEC))))
+_group("image", "Manage images.", (
     ("ls", images.images_cmd), ("list", images.images_cmd), ("rm", images.rmi_cmd),
     ("inspect", containers.inspect_cmd), ("pull", images.pull_cmd), ("push", images.push_cmd),
     ("tag", images.tag_cmd), ("save", transfer.save_cmd), ("load", transfer.load_cmd),
-    ("history", images.history_cmd), ("prune", system.image_prune_cmd))
-for _verb, _cmd in _image_verbs:
-    image_app.command(_verb)(_cmd)
+    ("history", images.history_cmd), ("prune", system.image_prune_cmd)))
 
 
 class DockerHelpContext(typer.Context):
