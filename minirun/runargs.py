@@ -162,8 +162,8 @@ class RunArgs(NamedTuple):
     help: bool = False
 
 
-def _usage(message: str) -> UsageError:
-    return UsageError(f"{message} (see 'minirun run --help')")
+def _usage(message: str, kind: type[UsageError] = UsageError) -> UsageError:
+    return kind(f"{message} (see 'minirun run --help')")
 
 
 def _set(values: dict[str, Any], flag: Flag, name: str, value: str | None) -> None:
@@ -235,7 +235,7 @@ def parse(argv: list[str]) -> RunArgs:
     if values.get("help"):
         return RunArgs(**values)
     if i >= len(words):
-        raise ArgumentsError("Missing argument 'IMAGE'. (see 'minirun run --help')")
+        raise _usage("Missing argument 'IMAGE'.", ArgumentsError)
     return RunArgs(image=words[i], command=tuple(words[i + 1:]), **values)
 
 

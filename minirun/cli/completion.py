@@ -55,9 +55,9 @@ def asked() -> bool:
 def containers(incomplete: str) -> list[str]:
     """Container names and short IDs starting with ``incomplete``."""
     from ..containers.state import scan
-    from ..content.files import default_root
+    from ..ops.context import Context
     try:
-        sound, _ = scan(default_root())
+        sound, _ = scan(Context.from_environment().root)
     except OSError:
         return []
     names = [s.name for _, s in sound if s.name] + [s.id[:12] for _, s in sound]
@@ -66,15 +66,12 @@ def containers(incomplete: str) -> list[str]:
 
 def images(incomplete: str) -> list[str]:
     """Image references (Docker's short form) and short IDs starting with ``incomplete``."""
-    from ..content.blobs import ContentStore
-    from ..content.files import default_root
-    from ..content.images import ImageStore
     from ..errors import MiniRunError
+    from ..ops.context import Context
     from ..remote import reference
-    root = default_root()
     out = []
     try:
-        records = ImageStore(root, ContentStore(root)).records()
+        records = Context.from_environment().images.records()
     except (OSError, MiniRunError):
         return []
     for record in records:

@@ -194,6 +194,7 @@ def image_doc(ctx: Context, record: ImageRecord, tags: list[ImageRecord]) -> Doc
     except (StoreError, ManifestError) as e:
         raise StoreError(f"inspecting image {record.reference}: {e}") from None
     raw = config.raw
+    size = image_size(ctx, manifest, config.diff_ids)
     tags = [r for r in tags if not r.untagged]
     names = [reference.parse(r.reference) for r in tags]
     return {
@@ -201,7 +202,7 @@ def image_doc(ctx: Context, record: ImageRecord, tags: list[ImageRecord]) -> Doc
         "RepoDigests": sorted({f"{n.familiar_name}@{r.digest}" for n, r in zip(names, tags, strict=True)}),
         "Created": config.created or "", "Architecture": raw.get("architecture", ""), "Os": raw.get("os", ""),
         "Config": raw.get("config") or {}, "RootFS": {"Type": "layers", "Layers": list(config.diff_ids)},
-        "Size": image_size(ctx, manifest, config.diff_ids), "VirtualSize": image_size(ctx, manifest, config.diff_ids),
+        "Size": size, "VirtualSize": size,
     }
 
 

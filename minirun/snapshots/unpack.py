@@ -300,10 +300,11 @@ def _made_below(created: set[tuple[str, ...]], path: tuple[str, ...]) -> bool:
 
 
 def apply_layer(applier: Applier, raw: BinaryIO, media_type: str, diff_id: str, limit: int,
-                free_in: str | None = None) -> int:
+                free_in: str | None = None) -> None:
     """Apply the layer in ``raw`` with ``applier`` (an ``Applier`` of the tree, or an
-    ``unpack_upper.UpperApplier``), which it closes; returns its uncompressed size. ``limit``
-    bounds that size: the space free in the store ``free_in``, else a bomb's bound.
+    ``unpack_upper.UpperApplier``), which it closes (its ``content_size`` is the layer's size
+    then). ``limit`` bounds the uncompressed size: the space free in the store ``free_in``,
+    else a bomb's bound.
 
     Raises LayerError (the caller discards the tree) when its DiffID does not match.
     """
@@ -325,4 +326,3 @@ def apply_layer(applier: Applier, raw: BinaryIO, media_type: str, diff_id: str, 
         applier.close()
     if chunks.digest != diff_id:
         raise LayerError(f"uncompressed content has digest {chunks.digest}, config says DiffID {diff_id}")
-    return chunks.count
