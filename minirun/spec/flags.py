@@ -96,8 +96,7 @@ def parse_env_file(data: bytes, source: str, caller: Mapping[str, str]) -> list[
         line = text.lstrip()
         if not line or line.startswith("#"):
             continue
-        name, eq, value = line.partition("=")
-        name = name.lstrip(" \t")
+        name, eq, value = line.partition("=")  # (the line's leading whitespace is gone already)
         if " " in name or "\t" in name:
             raise UsageError(f"poorly formatted environment: variable '{name}' contains whitespaces")
         if not name:

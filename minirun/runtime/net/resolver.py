@@ -212,10 +212,10 @@ def spawn(pid: int, container: str, upstream: list[str], dns_dir: str, ready: Ca
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             for sock in (udp, tcp):
-                # Maybe bound before the container's own setup has brought its lo up (its start
-                # does not wait for that): allowed whether 127.0.0.11 is local yet or not (an
-                # EADDRNOTAVAIL once in CI, 1 of 20 joining at once); served once lo is up,
-                # which is before its program runs.
+                # Bound whatever state the container's own setup has left its lo in so far (its
+                # start does not wait for it): one EADDRNOTAVAIL in CI, 1 of 20 joining at once,
+                # whose cause was not found (a bind to 127.0.0.11 before lo is up works here);
+                # served once lo is up, which is before its program runs.
                 sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
                 sock.bind((ADDRESS, 53))
             tcp.listen(16)
