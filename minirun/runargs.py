@@ -247,11 +247,18 @@ def help_text(create: bool = False) -> str:
         indent = "    " if flag.names[0].startswith("--") else ""  # long names in one column
         shown = indent + ", ".join(flag.names) + (f" {flag.metavar}" if flag.metavar else "")
         rows.append((shown, flag.help))
-    width = min(max(len(s) for s, _ in rows), 40) + 3  # a longer one has its help on the next line
     usage, summary = (USAGE.replace(" run ", " create "), "Create a new container (run's flags; start runs it).") \
         if create else (USAGE, SUMMARY)
-    lines = [usage, "", summary, "", "Options:"]
+    return "\n".join([usage, "", summary, "", "Options:", *option_lines(rows, 40)]) + "\n"
+
+
+def option_lines(rows: list[tuple[str, str]], widest: int | None = None) -> list[str]:
+    """Options as Docker's help aligns them: each (flags shown, help) in two columns, three
+    spaces past the widest flags (at most ``widest``: a longer one has its help on the next line)."""
+    width = max((len(s) for s, _ in rows), default=0)
+    width = (width if widest is None else min(width, widest)) + 3
+    lines = []
     for shown, text in rows:
         lines += [f"  {shown.ljust(width)}{text}".rstrip()] if len(shown) < width else \
             [f"  {shown}", f"  {' ' * width}{text}".rstrip()]
-    return "\n".join(lines) + "\n"
+    return lines

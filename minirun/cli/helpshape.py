@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from ..runargs import option_lines
+
 _TYPES = {"<str>": "string", "<int>": "int", "<float>": "float", "<list[str]>": "list", "<path>": "string"}
 _DEFAULT = re.compile(r"\s*\[default: (.*?)\]")
 _ROW = re.compile(r"^  (-\S.*?)(?:\s{2,}(.*))?$")
@@ -56,5 +58,4 @@ def _rows(rows: list[list[str]]) -> list[str]:
             value = default.group(1)
             help_text += f' (default {value if value.lstrip("-").isdigit() else chr(34) + value + chr(34)})'
         shaped.append(("    " + spec if spec.startswith("--") else spec, help_text))
-    width = max((len(spec) for spec, _ in shaped), default=0) + 3
-    return [f"  {spec.ljust(width)}{help_text}".rstrip() for spec, help_text in shaped] + ([""] if shaped else [])
+    return option_lines(shaped) + ([""] if shaped else [])
