@@ -23,14 +23,6 @@ def test_the_recording_is_of_these_cases() -> None:
     assert DATA["docker"].startswith("20.10.")
 
 
-def _clean(mr: Minirun) -> None:
-    for cid in mr("ps", "-aq").stdout.split():
-        mr("rm", "-f", cid)
-    mr("rmi", "mine:1", "mine:2")
-    for volume in mr("volume", "ls", "-q").stdout.split():
-        mr("volume", "rm", "-f", volume)
-
-
 @pytest.mark.parametrize("family", sorted({c.family for c in golden.CASES}))
 def test_minirun_answers_as_docker_did(mr: Minirun, tmp_path: Path, family: str) -> None:
     for image in ("busybox", "hello-world"):
@@ -40,12 +32,8 @@ def test_minirun_answers_as_docker_did(mr: Minirun, tmp_path: Path, family: str)
     for case, recorded in zip(golden.CASES, DATA["cases"], strict=True):
         if case.family != family:
             continue
-        _clean(mr)
-        for step in case.setup:
-            mr(*(part.replace("{tmp}", str(tmp_path)) for part in step))
-        r = mr(*(part.replace("{tmp}", str(tmp_path)) for part in case.argv))
-        mine = golden.answer(r.returncode, r.stdout, r.stderr, case.compare)
+        mine = golden.play(lambda argv: mr(*argv), case, str(tmp_path))
         if mine != recorded["docker"]:
             differ.append(f"{' '.join(case.argv)}\n  docker:  {recorded['docker']}\n  minirun: {mine}")
-    _clean(mr)
+    golden.clean(lambda argv: mr(*argv))
     assert not differ, "\n".join(differ)

@@ -10,6 +10,8 @@ directory of the case's own), then ``argv``; ``compare`` says what must agree: `
 from __future__ import annotations
 
 import re
+import subprocess
+from collections.abc import Callable
 from typing import NamedTuple
 
 
@@ -86,6 +88,28 @@ CASES: list[Case] = [
     _c("usage", "tag busybox", compare="out"),
     _c("usage", "xyzzy", compare="out"),
 ]
+
+
+Run = Callable[[list[str]], "subprocess.CompletedProcess[str]"]  # one command line of the tool's
+
+
+def clean(run: Run) -> None:
+    """What a case leaves behind removed (containers, the tags and volumes cases make), with
+    the tool's own commands: the same words for Docker and minirun."""
+    for cid in run(["ps", "-aq"]).stdout.split():
+        run(["rm", "-f", cid])
+    run(["rmi", "mine:1", "mine:2"])
+    for volume in run(["volume", "ls", "-q"]).stdout.split():
+        run(["volume", "rm", "-f", volume])
+
+
+def play(run: Run, case: Case, tmp: str) -> dict[str, object]:
+    """A case from a clean state: its setup, then its command line; the answer to compare."""
+    clean(run)
+    for step in case.setup:
+        run([part.replace("{tmp}", tmp) for part in step])
+    r = run([part.replace("{tmp}", tmp) for part in case.argv])
+    return answer(r.returncode, r.stdout, r.stderr, case.compare)
 
 
 _ID = re.compile(r"\b(sha256:)?[0-9a-f]{64}\b|\b[0-9a-f]{12}\b")
