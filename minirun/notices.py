@@ -2,6 +2,8 @@
 it cannot read and ignores. The CLI sets ``hear`` to print these on stderr (it is the only
 layer that prints); without it they are dropped (library use, unit tests)."""
 
+from __future__ import annotations
+
 from collections.abc import Callable
 
 hear: Callable[[str], None] | None = None

@@ -4,13 +4,15 @@ Parsing is strict about what minirun relies on (digests, sizes, media types) and
 lenient about the rest, as registries in the wild add fields freely.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import re
-from typing import Any, NamedTuple, TypedDict
 
 from . import sha256
 from .errors import ManifestError, PlatformNotFound, UsageError
+from .records import TYPE_CHECKING, Record
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -43,7 +45,7 @@ _ARCH = {
 }
 
 
-class Platform(NamedTuple):
+class Platform(Record):
     os: str
     architecture: str
     variant: str | None = None
@@ -53,7 +55,7 @@ class Platform(NamedTuple):
         return f"{base}/{self.variant}" if self.variant else base
 
     @staticmethod
-    def parse(text: str) -> "Platform":
+    def parse(text: str) -> Platform:
         parts = text.lower().split("/")
         if len(parts) not in (2, 3) or not all(parts):
             raise UsageError(f'invalid platform "{text}": expected os/arch[/variant]')
@@ -65,13 +67,13 @@ class Platform(NamedTuple):
         return Platform(parts[0], arch, variant)
 
     @staticmethod
-    def host() -> "Platform":
+    def host() -> Platform:
         machine = os.uname().machine.lower()  # what platform.machine() reads, without its import
         arch, variant = _ARCH.get(machine, (machine, None))
         return Platform("linux", arch, variant)
 
 
-class Descriptor(NamedTuple):
+class Descriptor(Record):
     media_type: str
     digest: str
     size: int
@@ -84,13 +86,13 @@ class Descriptor(NamedTuple):
         return self.digest.split(":", 1)[1][:12]
 
 
-class Manifest(NamedTuple):
+class Manifest(Record):
     media_type: str
     config: Descriptor
     layers: tuple[Descriptor, ...]
 
 
-class ImageIndex(NamedTuple):
+class ImageIndex(Record):
     media_type: str
     manifests: tuple[Descriptor, ...]
 
@@ -184,18 +186,23 @@ def select_manifest(index: ImageIndex, want: Platform, what: str) -> Descriptor:
         f"(available: {', '.join(available) if available else 'none'})")
 
 
-class RunConfig(TypedDict, total=False):
-    """The image config's ``config``: what a container of it runs, as the image spec names it."""
-    User: str
-    Env: list[str]
-    Entrypoint: list[str]
-    Cmd: list[str]
-    WorkingDir: str
-    StopSignal: str
-    ExposedPorts: dict[str, object]
-    Volumes: dict[str, object]
-    Labels: dict[str, str]
-    Healthcheck: dict[str, object]   # Docker's extension: Test, Interval, Timeout, Retries, StartPeriod
+if TYPE_CHECKING:
+    from typing import Any, TypedDict
+
+    class RunConfig(TypedDict, total=False):
+        """The image config's ``config``: what a container of it runs, as the image spec names it."""
+        User: str
+        Env: list[str]
+        Entrypoint: list[str]
+        Cmd: list[str]
+        WorkingDir: str
+        StopSignal: str
+        ExposedPorts: dict[str, object]
+        Volumes: dict[str, object]
+        Labels: dict[str, str]
+        Healthcheck: dict[str, object]   # Docker's extension: Test, Interval, Timeout, Retries, StartPeriod
+else:
+    RunConfig = dict  # (a TypedDict is a dict at run time; typing costs a start its import)
 
 
 _STRINGS = ("User", "WorkingDir", "StopSignal")
@@ -203,7 +210,7 @@ _LISTS = ("Env", "Entrypoint", "Cmd")
 _MAPS = ("ExposedPorts", "Volumes", "Labels", "Healthcheck")
 
 
-class ImageConfig(NamedTuple):
+class ImageConfig(Record):
     created: str | None
     diff_ids: tuple[str, ...]
     platform: Platform | None

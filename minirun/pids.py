@@ -2,6 +2,8 @@
 after a reboot always), so each PID minirun records is trusted only while /proc/PID/stat's
 start time (field 22) is still the one recorded."""
 
+from __future__ import annotations
+
 import os
 
 

@@ -8,7 +8,6 @@ It reports what happens as ``PullEvent``s with Docker's push words (``Preparing`
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple
 
 from . import sha256
 from .content.blobs import ContentStore
@@ -16,13 +15,14 @@ from .content.images import ImageRecord, ImageStore
 from .errors import BrokenImage, ImageNotKnown, ManifestError, MiniRunError, StoreError, VerificationError
 from .oci import OCI_MANIFEST, Descriptor, Manifest, parse_config, parse_manifest
 from .pull import Emit, PullEvent
+from .records import Record
 from .remote.credentials import Credentials
 from .remote.endpoints import RegistryOptions
 from .remote.reference import Reference, parse
 from .remote.upload import CHUNK, Uploads
 
 
-class Pushed(NamedTuple):
+class Pushed(Record):
     tag: str
     digest: str
     size: int

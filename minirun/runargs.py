@@ -8,14 +8,18 @@ short flags; ``--name=x`` or ``--name x``; ``-eK=V``, ``-e=K=V`` or ``-e K=V``;
 ``--rm=false`` for booleans; ``--`` ends the flags.
 """
 
-from typing import Any, Literal, NamedTuple
+from __future__ import annotations
 
 from .errors import ArgumentsError, UsageError
+from .records import TYPE_CHECKING, Record
 
-Kind = Literal["bool", "str", "list", "int", "opt"]  # opt: a value only after "=" (--explain=json)
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    Kind = Literal["bool", "str", "list", "int", "opt"]  # opt: a value only after "=" (--explain=json)
 
 
-class Flag(NamedTuple):
+class Flag(Record):
     names: tuple[str, ...]      # as shown in help: the short name first
     dest: str                   # the RunArgs field
     kind: Kind
@@ -103,7 +107,7 @@ SUMMARY = "Run a command in a new container (pulling the image if it is not here
 USAGE = "Usage:  minirun run [OPTIONS] IMAGE [COMMAND] [ARG...]"  # (Docker's two spaces)
 
 
-class RunArgs(NamedTuple):
+class RunArgs(Record):
     image: str = ""
     command: tuple[str, ...] = ()
     rm: bool = False

@@ -4,16 +4,20 @@ libcrypto costs a start 1.5 ms here, while the interpreter's own implementation 
 0.04 ms. Streams (layers, blobs being downloaded) take ``hashlib``'s, where OpenSSL's speed
 counts; it is imported only then."""
 
-from collections.abc import Callable
-from typing import Protocol
+from __future__ import annotations
+
+from .records import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Protocol
+
+    class Hash(Protocol):
+        def update(self, data: bytes, /) -> None: ...
+        def hexdigest(self) -> str: ...
 
 
-class Hash(Protocol):
-    def update(self, data: bytes, /) -> None: ...
-    def hexdigest(self) -> str: ...
-
-
-def _builtin() -> "Callable[[bytes], Hash] | None":
+def _builtin() -> Callable[[bytes], Hash] | None:
     for name in ("_sha256", "_sha2"):  # 3.11; 3.12 and later
         try:
             return __import__(name).sha256  # type: ignore[no-any-return]

@@ -20,7 +20,8 @@ import json
 import os
 import struct
 import time
-from typing import TYPE_CHECKING, Protocol
+
+from .records import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import mmap
@@ -48,8 +49,11 @@ STAGES: dict[str, str] = {
 }
 
 
-class Sink(Protocol):
-    def __call__(self, t: float, n: int, stage: str, event: str, fields: dict[str, object]) -> None: ...
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class Sink(Protocol):
+        def __call__(self, t: float, n: int, stage: str, event: str, fields: dict[str, object]) -> None: ...
 
 
 _sink: Sink | None = None

@@ -12,9 +12,9 @@ raw string, number, ``true``/``false``/``nil`` literals. Parse errors are Go's w
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
 from ..errors import TemplateError
+from ..records import Record
 
 _TOKEN = re.compile(r"""
     (?P<space>\s+)
@@ -40,31 +40,31 @@ FUNCTION_NAMES = frozenset((
     "html", "js", "urlquery", "json", "join", "split", "title", "lower", "upper", "pad", "truncate"))
 
 
-class Arg(NamedTuple):
+class Arg(Record):
     kind: str                  # field dot var str num bool nil ident pipe
     value: object = None       # the literal, the function's or variable's name, a Pipe
     chain: tuple[str, ...] = ()   # fields after it (.A.B)
 
 
-class Cmd(NamedTuple):
+class Cmd(Record):
     args: tuple[Arg, ...]
 
 
-class Pipe(NamedTuple):
+class Pipe(Record):
     names: tuple[str, ...]     # variables declared or assigned
     declare: bool              # := (else =)
     cmds: tuple[Cmd, ...]
 
 
-class Text(NamedTuple):
+class Text(Record):
     text: str
 
 
-class Action(NamedTuple):
+class Action(Record):
     pipe: Pipe
 
 
-class Block(NamedTuple):
+class Block(Record):
     kind: str                  # if, range, with
     pipe: Pipe
     body: list[Node]
@@ -191,7 +191,7 @@ def _tokens(body: str) -> list[Tok]:
     return out
 
 
-class Tok(NamedTuple):
+class Tok(Record):
     kind: str
     text: str
 

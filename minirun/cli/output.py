@@ -8,9 +8,9 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any, TextIO
 
 from ..errors import OutputError
+from ..records import TYPE_CHECKING
 
 
 def ensure_stdio() -> None:
@@ -54,7 +54,10 @@ def line(text: str) -> None:
     write(sys.stdout, text + "\n")
 
 
-Row = Mapping[str, Any]
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+    Row = Mapping[str, Any]
 
 
 def print_rows(rows: Sequence[Row], quiet: bool, format: str, cols: list[tuple[str, str]],

@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from .. import runargs, trace
 from ..errors import BrokenImage, OutputError
 from ..ops.making import check, network_mode
 from ..ops.netrun import helper_for
 from ..ops.run import image_for, pull_again, run_container
+from ..records import TYPE_CHECKING
 from .output import err, line
 
 if TYPE_CHECKING:

@@ -8,6 +8,8 @@ the journal stays bounded and ``events --since`` still finds the recent past. Re
 both files in order and follow the current one as it grows (or is replaced).
 """
 
+from __future__ import annotations
+
 import json
 import os
 import time

@@ -7,6 +7,8 @@ Docker's ``local`` driver): when it would pass the size it is rotated to ``.1`` 
 ``.2``, ...) and the oldest is dropped, so a chatty container cannot fill the disk.
 """
 
+from __future__ import annotations
+
 import contextlib
 import json
 import os
@@ -15,15 +17,18 @@ import time
 from collections.abc import Callable, Iterator
 from json.encoder import encode_basestring  # C: what json.dumps uses for a str
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
 
 from ..errors import UsageError
+from ..records import TYPE_CHECKING, Record
+
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 _PARTIAL_MAX = 16 * 1024  # as Docker: a line longer than this is logged in pieces
 _UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3}
 
 
-class LogOptions(NamedTuple):
+class LogOptions(Record):
     max_size: int = 10 * 1000**2
     max_file: int = 3
 
@@ -200,7 +205,7 @@ class LogWriter:
         self.file.close()
 
 
-class Entry(NamedTuple):
+class Entry(Record):
     stream: str
     text: str
     time: str

@@ -5,15 +5,17 @@ bridge (``mr-`` and 12 hex digits of the ID) and minirun's rules for it are made
 ``none`` are built in: they have no record.
 """
 
+from __future__ import annotations
+
 import contextlib
 import hashlib
 import json
 import os
 from pathlib import Path
-from typing import NamedTuple
 
 from ..content.files import atomic_write, file_lock, store_error
 from ..errors import ContainerConflict, NoSuchNetwork, StoreError, UsageError
+from ..records import Record
 from ..runtime.net.netconf import Net, Subnet, bridge_subnet, ip_int, ip_text, pick_subnet
 from .state import now_rfc3339, valid_name
 
@@ -25,7 +27,7 @@ def builtin_id(name: str) -> str:
     return hashlib.sha256(f"minirun-network-{name}".encode()).hexdigest()
 
 
-class Network(NamedTuple):
+class Network(Record):
     id: str
     name: str
     created: str

@@ -7,19 +7,20 @@ times), the files bound over the image's ``/etc/hostname``, ``/etc/hosts`` and
 vfs copy).
 """
 
+from __future__ import annotations
+
 import contextlib
 import errno
 import json
 import os
 import re
-import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
 
-from ..content.files import atomic_write, file_lock
+from ..content.files import atomic_write, file_lock, remove_tree
 from ..errors import ContainerConflict, ContainerNotFound, StoreError
 from ..pids import alive, start_time
+from ..records import TYPE_CHECKING, Record
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -28,7 +29,10 @@ _ADJECTIVES = ("brave", "calm", "eager", "fond", "keen", "lucid", "quiet", "shar
 _NAMES = ("curie", "hopper", "lovelace", "noether", "ritchie", "shannon", "thompson", "turing")
 
 
-Status = Literal["created", "running", "exited", "dead"]
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    Status = Literal["created", "running", "exited", "dead"]
 
 # Docker's times: RFC 3339 in UTC with nanoseconds (nine digits here, so that they sort as
 # text), and this for a time that never happened (a container that never started or ended).
@@ -41,7 +45,7 @@ def now_rfc3339() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
-def parse_stamp(text: str | None) -> "datetime | None":
+def parse_stamp(text: str | None) -> datetime | None:
     """An RFC 3339 time as minirun and images record them (``...Z`` or ``+00:00``), aware (one
     without a zone taken as UTC); None when there is none or it does not parse."""
     import datetime as dt  # (here: the run path formats no time)
@@ -59,7 +63,7 @@ def docker_time(text: str | None) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-class ContainerState(NamedTuple):
+class ContainerState(Record):
     id: str
     name: str
     image: str                       # as the user named it (familiar form)
@@ -85,14 +89,13 @@ class ContainerState(NamedTuple):
     restarting: bool = False         # exited, and its monitor restarts it after the backoff
 
     # The transitions: created -> running -> exited, or created -> exited (it never started).
-    # (No postponed annotations in this module: NamedTuple compiles string ones at import.)
-    def started(self, pid: int, monitor: int) -> "ContainerState":
+    def started(self, pid: int, monitor: int) -> ContainerState:
         if self.status != "created":
             raise ContainerConflict(f"container {self.id[:12]} is {self.status}: it cannot start again")
         return self._replace(status="running", pid=pid, monitor=monitor, pid_start=start_time(pid),
                              monitor_start=start_time(monitor), started_at=now_rfc3339())
 
-    def restarted(self, address: str | None, ports: list[str]) -> "ContainerState":
+    def restarted(self, address: str | None, ports: list[str]) -> ContainerState:
         """start: an exited container made ready to run again (as created, on a new address)."""
         if self.status not in ("exited", "created"):
             raise ContainerConflict(f"container {self.id[:12]} is {self.status}: it cannot be started")
@@ -104,11 +107,11 @@ class ContainerState(NamedTuple):
         """Exited, and its monitor (alive) restarts it after the backoff (ps: Restarting)."""
         return self.status == "exited" and self.restarting and alive(self.monitor, self.monitor_start)
 
-    def dead(self) -> "ContainerState":
+    def dead(self) -> ContainerState:
         """Its removal failed part way (Docker's "Dead"): listed until a later rm succeeds."""
         return self._replace(status="dead")
 
-    def ended(self, code: int, monitor: int) -> "ContainerState":
+    def ended(self, code: int, monitor: int) -> ContainerState:
         if self.status == "exited":
             raise ContainerConflict(f"container {self.id[:12]} has already exited")
         return self._replace(status="exited", exit_code=code, monitor=monitor, finished=now_rfc3339())
@@ -147,7 +150,7 @@ def create(root: Path, new: ContainerState, etc: dict[str, str],
             save_config(directory, spec(write_etc(directory, etc)))
             save(directory, state)
         except BaseException as e:  # a Ctrl-C too: never a directory without its state
-            shutil.rmtree(directory, ignore_errors=True)
+            remove_tree(directory, lambda _path, _error: None)  # best effort: the cause is what is raised
             if isinstance(e, OSError | StoreError):
                 raise creation_error(root, e) from None
             raise
@@ -221,7 +224,7 @@ def valid_name(name: str) -> bool:
     return re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", name) is not None
 
 
-_STATUSES = get_args(Status)
+_STATUSES = ("created", "running", "exited", "dead")  # Status's
 
 
 def load(directory: Path) -> ContainerState:
@@ -323,7 +326,7 @@ def exit_code_left(directory: Path) -> int | None:
         return None
 
 
-class Damaged(NamedTuple):
+class Damaged(Record):
     """A container whose state.json cannot be read. Its name is salvaged from what is left of
     the file when it can be (a truncated file keeps its start), so that it stays taken."""
     directory: Path

@@ -7,6 +7,8 @@ a volume is read from their config.json (a bind whose source is the volume's ``_
 no second record can disagree with them.
 """
 
+from __future__ import annotations
+
 import contextlib
 import json
 import os
@@ -14,15 +16,15 @@ import secrets
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 from ..content.files import atomic_write, file_lock, store_error, tree_size
 from ..errors import ContainerConflict, NoSuchVolume, StoreError
+from ..records import Record
 from ..spec.flags import check_volume_name
 from .state import now_rfc3339
 
 
-class Volume(NamedTuple):
+class Volume(Record):
     name: str
     created: str
     labels: dict[str, str]

@@ -13,14 +13,18 @@ so a pull killed at any moment leaves only partials and locks behind, and the
 next pull resumes from them.
 """
 
+from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import IO
 
 from .. import sha256
 from ..errors import BrokenImage, VerificationError
+from ..records import TYPE_CHECKING
 from .files import atomic_write, fsync_dir, make_private, store_error, wait_for_lock
+
+if TYPE_CHECKING:
+    from typing import IO
 
 
 class Ingest:
@@ -30,7 +34,7 @@ class Ingest:
     same layer download it once (the second waits, then finds it complete).
     """
 
-    def __init__(self, store: "ContentStore", digest: str, size: int) -> None:
+    def __init__(self, store: ContentStore, digest: str, size: int) -> None:
         self.store, self.digest, self.size = store, digest, size
         hexpart = digest.split(":", 1)[1]
         self.partial = store.ingest_dir / f"{hexpart}.partial"
@@ -44,7 +48,7 @@ class Ingest:
     def complete(self) -> bool:
         return self.store.has(self.digest)
 
-    def __enter__(self) -> "Ingest":
+    def __enter__(self) -> Ingest:
         try:
             self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             wait_for_lock(self._lock_fd, False, f"another pull downloading {self.digest}")

@@ -2,6 +2,7 @@
 every package borrows to keep what it writes whole (``atomic_write``, ``replacing``) and one
 writer at a time (``file_lock``, an flock the kernel drops when its holder dies)."""
 
+from __future__ import annotations
 
 import contextlib
 import fcntl
@@ -9,10 +10,13 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from .. import notices
 from ..errors import StoreError
+from ..records import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 
 def default_root() -> Path:
@@ -173,6 +177,56 @@ def file_lock(path: Path, shared: bool = False, what: str = "", directory: bool 
         yield
     finally:
         os.close(fd)
+
+
+_TREE_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def remove_tree(top: Path | str, failed: Callable[[str, OSError], None] | None = None) -> None:
+    """Remove a directory and everything in it, as ``shutil.rmtree``'s descriptor-based variant
+    does: each name is opened relative to its directory's descriptor with O_NOFOLLOW, so a
+    symbolic link planted in a container's files (swapped in while this runs, too) is removed,
+    never followed. Each failure goes to ``failed`` (its path, the error); without it, the
+    first is raised. Here and not shutil: shutil imports bz2 and lzma, 1.5 ms of every
+    ``run --rm``'s start."""
+    def report(path: str, e: OSError) -> None:
+        if failed is None:
+            raise e
+        failed(path, e)
+
+    try:
+        fd = os.open(top, _TREE_FLAGS)
+    except OSError as e:
+        report(str(top), e)
+        return
+    try:
+        _remove_children(fd, str(top), report)
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(top)
+    except OSError as e:
+        report(str(top), e)
+
+
+def _remove_children(fd: int, where: str, report: Callable[[str, OSError], None]) -> None:
+    with os.scandir(fd) as entries:
+        children = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+    for name, is_dir in children:
+        try:
+            if is_dir:
+                child = os.open(name, _TREE_FLAGS, dir_fd=fd)
+                try:
+                    _remove_children(child, f"{where}/{name}", report)
+                finally:
+                    os.close(child)
+                os.rmdir(name, dir_fd=fd)
+            else:
+                os.unlink(name, dir_fd=fd)
+        except FileNotFoundError:
+            continue  # removed meanwhile
+        except OSError as e:
+            report(f"{where}/{name}", e)
 
 
 def tree_size(top: Path) -> int:

@@ -4,6 +4,7 @@ blobs are in ``blobs``. One file per record, as Docker keeps each image's metada
 own: a damaged record stops nobody but its own reference (``images.json``, the whole index
 in one file of older minirun, is split up on first use)."""
 
+from __future__ import annotations
 
 import contextlib
 import json
@@ -11,17 +12,17 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 from .. import notices, sha256
 from ..errors import ImageNotKnown, ManifestError, MiniRunError, StoreError
 from ..oci import ImageIndex, Manifest, Platform, parse_manifest
 from ..pids import owner_gone
+from ..records import Record
 from .blobs import ContentStore
 from .files import atomic_write, file_lock, store_error, tree_size
 
 
-class ImageRecord(NamedTuple):
+class ImageRecord(Record):
     reference: str   # docker.io/library/hello-world:latest or ...@sha256:..., or the image ID (untagged)
     digest: str      # what the reference resolved to: index or manifest digest
     manifest: str    # the platform's manifest
@@ -67,7 +68,7 @@ def _record(key: str | None, value: object) -> ImageRecord:
     return record
 
 
-class _Index(NamedTuple):
+class _Index(Record):
     records: dict[str, ImageRecord]
     damaged: dict[str, tuple[Path, str]]   # the reference (or the file, where unreadable) -> (file, why)
 

@@ -8,7 +8,6 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from ..containers import events
 from ..containers.logs import log_path
@@ -26,6 +25,7 @@ from ..containers.state import (
 from ..content.files import file_lock
 from ..errors import ContainerConflict, ContainerNotFound, StoreError, UsageError
 from ..pids import alive
+from ..records import TYPE_CHECKING
 from ..runtime import caps
 from ..runtime.cgroups import DEFAULT_PARENT, Cgroup, Limits
 from ..runtime.plan import cgroup_location, plan
@@ -37,6 +37,8 @@ from ..spec.settings import Settings, from_annotations
 from .context import Context
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..containers.state import ContainerState, Damaged
     from ..runtime.cgroups import Cgroup
     from ..spec.settings import Settings

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..content.blobs import ContentStore
 from ..content.files import default_root
 from ..content.images import ImageStore
 from ..oci import Platform
+from ..records import TYPE_CHECKING
 from ..snapshots.rootfs import Snapshotter, choose_driver
 
 if TYPE_CHECKING:

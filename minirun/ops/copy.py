@@ -16,11 +16,12 @@ import os
 import posixpath
 import shutil
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, BinaryIO, NamedTuple
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from ..containers.state import ContainerState
 from ..errors import ContainerNotFound, LayerError, UsageError
 from ..pids import alive, owner_tag
+from ..records import Record
 from .containers import _current, changing, configured, confinement
 from .context import Context
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 Root = tuple["list[Mount] | int", frozenset[int], bytes, list[tuple[str, str, bool]]]
 
 
-class Copy(NamedTuple):
+class Copy(Record):
     archive: bool   # -a: the owners as they are (else the destination's root, or the caller)
     follow: bool    # -L: a symlink source is copied as what it points to
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import ImageNotKnown, ReferenceFormatError, StoreError
+from ..records import TYPE_CHECKING, Record
 from .context import Context, platform_mismatch, wanted_platform
 from .gc import collect_snapshots, remove_damaged_containers
 
@@ -44,7 +44,7 @@ def explain_reference(text: str, ref: Reference) -> None:
                     typed=text, reference=str(ref), reasons=reasons)
 
 
-class Removed(NamedTuple):
+class Removed(Record):
     untagged: list[str]      # references
     deleted: list[str]       # digests of the blobs deleted
     freed: int               # bytes
@@ -193,7 +193,7 @@ def layer_sizes(ctx: Context, manifest: Manifest, chains: Sequence[str]) -> list
     return [size if size is not None else layer.size for size, layer in zip(measured, manifest.layers, strict=False)]
 
 
-class Step(NamedTuple):
+class Step(Record):
     """One entry of an image's history, as docker history lists it."""
     image_id: str        # the image's ID on its newest step, else "<missing>"
     created: str

@@ -10,16 +10,16 @@ import os
 import platform
 import shutil
 from pathlib import Path
-from typing import NamedTuple
 
 from .. import __version__
+from ..records import Record
 from .context import Context
 
 NAMESPACES = ("mnt", "uts", "ipc", "pid", "net", "cgroup", "user")
 _NEEDED = ("mnt", "uts", "ipc", "pid", "net", "cgroup")
 
 
-class Problem(NamedTuple):
+class Problem(Record):
     what: str
     fix: str
 

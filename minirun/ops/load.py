@@ -18,7 +18,7 @@ import shutil
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, BinaryIO, NamedTuple
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from ..content.files import now_iso
 from ..content.images import ImageRecord
@@ -38,18 +38,19 @@ from ..oci import (
     select_manifest,
 )
 from ..pids import owner_tag
+from ..records import Record
 from .context import Context
 
 if TYPE_CHECKING:
     pass
 
-class File(NamedTuple):
+class File(Record):
     path: Path      # where it was unpacked
     digest: str     # sha256 of its bytes
     size: int
 
 
-class Loaded(NamedTuple):
+class Loaded(Record):
     reference: str | None   # None: the archive names no tag
     manifest: bytes         # an OCI manifest over the blobs below
     blobs: dict[str, File]  # digest -> file: config and layers

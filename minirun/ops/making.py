@@ -2,18 +2,18 @@
 (what they take from the host taken now), and what the spec builder is given. ``run``
 builds config.json from these; ``upgrade`` does for a container of an older minirun."""
 
-# No postponed annotations: NamedTuple compiles string ones at import (run's start path).
+from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from ..containers import logs
 from ..containers.logs import LogOptions
 from ..content.images import ImageRecord
 from ..errors import UsageError
 from ..oci import RunConfig, parse_config
+from ..records import TYPE_CHECKING, Record
 from ..runargs import RunArgs
 from ..runtime import caps, cgroups, process
 from ..runtime.cgroups import Limits
@@ -30,8 +30,11 @@ from ..spec.seccomp import DEFAULT_PROFILE, kernel_version, oci_section, parse_s
 from ..spec.settings import Settings
 from .context import Context
 
+if TYPE_CHECKING:
+    from typing import Any
 
-class Checked(NamedTuple):
+
+class Checked(Record):
     """run's flags, parsed and checked before any image is touched, with what they take from
     the host taken now (the caller's variables, env files, the seccomp profile's file)."""
     env: tuple[str, ...]       # -e and env files: K=V, or K alone (not in the caller's environment)

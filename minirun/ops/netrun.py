@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
 
 from ..containers.state import find
 from ..content.files import text_or_empty
 from ..errors import ContainerConflict
 from ..pids import alive
+from ..records import TYPE_CHECKING, Record
 from ..runtime.net import netconf
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..spec.settings import Joined
 
 
-class Wired(NamedTuple):
+class Wired(Record):
     """What run hands on: the /etc files' text, what the state records, the network
     namespace for config.json (``network_path``: "" a new one, None the host's, else the
     path of the one joined), and for the runtime: ``attach`` (a bridged container's veth,

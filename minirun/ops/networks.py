@@ -6,13 +6,14 @@ containers are all stopped can (they fail to start until it is made again)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ..containers import events
 from ..containers.networks import BUILTIN, Network, Networks, builtin_id
 from ..containers.state import find, load
 from ..content.files import text_or_empty
 from ..errors import ContainerConflict, NoSuchNetwork, StoreError, UsageError
+from ..records import Record
 from ..runtime.net import netconf
 from ..spec.settings import Joined, to_annotations
 from .containers import changing, configured
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from .context import Context
 
 
-class NetworkRow(NamedTuple):
+class NetworkRow(Record):
     """A network as ls and inspect show it; ``record`` None: a built-in one."""
     id: str
     name: str

@@ -6,10 +6,10 @@ garbage (blobs and snapshots no image uses, partial downloads, damaged entries).
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
 
 from ..containers.state import parse_stamp
 from ..errors import ContainerError, ImageNotKnown, StoreError, UsageError
+from ..records import Record
 from ..spec.flags import label_matches
 from .context import Context
 from .images import Removed
@@ -17,7 +17,7 @@ from .images import Removed
 KEYS = ("until", "label", "label!")
 
 
-class Pruned(NamedTuple):
+class Pruned(Record):
     containers: list[str]             # IDs
     networks: list[str]               # names
     volumes: list[str]                # names
@@ -26,7 +26,7 @@ class Pruned(NamedTuple):
     freed: int                        # bytes
 
 
-class Filters(NamedTuple):
+class Filters(Record):
     until: float | None               # Unix seconds
     labels: list[str]                 # KEY or KEY=VALUE: each must hold
     not_labels: list[str]             # none may hold

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import trace
 from ..containers import events
@@ -27,6 +26,7 @@ from ..errors import (
     StoreError,
     UsageError,
 )
+from ..records import TYPE_CHECKING, Record
 from ..remote import reference
 from ..runtime import cgroups, process
 from ..runtime.net import netconf
@@ -45,6 +45,7 @@ from .netrun import unwire, wire
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
     from ..containers.logs import LogOptions
     from ..containers.state import ContainerState
@@ -215,7 +216,7 @@ def write_cidfile(path: str, cid: str) -> None:
         f.write(cid)
 
 
-class Made(NamedTuple):
+class Made(Record):
     """A container as made: its config.json, its settings (from its annotations), its seccomp
     filter compiled, its log's bounds, and whether this start gives it our stdin."""
     spec: dict[str, Any]

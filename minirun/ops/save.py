@@ -12,7 +12,7 @@ import json
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO
 
 from ..content.blobs import ContentStore
 from ..content.images import ImageRecord
@@ -25,13 +25,14 @@ from ..oci import (
     Descriptor,
 )
 from ..pids import owner_tag
+from ..records import Record
 from .context import Context
 
 if TYPE_CHECKING:
     from ..remote.reference import Reference
 
 
-class _Held(NamedTuple):
+class _Held(Record):
     record: ImageRecord
     ref: Reference | None                       # None: saved by ID, without a name
     config: bytes

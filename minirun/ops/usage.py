@@ -4,16 +4,17 @@ a container's writable layer; a volume's files)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from ..errors import MiniRunError
+from ..records import Record
 from .context import Context
 
 if TYPE_CHECKING:
     from ..containers.state import ContainerState
 
 
-class Usage(NamedTuple):
+class Usage(Record):
     kind: str            # Images, Containers, Local Volumes, Build Cache
     total: int
     active: int

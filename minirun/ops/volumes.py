@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from ..containers.state import load_config, scan
 from ..containers.volumes import Volume, Volumes, volume_sources
 from ..content.files import file_lock
 from ..errors import ContainerConflict, NoSuchVolume, StoreError
+from ..records import Record
 from ..spec.flags import Bind
 from .context import Context
 
@@ -67,7 +68,7 @@ def users(ctx: Context) -> dict[str, list[str]]:
     return out
 
 
-class VolumeRow(NamedTuple):
+class VolumeRow(Record):
     volume: Volume
     users: list[str]
 

@@ -6,10 +6,12 @@ component is a registry host only when it contains ``.`` or ``:``, is
 ``localhost``, or has upper-case letters; otherwise the image lives on Docker Hub.
 """
 
+from __future__ import annotations
+
 import re
-from typing import NamedTuple
 
 from ..errors import ReferenceFormatError
+from ..records import Record
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DEFAULT_DOMAIN = "index.docker.io"
@@ -33,7 +35,7 @@ _SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _IDENTIFIER_RE = re.compile(r"^[a-f0-9]{64}$")
 
 
-class Reference(NamedTuple):
+class Reference(Record):
     """A fully normalised reference: ``domain/path[:tag][@digest]``."""
 
     domain: str

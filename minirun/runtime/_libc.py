@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any
+
+from ..records import TYPE_CHECKING
 
 # cffi's out-of-line ABI mode: the declarations in _libc_build.py were parsed once into
 # _libc_ffi.py, so starting minirun does not load pycparser (about 25 ms).
 from ._libc_ffi import ffi as _ffi
 from .linux import *  # noqa: F403 - the calls' flags, used as _libc.NAME
+
+if TYPE_CHECKING:
+    from typing import Any
 
 _lib: Any = _ffi.dlopen(None)
 

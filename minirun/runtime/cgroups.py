@@ -14,15 +14,17 @@ policy (as Docker). The limits, as Docker sets them:
     --pids-limit v2/v1 pids.max
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
 
 from ..errors import UsageError
+from ..records import Record
 from . import _libc
 from .devices import DeviceRule, program, v1_lines
 
@@ -32,7 +34,7 @@ PERIOD = 100_000
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
-class Limits(NamedTuple):
+class Limits(Record):
     memory: int | None = None      # bytes
     cpus: float | None = None
     pids: int | None = None
@@ -78,7 +80,7 @@ def parent_from(environ: Mapping[str, str]) -> str:
     return text
 
 
-def container_view(cgroup: "Cgroup | None", mountinfo: str) -> list[tuple[str, str, str | None]]:
+def container_view(cgroup: Cgroup | None, mountinfo: str) -> list[tuple[str, str, str | None]]:
     """The mounts (target, filesystem, data) that show a container its own cgroup at
     /sys/fs/cgroup, read-only, as Docker does (JVMs, Go and Node read their memory and CPU
     limits there). Made inside its cgroup namespace, whose root is its cgroup: v2, cgroup2

@@ -10,10 +10,13 @@ FAILED message, "<exit code>\\n<one line>", and the child exits with that code.
 more than a pair, sendmsg and recvmsg is needed.
 """
 
+from __future__ import annotations
+
 import _socket
 import os
 import struct
-from typing import NamedTuple
+
+from ..records import Record
 
 GO = b"G"          # parent -> child: its cgroup is made (and joined): set up
 ATTACHED = b"A"    # parent -> child: its network is attached: go on
@@ -26,7 +29,7 @@ _FD = struct.Struct("i")
 _ANCILLARY = _socket.CMSG_SPACE(_FD.size)
 
 
-class Message(NamedTuple):
+class Message(Record):
     kind: bytes
     body: bytes = b""
     fd: int = -1      # a descriptor sent along (the receiver's to close), else -1

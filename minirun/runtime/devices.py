@@ -16,14 +16,14 @@ cgroup v2 has no files for it: a BPF program of type ``BPF_PROG_TYPE_CGROUP_DEVI
 attached to the cgroup, answers each access. ``program`` assembles it here.
 """
 
-# No postponed annotations in this module: NamedTuple compiles string ones at import, and
-# this is run's start path (quoted names below are those imported only for type checking).
+from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+
+from ..records import Record
 
 
-class DeviceRule(NamedTuple):
+class DeviceRule(Record):
     kind: str            # "c" (character) or "b" (block)
     major: int | None    # None: any
     minor: int | None

@@ -22,13 +22,16 @@ executes anything the container controls while it holds more privilege than the 
 Its exit status comes back through the joining process.
 """
 
+from __future__ import annotations
+
 import errno
 import os
 import signal
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from ..errors import EXIT_CANNOT_EXEC, EXIT_RUN_FAILED, ContainerStartError
+from ..records import Record
 from . import _libc, channel, relay, terminal
 from .caps import mask
 from .cgroups import Cgroup
@@ -49,7 +52,7 @@ _CAP_CHOWN, _CAP_SETGID, _CAP_SETUID = 0, 6, 7
 _SETUP_CAPS = (1 << _CAP_CHOWN) | (1 << _CAP_SETGID) | (1 << _CAP_SETUID)
 
 
-class ExecSpec(NamedTuple):
+class ExecSpec(Record):
     argv: tuple[str, ...]
     env: tuple[str, ...]
     cwd: str
@@ -62,7 +65,7 @@ class ExecSpec(NamedTuple):
     rlimits: tuple[tuple[int, int, int], ...] = ()
 
 
-class _Joining(NamedTuple):
+class _Joining(Record):
     """What the joining process takes from the host before it joins anything."""
     namespaces: list[tuple[int, int, str]]
     host: HostCaps
@@ -163,7 +166,7 @@ def _follow(child: int, pipes: relay.Pipes | None, master: int, interactive: boo
         terminal.relay(master, interactive)
 
 
-def _join(k: "Syscalls", j: _Joining, cgroup: Cgroup, spec: ExecSpec) -> NoReturn:
+def _join(k: Syscalls, j: _Joining, cgroup: Cgroup, spec: ExecSpec) -> NoReturn:
     """The joining process: never returns into the caller's code."""
     step = "joining the container"
     try:
@@ -195,7 +198,7 @@ def _join(k: "Syscalls", j: _Joining, cgroup: Cgroup, spec: ExecSpec) -> NoRetur
     k.exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
 
 
-def _inside(k: "Syscalls", spec: ExecSpec, j: _Joining, alive: int) -> NoReturn:
+def _inside(k: Syscalls, spec: ExecSpec, j: _Joining, alive: int) -> NoReturn:
     """In the container (nothing may be imported here: the host's files are out of reach)."""
     step = "joining the container"
     try:
@@ -238,7 +241,7 @@ def _inside(k: "Syscalls", spec: ExecSpec, j: _Joining, alive: int) -> NoReturn:
     k.exit(EXIT_RUN_FAILED)  # not reached
 
 
-def _confine(k: "Syscalls", spec: ExecSpec, host: HostCaps) -> int:
+def _confine(k: Syscalls, spec: ExecSpec, host: HostCaps) -> int:
     """Down to the container's privilege before any of its paths is touched: limits, bounding
     set (up to the host's last capability, read on the host), no_new_privs, the seccomp
     filter (CAP_SYS_ADMIN is still held to load it), then effective and permitted lowered to

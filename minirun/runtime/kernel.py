@@ -19,9 +19,9 @@ import signal
 import stat
 import struct
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from ..errors import UsageError
+from ..records import TYPE_CHECKING
 from . import _libc
 from .channel import FAILED, Channel, failed
 from .mount import Mount, mount
@@ -30,7 +30,10 @@ from .rlimit import short_name
 if TYPE_CHECKING:
     from .cgroups import Cgroup
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from typing import NoReturn, TypeVar
+
+    T = TypeVar("T")
 
 
 def _named(call: str, path: str, fn: Callable[..., T], *args: object) -> T:

@@ -2,6 +2,8 @@
 <linux/mount.h> and <linux/sched.h> define them: data, for the spec's plan (pure) and the
 calls (``_libc``)."""
 
+from __future__ import annotations
+
 MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4

@@ -2,20 +2,19 @@
 call that makes each: the snapshotter (rootfs, above) hands these to the runtime, whose kernel
 seam makes them; a leaf of the runtime, apart from the container's own mounts (``mounts``)."""
 
-# No postponed annotations in this module: NamedTuple compiles string ones at import, and
-# this is run's start path.
+from __future__ import annotations
 
 import _thread
 import contextlib
 import os
-from typing import NamedTuple
 
+from ..records import Record
 from . import _libc
 
 _cwd_lock = _thread.allocate_lock()  # chdir is process-wide: one relative-path mount at a time
 
 
-class Mount(NamedTuple):
+class Mount(Record):
     type: str
     source: str
     target: str

@@ -8,12 +8,11 @@ old root is detached at once; only then is any container path resolved, by the k
 inside the container's root, where its symlinks can only lead to its own files.
 """
 
-# No postponed annotations in this module: NamedTuple compiles string ones at import, and
-# this is run's start path (quoted names below are those imported only for type checking).
+from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, NamedTuple
 
+from ..records import TYPE_CHECKING, Record
 from . import _libc
 from .mount import Mount
 from .plan import MountEntry, Plan
@@ -28,14 +27,14 @@ class Step:
         self.name = "setting up"
 
 
-def _mount_in(k: "Syscalls", m: MountEntry) -> None:
+def _mount_in(k: Syscalls, m: MountEntry) -> None:
     """Mount a new filesystem on its destination, after pivot_root: the path resolves inside
     the root."""
     k.makedirs(m.destination)
     k.mount(m.source, m.destination, m.type, m.flags, m.data)
 
 
-def _make_devices(k: "Syscalls", plan: Plan) -> None:
+def _make_devices(k: Syscalls, plan: Plan) -> None:
     """linux.devices, made in the container's /dev (its device cgroup decides which open),
     and the links every /dev has."""
     for d in plan.devices:
@@ -50,7 +49,7 @@ def _make_devices(k: "Syscalls", plan: Plan) -> None:
         k.symlink(target, f"/dev/{name}")
 
 
-class _Detached(NamedTuple):
+class _Detached(Record):
     """A host file or directory taken as a detached mount before pivot_root, to be attached
     at ``target`` (a container path) once the host's root is gone."""
     fd: int
@@ -59,14 +58,14 @@ class _Detached(NamedTuple):
     is_dir: bool
 
 
-def _detach(k: "Syscalls", m: MountEntry) -> _Detached:
+def _detach(k: Syscalls, m: MountEntry) -> _Detached:
     if not os.path.exists(m.source):
         k.makedirs(m.source)  # as docker run -v does
     return _Detached(k.open_tree(m.source), m.destination, bool(m.flags & _libc.MS_RDONLY),
                      os.path.isdir(m.source))
 
 
-def _attach(k: "Syscalls", d: _Detached) -> None:
+def _attach(k: Syscalls, d: _Detached) -> None:
     """Attach ``d`` on its target, made if missing. After pivot_root with the old root
     detached, every symlink on the way resolves inside the container's root. A file bound
     over a symlink (an image's /etc/hosts -> elsewhere) replaces the link, not its target."""
@@ -83,14 +82,14 @@ def _attach(k: "Syscalls", d: _Detached) -> None:
         _remount_readonly(k, d.target)
 
 
-def _remount_readonly(k: "Syscalls", path: str, recursive: bool = False) -> None:
+def _remount_readonly(k: Syscalls, path: str, recursive: bool = False) -> None:
     """``path`` (a mount) read-only, keeping its nosuid, nodev, noexec and atime flags: a bind
     remount sets all of them anew, and one left out is cleared (runc keeps them too)."""
     flags = _libc.MS_BIND | _libc.MS_REMOUNT | _libc.MS_RDONLY | (_libc.MS_REC if recursive else 0)
     k.mount(path, path, None, flags | k.mount_flags(path))
 
 
-def _mask_and_protect(k: "Syscalls", plan: Plan) -> None:
+def _mask_and_protect(k: Syscalls, plan: Plan) -> None:
     """After every mount: the masked paths (absent ones are skipped) and read-only ones."""
     for path in plan.masked:
         if os.path.isdir(path):
@@ -103,7 +102,7 @@ def _mask_and_protect(k: "Syscalls", plan: Plan) -> None:
             _remount_readonly(k, path, recursive=True)
 
 
-def _mount_cgroups(k: "Syscalls", m: MountEntry, view: list[tuple[str, str, str | None]]) -> None:
+def _mount_cgroups(k: Syscalls, m: MountEntry, view: list[tuple[str, str, str | None]]) -> None:
     """A ``cgroup`` mount: the container's own cgroup, read-only (``cgroups.container_view``)."""
     sealed = m.flags & ~_libc.MS_RDONLY
     for target, fstype, data in view:
@@ -113,7 +112,7 @@ def _mount_cgroups(k: "Syscalls", m: MountEntry, view: list[tuple[str, str, str 
         k.mount(view[0][0], view[0][0], None, _libc.MS_REMOUNT | _libc.MS_RDONLY | sealed, "mode=755")
 
 
-def enter_root(k: "Syscalls", plan: Plan, rootfs_mounts: list[Mount], rootfs: str, step: Step,
+def enter_root(k: Syscalls, plan: Plan, rootfs_mounts: list[Mount], rootfs: str, step: Step,
                cgroup_view: list[tuple[str, str, str | None]]) -> None:
     """Mount the root filesystem, pivot into it, detach the host's root, then make the spec's
     mounts in their order. Host paths (binds) are opened before the pivot, as detached

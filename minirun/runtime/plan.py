@@ -8,18 +8,20 @@ joined by path, or not asked for. A config.json that does not hold what is read 
 StoreError naming it.
 """
 
-# No postponed annotations in this module: NamedTuple compiles string ones at import, and
-# this is run's start path.
+from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
 
 from ..errors import StoreError
+from ..records import TYPE_CHECKING, Record
 from . import linux as _libc
 from .caps import NUMBER
 from .cgroups import Limits
 from .devices import DeviceRule
 from .rlimit import RLIMITS
+
+if TYPE_CHECKING:
+    from typing import Any
 
 # mount(8)'s option words as flags (set, or cleared), as runc reads a spec's mount options.
 _SETS = {"ro": _libc.MS_RDONLY, "nosuid": _libc.MS_NOSUID, "nodev": _libc.MS_NODEV, "noexec": _libc.MS_NOEXEC,
@@ -35,7 +37,7 @@ NAMESPACE_FLAGS = {"pid": _libc.CLONE_NEWPID, "network": _libc.CLONE_NEWNET, "mo
                    "ipc": _libc.CLONE_NEWIPC, "uts": _libc.CLONE_NEWUTS, "cgroup": _libc.CLONE_NEWCGROUP}
 
 
-class MountEntry(NamedTuple):
+class MountEntry(Record):
     destination: str
     type: str
     source: str
@@ -47,7 +49,7 @@ class MountEntry(NamedTuple):
         return bool(self.flags & _libc.MS_BIND)
 
 
-class Device(NamedTuple):
+class Device(Record):
     path: str
     kind: str             # "c" or "b"
     major: int
@@ -57,7 +59,7 @@ class Device(NamedTuple):
     gid: int
 
 
-class Plan(NamedTuple):
+class Plan(Record):
     argv: tuple[str, ...]
     env: tuple[str, ...]     # without HOME unless set: HOME comes from the image's passwd
     cwd: str

@@ -8,17 +8,16 @@ filesystem, pivots into it and execs. Anything that fails before exec is written
 a close-on-exec pipe, which the parent reads: an empty read means exec succeeded.
 """
 
-# No postponed annotations in this module: NamedTuple compiles string ones at import, and
-# this is run's start path (quoted names below are those imported only for type checking).
+from __future__ import annotations
 
 import contextlib
 import os
 import signal
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
 
 from .. import trace
 from ..errors import EXIT_RUN_FAILED, ContainerStartError, MiniRunError, UsageError
+from ..records import Record
 from . import channel, relay
 from .cgroups import Cgroup
 from .channel import Channel, Message
@@ -47,7 +46,7 @@ def find_init(environ: Mapping[str, str]) -> str:
     raise UsageError("--init needs a static tini: install Debian's tini package (apt-get install tini)")
 
 
-class Launch(NamedTuple):
+class Launch(Record):
     """A container to start: its plan (from config.json), its compiled seccomp filter, its
     root filesystem's mounts, its cgroup (None: it needs none), and ``attach`` (a network
     set up from outside, given the child's PID once its network namespace exists; the child

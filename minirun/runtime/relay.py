@@ -19,13 +19,14 @@ import fcntl
 import os
 import select
 from collections.abc import Callable
-from typing import NamedTuple
+
+from ..records import Record
 
 PIPE_SIZE = 1 << 20
 CHUNK = 1 << 20
 
 
-class Pipes(NamedTuple):
+class Pipes(Record):
     container: dict[int, int]   # stdio fd -> the pipe end the container gets there
     ours: dict[int, int]        # stdio fd -> minirun's end
 

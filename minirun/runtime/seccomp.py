@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, NamedTuple
 
 from ..errors import UsageError
+from ..records import TYPE_CHECKING, Record
+
+if TYPE_CHECKING:
+    from typing import Any
 
 # libseccomp's action values (seccomp.h); ERRNO and TRACE carry their number in the low bits.
 ACTIONS = {"SCMP_ACT_KILL": 0x00000000, "SCMP_ACT_KILL_THREAD": 0x00000000, "SCMP_ACT_KILL_PROCESS": 0x80000000,
@@ -33,20 +36,20 @@ GO_ARCH = {"x86_64": "amd64", "i686": "386", "aarch64": "arm64", "armv7l": "arm"
 
 
 
-class Arg(NamedTuple):
+class Arg(Record):
     number: int      # the argument's position, 0 to 5 (the profile's "index")
     op: int
     value: int
     value_two: int
 
 
-class Rule(NamedTuple):
+class Rule(Record):
     names: tuple[str, ...]
     action: int
     args: tuple[Arg, ...] = ()
 
 
-class Filter(NamedTuple):
+class Filter(Record):
     """What libseccomp is given: the default action, the architectures, the rules."""
     default_action: int
     arches: tuple[str, ...]

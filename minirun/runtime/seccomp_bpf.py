@@ -14,11 +14,14 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from .. import sha256
 from ..errors import StoreError, UsageError
+from ..records import TYPE_CHECKING
 from .seccomp import ACTIONS, GO_ARCH, Filter, to_filter
+
+if TYPE_CHECKING:
+    from typing import Any
 
 _FORMAT = 2  # changes when what is compiled from a profile changes: old programs are not reused
 _EEXIST = 17

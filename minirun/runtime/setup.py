@@ -7,17 +7,16 @@ Nothing on the host is resolved through a container path: the host's root is det
 before exec is one line on a close-on-exec pipe, with the exit code docker run gives.
 """
 
-# No postponed annotations in this module: NamedTuple compiles string ones at import, and
-# this is run's start path (quoted names below are those imported only for type checking).
+from __future__ import annotations
 
 import errno
 import os
 import signal
-from typing import TYPE_CHECKING, NamedTuple
 
 from .. import trace
 from ..content.files import text_or_empty
 from ..errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, EXIT_RUN_FAILED, UsageError
+from ..records import TYPE_CHECKING, Record
 from . import _libc, channel, mounts
 from .caps import mask
 from .cgroups import Cgroup, container_view
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from .syscalls import Syscalls
 
 
-class HostCaps(NamedTuple):
+class HostCaps(Record):
     """The kernel's last capability and those minirun holds: read from the host's /proc
     before any container path can stand in for it (a container's PID 1 can chroot into a
     tree with a fake /proc/sys/kernel/cap_last_cap)."""
@@ -46,7 +45,7 @@ def host_caps() -> HostCaps:
     return HostCaps(int(text_or_empty("/proc/sys/kernel/cap_last_cap") or "40"), held)
 
 
-def _isolate(k: "Syscalls", s: "Setup", step: mounts.Step) -> None:
+def _isolate(k: Syscalls, s: Setup, step: mounts.Step) -> None:
     """Its cgroup, new session, keyring and namespaces (those to join first, by the
     descriptors the parent opened; then those to make): nothing of the caller's reaches it."""
     cgroup = s.cgroup
@@ -83,7 +82,7 @@ def _isolate(k: "Syscalls", s: "Setup", step: mounts.Step) -> None:
 CAP_SYS_ADMIN = 21
 
 
-def drop_bounding_set(k: "Syscalls", capabilities: frozenset[int], last_cap: int) -> None:
+def drop_bounding_set(k: Syscalls, capabilities: frozenset[int], last_cap: int) -> None:
     """Every capability up to the host's last one (read on the host) that the container is
     not to have, out of the bounding set: no exec can gain it again."""
     for cap in range(last_cap + 1):
@@ -91,7 +90,7 @@ def drop_bounding_set(k: "Syscalls", capabilities: frozenset[int], last_cap: int
             k.prctl(_libc.PR_CAPBSET_DROP, cap)
 
 
-def drop_privileges(k: "Syscalls", spec: Plan, filtered: bool, user: User, step: mounts.Step, host: HostCaps) -> int:
+def drop_privileges(k: Syscalls, spec: Plan, filtered: bool, user: User, step: mounts.Step, host: HostCaps) -> int:
     """--ulimit's limits (as root still: a hard limit may be raised); Docker's capabilities
     for root, none for other users; inheritable and ambient empty (as runc since
     CVE-2022-24769: an inheritable set lets file capabilities be gained); no_new_privs.
@@ -119,7 +118,7 @@ def drop_privileges(k: "Syscalls", spec: Plan, filtered: bool, user: User, step:
     return allowed
 
 
-def confine(k: "Syscalls", program: bytes, no_new_privileges: bool, allowed: int, step: mounts.Step) -> None:
+def confine(k: Syscalls, program: bytes, no_new_privileges: bool, allowed: int, step: mounts.Step) -> None:
     """The last step before exec, after the user and capabilities are set: the seccomp
     filter, then CAP_SYS_ADMIN let go where it was held to load it (the filter allows capset,
     as Docker's does; were it refused, the program would not start)."""
@@ -133,7 +132,7 @@ def confine(k: "Syscalls", program: bytes, no_new_privileges: bool, allowed: int
     step.name = "exec"
 
 
-def enter_working_dir(k: "Syscalls", cwd: str) -> None:
+def enter_working_dir(k: Syscalls, cwd: str) -> None:
     k.makedirs(cwd)
     k.chdir(cwd)
     # runc CVE-2024-21626: make sure the working directory is inside the new root.
@@ -152,7 +151,7 @@ def _find_program(argv0: str, env: dict[str, str]) -> None:
         raise OSError(errno.EACCES, os.strerror(errno.EACCES))
 
 
-class Setup(NamedTuple):
+class Setup(Record):
     """What the child is given: the container to make and its end of the channel."""
     plan: Plan
     program: bytes   # the seccomp filter, compiled (b"": none)
@@ -164,7 +163,7 @@ class Setup(NamedTuple):
     attached: bool = False  # its network is attached from outside: say when its namespace exists, wait
 
 
-def setup_and_exec(k: "Syscalls", s: Setup, step: mounts.Step) -> None:
+def setup_and_exec(k: Syscalls, s: Setup, step: mounts.Step) -> None:
     """The container's setup, in its order, ending in exec (which does not return).
 
     Nothing on the host is resolved through a container path: the host's root is detached

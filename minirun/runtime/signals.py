@@ -4,6 +4,8 @@ Handlers are installed before the fork, so a signal arriving while the container
 is held and delivered once its PID is known, never lost and never fatal to minirun.
 """
 
+from __future__ import annotations
+
 import os
 import signal
 

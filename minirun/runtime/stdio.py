@@ -2,19 +2,18 @@
 never the caller's own descriptors; relayed to the caller and logged until it ends, or
 logged alone when it is detached (run -d: the monitor holds them)."""
 
-# No postponed annotations in this module: NamedTuple compiles string ones at import, and
-# this is run's start path (quoted names below are those imported only for type checking).
+from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import NamedTuple
 
 from .. import trace
+from ..records import Record
 from . import relay
 from .plan import Plan
 
 
-class Output(NamedTuple):
+class Output(Record):
     """Where the container's output goes besides the caller's stdout and stderr: ``log`` (its
     log's writer, given the stream's name and the bytes, when it has one); detached (run -d, in
     the monitor): only there, and ``on_exec`` is told once its program has been exec'd (the
@@ -23,7 +22,7 @@ class Output(NamedTuple):
     on_exec: Callable[[], None] | None = None
     troubles: list[OSError] | None = None   # where a failure to write our stdout or stderr is noted
 
-    def sink(self) -> "relay.Sink | None":
+    def sink(self) -> relay.Sink | None:
         log = self.log
         if log is None:
             return None
@@ -33,7 +32,7 @@ class Output(NamedTuple):
 UNLOGGED = Output(None)
 
 
-def _log_terminal(master: int, log: "relay.Sink") -> None:
+def _log_terminal(master: int, log: relay.Sink) -> None:
     """What the container writes to its terminal, as its stdout (as Docker logs a -t one),
     until it has ended (EIO once the last slave is closed)."""
     while True:
@@ -47,7 +46,7 @@ def _log_terminal(master: int, log: "relay.Sink") -> None:
     os.close(master)
 
 
-def stdio_pipes(spec: Plan) -> "relay.Pipes | None":
+def stdio_pipes(spec: Plan) -> relay.Pipes | None:
     """Without -t: pipes for its stdio (see ``relay``), never the caller's own descriptors.
     With -t its terminal's master comes over the channel."""
     if spec.tty:
@@ -58,7 +57,7 @@ def stdio_pipes(spec: Plan) -> "relay.Pipes | None":
     return relay.for_container(spec.interactive)
 
 
-def follow(spec: Plan, master: int, pipes: "relay.Pipes | None", output: Output) -> None:
+def follow(spec: Plan, master: int, pipes: relay.Pipes | None, output: Output) -> None:
     """Once its program runs, until it ends: its terminal (-t: ``master``) or stdio pipes
     relayed and logged."""
     trace.event("exec", "running", "the program runs; its output is relayed (and logged) until it ends")

@@ -2,15 +2,16 @@
 image's own /etc/passwd and /etc/group, inside the container's root (pure; the runtime reads
 the files after pivot_root, never through a host path)."""
 
-from typing import NamedTuple
+from __future__ import annotations
 
 from ..errors import UsageError
+from ..records import Record
 
 MAX_ID = 2**31 - 1  # as Docker (runc) allows them
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-class User(NamedTuple):
+class User(Record):
     uid: int
     gid: int
     groups: tuple[int, ...] = ()

@@ -13,14 +13,15 @@ directories in its own format. The vfs driver (for stores on overlayfs, or force
 applies each layer to a copy of its parent, as Docker's vfs driver does.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from .. import trace
-from ..content.files import atomic_write, file_lock, tree_size
+from ..content.files import atomic_write, file_lock, remove_tree, tree_size
 from ..content.images import ImageRecord, ImageStore
 from ..errors import BrokenImage, LayerError, ManifestError, StoreError, UsageError
 from ..oci import Descriptor, chain_ids, parse_config
@@ -45,7 +46,7 @@ def _overlay_works(directory: Path) -> bool:
         return False
     finally:
         if not os.path.ismount(probe / "merged"):
-            shutil.rmtree(probe, ignore_errors=True)
+            remove_tree(probe, _ignore)
 
 
 def _copy_tree(source: Path, dest: Path) -> None:
@@ -262,7 +263,7 @@ class Snapshotter:
             with contextlib.suppress(FileNotFoundError):
                 (self.links / hexid[:_SHORT]).unlink()
             freed += tree_size(self.dir / hexid)
-            shutil.rmtree(self.dir / hexid)
+            remove_tree(self.dir / hexid)
             removed.append(chain)
         for lock in self.tmp.glob("*.lock"):
             lock.unlink(missing_ok=True)
@@ -348,16 +349,15 @@ def release_container(container_dir: Path) -> None:
     _unmount(container_dir, container_dir / "rootfs")
     failures: list[str] = []
 
-    def failed(_function: object, path: str, info: tuple[type[BaseException], BaseException, object]) -> None:
-        error = info[1]
-        failures.append(f"{path}: {error.strerror if isinstance(error, OSError) else error}")
+    def failed(path: str, error: OSError) -> None:
+        failures.append(f"{path}: {error.strerror}")
 
     try:
         for child in container_dir.iterdir():
             if child.name == "state.json":
                 continue
             if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child, onerror=failed)
+                remove_tree(child, failed)
             else:
                 child.unlink()
         if not failures:
@@ -371,6 +371,10 @@ def release_container(container_dir: Path) -> None:
         raise StoreError(f"removing container {container_dir.name[:12]}: {failures[0]}")
 
 
+def _ignore(_path: str, _error: OSError) -> None:
+    """What a best-effort removal does with a failure (a leftover is swept later)."""
+
+
 def _unmount(directory: Path, mountpoint: Path) -> None:
     """Never rmtree through a mount: that would delete what is mounted there (the image)."""
     if mountpoint.exists():
@@ -381,4 +385,4 @@ def _unmount(directory: Path, mountpoint: Path) -> None:
 
 def _unmount_and_remove(directory: Path, mountpoint: Path) -> None:
     _unmount(directory, mountpoint)
-    shutil.rmtree(directory, ignore_errors=True)
+    remove_tree(directory, _ignore)

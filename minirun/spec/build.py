@@ -7,22 +7,25 @@ the Request and one option (``--device``: a ``with_devices`` line and a field). 
 ``exec`` and ``inspect`` read the saved document; none of them reads a flag again.
 """
 
-# No postponed annotations: NamedTuple compiles string ones at import (run's start path).
+from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
 
 from ..oci import RunConfig
+from ..records import TYPE_CHECKING, Record
 from ..runtime.caps import NAMES
 from ..runtime.cgroups import Limits
 from . import defaults
 from .flags import Bind, command, environment, working_dir
 from .settings import Settings, to_annotations
 
-Spec = dict[str, Any]
+if TYPE_CHECKING:
+    from typing import Any
+
+    Spec = dict[str, Any]
 
 
-class Request(NamedTuple):
+class Request(Record):
     """``run``'s flags, checked, with everything taken from the host already taken (the
     caller's variables, env files, the seccomp profile's file, the init's path)."""
     image: RunConfig
@@ -48,7 +51,8 @@ class Request(NamedTuple):
     shm_size: int | None = None          # bytes of /dev/shm (None: Docker's 64m)
 
 
-Option = Callable[[Spec, Request], None]
+if TYPE_CHECKING:
+    Option = Callable[[Spec, Request], None]
 
 
 def with_process(spec: Spec, r: Request) -> None:

@@ -1,7 +1,12 @@
 """What every container gets unless a flag says otherwise, as Docker gives it (moby's
 ``oci/defaults.go`` and ``daemon/oci_linux.go``), in the OCI runtime spec's words (pure)."""
 
-from typing import Any
+from __future__ import annotations
+
+from ..records import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 OCI_VERSION = "1.0.2"
 

@@ -6,18 +6,20 @@ arguments after the image replace Cmd; ``-e K=V`` overrides, ``-e K`` copies fro
 caller's environment (or drops K); PATH has a default; HOSTNAME and HOME are set.
 """
 
+from __future__ import annotations
+
 import posixpath
 import re
 from collections.abc import Mapping
-from typing import NamedTuple
 
 from ..errors import UsageError
 from ..oci import RunConfig
+from ..records import Record
 from ..runtime.rlimit import RLIMITS
 from ..runtime.user import DEFAULT_PATH
 
 
-class Bind(NamedTuple):
+class Bind(Record):
     source: str      # absolute host path; for a volume its name ("": an anonymous one)
     target: str      # absolute container path
     readonly: bool = False

@@ -2,11 +2,13 @@
 ``--health-*`` flags over it, and how a probe's result moves the status
 (``starting`` -> ``healthy`` / ``unhealthy``)."""
 
+from __future__ import annotations
+
 import json
 import re
-from typing import NamedTuple
 
 from ..errors import UsageError
+from ..records import Record
 
 SECOND = 1_000_000_000
 DEFAULTS = {"Interval": 30 * SECOND, "Timeout": 30 * SECOND, "Retries": 3, "StartPeriod": 0}
@@ -27,7 +29,7 @@ def parse_duration(text: str, flag: str) -> int:
     return int(sum(float(p.group(1)) * _UNITS[p.group(2)] for p in parts))
 
 
-class Check(NamedTuple):
+class Check(Record):
     test: tuple[str, ...]      # CMD or CMD-SHELL and its words
     interval: int              # nanoseconds
     timeout: int

@@ -1,5 +1,7 @@
 """--restart as Docker reads it, and when a policy restarts a container (pure)."""
 
+from __future__ import annotations
+
 from ..errors import UsageError
 
 POLICIES = ("no", "always", "unless-stopped", "on-failure")

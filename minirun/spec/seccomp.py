@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
 
 from ..errors import UsageError
+from ..records import TYPE_CHECKING, Record
 from ..runtime.caps import NUMBER
+
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PROFILE = os.path.join(os.path.dirname(__file__), "seccomp-default.json")
 
@@ -81,7 +84,7 @@ def kernel_version(release: str) -> tuple[int, int]:
     return _version(release.split("-")[0])
 
 
-class Options(NamedTuple):
+class Options(Record):
     """--security-opt, parsed: the profile (a path; "" for Docker's default; None: no
     filter) and no-new-privileges."""
     seccomp: str | None = ""

@@ -3,18 +3,18 @@ published ports, its log, how it is stopped, and some flags as they were typed (
 ``inspect``). Kept in config.json's ``annotations`` under ``io.minirun.``, each value a string
 as the spec requires (JSON for lists), and read back typed (pure)."""
 
-# No postponed annotations: NamedTuple compiles string ones at import (run's start path).
+from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import NamedTuple
 
 from ..errors import StoreError
+from ..records import Record
 
 PREFIX = "io.minirun."
 
 
-class Joined(NamedTuple):
+class Joined(Record):
     """A network ``network connect`` added: its name, and the aliases and address asked for."""
     name: str
     aliases: tuple[str, ...] = ()
@@ -25,7 +25,7 @@ class Joined(NamedTuple):
         return json.dumps({"name": self.name, "aliases": list(self.aliases), "ip": self.ip})
 
 
-class Settings(NamedTuple):
+class Settings(Record):
     network: str = "none"                  # bridge, none, host, container:NAME|ID, a user network's name
     network_alias: tuple[str, ...] = ()    # on that user network
     ip: str = ""                           # --ip on it

@@ -5,7 +5,7 @@ runc running these documents is tests/integration/test_runc.py."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -14,13 +14,16 @@ from minirun.runtime import _libc, caps
 from minirun.runtime.cgroups import Limits
 from minirun.runtime.plan import plan
 from minirun.runtime.seccomp import load
-from minirun.spec.build import OPTIONS, Request, Spec, build
+from minirun.spec.build import OPTIONS, Request, build
 from minirun.spec.defaults import DEVICE_RULES, INIT_TARGET, MASKED_PATHS
 from minirun.spec.flags import Bind
 from minirun.spec.seccomp import DEFAULT_PROFILE, oci_section
 from minirun.spec.settings import PREFIX, Settings, from_annotations, to_annotations
 from tests.support import ocischema
 from tests.support.specs import IMAGE, request, spec
+
+if TYPE_CHECKING:
+    from minirun.spec.build import Spec
 
 DEFAULT_SECCOMP = oci_section(load(Path(DEFAULT_PROFILE).read_text(), "default"), "amd64", caps.DEFAULT, (6, 1))
 

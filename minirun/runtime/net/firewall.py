@@ -27,13 +27,15 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
+
+from ...records import Record
 
 COMMENT = "minirun"
 IPTABLES_CHAINS = ("DOCKER-USER", "ufw-user-forward", "FORWARD")  # where to add, first found
 
 
-class Plan(NamedTuple):
+class Plan(Record):
     found: list[str]                        # what would drop the bridge's traffic, as said by info
     iptables: str | None = None             # the filter table's chain to add to (iptables)
     nft: list[tuple[str, str, str]] = []    # noqa: RUF012 - (family, table, chain) to insert into

@@ -11,15 +11,17 @@ whenever a lease on a user network comes or goes) and the records of the host fi
 accept rules.
 """
 
+from __future__ import annotations
+
 import contextlib
 import json
 import os
 from pathlib import Path
-from typing import NamedTuple
 
 from ...content.files import file_lock
 from ...errors import EXIT_RUN_FAILED, ContainerStartError, UsageError
 from ...pids import alive, start_time
+from ...records import Record
 from .netconf import BRIDGE, Net, PortMapping, Subnet, default_net
 
 RUN_DIR = Path("/run/minirun")
@@ -36,7 +38,7 @@ FIREWALL_RECORD = "firewall.json"
 RULESET_MARK = "ruleset-2"
 
 
-class Lease(NamedTuple):
+class Lease(Record):
     """An address held by a container on a network, with the ports published to it."""
     container: str
     address: str
@@ -50,14 +52,14 @@ class Lease(NamedTuple):
         return self.net.subnet
 
 
-class Owner(NamedTuple):
+class Owner(Record):
     """Who holds a lease: while this process lives (its start time told apart from a reused
     PID) the address stays the container's."""
     pid: int
     start: int | None
 
     @classmethod
-    def me(cls) -> "Owner":
+    def me(cls) -> Owner:
         return cls(os.getpid(), start_time(os.getpid()))
 
 
@@ -122,7 +124,7 @@ class Locked:
         self.dir = state_dir()
         self.lock = file_lock(self.dir / "lock", what="another container's network setup")
 
-    def __enter__(self) -> "Locked":
+    def __enter__(self) -> Locked:
         self.lock.__enter__()
         self.leases = _read_leases(self.dir)
         self.dirty = False  # the nftables table must be written again

@@ -6,11 +6,13 @@ IPv4 addresses are handled as integers here (the ``ipaddress`` module costs a ru
 2 ms to import, and this is all it would do).
 """
 
+from __future__ import annotations
+
 import re
 import struct
-from typing import NamedTuple
 
 from ...errors import UsageError
+from ...records import Record
 
 BRIDGE = "minirun0"
 DEFAULT_SUBNET = "10.77.0.0/16"   # apart from Docker's 172.17.0.0/16 and Podman's 10.88.0.0/16
@@ -38,12 +40,12 @@ def mac_of(address: str) -> str:
     return "02:42:" + ":".join(f"{(ip_int(address) >> shift) & 0xFF:02x}" for shift in (24, 16, 8, 0))
 
 
-class Subnet(NamedTuple):
+class Subnet(Record):
     network: int
     prefix: int
 
     @classmethod
-    def parse(cls, text: str, what: str = "bridge subnet") -> "Subnet":
+    def parse(cls, text: str, what: str = "bridge subnet") -> Subnet:
         address, _, bits = text.partition("/")
         try:
             prefix = int(bits)
@@ -81,7 +83,7 @@ class Subnet(NamedTuple):
         return (self.network & both) == (network & both)
 
 
-class Net(NamedTuple):
+class Net(Record):
     """A network as the host side has it: the default bridge (``bridge``) or a user network."""
     name: str
     id: str             # "bridge" for the default, else 64 hex digits
@@ -149,7 +151,7 @@ def overlapping_route(subnet: Subnet, route_table: str, bridge: str = BRIDGE) ->
     return None
 
 
-class PortMapping(NamedTuple):
+class PortMapping(Record):
     host_ip: str          # "" for every address of the host
     host_port: int        # 0: any free port, chosen when the container starts
     container_port: int
@@ -237,7 +239,7 @@ def parse_add_host(text: str) -> tuple[str, str]:
     return name, address
 
 
-class _Resolv(NamedTuple):
+class _Resolv(Record):
     servers: list[str]
     domains: list[str]
     options: list[str]
@@ -305,7 +307,7 @@ def hosts_file(hostname: str, address: str | None, extra: list[tuple[str, str]])
     return "\n".join(lines) + "\n"
 
 
-class Choice(NamedTuple):
+class Choice(Record):
     """run's network flags, parsed and checked."""
     mode: str                             # bridge, none, host, container:NAME|ID
     ports: tuple[PortMapping, ...] = ()

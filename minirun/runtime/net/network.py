@@ -5,13 +5,15 @@ nftables table for outbound NAT, published ports and the isolation between netwo
 (rules.py). The veth pair needs no cleanup: it goes with the container's network namespace.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import socket
-from typing import NamedTuple
 
 from ... import notices
 from ...errors import ContainerStartError, UsageError
+from ...records import Record
 from .leases import (
     FIREWALL_RECORD,
     RULESET_MARK,
@@ -126,7 +128,7 @@ def _claim_ports(locked: Locked, wanted: tuple[PortMapping, ...]) -> tuple[PortM
     return tuple(out)
 
 
-class Endpoint(NamedTuple):
+class Endpoint(Record):
     """What a container asks of a network: its name and aliases (for the resolvers), an
     address (--ip; "": the first free one), the interface inside."""
     name: str = ""

@@ -20,7 +20,9 @@ import select
 import socket
 import sys
 import threading
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
+
+from ...records import Record
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,7 +37,7 @@ MAX_QUERIES = 64            # in flight at once; more are dropped (the client as
 NOBODY = 65534
 
 
-class Entry(NamedTuple):
+class Entry(Record):
     net: str
     container: str
     names: tuple[str, ...]

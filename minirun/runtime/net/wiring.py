@@ -1,10 +1,12 @@
 """A container's interfaces made (a veth pair per lease, moved into its network namespace) and
 its resolver started: what the attaching helper (attacher.py) does, or run itself."""
 
+from __future__ import annotations
+
 import socket
 from collections.abc import Callable
-from typing import NamedTuple
 
+from ...records import Record
 from .leases import Lease, link_name, state_dir
 from .netconf import mac_of
 from .netns import in_netns
@@ -24,7 +26,7 @@ def no_router_advertisements(link: str) -> None:
         pass
 
 
-class Wiring(NamedTuple):
+class Wiring(Record):
     """What a container's namespace gets beside its interfaces: a resolver (on a user
     network), asking ``upstream`` for other names."""
     resolver: bool = False
