@@ -2,8 +2,9 @@
 namespace (see test_network.py): Docker's (iptables-nft `filter FORWARD` policy DROP with its
 DOCKER-USER chain, and br_netfilter on, so bridged traffic meets it too) and a firewalld-like
 `inet` table whose forward chain rejects. Containers reach each other and a server in a
-further namespace routed through the host side; minirun's accept rules go with the bridge's
-last container and with `system prune`; a control shows the firewalls do drop without them."""
+further namespace routed through the host side; minirun's accept rules stay while the bridge
+does (surveyed again when the ruleset changed) and go with `system prune`; a control shows the
+firewalls do drop without them."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ def _ours(host: HostSide) -> str:
     """minirun's rules in the host side's other firewalls (empty when there are none)."""
     out = host.sh("iptables -w -S DOCKER-USER; nft list table inet fwtest").stdout
     return "\n".join(line for line in out.splitlines() if "minirun" in line)
+
+
+def _handles(host: HostSide) -> list[str]:
+    """minirun's rules in the firewalld-like table, with their handles."""
+    out = host.sh("nft -a list table inet fwtest").stdout
+    return [line.strip() for line in out.splitlines() if "minirun" in line]
 
 
 def _detached(host: HostSide, *args: str) -> str:
@@ -94,11 +101,20 @@ def test_the_bridge_works_beside_docker_and_firewalld_like_firewalls(host: HostS
         if web:
             host.run("rm", "-f", web)
         subprocess.run(["ip", "netns", "del", out], check=True)
-    # With the last container the rules go (they were put back by the control's run), and prune
-    # leaves no rule and no bridge either.
-    deadline = time.monotonic() + 10
-    while _ours(host) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _ours(host) == "" and not _record(host).exists()
+    # The rules stay with the bridge after its last container (as minirun's table does), and a
+    # start finds them unchanged by the ruleset's generation: no survey, the same rules.
+    assert host.run("run", "--rm", "busybox", "true").returncode == 0  # the control removed them: added again
+    assert _ours(host).count("minirun") >= 6 and _record(host).exists(), _ours(host)
+    assert isinstance(json.loads(_record(host).read_text())["generation"], int)
+    kept = _handles(host)
+    assert host.run("run", "--rm", "busybox", "true").returncode == 0
+    assert _handles(host) == kept, kept  # a new survey would have put new rules, new handles
+    # A firewalld-like reload (its table rewritten without minirun's rules): the next start sees
+    # the generation changed and adds them again.
+    reload = "nft flush chain inet fwtest filter_FORWARD && nft add rule inet fwtest filter_FORWARD reject"
+    assert host.sh(reload).returncode == 0 and "fwtest" not in _ours(host)
+    assert host.run("run", "--rm", "busybox", "true").returncode == 0
+    assert _ours(host).count("minirun") >= 6 and _handles(host) != kept
+    # prune leaves no rule and no bridge.
     assert host.run("system", "prune").returncode == 0
-    assert _ours(host) == "" and "minirun0" not in host.links()
+    assert _ours(host) == "" and not _record(host).exists() and "minirun0" not in host.links()

@@ -8,14 +8,16 @@ up its mounts, then attaches the container's network when it is told its PID and
 exits. Nothing of minirun's stays open in it (not the store's locks, not the caller's stdout).
 """
 
+from __future__ import annotations
+
 import json
 import os
 import signal
-from typing import TYPE_CHECKING
 
+from ... import records
 from .. import _libc
 
-if TYPE_CHECKING:
+if records.TYPE_CHECKING:
     from .leases import Lease
     from .wiring import Wiring
 
@@ -38,7 +40,7 @@ class Attacher:
         os.close(res_w)
         self.pid, self.cmd, self.res = pid, cmd_w, res_r
 
-    def attach(self, leases: "list[Lease]", pid: int, wiring: "Wiring") -> None:
+    def attach(self, leases: list[Lease], pid: int, wiring: Wiring) -> None:
         """Attach the container (its process ``pid``) with its leases, as ``wiring`` says; an
         OSError says why not."""
         from .leases import lease_doc

@@ -15,8 +15,10 @@ found, exactly and reversibly:
 
 The rules: from the bridge (its containers' own traffic, outbound and between them), and into
 it only replies and published ports (``ct status dnat``), as minirun's table allows; each
-marked with the comment ``minirun``. What was added is kept in the network's state directory,
-removed when the bridge's last container ends and by ``system prune``; ``info`` shows it.
+marked with the comment ``minirun``. What was added is kept in the network's state directory
+with the ruleset's generation it was surveyed at, and stays while the bridge does (removed with
+it: ``system prune``, ``network rm``); a start surveys again when the ruleset changed since (a
+firewall reloaded, Docker started), not otherwise; ``info`` shows it.
 The planning is pure (``plan``, tested without root); ``open_for`` and ``close`` run the tools.
 """
 
@@ -88,9 +90,10 @@ def nft_rules(bridge: str) -> list[str]:
             f'oifname "{bridge}" ct status dnat accept comment "{COMMENT}"']
 
 
-def open_for(bridge: str, own_table: str, record: Path) -> list[str]:
+def open_for(bridge: str, own_table: str, record: Path, generation: int | None = None) -> list[str]:
     """Add the accept rules the host's firewalls need; ``record`` keeps what was added (for
-    ``close``). Returns what was found. Without nft there is nothing to look at."""
+    ``close``) and the ruleset's ``generation`` the survey was made at (see nftgen). Returns what
+    was found. Without nft there is nothing to look at."""
     nft = shutil.which("nft")
     if nft is None:
         return []
@@ -99,7 +102,7 @@ def open_for(bridge: str, own_table: str, record: Path) -> list[str]:
         return []
     iptables = shutil.which("iptables")
     p = plan(json.loads(listed.stdout), bridge, own_table, iptables is not None)
-    added: dict[str, Any] = {"found": p.found, "iptables": [], "nft": []}
+    added: dict[str, Any] = {"found": p.found, "iptables": [], "nft": [], "generation": generation}
     if p.iptables and iptables:
         for spec in reversed(iptables_specs(bridge)):
             if subprocess.run([iptables, "-w", "-I", p.iptables, "1", *spec], capture_output=True).returncode == 0:

@@ -23,6 +23,7 @@ from ...errors import EXIT_RUN_FAILED, ContainerStartError, UsageError
 from ...pids import alive, start_time
 from ...records import Record
 from .netconf import BRIDGE, Net, PortMapping, Subnet, default_net
+from .nftgen import generation
 
 RUN_DIR = Path("/run/minirun")
 NAMES = "names.json"   # in the ``dns`` directory: what the resolvers answer (see resolver.py)
@@ -117,6 +118,27 @@ def firewall_record(d: Path, bridge: str) -> Path:
     return d / (FIREWALL_RECORD if bridge == BRIDGE else f"firewall-{bridge}.json")
 
 
+def _recorded_generation(record: Path) -> int | None:
+    try:
+        found = json.loads(record.read_text()).get("generation")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return found if isinstance(found, int) else None
+
+
+def _record_generation(record: Path, value: int | None) -> None:
+    """The ruleset's generation a survey (``record``) holds for (None: none: survey again)."""
+    try:
+        doc = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(doc, dict):
+        doc["generation"] = value
+        tmp = record.with_name(f".{record.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, record)
+
+
 class Locked:
     """The leases of this network namespace, under its lock: read, reclaimed, changed."""
 
@@ -129,6 +151,7 @@ class Locked:
         self.leases = _read_leases(self.dir)
         self.dirty = False  # the nftables table must be written again
         self.renamed = False  # the names the resolvers answer changed
+        self.generation = generation()  # the ruleset's, as this lock was taken
         for path, doc in list(self.leases.items()):
             if not _owner_alive(doc):
                 self.drop(path)
@@ -138,18 +161,27 @@ class Locked:
         try:
             if self.renamed:
                 self.write_names()
-            for bridge in self.emptied:  # a bridge's last container gone: the host's firewalls closed
-                from . import firewall
-                firewall.close(firewall_record(self.dir, bridge))
+            self._carry_generation()
         finally:
             self.lock.__exit__(None, None, None)
 
-    @property
-    def emptied(self) -> list[str]:
-        """Bridges whose accept rules are held in the host's firewalls but have no lease."""
-        held = {str(doc.get("bridge") or BRIDGE) for doc in self.leases.values()}
-        records = [(BRIDGE, self.dir / FIREWALL_RECORD)] + [(p.name[9:-5], p) for p in self.dir.glob("firewall-*.json")]
-        return [bridge for bridge, record in records if record.exists() and bridge not in held]
+    def firewall_current(self, record: Path) -> bool:
+        """Whether the host firewalls' survey for a bridge (its ``record``) still holds: nothing
+        in the ruleset changed since it was made, but by minirun under this lock."""
+        return self.generation is not None and _recorded_generation(record) == self.generation
+
+    def _carry_generation(self) -> None:
+        """The ruleset changed under this lock by minirun's own hand (its table written, a
+        survey's rules added): the surveys that held as it was taken hold still. (A change by
+        another tool in these milliseconds would pass unseen until the ruleset next changes.)"""
+        if self.generation is None:
+            return
+        now = generation()
+        if now is None or now == self.generation:
+            return
+        for record in [self.dir / FIREWALL_RECORD, *self.dir.glob("firewall-*.json")]:
+            if _recorded_generation(record) == self.generation:
+                _record_generation(record, now)
 
     def drop(self, path: Path) -> None:
         doc = self.leases.pop(path)

@@ -145,12 +145,15 @@ def reserve(container: str, ports: tuple[PortMapping, ...], net: Net | None = No
     net, endpoint = net or default_net(), endpoint or Endpoint()
     with Locked() as locked:
         _ensure_bridge(locked, net)
-        if not any((doc.get("bridge") or BRIDGE) == net.bridge for doc in locked.leases.values()):
-            # the bridge's first container: the host's firewalls opened for it
+        record = firewall_record(locked.dir, net.bridge)
+        first = not any((doc.get("bridge") or BRIDGE) == net.bridge for doc in locked.leases.values())
+        if first and not locked.firewall_current(record):
+            # The bridge's first container, and the ruleset changed since the last survey (or
+            # none was made): the host's firewalls opened for it again. (With containers on it,
+            # removing and adding the rules would drop their traffic in between.)
             from . import firewall
-            record = firewall_record(locked.dir, net.bridge)
             firewall.close(record)
-            firewall.open_for(net.bridge, TABLE, record)
+            firewall.open_for(net.bridge, TABLE, record, locked.generation)
         claimed = _claim_ports(locked, ports)
         taken = {str(doc.get("address")) for doc in locked.leases.values()}
         address = _address(net, endpoint.ip, taken)
@@ -215,12 +218,23 @@ def detach(lease: Lease) -> None:
 
 
 def remove_bridge(locked: Locked, net: Net) -> None:
-    """A user network's bridge (network rm, prune), if it is there, and its rules."""
+    """A user network's bridge (network rm, prune), if it is there, and its rules (the host
+    firewalls' too)."""
     _delete_link(net.bridge)
+    _close_firewalls(locked, net.bridge)
     if any(d.get("bridge") == net.bridge for d in locked.bridges()):
         locked.remember(net, made=False)
         with contextlib.suppress(UsageError, ContainerStartError):
             locked.apply_rules(required=False)
+
+
+def _close_firewalls(locked: Locked, bridge: str) -> None:
+    """The accept rules held for a bridge in the host's other firewalls, removed (they stay
+    while it is there, as minirun's table does: a container's coming and going changes neither)."""
+    record = firewall_record(locked.dir, bridge)
+    if record.exists():
+        from . import firewall
+        firewall.close(record)
 
 
 def _delete_link(link: str, what: str = "bridge") -> bool:
@@ -250,6 +264,7 @@ def remove_unused() -> bool:
                 with contextlib.suppress(UsageError, ContainerStartError):
                     locked.apply_rules(required=False)
             return False
+        _close_firewalls(locked, BRIDGE)
         if not _delete_link(BRIDGE):
             return False
         nft = nft_path()
