@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from ..containers import events
-from ..containers.logs import parse_time, stamp
+from ..containers.logs import parse_time
+from ..runtime.logwriter import stamp
 from .options import context_of, filters
 from .output import line
 from .template import render

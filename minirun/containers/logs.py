@@ -9,28 +9,22 @@ Docker's ``local`` driver): when it would pass the size it is rotated to ``.1`` 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from json.encoder import encode_basestring  # C: what json.dumps uses for a str
 from pathlib import Path
 
 from ..errors import UsageError
 from ..records import TYPE_CHECKING, Record
+from ..runtime import logwriter
+from ..runtime.logwriter import LogOptions, stamp
 
 if TYPE_CHECKING:
     from typing import BinaryIO
 
-_PARTIAL_MAX = 16 * 1024  # as Docker: a line longer than this is logged in pieces
 _UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3}
-
-
-class LogOptions(Record):
-    max_size: int = 10 * 1000**2
-    max_file: int = 3
 
 
 def parse_options(opts: tuple[str, ...]) -> LogOptions:
@@ -51,19 +45,6 @@ def parse_options(opts: tuple[str, ...]) -> LogOptions:
     if out.max_size < 1000 or out.max_file < 1:
         raise UsageError("invalid --log-opt: max-size must be at least 1k and max-file at least 1")
     return out
-
-
-def log_path(directory: Path) -> Path:
-    return directory / f"{directory.name}-json.log"
-
-
-def now_nano() -> str:
-    return stamp(time.time_ns())
-
-
-def stamp(ns: int) -> str:
-    """An entry's time: RFC 3339 in UTC with nanoseconds, so that stamps sort as strings."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
@@ -98,113 +79,6 @@ def _parse_time(text: str, now_ns: int, flag: str) -> str:
     return stamp(int(when.timestamp()) * 10**9 + when.microsecond * 1000)
 
 
-class LogWriter:
-    """Appends the container's output, a line per entry; partial lines wait for their end
-    (or 16 KiB), per stream. Each chunk read is written at once, its lines stamped with one
-    time (they arrived together): a million short lines take about half a second here, where
-    a ``json.dumps`` per line took eight."""
-
-    def __init__(self, directory: Path, options: LogOptions) -> None:
-        self.path = log_path(directory)
-        self.options = options
-        self.file = open(self.path, "ab", buffering=0)
-        self.size = self.file.tell()
-        self.pending = {"stdout": b"", "stderr": b""}
-        # What could not be written (a full disk): dropped and counted, never the program's
-        # end (as Docker drops what it cannot log); the first failure says why.
-        self.dropped = 0
-        self.failure: OSError | None = None
-
-    def write(self, stream: str, data: bytes) -> None:
-        buf = self.pending[stream] + data
-        end = buf.rfind(b"\n") + 1
-        texts = buf[:end].decode(errors="replace").split("\n")[:-1]
-        if texts and max(map(len, texts)) >= _PARTIAL_MAX:
-            self._slow(stream, buf[:end])
-        elif texts:
-            self._append(stream, [text + "\n" for text in texts])
-        whole = end + (len(buf) - end) // _PARTIAL_MAX * _PARTIAL_MAX  # 16 KiB pieces of a longer line
-        if whole > end:
-            self._append(stream, [buf[i:i + _PARTIAL_MAX].decode(errors="replace")
-                                  for i in range(end, whole, _PARTIAL_MAX)])
-        self.pending[stream] = buf[whole:]
-
-    def _slow(self, stream: str, complete: bytes) -> None:
-        """Lines of 16 KiB or more, in pieces (as Docker: the last one ends the line)."""
-        for line in complete.split(b"\n")[:-1]:
-            line += b"\n"
-            self._append(stream, [line[i:i + _PARTIAL_MAX].decode(errors="replace")
-                                  for i in range(0, len(line), _PARTIAL_MAX)])
-
-    def _append(self, stream: str, texts: list[str]) -> None:
-        tail = f',"stream":"{stream}","time":"{now_nano()}"}}\n'
-        lines = ['{"log":' + encode_basestring(text) + tail for text in texts]
-        batch = "".join(lines).encode()
-        if self.size + len(batch) > self.options.max_size:
-            for line in lines:  # near the bound: rotate between entries
-                data = line.encode()
-                if self.size + len(data) > self.options.max_size and self.size:
-                    try:
-                        self._rotate()
-                    except OSError as e:
-                        self._reopen()
-                        self._lost(1, e)
-                        continue
-                self._write(data, 1)
-        else:
-            self._write(batch, len(lines))
-
-    def _write(self, data: bytes, entries: int) -> None:
-        """``data`` whole at the end of the log, or none of it (a part written is cut off again,
-        so that every line stays a whole JSON entry)."""
-        if self.file.closed:
-            self._lost(entries, OSError(5, "the log could not be opened again"))
-            return
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[self.file.write(view) or 0:]
-            self.size += len(data)
-        except OSError as e:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self.file.fileno(), self.size)
-            self._lost(entries, e)
-
-    def _reopen(self) -> None:
-        """After a rotation that failed part way: the current log again, to append to."""
-        if self.file.closed:
-            with contextlib.suppress(OSError):
-                self.file = open(self.path, "ab", buffering=0)
-        if not self.file.closed:
-            self.size = self.file.tell()
-
-    def _lost(self, entries: int, e: OSError) -> None:
-        self.dropped += entries
-        if self.failure is None:
-            self.failure = e
-
-    def _rotate(self) -> None:
-        self.file.close()
-        keep = self.options.max_file - 1
-        for n in range(keep, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{n}")
-            if older.exists():
-                if n == keep:
-                    older.unlink()
-                else:
-                    older.rename(self.path.with_name(f"{self.path.name}.{n + 1}"))
-        if keep:
-            self.path.rename(self.path.with_name(f"{self.path.name}.1"))
-        self.file = open(self.path, "wb", buffering=0)
-        self.size = 0
-
-    def close(self) -> None:
-        for stream, rest in self.pending.items():
-            if rest and not self.file.closed:
-                self._append(stream, [rest.decode(errors="replace")])
-        self.file.close()
-
-
 class Entry(Record):
     stream: str
     text: str
@@ -217,6 +91,10 @@ def _parse(line: bytes) -> Entry | None:
         return Entry(str(doc["stream"]), str(doc["log"]), str(doc["time"]))
     except (ValueError, KeyError, TypeError):
         return None  # a line cut by a kill while it was written
+
+
+def log_path(directory: Path) -> Path:
+    return Path(logwriter.log_path(directory))
 
 
 def entries(directory: Path) -> list[Entry]:

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..containers import logs
-from ..containers.logs import LogOptions
 from ..content.images import ImageRecord
 from ..errors import UsageError
 from ..oci import RunConfig, parse_config
@@ -17,6 +16,7 @@ from ..records import TYPE_CHECKING, Record
 from ..runargs import RunArgs
 from ..runtime import caps, cgroups, process
 from ..runtime.cgroups import Limits
+from ..runtime.logwriter import LogOptions
 from ..runtime.net import netconf
 from ..runtime.net.netconf import Choice
 from ..runtime.seccomp import load

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from .. import trace
 from ..containers import events
 from ..containers import state as container
-from ..containers.logs import LogWriter
 from ..errors import (
     EXIT_RUN_FAILED,
     BrokenImage,
@@ -29,6 +28,7 @@ from ..errors import (
 from ..records import TYPE_CHECKING, Record
 from ..remote import reference
 from ..runtime import cgroups, process
+from ..runtime.logwriter import LogWriter
 from ..runtime.net import netconf
 from ..runtime.plan import plan
 from ..runtime.seccomp_bpf import program_for
@@ -47,13 +47,14 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-    from ..containers.logs import LogOptions
     from ..containers.state import ContainerState
     from ..content.images import ImageRecord
     from ..oci import RunConfig
     from ..pull import Emit
     from ..runargs import RunArgs
+    from ..runtime.logwriter import LogOptions
     from ..runtime.net.attacher import Attacher
+    from ..runtime.relay import Pipes
     from ..spec.settings import Settings
     from .health import Checker
     from .netrun import Wired
@@ -241,18 +242,25 @@ def _run_created(ctx: Context, remove: bool, made: Made, state: ContainerState, 
     finally:
         try:
             unwire(state.id, wired)
-            if code is not None:
-                _event(ctx, "die", state, made.settings, exitCode=str(code))
-            if lost:  # said once, and kept for inspect; the program went on regardless
-                warn(f"container {state.id[:12]}: {lost[0][0]} log entries could not be written "
-                     f"({lost[0][1]}); its output was still passed on")
-                state = state._replace(log_dropped=lost[0][0])
-            _record_end(ctx, remove, directory, state, code, warn)
+            wind_up(ctx, remove, made.settings, state, directory, code, lost, warn)
         finally:
             made.signals.restore()
     if troubles:  # its output could not be written (a full disk): said, and exit 1, as Docker
         raise OutputError(troubles[0].strerror or str(troubles[0]))
     return code
+
+
+def wind_up(ctx: Context, remove: bool, settings: Settings, state: ContainerState, directory: Path,
+            code: int | None, lost: list[tuple[int, str]], warn: Callable[[str], None]) -> None:
+    """After the container's end (``code`` None: it never started), its network given back:
+    its die event, what its log lost, its end recorded (--rm: removed)."""
+    if code is not None:
+        _event(ctx, "die", state, settings, exitCode=str(code))
+    if lost:  # said once, and kept for inspect; the program went on regardless
+        warn(f"container {state.id[:12]}: {lost[0][0]} log entries could not be written "
+             f"({lost[0][1]}); its output was still passed on")
+        state = state._replace(log_dropped=lost[0][0])
+    _record_end(ctx, remove, directory, state, code, warn)
 
 
 def restart_container(ctx: Context, directory: Path, state: ContainerState, spec: dict[str, Any],
@@ -323,7 +331,8 @@ def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wir
                                 wired.attach, wired.joined)
         return process.start(launch, on_started,
                              Output(None if log is None else log.write,
-                                    None if started is None else lambda: started(state.id), troubles),
+                                    None if started is None else lambda: started(state.id), troubles,
+                                    _lean(ctx, directory, made) if started is not None else None),
                              made.signals)
     finally:
         for checker in checkers:
@@ -332,6 +341,20 @@ def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wir
             log.close()
             if log.dropped:
                 lost.append((log.dropped, log.failure.strerror or str(log.failure) if log.failure else "?"))
+
+
+def _lean(ctx: Context, directory: Path, made: Made) -> Callable[[int, int, Pipes | None], None] | None:
+    """A detached container's monitor becomes the lean one once its program runs (see
+    runtime/keeper.py), and ops/aftermath.py after its end; not with a health check, whose
+    prober is a thread of this monitor's."""
+    if made.settings.health:
+        return None
+
+    def hand_off(pid: int, master: int, pipes: Pipes | None) -> None:
+        from ..runtime.keeper import command, exec_lean
+        after = [*command("minirun.ops.aftermath"), str(ctx.root), ctx.driver or "", str(directory)]
+        exec_lean(pid, str(directory), made.log, master, pipes, after)
+    return hand_off
 
 
 def _checker(ctx: Context, directory: Path, state: ContainerState, settings: Settings) -> Checker | None:

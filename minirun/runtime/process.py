@@ -172,7 +172,7 @@ def _fork_and_follow(launch: Launch, joins: dict[str, int], on_started: Callable
         os.waitpid(pid, 0)
         trace.event("exit", "failed", f"the setup failed before exec: {failure.body.decode(errors='replace')!r}")
         return failure, EXIT_RUN_FAILED
-    follow(plan, master, pipes, output)
+    follow(plan, master, pipes, output, pid)
     _, status = os.waitpid(pid, 0)
     return None, exit_code(status)
 

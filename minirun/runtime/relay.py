@@ -18,9 +18,11 @@ import errno
 import fcntl
 import os
 import select
-from collections.abc import Callable
 
-from ..records import Record
+from ..records import TYPE_CHECKING, Record
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 PIPE_SIZE = 1 << 20
 CHUNK = 1 << 20
@@ -70,7 +72,8 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-Sink = Callable[[int, bytes], None]  # (stdio fd, bytes): the container's log
+if TYPE_CHECKING:
+    Sink = Callable[[int, bytes], None]  # (stdio fd, bytes): the container's log
 
 
 class _Input:
@@ -125,6 +128,20 @@ class _Input:
         if self.end is not None:
             os.close(self.end)
             self.end, self.pending = None, b""
+
+
+def log_terminal(master: int, log: Sink) -> None:
+    """What the container writes to its terminal, as its stdout (as Docker logs a -t one),
+    until it has ended (EIO once the last slave is closed)."""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        log(1, data)
+    os.close(master)
 
 
 def copy(pipes: Pipes, log: Sink | None = None, echo: bool = True, until: int = -1) -> OSError | None:

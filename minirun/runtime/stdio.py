@@ -4,7 +4,6 @@ logged alone when it is detached (run -d: the monitor holds them)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from .. import trace
@@ -17,10 +16,13 @@ class Output(Record):
     """Where the container's output goes besides the caller's stdout and stderr: ``log`` (its
     log's writer, given the stream's name and the bytes, when it has one); detached (run -d, in
     the monitor): only there, and ``on_exec`` is told once its program has been exec'd (the
-    CLI then returns)."""
+    CLI then returns), and with ``hand_off`` the monitor becomes the lean one there, given the
+    container's PID, its terminal's master and its pipes (runtime/keeper.py; it returns only
+    when that could not be, and the relaying is done here after all)."""
     log: Callable[[str, bytes], None] | None
     on_exec: Callable[[], None] | None = None
     troubles: list[OSError] | None = None   # where a failure to write our stdout or stderr is noted
+    hand_off: Callable[[int, int, relay.Pipes | None], None] | None = None
 
     def sink(self) -> relay.Sink | None:
         log = self.log
@@ -30,20 +32,6 @@ class Output(Record):
 
 
 UNLOGGED = Output(None)
-
-
-def _log_terminal(master: int, log: relay.Sink) -> None:
-    """What the container writes to its terminal, as its stdout (as Docker logs a -t one),
-    until it has ended (EIO once the last slave is closed)."""
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        log(1, data)
-    os.close(master)
 
 
 def stdio_pipes(spec: Plan) -> relay.Pipes | None:
@@ -57,16 +45,18 @@ def stdio_pipes(spec: Plan) -> relay.Pipes | None:
     return relay.for_container(spec.interactive)
 
 
-def follow(spec: Plan, master: int, pipes: relay.Pipes | None, output: Output) -> None:
-    """Once its program runs, until it ends: its terminal (-t: ``master``) or stdio pipes
-    relayed and logged."""
+def follow(spec: Plan, master: int, pipes: relay.Pipes | None, output: Output, pid: int = 0) -> None:
+    """Once its program runs (as process ``pid``), until it ends: its terminal (-t:
+    ``master``) or stdio pipes relayed and logged."""
     trace.event("exec", "running", "the program runs; its output is relayed (and logged) until it ends")
     sink = output.sink()
     if output.on_exec is not None:
         output.on_exec()
+        if output.hand_off is not None and pid:
+            output.hand_off(pid, master, pipes)
     if master >= 0:
         if output.on_exec is not None and sink is not None:  # -d -t: the monitor holds the master
-            _log_terminal(master, sink)
+            relay.log_terminal(master, sink)
         else:
             from . import terminal
             terminal.relay(master, spec.interactive, sink)

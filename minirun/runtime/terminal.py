@@ -19,7 +19,11 @@ import termios
 import tty
 from types import FrameType
 
-from .relay import Sink, write_all
+from ..records import TYPE_CHECKING
+from .relay import write_all
+
+if TYPE_CHECKING:
+    from .relay import Sink
 
 TIOCSPTLCK = 0x40045431
 TIOCGPTN = 0x80045430

@@ -623,3 +623,54 @@ def test_rm_f_after_the_program_ended_never_kills_its_monitor(mr: Minirun) -> No
             assert not (mr.root / "containers" / cid).exists()
     finally:
         libc.prctl(pr_set_child_subreaper, 0, 0, 0, 0)
+
+
+def _monitor_of(mr: Minirun, cid: str) -> int:
+    pid = int(str(_state(mr, cid)["pid"]))
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])  # its parent
+
+
+def test_the_monitor_becomes_the_lean_one_and_still_does_its_work(mr: Minirun) -> None:
+    """Once the program runs, the monitor (the same process, the container's parent) is the
+    lean one: a bare interpreter with runtime/keeper.py alone, which relays and logs, forwards
+    the signals it gets, and hands the end to the full minirun (state, --rm, restart policy)."""
+    assert mr("pull", "-q", "busybox").returncode == 0
+    script = 'trap "echo got TERM; exit 3" TERM; echo up; echo err >&2; while true; do sleep 0.1; done'
+    cid = _detach(mr, "busybox", "sh", "-c", script)
+    monitor = _monitor_of(mr, cid)
+    assert monitor == int(str(_state(mr, cid)["monitor"]))
+    deadline = time.monotonic() + 10
+    while "minirun.runtime.keeper" not in (cmdline := Path(f"/proc/{monitor}/cmdline").read_bytes().decode()) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "minirun.runtime.keeper" in cmdline and "-S" in cmdline.split("\0"), cmdline
+    maps = Path(f"/proc/{monitor}/maps").read_text()
+    assert "_cffi_backend" not in maps and "libcrypto" not in maps  # none of the CLI's heavy modules
+    while mr("logs", cid).stdout != "up\n" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(monitor, signal.SIGTERM)  # forwarded to the container, as the full monitor did
+    assert mr("wait", cid).stdout == "3\n"
+    r = mr("logs", cid)
+    assert (r.stdout, r.stderr) == ("up\ngot TERM\n", "err\n")
+    assert _state(mr, cid)["status"] == "exited"
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{monitor}") and time.monotonic() < deadline:  # its end recorded, it ends
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{monitor}")
+    assert mr("rm", cid).returncode == 0
+    # --rm and a restart policy, from the end the lean monitor handed on; -t logged through it.
+    gone = _detach(mr, "--rm", "busybox", "sh", "-c", "sleep 0.3")
+    assert _gone(mr, gone)
+    again = _detach(mr, "--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; exit 4")
+    deadline = time.monotonic() + 20
+    while mr("inspect", "-f", "{{.RestartCount}} {{.State.Status}}", again).stdout != "2 exited\n" \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    ended = mr("inspect", "-f", "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}", again).stdout
+    assert ended == "2 exited 4\n", ended
+    assert mr("logs", again).stdout == "run\nrun\nrun\n"
+    tty = _detach(mr, "-t", "busybox", "sh", "-c", "echo on a terminal")
+    assert mr("wait", tty).stdout == "0\n"
+    assert mr("logs", tty).stdout.replace("\r\n", "\n") == "on a terminal\n"
+    assert mr("rm", again, tty).returncode == 0
+    assert not list((mr.root / "containers").iterdir())

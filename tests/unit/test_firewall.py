@@ -58,3 +58,18 @@ def test_the_rules_accept_only_what_minirun_s_table_does() -> None:
     assert [s[:4] for s in firewall.iptables_specs("minirun0")] == [
         ["-i", "minirun0", "-m", "comment"], ["-o", "minirun0", "-m", "conntrack"],
         ["-o", "minirun0", "-m", "conntrack"]]
+
+
+def test_the_ruleset_generation_is_read_from_a_newgen_reply() -> None:
+    """nftgen.parse_reply: NFTA_GEN_ID of NFT_MSG_NEWGEN (as the kernel sends it); nothing
+    from an error or a cut message, so that a start surveys the firewalls again."""
+    import struct
+
+    from minirun.runtime.net.nftgen import parse_reply
+    attrs = struct.pack("=HH", 8, 1) + struct.pack(">I", 3329) + struct.pack("=HH", 8, 2) + struct.pack(">I", 7)
+    body = struct.pack("=BBH", 0, 0, 0) + attrs
+    reply = struct.pack("=IHHII", 16 + len(body), (10 << 8) | 15, 0, 1, 0) + body
+    assert parse_reply(reply) == 3329
+    assert parse_reply(reply[:20]) is None
+    error = struct.pack("=IHHII", 36, 2, 0, 1, 0) + struct.pack("=i", -1) + reply[:16]
+    assert parse_reply(error) is None

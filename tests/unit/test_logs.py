@@ -10,13 +10,14 @@ import pytest
 
 from minirun.containers import logs
 from minirun.errors import UsageError
+from minirun.runtime import logwriter
 from minirun.runtime.signals import parse
 
 
 def test_lines_partials_and_rotation(tmp_path: Path) -> None:
     d = tmp_path / ("c" * 64)
     d.mkdir()
-    w = logs.LogWriter(d, logs.LogOptions(max_size=1000, max_file=2))
+    w = logwriter.LogWriter(d, logwriter.LogOptions(max_size=1000, max_file=2))
     w.write("stdout", b"one\ntw")
     w.write("stderr", b"err\n")
     w.write("stdout", b"o\n")
@@ -34,7 +35,7 @@ def test_lines_partials_and_rotation(tmp_path: Path) -> None:
 
 
 def test_options_and_signals() -> None:
-    assert logs.parse_options(("max-size=2m", "max-file=5")) == logs.LogOptions(2_000_000, 5)
+    assert logs.parse_options(("max-size=2m", "max-file=5")) == logwriter.LogOptions(2_000_000, 5)
     for bad in ("max-size=big", "colour=red", "max-file=0", "max-size=10"):
         with pytest.raises(UsageError, match="--log-opt"):
             logs.parse_options((bad,))
@@ -48,7 +49,7 @@ def test_long_lines_odd_bytes_and_batches(tmp_path: Path) -> None:
     replaced, control characters escaped, a batch of many lines kept in order."""
     d = tmp_path / ("d" * 64)
     d.mkdir()
-    w = logs.LogWriter(d, logs.LogOptions())
+    w = logwriter.LogWriter(d, logwriter.LogOptions())
     w.write("stdout", b"".join(b"%d\n" % i for i in range(5000)))
     w.write("stdout", b"x" * 40000 + b"\nshort\n" + b"y" * 20000)
     w.write("stderr", b"caf\xc3\xa9 \xff\x00\t\"q\"\\n\n")
@@ -67,9 +68,9 @@ def test_long_lines_odd_bytes_and_batches(tmp_path: Path) -> None:
 
 def test_since_and_until_as_docker_takes_them() -> None:
     now = 1_800_000_000 * 10**9
-    assert logs.parse_time("10m", now) == logs.stamp(now - 600 * 10**9)
-    assert logs.parse_time("1h30m", now) == logs.stamp(now - 5400 * 10**9)
-    assert logs.parse_time("1.5s", now) == logs.stamp(now - 1_500_000_000)
+    assert logs.parse_time("10m", now) == logwriter.stamp(now - 600 * 10**9)
+    assert logs.parse_time("1h30m", now) == logwriter.stamp(now - 5400 * 10**9)
+    assert logs.parse_time("1.5s", now) == logwriter.stamp(now - 1_500_000_000)
     assert logs.parse_time("1700000000.25", now) == "2023-11-14T22:13:20.250000000Z"
     assert logs.parse_time("2026-11-23T13:58:36.5Z", now) == "2026-11-23T13:58:36.500000000Z"
     assert logs.parse_time("2026-11-23T14:58:36+01:00", now) == "2026-11-23T13:58:36.000000000Z"

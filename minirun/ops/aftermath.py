@@ -1,0 +1,61 @@
+"""What a detached container's monitor does once the program ended, when it had become the
+lean monitor (runtime/keeper.py) meanwhile: the full minirun again, in the same process, does
+what a foreground run does after the wait (ops/run.py's ``_run_created``): the container's
+cgroup removed, its network given back, its die event, its end recorded (--rm: removed), then
+its restart policy, in this same monitor.
+
+All it needs is on disk (config.json, state.json) or in its arguments: the store, the storage
+driver, the container's directory, the wait status, and what its log lost.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from ..errors import EXIT_RUN_FAILED, MiniRunError
+from ..runtime.process import exit_code
+from ..runtime.signals import FORWARDED
+from .context import Context
+
+
+def finish(ctx: Context, directory: Path, status: int, dropped: int, reason: str) -> int:
+    """The container in ``directory`` ended with wait ``status``: as after a foreground
+    run's wait; the exit code (its restart policy's last)."""
+    from ..containers import state as container
+    from .containers import cgroup_of, configured
+    from .restart import then_policy
+    from .run import wind_up
+    code = exit_code(status)
+    try:
+        _, settings = configured(ctx, directory)
+        state = container.load(directory)
+    except MiniRunError:
+        return code  # removed meanwhile (rm -f): rm gave back what it held
+    cgroup_of(directory, state.id).remove()
+    if state.address:
+        from ..runtime.net import network
+        network.release(state.id)
+    wind_up(ctx, settings.auto_remove, settings, state, directory, code,
+            [(dropped, reason or "?")] if dropped else [], _unheard)
+    return then_policy(ctx, directory, settings.restart, code, False, _unheard)
+
+
+def _unheard(_message: str) -> None:
+    """Warnings: the monitor has nobody to tell (as before the lean monitor)."""
+
+
+def main(argv: list[str]) -> None:
+    """``ROOT DRIVER DIRECTORY STATUS DROPPED REASON`` (DRIVER "": the store's own)."""
+    # Signals came blocked from the lean monitor: the container is gone, nothing to forward
+    # (a restart installs its own forwarding).
+    for signum in FORWARDED:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+    root, driver, directory, status, dropped, reason = argv
+    code = EXIT_RUN_FAILED
+    try:
+        code = finish(Context(Path(root), driver or None), Path(directory), int(status), int(dropped), reason)
+    finally:
+        os._exit(code)
