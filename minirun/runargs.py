@@ -266,3 +266,8 @@ def option_lines(rows: list[tuple[str, str]], widest: int | None = None) -> list
         lines += [f"  {shown.ljust(width)}{text}".rstrip()] if len(shown) < width else \
             [f"  {shown}", f"  {' ' * width}{text}".rstrip()]
     return lines
+
+
+def network_mode(a: RunArgs, default: str | None) -> str:
+    """--network, else ``default`` (MINIRUN_NETWORK's), else Docker's: the bridge."""
+    return a.network or default or "bridge"

@@ -28,7 +28,11 @@ from ..errors import (
     MiniRunError,
     RateLimited,
 )
+from ..records import TYPE_CHECKING
 from .output import ensure_stdio, err
+
+if TYPE_CHECKING:
+    from ..ops.context import Context
 
 EXIT_FAILURE = 1
 EXIT_FLAG = 125   # a flag that does not parse, for every command (Docker's CLI)
@@ -79,13 +83,16 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 def _run(driver: str | None, words: list[str], verb: str = "run") -> int:
-    from ..ops.context import Context
-    from ..snapshots.rootfs import check_driver
     from .run import run
     _hear_notices()
-    if driver is not None:
-        check_driver(driver)
-    return run(words, Context.from_environment(driver), create=verb == "create")
+
+    def context() -> Context:
+        from ..ops.context import Context
+        from ..snapshots.rootfs import check_driver
+        if driver is not None:
+            check_driver(driver)
+        return Context.from_environment(driver)
+    return run(words, context, create=verb == "create")
 
 
 def _app(argv: list[str]) -> int:

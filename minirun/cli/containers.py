@@ -31,13 +31,13 @@ RunWords = Annotated[list[str] | None, typer.Argument(metavar="[OPTIONS] IMAGE [
 def run_cmd(tctx: typer.Context, words: RunWords = None) -> int:
     """Reached only when global flags other than --storage-driver precede ``run``."""
     from .run import run
-    return run([*(words or []), *tctx.args], context_of(tctx))
+    return run([*(words or []), *tctx.args], lambda: context_of(tctx))
 
 
 def create_cmd(tctx: typer.Context, words: RunWords = None) -> int:
     """Reached only when global flags other than --storage-driver precede ``create``."""
     from .run import run
-    return run([*(words or []), *tctx.args], context_of(tctx), create=True)
+    return run([*(words or []), *tctx.args], lambda: context_of(tctx), create=True)
 
 
 def _status(state: ContainerState, root: Path) -> str:

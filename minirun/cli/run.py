@@ -14,9 +14,6 @@ import sys
 
 from .. import runargs, trace
 from ..errors import BrokenImage, OutputError
-from ..ops.making import check, network_mode
-from ..ops.netrun import helper_for
-from ..ops.run import image_for, pull_again, run_container
 from ..records import TYPE_CHECKING
 from .output import err, line
 
@@ -74,9 +71,10 @@ def _policy(ctx: Context, flags: Checked) -> Callable[[Path, int], int] | None:
     return lambda directory, code: then_policy(ctx, directory, flags.settings.restart, code, True, err)
 
 
-def run(words: list[str], ctx: Context, create: bool = False) -> int:
+def run(words: list[str], context: Callable[[], Context], create: bool = False) -> int:
     """The words after ``run``: the program's exit status (0 after ``--help``). ``create``:
-    the words after ``create``, the container made and left created (its ID printed)."""
+    the words after ``create``, the container made and left created (its ID printed).
+    ``context`` makes the store's context (once the network helper is on its way)."""
     args = runargs.parse(words)
     if args.help:
         sys.stdout.write(runargs.help_text(create))
@@ -90,10 +88,16 @@ def run(words: list[str], ctx: Context, create: bool = False) -> int:
     if args.explain is not None:
         from .explain import start
         start(args.explain)
-    ctx = ctx.with_registry(tuple(args.registry_mirror), tuple(args.insecure_registry))
-    # First: it loads the netlink code in parallel (not for -d: the monitor is not its parent).
-    helper = None if args.detach else helper_for(network_mode(args))
+    # First, before minirun's own modules load: the helper loads the netlink code on the other
+    # core meanwhile (not for -d: the monitor is not its parent; see runtime/net/attacher.py).
+    helper = None
+    if not args.detach and not create:
+        from ..runtime.net.attacher import for_mode
+        helper = for_mode(runargs.network_mode(args, os.environ.get("MINIRUN_NETWORK")))
     try:
+        from ..ops.making import check
+        from ..ops.run import image_for, pull_again, run_container
+        ctx = context().with_registry(tuple(args.registry_mirror), tuple(args.insecure_registry))
         flags = check(args, ctx.root)  # every flag, before anything is pulled
         lines = _PullLines(args.explain)
         try:

@@ -13,7 +13,7 @@ from ..content.images import ImageRecord
 from ..errors import UsageError
 from ..oci import RunConfig, parse_config
 from ..records import TYPE_CHECKING, Record
-from ..runargs import RunArgs
+from ..runargs import RunArgs, network_mode
 from ..runtime import caps, cgroups, process
 from ..runtime.cgroups import Limits
 from ..runtime.logwriter import LogOptions
@@ -59,7 +59,7 @@ def check(a: RunArgs, root: Path) -> Checked:
     """``root``: the store, where compiled seccomp filters are kept."""
     if os.geteuid() != 0:
         raise UsageError("run needs root (namespaces, mounts): use sudo minirun run ...")
-    mode = network_mode(a)
+    mode = network_mode(a, os.environ.get("MINIRUN_NETWORK"))
     network = netconf.choose(mode, a.publish, a.publish_all, a.dns, a.dns_search, a.dns_option,
                              a.add_host, a.network_alias, a.ip or "")
     if netconf.is_user_network(mode):  # there now (by name or ID), and kept by its name
@@ -229,10 +229,6 @@ def health_of(a: RunArgs, image: object) -> str:
     from ..spec.health import merged
     return merged(image if isinstance(image, dict) else None, a.health_cmd, a.health_interval, a.health_timeout,
                   a.health_retries, a.health_start_period, a.no_healthcheck)
-
-
-def network_mode(a: RunArgs) -> str:
-    return a.network or os.environ.get("MINIRUN_NETWORK") or "bridge"  # as Docker: bridge by default
 
 
 def image_config(ctx: Context, record: ImageRecord) -> RunConfig:

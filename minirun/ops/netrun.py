@@ -35,19 +35,10 @@ class Wired(Record):
     joined: dict[str, int] | None = None
 
 
-def helper_for(mode: str) -> Attacher | None:
-    """For a container on a bridge, the helper that attaches it, started now so that it has
-    loaded its netlink messages by the time the container needs them (see runtime.net.attacher)."""
-    if mode in ("none", "host") or mode.startswith("container:") or os.geteuid() != 0:
-        return None
-    from ..runtime.net.attacher import Attacher
-    return Attacher()
-
-
 def wire(root: Path, choice: Choice, cid: str, hostname: str, config: RunConfig,
          helper: Attacher | None = None, name: str = "", connected: Sequence[Joined] = ()) -> Wired:
     """Reserve what the container's network needs (on a bridge: an address on each of its
-    networks, published ports); ``unwire`` gives it back. ``helper`` (``helper_for``)
+    networks, published ports); ``unwire`` gives it back. ``helper`` (``attacher.for_mode``)
     attaches it; ``name`` and ``connected`` (network connect's, as its settings keep them)
     are for user networks."""
     etc = {"/etc/hostname": hostname + "\n"}

@@ -122,7 +122,7 @@ def run_container(ctx: Context, a: RunArgs, flags: Checked, record: ImageRecord,
     program's exit status (128+N when a signal N ended it). ``warn`` hears of what failed
     after the program ran (the --rm removal), which must not change its status; ``repair``
     gives the image again when it was found broken (``pull_again``); ``helper`` attaches it
-    to the bridge (``netrun.helper_for``). ``started`` (run -d, in the monitor) is told the
+    to the bridge (``attacher.for_mode``). ``started`` (run -d, in the monitor) is told the
     container's ID once its program runs; its output then goes to its log. ``after`` is given
     the container's directory and exit code and returns the code (its restart policy)."""
     made, state, directory, wired = _make(ctx, a, flags, record, repair, helper)

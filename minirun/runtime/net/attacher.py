@@ -22,6 +22,14 @@ if records.TYPE_CHECKING:
     from .wiring import Wiring
 
 
+def for_mode(mode: str) -> Attacher | None:
+    """For a container on a bridge (network ``mode``), the helper that attaches it, started
+    now so that it has loaded its netlink messages by the time the container needs them."""
+    if mode in ("none", "host") or mode.startswith("container:") or os.geteuid() != 0:
+        return None
+    return Attacher()
+
+
 class Attacher:
     def __init__(self) -> None:
         cmd_r, cmd_w = os.pipe2(os.O_CLOEXEC)
