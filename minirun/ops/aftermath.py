@@ -54,6 +54,8 @@ def main(argv: list[str]) -> None:
         signal.signal(signum, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
     root, driver, directory, status, dropped, reason = argv
+    from ..runtime.title import set_title
+    set_title(f"minirun-monitor {os.path.basename(directory)[:12]}")
     code = EXIT_RUN_FAILED
     try:
         code = finish(Context(Path(root), driver or None), Path(directory), int(status), int(dropped), reason)

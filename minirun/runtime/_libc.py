@@ -199,28 +199,7 @@ def load_seccomp(program: bytes) -> None:
         raise _fail("prctl", "PR_SET_SECCOMP")
 
 
-PR_SET_NAME = 15
-
-
 def set_title(title: str) -> None:
-    """What ``ps`` shows of this process: ``title`` alone. The command line it was started
-    with (``-e SECRET=...``) and its environment are overwritten in place, in the memory the
-    kernel reads /proc/PID/cmdline and /proc/PID/environ from (their bounds: /proc/self/stat
-    fields 48 to 51). /proc/PID/cmdline is readable by every local user.
-
-    The last byte of the argument area is left non-zero, so the kernel reads the title up to
-    its first NUL (as it does for setproctitle(3)) instead of the whole area."""
-    with open("/proc/self/stat", "rb") as f:
-        fields = f.read().rpartition(b")")[2].split()
-    # fields[0] is field 3 (state): field N is fields[N - 3].
-    arg_start, arg_end, env_start, env_end = (int(x) for x in fields[45:49])
-    size = arg_end - arg_start
-    if size < 2:
-        return
-    text = title.encode()[:size - 2] + b"\0"
-    area = text + b"\0" * (size - 1 - len(text)) + b" "
-    _ffi.memmove(_ffi.cast("char *", arg_start), area, size)
-    if env_end > env_start:
-        _ffi.memmove(_ffi.cast("char *", env_start), b"\0" * (env_end - env_start), env_end - env_start)
-    name = _ffi.new("char[]", title.encode()[:15])
-    _lib.prctl(PR_SET_NAME, _ffi.cast("unsigned long", name), 0, 0, 0)
+    """What ``ps`` shows of this process: ``title`` alone (see title.py)."""
+    from .title import set_title as titled
+    titled(title)

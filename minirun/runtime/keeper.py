@@ -63,7 +63,10 @@ def exec_lean(pid: int, directory: str, log: LogOptions | None, master: int, pip
 def main(argv: list[str]) -> None:
     """In the exec'd interpreter: relay and log until the container ends, then exec ``after``."""
     import _signal  # type: ignore[import-not-found]  # the signal module's C half (no enums)
+
+    from .title import set_title
     pid, directory = int(argv[0]), argv[1]
+    set_title(f"minirun-monitor {os.path.basename(directory)[:12]}")  # as the full monitor was
     max_size, max_file, master, out, err, stdin = map(int, argv[2:8])
     after = argv[8:]
 
