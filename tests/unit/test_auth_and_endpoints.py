@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import ssl
+import subprocess
+import threading
 from pathlib import Path
 
 import httpx
@@ -11,7 +15,7 @@ import pytest
 
 from minirun import notices
 from minirun.errors import AuthenticationFailed, CredentialsError, UsageError
-from minirun.remote import credentials
+from minirun.remote import credentials, tls
 from minirun.remote.auth import RegistryAuth, parse_challenge
 from minirun.remote.endpoints import RegistryOptions, endpoints_for, is_insecure, parse_mirror
 from minirun.remote.reference import parse
@@ -146,3 +150,48 @@ def test_corrupt_config_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(notices, "hear", heard.append)
     assert credentials.lookup("docker.io") is None
     assert len(heard) == 1 and "config.json: not valid JSON" in heard[0] and heard[0].startswith("warning: ")
+
+
+def _handshake(client: ssl.SSLContext, server: ssl.SSLContext, name: str) -> None:
+    """A TLS handshake over a socket pair: the client verifies the server's chain and name."""
+    ours, theirs = socket.socketpair()
+    served: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            with server.wrap_socket(theirs, server_side=True) as s:
+                s.recv(1)
+        except (OSError, ssl.SSLError) as e:
+            served.append(e)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        with client.wrap_socket(ours, server_hostname=name) as s:
+            s.sendall(b"x")
+    finally:
+        thread.join(10)
+
+
+def test_the_system_store_is_read_from_its_hashed_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tls.context: the system's CAs by OpenSSL's hashed directory, read when a chain needs one
+    (nothing parsed up front: the bundle took 20 ms of every pull), and still verified."""
+    from tests.support.pki import make_pki
+    pki = make_pki(tmp_path / "pki")
+    store = tmp_path / "certs"
+    store.mkdir()
+    digest = subprocess.run(["openssl", "x509", "-subject_hash", "-noout", "-in", str(pki.ca_cert)],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    (store / f"{digest}.0").symlink_to(pki.ca_cert)
+    paths = ssl.get_default_verify_paths()._replace(capath=str(store))
+    monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: paths)
+    client = tls.context("127.0.0.1:5000", environ={"MINIRUN_CERTS_DIRS": str(tmp_path / "none")})
+    assert client.cert_store_stats()["x509_ca"] == 0 and client.check_hostname
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(str(pki.server_cert), str(pki.server_key))
+    _handshake(client, server, "127.0.0.1")  # verified through the directory
+    (store / f"{digest}.0").unlink()
+    (store / "ffffffff.0").symlink_to(pki.signing_cert)  # another CA: the chain fails
+    client = tls.context("127.0.0.1:5000", environ={"MINIRUN_CERTS_DIRS": str(tmp_path / "none")})
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _handshake(client, server, "127.0.0.1")
