@@ -141,13 +141,19 @@ def _newest_calls(ffi: Any, lib: Any, f: Filter) -> dict[int, int]:
 
 
 def _export(lib: Any, ctx: Any, source: str) -> bytes:
-    import tempfile
-    with tempfile.TemporaryFile() as f:
-        rc = lib.seccomp_export_bpf(ctx, f.fileno())
+    """The program libseccomp writes, through a memory file (tempfile's imports alone cost a
+    cold run 6 ms)."""
+    fd = os.memfd_create("minirun-seccomp", os.MFD_CLOEXEC)
+    try:
+        rc = lib.seccomp_export_bpf(ctx, fd)
         if rc < 0:
             raise UsageError(f"seccomp profile {source}: compiling: {os.strerror(-rc)}")
-        f.seek(0)
-        code = f.read()
+        os.lseek(fd, 0, os.SEEK_SET)
+        code = b""
+        while chunk := os.read(fd, 1 << 16):
+            code += chunk
+    finally:
+        os.close(fd)
     if not code or len(code) % 8:
         raise StoreError(f"seccomp profile {source}: libseccomp gave a program of {len(code)} bytes")
     return code
