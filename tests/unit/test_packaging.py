@@ -60,5 +60,24 @@ def test_run_path_imports_only_what_it_needs() -> None:
     for heavy in ("typer", "click", "rich", "pydantic", "httpx", "pyroute2", "tarfile", "pycparser", "zstandard",
                   "minirun.pull", "minirun.remote.registry", "minirun.cli.app", "minirun.cli.progress",
                   "dataclasses", "subprocess", "traceback",
-                  "secrets", "socket", "platform", "datetime"):
+                  "secrets", "socket", "platform", "datetime",
+                  "typing", "shutil", "tempfile", "bz2", "lzma"):  # (records.Record, remove_tree: issue 30)
+        assert heavy not in loaded, heavy
+
+
+def test_the_lean_monitor_loads_no_more_than_it_needs() -> None:
+    """runtime/keeper.py, as the detached container's monitor execs it (python3 -I -S): the
+    relay and the log writer on the interpreter's own modules; nothing of the CLI's, no cffi,
+    none of the modules whose import takes memory (enum, typing, json, pathlib, re)."""
+    from minirun.runtime.keeper import command
+    argv = command("minirun.runtime.keeper", lean=True)
+    code = argv[-2].replace("from minirun.runtime.keeper import main; main(sys.argv[2:])",
+                            "import minirun.runtime.keeper; print(' '.join(sorted(sys.modules)))")
+    r = subprocess.run([*argv[:-2], code, argv[-1]], capture_output=True, text=True, check=True)
+    loaded = set(r.stdout.split())
+    assert {"minirun.runtime.keeper", "minirun.runtime.relay", "minirun.runtime.logwriter"} <= loaded
+    ours = {m for m in loaded if m.startswith("minirun")}
+    assert ours == {"minirun", "minirun.records", "minirun.runtime", "minirun.runtime.keeper",
+                    "minirun.runtime.relay", "minirun.runtime.logwriter"}, ours
+    for heavy in ("enum", "typing", "json", "pathlib", "re", "signal", "_cffi_backend", "collections", "site"):
         assert heavy not in loaded, heavy
