@@ -15,31 +15,37 @@ import signal
 from pathlib import Path
 
 from ..errors import EXIT_RUN_FAILED, MiniRunError
+from ..runtime.cgroups import Cgroup, Limits
 from ..runtime.process import exit_code
 from ..runtime.signals import FORWARDED
 from .context import Context
 
 
-def finish(ctx: Context, directory: Path, status: int, dropped: int, reason: str) -> int:
+def finish(ctx: Context, directory: Path, cgroup: Cgroup, remove: bool, policy: str, status: int, dropped: int,
+           reason: str) -> int:
     """The container in ``directory`` ended with wait ``status``: as after a foreground
-    run's wait; the exit code (its restart policy's last)."""
+    run's wait; the exit code (its restart policy's last). Its cgroup, ``remove`` (--rm) and
+    ``policy`` come from the monitor that made it, not from disk."""
     from ..containers import state as container
-    from .containers import cgroup_of, configured
+    from ..spec.settings import Settings
+    from .containers import configured
     from .restart import then_policy
     from .run import wind_up
     code = exit_code(status)
+    cgroup.remove()  # first, whatever the disk says (process.start's end)
     try:
-        _, settings = configured(ctx, directory)
         state = container.load(directory)
     except MiniRunError:
         return code  # removed meanwhile (rm -f): rm gave back what it held
-    cgroup_of(directory, state.id).remove()
     if state.address:
         from ..runtime.net import network
         network.release(state.id)
-    wind_up(ctx, settings.auto_remove, settings, state, directory, code,
-            [(dropped, reason or "?")] if dropped else [], _unheard)
-    return then_policy(ctx, directory, settings.restart, code, False, _unheard)
+    try:
+        settings = configured(ctx, directory)[1]
+    except MiniRunError:  # its config.json damaged meanwhile: its end recorded all the same
+        settings = Settings(auto_remove=remove, restart=policy)
+    wind_up(ctx, remove, settings, state, directory, code, [(dropped, reason or "?")] if dropped else [], _unheard)
+    return then_policy(ctx, directory, policy, code, False, _unheard)
 
 
 def _unheard(_message: str) -> None:
@@ -47,17 +53,19 @@ def _unheard(_message: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """``ROOT DRIVER DIRECTORY STATUS DROPPED REASON`` (DRIVER "": the store's own)."""
+    """``ROOT DRIVER DIRECTORY CGROUP PARENT rm|keep POLICY STATUS DROPPED REASON`` (DRIVER "":
+    the store's own; CGROUP and PARENT: its cgroup's name and parent, as its plan had them)."""
     # Signals came blocked from the lean monitor: the container is gone, nothing to forward
     # (a restart installs its own forwarding).
     for signum in FORWARDED:
         signal.signal(signum, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
-    root, driver, directory, status, dropped, reason = argv
+    root, driver, directory, name, parent, remove, policy, status, dropped, reason = argv
     from ..runtime.title import set_title
     set_title(f"minirun-monitor {os.path.basename(directory)[:12]}")
     code = EXIT_RUN_FAILED
     try:
-        code = finish(Context(Path(root), driver or None), Path(directory), int(status), int(dropped), reason)
+        code = finish(Context(Path(root), driver or None), Path(directory), Cgroup(name, Limits(), None, parent),
+                      remove == "rm", policy, int(status), int(dropped), reason)
     finally:
         os._exit(code)

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from ..runargs import RunArgs
     from ..runtime.logwriter import LogOptions
     from ..runtime.net.attacher import Attacher
+    from ..runtime.plan import Plan
     from ..runtime.relay import Pipes
     from ..spec.settings import Settings
     from .health import Checker
@@ -332,7 +333,7 @@ def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wir
         return process.start(launch, on_started,
                              Output(None if log is None else log.write,
                                     None if started is None else lambda: started(state.id), troubles,
-                                    _lean(ctx, directory, made) if started is not None else None),
+                                    _lean(ctx, directory, made, to_run) if started is not None else None),
                              made.signals)
     finally:
         for checker in checkers:
@@ -343,16 +344,21 @@ def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wir
                 lost.append((log.dropped, log.failure.strerror or str(log.failure) if log.failure else "?"))
 
 
-def _lean(ctx: Context, directory: Path, made: Made) -> Callable[[int, int, Pipes | None], None] | None:
+def _lean(ctx: Context, directory: Path, made: Made,
+          to_run: Plan) -> Callable[[int, int, Pipes | None], None] | None:
     """A detached container's monitor becomes the lean one once its program runs (see
     runtime/keeper.py), and ops/aftermath.py after its end; not with a health check, whose
-    prober is a thread of this monitor's."""
+    prober is a thread of this monitor's. What the end's work must not read back from disk
+    (config.json may be gone or damaged by then) goes in its arguments: the cgroup, --rm, the
+    restart policy."""
     if made.settings.health:
         return None
 
     def hand_off(pid: int, master: int, pipes: Pipes | None) -> None:
         from ..runtime.keeper import command, exec_lean
-        after = [*command("minirun.ops.aftermath"), str(ctx.root), ctx.driver or "", str(directory)]
+        after = [*command("minirun.ops.aftermath"), str(ctx.root), ctx.driver or "", str(directory),
+                 to_run.cgroup_name, to_run.cgroup_parent, "rm" if made.settings.auto_remove else "keep",
+                 made.settings.restart]
         exec_lean(pid, str(directory), made.log, master, pipes, after)
     return hand_off
 
