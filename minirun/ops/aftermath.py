@@ -4,8 +4,10 @@ what a foreground run does after the wait (ops/run.py's ``_run_created``): the c
 cgroup removed, its network given back, its die event, its end recorded (--rm: removed), then
 its restart policy, in this same monitor.
 
-All it needs is on disk (config.json, state.json) or in its arguments: the store, the storage
-driver, the container's directory, the wait status, and what its log lost.
+What it needs comes in its arguments (the store, the storage driver, the container's
+directory, its cgroup, --rm and restart policy as the monitor that made it had them, the wait
+status, what its log lost) or from disk (state.json; config.json's settings for the events'
+labels, defaults where it was damaged meanwhile).
 """
 
 from __future__ import annotations
