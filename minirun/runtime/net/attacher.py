@@ -27,11 +27,13 @@ def for_mode(mode: str) -> Attacher | None:
     now so that it has loaded its netlink messages by the time the container needs them."""
     if mode in ("none", "host") or mode.startswith("container:") or os.geteuid() != 0:
         return None
-    return Attacher()
+    return Attacher(names=mode not in ("bridge", "default"))
 
 
 class Attacher:
-    def __init__(self) -> None:
+    def __init__(self, names: bool = False) -> None:
+        """``names``: a user network's container, whose resolver the helper starts (its
+        module loaded ahead too)."""
         cmd_r, cmd_w = os.pipe2(os.O_CLOEXEC)
         res_r, res_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
@@ -41,7 +43,7 @@ class Attacher:
                 _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
                 from ..kernel import close_all_but
                 close_all_but((cmd_r, res_w), low=0)
-                _serve(cmd_r, res_w)
+                _serve(cmd_r, res_w, names)
             finally:
                 os._exit(0)
         os.close(cmd_r)
@@ -72,9 +74,11 @@ _QUIET = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.S
           signal.SIGWINCH}
 
 
-def _serve(cmd: int, res: int) -> None:
+def _serve(cmd: int, res: int, names: bool) -> None:
     from . import leases, netlink, wiring
     netlink.preload()  # what this process is for: now, in parallel with the container's making
+    if names:
+        from . import resolver  # noqa: F401 - (likewise: its sockets are bound while the container waits)
     data = b""
     while not data.endswith(b"\n"):
         more = os.read(cmd, 4096)
