@@ -16,7 +16,9 @@ applies each layer to a copy of its parent, as Docker's vfs driver does.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -345,30 +347,61 @@ def release_container(container_dir: Path) -> None:
     """Remove a container's directory with its root filesystem (overlay upper or vfs copy).
 
     Its state.json goes last, so a container that could not be removed whole (a read-only
-    store, an immutable file) stays listed; the first failure is raised as a StoreError."""
+    store, an immutable file) stays listed; the first failure is raised as a StoreError. A
+    file that comes or goes meanwhile (its monitor, late, writing its end: a temporary file
+    renamed onto state.json) is taken in another pass: CI saw ``rm -f`` take such a vanished
+    file for the whole container removed by another rm, and leave it listed."""
     _unmount(container_dir, container_dir / "rootfs")
     failures: list[str] = []
+    for _ in range(_PASSES):
+        failures.clear()
+        if _remove_pass(container_dir, failures):
+            return
+        if failures:
+            break
+        time.sleep(0.05)
+    raise StoreError(f"removing container {container_dir.name[:12]}: "
+                     f"{failures[0] if failures else 'files kept coming into it'}")
 
+
+_PASSES = 20
+
+
+def _remove_pass(container_dir: Path, failures: list[str]) -> bool:
+    """One pass: True once the directory is gone; False with ``failures``, or without (a file
+    came into it meanwhile: the caller tries again)."""
     def failed(path: str, error: OSError) -> None:
-        failures.append(f"{path}: {error.strerror}")
+        if not isinstance(error, FileNotFoundError):  # gone meanwhile: what was wanted
+            failures.append(f"{path}: {error.strerror}")
 
     try:
-        for child in container_dir.iterdir():
-            if child.name == "state.json":
-                continue
+        children = list(container_dir.iterdir())
+    except FileNotFoundError:
+        return True  # removed meanwhile by another rm
+    for child in children:
+        if child.name == "state.json":
+            continue
+        try:
             if child.is_dir() and not child.is_symlink():
                 remove_tree(child, failed)
             else:
                 child.unlink()
-        if not failures:
-            (container_dir / "state.json").unlink(missing_ok=True)
-            container_dir.rmdir()
-    except FileNotFoundError:
-        return  # removed meanwhile by another rm
-    except OSError as e:
-        failures.append(f"{e.filename or container_dir}: {e.strerror}")
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            failures.append(f"{e.filename or child}: {e.strerror}")
     if failures:
-        raise StoreError(f"removing container {container_dir.name[:12]}: {failures[0]}")
+        return False
+    try:
+        (container_dir / "state.json").unlink(missing_ok=True)
+        container_dir.rmdir()
+    except FileNotFoundError:
+        return True
+    except OSError as e:
+        if e.errno != errno.ENOTEMPTY:
+            failures.append(f"{e.filename or container_dir}: {e.strerror}")
+        return False
+    return True
 
 
 def _ignore(_path: str, _error: OSError) -> None:

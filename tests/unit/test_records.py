@@ -104,3 +104,35 @@ def test_remove_tree_reports_or_raises(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(NotADirectoryError):
         remove_tree(tmp_path / "file")
+
+
+def test_a_container_removed_while_its_monitor_writes_its_end_is_gone(tmp_path: Path) -> None:
+    """release_container against a late monitor: its state written as a temporary file renamed
+    onto state.json while the removal runs. The removal takes the files that come and go in
+    another pass, and the container is gone (CI saw `rm -f` leave it listed, once)."""
+    import threading
+
+    from minirun.snapshots.rootfs import release_container
+    for _ in range(20):
+        directory = tmp_path / "c"
+        (directory / "upper" / "etc").mkdir(parents=True)
+        (directory / "state.json").write_text("{}")
+        (directory / "config.json").write_text("{}")
+        writes = 0
+
+        def monitor(d: Path = directory) -> None:
+            nonlocal writes
+            for _ in range(200):
+                tmp = d / f".state.json.{writes}.tmp"
+                try:
+                    tmp.write_text("{}")
+                    os.replace(tmp, d / "state.json")
+                except OSError:
+                    return  # the directory is gone: its end goes unrecorded, as it should
+                writes += 1
+
+        writer = threading.Thread(target=monitor)
+        writer.start()
+        release_container(directory)
+        writer.join()
+        assert not directory.exists()
