@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ..content.files import atomic_write, file_lock, remove_tree
+from ..content.files import atomic_write, file_lock, ignore_failure, remove_tree
 from ..errors import ContainerConflict, ContainerNotFound, StoreError
 from ..pids import alive, start_time
 from ..records import TYPE_CHECKING, Record
@@ -150,7 +150,7 @@ def create(root: Path, new: ContainerState, etc: dict[str, str],
             save_config(directory, spec(write_etc(directory, etc)))
             save(directory, state)
         except BaseException as e:  # a Ctrl-C too: never a directory without its state
-            remove_tree(directory, lambda _path, _error: None)  # best effort: the cause is what is raised
+            remove_tree(directory, ignore_failure)  # best effort: the cause is what is raised
             if isinstance(e, OSError | StoreError):
                 raise creation_error(root, e) from None
             raise

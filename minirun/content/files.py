@@ -209,6 +209,10 @@ def remove_tree(top: Path | str, failed: Callable[[str, OSError], None] | None =
         report(str(top), e)
 
 
+def ignore_failure(_path: str, _error: OSError) -> None:
+    """``remove_tree``'s ``failed`` for a best-effort removal (what is left is swept later)."""
+
+
 def _remove_children(fd: int, where: str, report: Callable[[str, OSError], None]) -> None:
     with os.scandir(fd) as entries:
         children = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]

@@ -80,7 +80,7 @@ def main(argv: list[str]) -> None:
         _signal.signal(signum, forward)
     _signal.pthread_sigmask(_signal.SIG_UNBLOCK, FORWARDED)
     writer = LogWriter(directory, LogOptions(max_size, max_file)) if max_size else None
-    sink = None if writer is None else (lambda fd, data: writer.write("stdout" if fd == 1 else "stderr", data))
+    sink = None if writer is None else relay.by_stream(writer.write)
     if master >= 0:
         relay.log_terminal(master, sink or (lambda _fd, _data: None))
     else:

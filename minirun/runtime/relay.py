@@ -130,6 +130,11 @@ class _Input:
             self.end, self.pending = None, b""
 
 
+def by_stream(write: Callable[[str, bytes], None]) -> Sink:
+    """A log writer (given a stream's name) as a Sink (given the stdio fd)."""
+    return lambda fd, data: write("stdout" if fd == 1 else "stderr", data)
+
+
 def log_terminal(master: int, log: Sink) -> None:
     """What the container writes to its terminal, as its stdout (as Docker logs a -t one),
     until it has ended (EIO once the last slave is closed)."""

@@ -25,10 +25,7 @@ class Output(Record):
     hand_off: Callable[[int, int, relay.Pipes | None], None] | None = None
 
     def sink(self) -> relay.Sink | None:
-        log = self.log
-        if log is None:
-            return None
-        return lambda fd, data: log("stdout" if fd == 1 else "stderr", data)
+        return None if self.log is None else relay.by_stream(self.log)
 
 
 UNLOGGED = Output(None)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .. import trace
-from ..content.files import atomic_write, file_lock, remove_tree, tree_size
+from ..content.files import atomic_write, file_lock, ignore_failure, remove_tree, tree_size
 from ..content.images import ImageRecord, ImageStore
 from ..errors import BrokenImage, LayerError, ManifestError, StoreError, UsageError
 from ..oci import Descriptor, chain_ids, parse_config
@@ -48,7 +48,7 @@ def _overlay_works(directory: Path) -> bool:
         return False
     finally:
         if not os.path.ismount(probe / "merged"):
-            remove_tree(probe, _ignore)
+            remove_tree(probe, ignore_failure)
 
 
 def _copy_tree(source: Path, dest: Path) -> None:
@@ -404,10 +404,6 @@ def _remove_pass(container_dir: Path, failures: list[str]) -> bool:
     return True
 
 
-def _ignore(_path: str, _error: OSError) -> None:
-    """What a best-effort removal does with a failure (a leftover is swept later)."""
-
-
 def _unmount(directory: Path, mountpoint: Path) -> None:
     """Never rmtree through a mount: that would delete what is mounted there (the image)."""
     if mountpoint.exists():
@@ -418,4 +414,4 @@ def _unmount(directory: Path, mountpoint: Path) -> None:
 
 def _unmount_and_remove(directory: Path, mountpoint: Path) -> None:
     _unmount(directory, mountpoint)
-    remove_tree(directory, _ignore)
+    remove_tree(directory, ignore_failure)

@@ -118,25 +118,23 @@ def firewall_record(d: Path, bridge: str) -> Path:
     return d / (FIREWALL_RECORD if bridge == BRIDGE else f"firewall-{bridge}.json")
 
 
-def _recorded_generation(record: Path) -> int | None:
-    try:
-        found = json.loads(record.read_text()).get("generation")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return found if isinstance(found, int) else None
+def _replace_json(path: Path, doc: object, mode: int | None = None) -> None:
+    """``path`` replaced whole by ``doc`` (a reader sees the old file or the new one; these
+    files are rebuilt from the leases and the host, so no fsync)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(doc))
+    if mode is not None:
+        tmp.chmod(mode)
+    os.replace(tmp, path)
 
 
-def _record_generation(record: Path, value: int | None) -> None:
-    """The ruleset's generation a survey (``record``) holds for (None: none: survey again)."""
+def _firewall_doc(record: Path) -> dict[str, object]:
+    """A firewall record as written by firewall.open_for ({} when missing or unreadable)."""
     try:
         doc = json.loads(record.read_text())
     except (OSError, ValueError):
-        return
-    if isinstance(doc, dict):
-        doc["generation"] = value
-        tmp = record.with_name(f".{record.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, record)
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 class Locked:
@@ -168,7 +166,7 @@ class Locked:
     def firewall_current(self, record: Path) -> bool:
         """Whether the host firewalls' survey for a bridge (its ``record``) still holds: nothing
         in the ruleset changed since it was made, but by minirun under this lock."""
-        return self.generation is not None and _recorded_generation(record) == self.generation
+        return self.generation is not None and _firewall_doc(record).get("generation") == self.generation
 
     def _carry_generation(self) -> None:
         """The ruleset changed under this lock by minirun's own hand (its table written, a
@@ -180,8 +178,9 @@ class Locked:
         if now is None or now == self.generation:
             return
         for record in [self.dir / FIREWALL_RECORD, *self.dir.glob("firewall-*.json")]:
-            if _recorded_generation(record) == self.generation:
-                _record_generation(record, now)
+            doc = _firewall_doc(record)
+            if doc.get("generation") == self.generation:
+                _replace_json(record, {**doc, "generation": now})
 
     def drop(self, path: Path) -> None:
         doc = self.leases.pop(path)
@@ -220,9 +219,7 @@ class Locked:
         kept = [d for d in self.bridges() if d.get("bridge") != net.bridge]
         if made:
             kept.append(net_doc(net))
-        tmp = self.dir / f".{BRIDGES}.{os.getpid()}"
-        tmp.write_text(json.dumps(kept))
-        os.replace(tmp, self.dir / BRIDGES)
+        _replace_json(self.dir / BRIDGES, kept)
         self.dirty = True
 
     def published(self) -> list[tuple[str, PortMapping]]:
@@ -235,10 +232,7 @@ class Locked:
                     "address": doc["address"]} for doc in self.leases.values() if doc.get("names")]
         d = self.dir / "dns"
         d.mkdir(mode=0o755, exist_ok=True)
-        tmp = d / f".{NAMES}.{os.getpid()}"
-        tmp.write_text(json.dumps(entries))
-        tmp.chmod(0o644)
-        os.replace(tmp, d / NAMES)
+        _replace_json(d / NAMES, entries, 0o644)
 
     def apply_rules(self, required: bool) -> None:
         """Write minirun's table from the leases, in one nft transaction."""
