@@ -64,6 +64,36 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# FS_IOC_GETFLAGS / FS_IOC_SETFLAGS (the kernel reads and writes an int, whatever the
+# number's size says) and FS_TOPDIR_FL, chattr's +T.
+_GETFLAGS, _SETFLAGS, _TOPDIR = 0x80086601, 0x40086602, 0x00020000
+
+
+def spread_children(path: Path) -> bool:
+    """Mark ``path`` the top of directory hierarchies for ext4's inode allocator (chattr +T):
+    each directory made in it is placed in a block group of its own choosing (Orlov's spread),
+    and the files under it near it, rather than in ``path``'s group. A layer unpacked there
+    then does not land where the last one deleted from the store just freed thousands of
+    inodes: without a journal ext4 skips an inode freed in the last minutes, scanning past
+    each such one at every create (a Debian layer unpacked 5 s after another was removed
+    took 2.7 s instead of 1.3). False where the filesystem has no such flag (it has no such
+    cost either); nothing is changed but the flag."""
+    import struct
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        flags = struct.unpack("i", fcntl.ioctl(fd, _GETFLAGS, b"\0\0\0\0"))[0]
+        if not flags & _TOPDIR:
+            fcntl.ioctl(fd, _SETFLAGS, struct.pack("i", flags | _TOPDIR))
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old or the new file, whole."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .. import trace
-from ..content.files import atomic_write, file_lock, ignore_failure, remove_tree, tree_size
+from ..content.files import atomic_write, file_lock, ignore_failure, remove_tree, spread_children, tree_size
 from ..content.images import ImageRecord, ImageStore
 from ..errors import BrokenImage, LayerError, ManifestError, StoreError, UsageError
 from ..oci import Descriptor, chain_ids, parse_config
@@ -133,6 +133,7 @@ class Snapshotter:
                 if stale.is_dir():
                     self._discard(stale)  # left by an unpack that was killed
             work = self.tmp / f"{hexid}.{os.getpid()}"
+            spread_children(self.tmp)  # the layer away from the inodes a removal just freed
             work.mkdir()
             try:
                 size = self._apply(work, parents, blob, layer, diff_id, limit)
