@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..containers.state import list_all, refresh, user_stopped
 from ..errors import MiniRunError
+from ..records import TYPE_CHECKING
 from ..spec import restart
 from .containers import settings_or_defaults
 from .start import start_container

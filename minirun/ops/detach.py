@@ -10,8 +10,8 @@ CLI waits only until the program has been exec'd, or has failed to start, and sa
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from ..records import TYPE_CHECKING
 from .monitor import in_monitor
 
 if TYPE_CHECKING:

@@ -14,11 +14,11 @@ import subprocess
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING
 
 from ..containers import events
 from ..containers.state import now_rfc3339
 from ..content.files import atomic_write
+from ..records import TYPE_CHECKING
 from ..spec.health import LOG_KEPT, OUTPUT_KEPT, SECOND, Check, next_status
 
 if TYPE_CHECKING:

@@ -8,10 +8,10 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from .. import notices, trace
 from ..errors import EXIT_RUN_FAILED, ContainerStartError, MiniRunError
+from ..records import TYPE_CHECKING
 from ..runtime import _libc, channel
 from ..runtime.channel import FAILED, STARTED, failed
 from ..runtime.kernel import leave_caller

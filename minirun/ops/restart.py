@@ -11,11 +11,11 @@ import contextlib
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from ..containers.state import load, refresh, save, user_stopped
 from ..errors import MiniRunError, StoreError
 from ..pids import start_time
+from ..records import TYPE_CHECKING
 from ..spec import restart
 from .containers import changing, configured
 

@@ -48,11 +48,12 @@ def test_a_seccomp_compile_parses_no_c() -> None:
 
 
 def test_run_path_imports_only_what_it_needs() -> None:
-    """The modules a cached `run` loads: no CLI framework, HTTP client, netlink library, tar or
-    pycparser, and none of the standard modules that cost a start milliseconds to import."""
+    """The modules a cached `run` loads (-d's and --restart's too): no CLI framework, HTTP
+    client, netlink library, tar or pycparser, and none of the standard modules that cost a
+    start milliseconds to import."""
     code = ("import sys, minirun.cli, minirun.cli.run, minirun.ops.run, minirun.snapshots.rootfs, "
             "minirun.runtime.process, minirun.containers.state, minirun.runtime.cgroups, minirun.runtime.caps, "
-            "minirun.runtime.mounts; "
+            "minirun.runtime.mounts, minirun.ops.detach, minirun.ops.monitor, minirun.ops.restart; "
             "print(' '.join(sorted(sys.modules)))")
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                 cwd=REPO).stdout.split())
