@@ -89,11 +89,11 @@ def run(words: list[str], context: Callable[[], Context], create: bool = False) 
         from .explain import start
         start(args.explain)
     # First, before minirun's own modules load: the helper loads the netlink code on the other
-    # core meanwhile (not for -d: the monitor is not its parent; see runtime/net/attacher.py).
+    # core meanwhile (for -d, the monitor asks it; see runtime/net/attacher.py).
     helper = None
-    if not args.detach and not create:
+    if not create:
         from ..runtime.net.attacher import for_mode
-        helper = for_mode(runargs.network_mode(args, os.environ.get("MINIRUN_NETWORK")))
+        helper = for_mode(runargs.network_mode(args, os.environ.get("MINIRUN_NETWORK")), args.detach)
     try:
         from ..ops.making import check
         from ..ops.run import image_for, pull_again, run_container
@@ -118,7 +118,7 @@ def run(words: list[str], context: Callable[[], Context], create: bool = False) 
             return 0
         if args.detach:
             from ..ops.detach import run_detached
-            line(run_detached(ctx, args, flags, record, repair))
+            line(run_detached(ctx, args, flags, record, repair, helper))
             return 0
         try:
             return run_container(ctx, args, flags, record, err, repair, helper, after=_policy(ctx, flags))

@@ -27,15 +27,16 @@ def exec_detached(work: Callable[[Callable[[], None]], int]) -> int:
     return 0
 
 
-def in_monitor(work: Callable[[Callable[[str], None]], int]) -> str:
+def in_monitor(work: Callable[[Callable[[str], None]], int], keep: tuple[int, ...] = ()) -> str:
     """Fork the monitor and run ``work`` there (given what to call with the container's ID
     once its program runs); here, that ID, or the error that kept it from starting. The two
-    speak over one channel (``runtime.channel``): STARTED with the ID, or FAILED."""
+    speak over one channel (``runtime.channel``): STARTED with the ID, or FAILED. ``keep``:
+    descriptors of the CLI's the monitor keeps (the network helper's pipes)."""
     ours, theirs = channel.pair()
     pid = os.fork()
     if pid == 0:
         ours.close()
-        os._exit(_monitor(work, theirs))
+        os._exit(_monitor(work, theirs, keep))
     theirs.close()
     # The container may exist already: a signal to the CLI now (Ctrl-C, the terminal closed)
     # must not end the CLI before it can say what became of it. The monitor, in a session of
@@ -70,14 +71,14 @@ def _ignore(_signum: int, _frame: object) -> None:
     """Held, not acted on (the wait for the monitor's answer goes on)."""
 
 
-def _monitor(work: Callable[[Callable[[str], None]], int], report: Channel) -> int:
+def _monitor(work: Callable[[Callable[[str], None]], int], report: Channel, keep: tuple[int, ...] = ()) -> int:
     """The monitor: the container's exit status is its own; the CLI hears of the start."""
     # Its command line is the CLI's (``-e DB_PASSWORD=...``) until rewritten: /proc/PID/cmdline
     # is readable by every local user, for as long as the container runs.
     _libc.set_title("minirun-monitor")
     # None of the CLI's descriptors: not a lock it holds (start's, on the container), which
     # would be held as long as the container runs. --explain's goes on until the start is told.
-    leave_caller((report.fd, trace.descriptor()), stdin=False)
+    leave_caller((report.fd, trace.descriptor(), *keep), stdin=False)
     # Stdin: a pipe that stays open and never carries a byte, so that run -d -i keeps a shell
     # waiting for input (as Docker's detached -i does) instead of ending it at once.
     quiet, _ = os.pipe()  # the write end is held (never closed) until the monitor exits

@@ -22,25 +22,29 @@ if records.TYPE_CHECKING:
     from .wiring import Wiring
 
 
-def for_mode(mode: str) -> Attacher | None:
+def for_mode(mode: str, detached: bool = False) -> Attacher | None:
     """For a container on a bridge (network ``mode``), the helper that attaches it, started
-    now so that it has loaded its netlink messages by the time the container needs them."""
+    now so that it has loaded its netlink messages by the time the container needs them.
+    ``detached`` (run -d): the monitor, a sibling, will ask it, and the container must start
+    even if the CLI is killed meanwhile (as without a helper): it is not killed with the CLI."""
     if mode in ("none", "host") or mode.startswith("container:") or os.geteuid() != 0:
         return None
-    return Attacher(names=mode not in ("bridge", "default"))
+    return Attacher(names=mode not in ("bridge", "default"), bound=not detached)
 
 
 class Attacher:
-    def __init__(self, names: bool = False) -> None:
+    def __init__(self, names: bool = False, bound: bool = True) -> None:
         """``names``: a user network's container, whose resolver the helper starts (its
-        module loaded ahead too)."""
+        module loaded ahead too). ``bound``: killed if this process dies (else it ends when
+        every holder of its request pipe has closed it, or once it has attached)."""
         cmd_r, cmd_w = os.pipe2(os.O_CLOEXEC)
         res_r, res_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
             try:
                 signal.pthread_sigmask(signal.SIG_BLOCK, _QUIET)  # minirun's signals are not its own
-                _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+                if bound:
+                    _libc.prctl(_libc.PR_SET_PDEATHSIG, signal.SIGKILL)
                 from ..kernel import close_all_but
                 close_all_but((cmd_r, res_w), low=0)
                 _serve(cmd_r, res_w, names)
@@ -49,6 +53,11 @@ class Attacher:
         os.close(cmd_r)
         os.close(res_w)
         self.pid, self.cmd, self.res = pid, cmd_w, res_r
+        self.parent = os.getpid()
+
+    def descriptors(self) -> tuple[int, int]:
+        """What a monitor forked meanwhile keeps open to ask the helper (run -d)."""
+        return self.cmd, self.res
 
     def attach(self, leases: list[Lease], pid: int, wiring: Wiring) -> None:
         """Attach the container (its process ``pid``) with its leases, as ``wiring`` says; an
@@ -62,12 +71,14 @@ class Attacher:
             raise OSError(5, answer.decode(errors="replace") or "the network helper ended")  # EIO
 
     def close(self) -> None:
-        """Done, or the run ended before its container started: the helper exits."""
+        """Done, or the run ended before its container started: the helper exits. Only the
+        process that forked it waits for it (a run -d monitor, which asked it, is a sibling)."""
         if self.cmd >= 0:
             os.close(self.cmd)
             os.close(self.res)
             self.cmd = -1
-            os.waitpid(self.pid, 0)
+            if os.getpid() == self.parent:
+                os.waitpid(self.pid, 0)
 
 
 _QUIET = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
