@@ -8,9 +8,11 @@ Three registries run for the whole session:
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,3 +239,17 @@ def until(what: str, check: Callable[[], bool], seconds: float = 30) -> None:
     while not check():
         assert time.monotonic() < deadline, what
         time.sleep(0.1)
+
+
+def created(mr: Minirun, name: str, seconds: float = 20) -> Path:
+    """The directory of container ``name`` as soon as its state exists (polled every 0.5 ms)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for d in (mr.root / "containers").glob("*/state.json") if (mr.root / "containers").is_dir() else ():
+            try:
+                if json.loads(d.read_text())["name"] == name:
+                    return d.parent
+            except (OSError, ValueError):
+                continue
+        time.sleep(0.0005)
+    raise AssertionError(f"container {name} was never created")

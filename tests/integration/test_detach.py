@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.integration.conftest import CGROUP_PARENT, Minirun
+from tests.integration.conftest import CGROUP_PARENT, Minirun, created
 
 
 def _detach(mr: Minirun, *args: str) -> str:
@@ -276,20 +276,6 @@ def test_inspect_and_ps_filters(mr: Minirun) -> None:
     assert mr("rm", "-f", "probe1", "done1").returncode == 0
 
 
-def _created(mr: Minirun, name: str, seconds: float = 20) -> Path:
-    """The directory of container ``name`` as soon as its state exists (polled every 0.5 ms)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        for d in (mr.root / "containers").glob("*/state.json") if (mr.root / "containers").is_dir() else ():
-            try:
-                if json.loads(d.read_text())["name"] == name:
-                    return d.parent
-            except (OSError, ValueError):
-                continue
-        time.sleep(0.0005)
-    raise AssertionError(f"container {name} was never created")
-
-
 def test_the_cli_ended_after_creation_leaves_the_container_running(mr: Minirun) -> None:
     """Issue 25, defect 1: once the container exists, nothing that happens to the CLI ends it
     (its monitor told a CLI that was gone, EPIPE, and recorded 125). A SIGINT or SIGHUP the
@@ -298,7 +284,7 @@ def test_the_cli_ended_after_creation_leaves_the_container_running(mr: Minirun) 
     for sig in (signal.SIGKILL, signal.SIGHUP, signal.SIGINT):
         name = f"survivor{int(sig)}"
         p = mr.popen("run", "-d", "--name", name, "busybox", "sleep", "1000")
-        directory = _created(mr, name)
+        directory = created(mr, name)
         os.kill(p.pid, sig)
         out, err = p.communicate(timeout=30)
         time.sleep(0.5)
@@ -320,7 +306,7 @@ def test_a_ctrl_c_once_the_container_exists_is_the_containers(mr: Minirun) -> No
         p = subprocess.Popen(mr.argv("run", "--rm", "--name", name, "busybox", "sh", "-c", "sleep 0.2; exit 3"),
                              env=mr.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              process_group=0)
-        _created(mr, name)
+        created(mr, name)
         os.killpg(p.pid, signal.SIGINT)
         _, err = p.communicate(timeout=30)
         assert (p.returncode, err) == (3, ""), (i, p.returncode, err)
@@ -335,7 +321,7 @@ def test_a_pid_without_its_start_time_is_nobody(mr: Minirun) -> None:
     assert mr("run", "--name", "old", "busybox", "true").returncode == 0
     stranger = subprocess.Popen(["sleep", "60"])
     try:
-        directory = _created(mr, "old")
+        directory = created(mr, "old")
         state = _state(mr, directory.name)
         state.update(status="running", pid=stranger.pid, pid_start=None, monitor=stranger.pid, monitor_start=None)
         (directory / "state.json").write_text(json.dumps(state))

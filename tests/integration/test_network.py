@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Minirun
+from tests.integration.conftest import Minirun, created
 
 _names = itertools.count()
 BRIDGED = ["lo", "minirun0", "side0", "side1"]   # the host side's links, the bridge made
@@ -125,6 +125,27 @@ def test_a_container_reaches_the_host_side(host: HostSide, tmp_path: Path) -> No
     finally:
         server.kill()
         server.wait()
+
+
+def test_run_d_starts_on_the_bridge_though_its_cli_was_killed(host: HostSide) -> None:
+    """run -d's network helper is forked by the CLI and asked by the monitor: it is not killed
+    with the CLI (as a foreground run's is), so a CLI killed once the container exists, before
+    its network is attached, leaves it running with its eth0, as before the helper."""
+    for i in range(3):
+        name = f"orphan{i}"
+        p = host.popen("run", "-d", "--name", name, "busybox", "sh", "-c",
+                       "busybox ip -o -4 addr show eth0; exec sleep 60")
+        created(host.mr, name)
+        os.kill(p.pid, signal.SIGKILL)
+        p.communicate(timeout=30)
+        deadline = time.monotonic() + 20
+        while "inet 10.77.0." not in (logs := host.run("logs", name)).stdout:
+            assert time.monotonic() < deadline, (i, logs, host.run("ps", "-a").stdout)
+            time.sleep(0.1)
+        assert name in host.run("ps").stdout
+        assert host.run("rm", "-f", name).returncode == 0
+    assert host.settled_links(["lo", "minirun0", "side0", "side1"]) == ["lo", "minirun0", "side0", "side1"]
+    assert host.leases() == []
 
 
 def _address_of(host: HostSide, name: str) -> str:
