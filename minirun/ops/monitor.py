@@ -23,7 +23,10 @@ if TYPE_CHECKING:
 def exec_detached(work: Callable[[Callable[[], None]], int]) -> int:
     """exec -d: ``work`` (an exec, told what to call once its program runs) in a monitor of
     its own, as run -d's; 0 once the program runs, or its ContainerStartError."""
-    in_monitor(lambda started: work(lambda: started("exec")))
+    def program_runs(started: Callable[[str], None]) -> None:
+        started("exec")
+        shed()
+    in_monitor(lambda started: work(lambda: program_runs(started)))
     return 0
 
 
@@ -57,9 +60,10 @@ def in_monitor(work: Callable[[Callable[[str], None]], int], keep: tuple[int, ..
     raise ContainerStartError("the container's monitor ended before the program started", EXIT_RUN_FAILED)
 
 
-def _shed() -> None:
-    """The monitor from here on only relays and waits: what the making of the container left
-    on the heap is freed, and the C heap's free pages given back to the kernel."""
+def shed() -> None:
+    """The monitor from here on only relays and waits (it stays this interpreter: no lean
+    monitor replaces it): what the making of the container left on the heap is freed, and the
+    C heap's free pages given back to the kernel. Not before an exec, which frees it all."""
     import ctypes
     import gc
     gc.collect()
@@ -101,7 +105,6 @@ def _monitor(work: Callable[[Callable[[str], None]], int], report: Channel, keep
     def started(cid: str) -> None:
         _libc.set_title(f"minirun-monitor {cid[:12]}")
         tell(STARTED, cid.encode())
-        _shed()
 
     try:
         return work(started)

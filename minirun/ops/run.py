@@ -327,13 +327,13 @@ def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wir
     log = None
     if made.log is not None:
         log = LogWriter(directory, made.log)
+    lean = _lean(ctx, directory, made, to_run) if started is not None else None
     try:
         launch = process.Launch(to_run, made.program, mounts, mounts[-1].target, cgroup if cgroup.needed else None,
                                 wired.attach, wired.joined)
         return process.start(launch, on_started,
-                             Output(None if log is None else log.write,
-                                    None if started is None else lambda: started(state.id), troubles,
-                                    _lean(ctx, directory, made, to_run) if started is not None else None),
+                             Output(None if log is None else log.write, _on_exec(state.id, started, lean), troubles,
+                                    lean),
                              made.signals)
     finally:
         for checker in checkers:
@@ -342,6 +342,23 @@ def _start(ctx: Context, made: Made, state: ContainerState, directory: Path, wir
             log.close()
             if log.dropped:
                 lost.append((log.dropped, log.failure.strerror or str(log.failure) if log.failure else "?"))
+
+
+def _on_exec(cid: str, started: Callable[[str], None] | None,
+             lean: Callable[[int, int, Pipes | None], None] | None) -> Callable[[], None] | None:
+    """What a detached container's monitor does once its program runs: the CLI told, then its
+    heap shed where it stays the full monitor (no lean one to exec: a health check)."""
+    if started is None:
+        return None
+    told = started
+    if lean is not None:
+        return lambda: told(cid)
+    from .monitor import shed
+
+    def told_and_shed() -> None:
+        told(cid)
+        shed()
+    return told_and_shed
 
 
 def _lean(ctx: Context, directory: Path, made: Made,
@@ -360,6 +377,8 @@ def _lean(ctx: Context, directory: Path, made: Made,
                  to_run.cgroup_name, to_run.cgroup_parent, "rm" if made.settings.auto_remove else "keep",
                  made.settings.restart]
         exec_lean(pid, str(directory), made.log, master, pipes, after)
+        from .monitor import shed
+        shed()  # the exec failed: this monitor relays after all
     return hand_off
 
 
