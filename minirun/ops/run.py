@@ -365,13 +365,16 @@ def _lean(ctx: Context, directory: Path, made: Made,
           to_run: Plan) -> Callable[[int, int, Pipes | None], None] | None:
     """A detached container's monitor becomes the lean one once its program runs (see
     runtime/keeper.py), and ops/aftermath.py after its end; not with a health check, whose
-    prober is a thread of this monitor's. What the end's work must not read back from disk
-    (config.json may be gone or damaged by then) goes in its arguments: the cgroup, --rm, the
-    restart policy."""
+    prober is a thread of this monitor's, nor when the program has ended by then (hello-world:
+    the lean monitor and the aftermath would be ~45 ms of two interpreters' starts for it).
+    What the end's work must not read back from disk (config.json may be gone or damaged by
+    then) goes in its arguments: the cgroup, --rm, the restart policy."""
     if made.settings.health:
         return None
 
     def hand_off(pid: int, master: int, pipes: Pipes | None) -> None:
+        if process.ended_already(pid):
+            return  # a program that is done already: this monitor ends it, not two interpreters more
         from ..runtime.keeper import command, exec_lean
         after = [*command("minirun.ops.aftermath"), str(ctx.root), ctx.driver or "", str(directory),
                  to_run.cgroup_name, to_run.cgroup_parent, "rm" if made.settings.auto_remove else "keep",

@@ -115,6 +115,14 @@ def _open_namespaces(plan: Plan, joined: Mapping[str, int]) -> dict[str, int]:
     return joins
 
 
+def ended_already(pid: int) -> bool:
+    """Whether child ``pid`` has exited, without reaping it (its wait is still to come)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return False
+
+
 def exit_code(status: int) -> int:
     """Docker's exit code for a wait status: the program's, or 128+N for a signal N."""
     if os.WIFSIGNALED(status):
