@@ -218,6 +218,7 @@ class Snapshotter:
                           (self._lower(chains), f"upperdir={upper}", f"workdir={work}"), cwd=str(self.dir))]
         if not any(rootfs.iterdir()):
             rootfs.rmdir()
+            spread_children(container_dir)  # its copy, as a layer, away from what a removal just freed
             _copy_tree(self.fs(chains[-1]), rootfs)
         trace.event("container", "rootfs", f"root filesystem: a copy of the top snapshot in {rootfs} (vfs)",
                     driver="vfs", lower=[chains[-1]], upper=str(rootfs))

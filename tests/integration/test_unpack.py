@@ -359,9 +359,12 @@ def test_layers_are_unpacked_under_a_top_directory(snap: Snapshotter, blobs: Pat
     snapshot in a block group of its own, away from the inodes a removal just freed (which a
     journal-less ext4 scans past at every create); on a filesystem without the flag, nothing."""
     assert _fs_type(tmp_path) == "ext2/ext3"  # the tests' store is on ext4, as on the VMs
-    unpack_stack(snap, [make_layer(blobs, [E("a", data=b"a")])])
+    chains = unpack_stack(snap, [make_layer(blobs, [E("a", data=b"a")])])
     assert "T" in _lsattr(snap.tmp)
     assert snap.fs(unpack_stack(snap, [make_layer(blobs, [E("b", data=b"b")])])[0]).joinpath("b").read_bytes() == b"b"
+    # vfs copies the image's tree for each container: that copy too (overlay copies nothing)
+    assert tree(snap, chains, tmp_path)["/a"][0] == "file"
+    assert ("T" in _lsattr(tmp_path / "containers" / "c")) == (snap.driver == "vfs")
 
 
 def test_the_top_directory_flag_where_a_filesystem_has_none(tmp_path: Path) -> None:
