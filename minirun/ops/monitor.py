@@ -23,10 +23,7 @@ if TYPE_CHECKING:
 def exec_detached(work: Callable[[Callable[[], None]], int]) -> int:
     """exec -d: ``work`` (an exec, told what to call once its program runs) in a monitor of
     its own, as run -d's; 0 once the program runs, or its ContainerStartError."""
-    def program_runs(started: Callable[[str], None]) -> None:
-        started("exec")
-        shed()
-    in_monitor(lambda started: work(lambda: program_runs(started)))
+    in_monitor(lambda started: work(staying(started, "exec")))
     return 0
 
 
@@ -58,6 +55,15 @@ def in_monitor(work: Callable[[Callable[[str], None]], int], keep: tuple[int, ..
         raise ContainerStartError(message, code)
     os.waitpid(pid, 0)
     raise ContainerStartError("the container's monitor ended before the program started", EXIT_RUN_FAILED)
+
+
+def staying(started: Callable[[str], None], cid: str) -> Callable[[], None]:
+    """What a monitor that stays the full one (no lean monitor execs in its place) calls once
+    the program runs: the CLI told (``started``, with ``cid``), then its heap shed."""
+    def told_and_shed() -> None:
+        started(cid)
+        shed()
+    return told_and_shed
 
 
 def shed() -> None:

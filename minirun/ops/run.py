@@ -350,15 +350,10 @@ def _on_exec(cid: str, started: Callable[[str], None] | None,
     heap shed where it stays the full monitor (no lean one to exec: a health check)."""
     if started is None:
         return None
-    told = started
     if lean is not None:
-        return lambda: told(cid)
-    from .monitor import shed
-
-    def told_and_shed() -> None:
-        told(cid)
-        shed()
-    return told_and_shed
+        return lambda: started(cid)
+    from .monitor import staying
+    return staying(started, cid)
 
 
 def _lean(ctx: Context, directory: Path, made: Made,
