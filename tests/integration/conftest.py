@@ -234,7 +234,6 @@ def fill_disk(directory: Path, leave: int) -> Path:
 
 def until(what: str, check: Callable[[], bool], seconds: float = 30) -> None:
     """Wait (bounded) until ``check`` holds; ``what`` names it when it never does."""
-    import time
     deadline = time.monotonic() + seconds
     while not check():
         assert time.monotonic() < deadline, what
