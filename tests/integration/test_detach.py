@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.integration.conftest import CGROUP_PARENT, Minirun, created
+from tests.integration.conftest import CGROUP_PARENT, Minirun, created, until
 
 
 def _detach(mr: Minirun, *args: str) -> str:
@@ -161,6 +161,9 @@ def test_a_killed_monitor_shows_exited_and_rm_cleans_up(mr: Minirun) -> None:
     start again, and rm cleans up."""
     assert mr("pull", "-q", "busybox").returncode == 0
     cid = _detach(mr, "--name", "orphan", "busybox", "sh", "-c", "echo run >> /runs; exec sleep 30")
+    # run -d returns once the program is exec'd (as Docker's), not once it has run its first
+    # command: the monitor is killed after the first run has written, so that two are counted.
+    until("the first run's line", lambda: mr("exec", "orphan", "cat", "/runs").stdout == "run\n")
     state = _state(mr, cid)
     os.kill(int(str(state["monitor"])), signal.SIGKILL)
     deadline = time.monotonic() + 10
@@ -172,6 +175,7 @@ def test_a_killed_monitor_shows_exited_and_rm_cleans_up(mr: Minirun) -> None:
     assert r.stdout == "exited 255 its monitor ended before it did: the exit code is unknown\n", r
     assert mr("wait", "orphan").stdout == "255\n"
     assert mr("start", "orphan").returncode == 0
+    until("the second run's line", lambda: mr("exec", "orphan", "cat", "/runs").stdout == "run\nrun\n", 10)
     r = mr("exec", "orphan", "cat", "/runs")
     assert (r.returncode, r.stdout) == (0, "run\nrun\n"), r
     assert mr("inspect", "--format", "{{.State.Error}}", "orphan").stdout == "\n"
