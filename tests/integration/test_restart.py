@@ -23,7 +23,14 @@ def _inspect(mr: Minirun, name: str) -> dict[str, object]:
 
 
 def _runs(data: Path) -> int:
-    return int((data / "n").read_text()) if (data / "n").exists() else 0
+    """The runs counted so far. COUNT's ``echo $n > /data/n`` empties the file before it writes
+    it: read between the two, it says nothing, and is read again (bounded)."""
+    for _ in range(100):
+        text = (data / "n").read_text() if (data / "n").exists() else "0"
+        if text.strip():
+            return int(text)
+        time.sleep(0.01)
+    raise AssertionError(f"{data / 'n'} stayed empty")
 
 
 def test_on_failure_restarts_at_most_max_times_and_keeps_the_last_code(mr: Minirun, tmp_path: Path) -> None:
